@@ -1,0 +1,12 @@
+//! Reverse-mode autodiff over a tape of coarse, fused ops.
+//!
+//! The tape is reused across training steps: `reset()` forgets the ops but keeps every
+//! node's buffers, so a steady-state step (same shapes each time) allocates nothing.
+
+mod params;
+mod tape;
+
+pub use params::{ParamEntry, ParamId, ParamStore};
+pub use tape::{Tape, Var};
+#[cfg(test)]
+mod gradcheck;

@@ -1,0 +1,118 @@
+//! All trainable parameters of a model in one flat buffer, their gradients in a second
+//! buffer of the same layout. Layers hold `ParamId`s (views: offset + shape). An optimizer
+//! step is then one fused pass over memory, zeroing gradients one memset, and a checkpoint
+//! or an all-reduce one buffer.
+
+use crate::tensor::Shape;
+
+/// Tensors start at multiples of 16 floats (64 bytes, one cache line / AVX-512 register).
+const ALIGN: usize = 16;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ParamId(pub(crate) usize);
+
+#[derive(Clone, Debug)]
+pub struct ParamEntry {
+    /// Full name, e.g. `dense_1.kernel`.
+    pub name: String,
+    pub shape: Shape,
+    pub offset: usize,
+    pub trainable: bool,
+}
+
+impl ParamEntry {
+    pub fn range(&self) -> std::ops::Range<usize> {
+        self.offset..self.offset + self.shape.numel()
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ParamStore {
+    values: Vec<f32>,
+    grads: Vec<f32>,
+    entries: Vec<ParamEntry>,
+}
+
+impl ParamStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a tensor, filled by `init`. Padding between tensors stays zero.
+    pub fn add(&mut self, name: impl Into<String>, shape: Shape, init: impl FnOnce(&mut [f32])) -> ParamId {
+        let offset = self.values.len().div_ceil(ALIGN) * ALIGN;
+        let end = offset + shape.numel();
+        self.values.resize(end, 0.0);
+        self.grads.resize(end, 0.0);
+        init(&mut self.values[offset..end]);
+        self.entries.push(ParamEntry { name: name.into(), shape, offset, trainable: true });
+        ParamId(self.entries.len() - 1)
+    }
+
+    pub fn entry(&self, id: ParamId) -> &ParamEntry {
+        &self.entries[id.0]
+    }
+    pub fn entries(&self) -> &[ParamEntry] {
+        &self.entries
+    }
+    pub fn find(&self, name: &str) -> Option<ParamId> {
+        self.entries.iter().position(|e| e.name == name).map(ParamId)
+    }
+    pub fn ids(&self) -> impl Iterator<Item = ParamId> {
+        (0..self.entries.len()).map(ParamId)
+    }
+    pub fn set_trainable(&mut self, id: ParamId, trainable: bool) {
+        self.entries[id.0].trainable = trainable;
+    }
+
+    pub fn value(&self, id: ParamId) -> &[f32] {
+        &self.values[self.entries[id.0].range()]
+    }
+    pub fn value_mut(&mut self, id: ParamId) -> &mut [f32] {
+        let r = self.entries[id.0].range();
+        &mut self.values[r]
+    }
+    pub fn grad(&self, id: ParamId) -> &[f32] {
+        &self.grads[self.entries[id.0].range()]
+    }
+
+    /// The whole flat parameter buffer (including alignment padding).
+    pub fn values(&self) -> &[f32] {
+        &self.values
+    }
+    pub fn values_mut(&mut self) -> &mut [f32] {
+        &mut self.values
+    }
+    pub fn grads(&self) -> &[f32] {
+        &self.grads
+    }
+    pub fn grads_mut(&mut self) -> &mut [f32] {
+        &mut self.grads
+    }
+    /// Parameters and gradients at once, for optimizer steps.
+    pub fn values_and_grads(&mut self) -> (&mut [f32], &[f32]) {
+        (&mut self.values, &self.grads)
+    }
+    /// Length of the flat buffers.
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+    /// Number of real parameters (excluding padding).
+    pub fn count(&self) -> usize {
+        self.entries.iter().map(|e| e.shape.numel()).sum()
+    }
+
+    pub fn zero_grads(&mut self) {
+        self.grads.fill(0.0);
+    }
+
+    pub(crate) fn take_grads(&mut self) -> Vec<f32> {
+        std::mem::take(&mut self.grads)
+    }
+    pub(crate) fn restore_grads(&mut self, grads: Vec<f32>) {
+        self.grads = grads;
+    }
+}

@@ -1,0 +1,413 @@
+use std::mem::take;
+use std::ops::Range;
+
+use super::params::{ParamId, ParamStore};
+use crate::error::{Error, Result};
+use crate::tensor::kernels::activation::{act_backward_inplace, bias_act_inplace, Activation};
+use crate::tensor::kernels::loss::LossKind;
+use crate::tensor::kernels::matmul::matmul;
+use crate::tensor::kernels::reduce::col_sums;
+use crate::tensor::Shape;
+
+/// A value on the tape (index of its node).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Var(u32);
+
+impl Var {
+    fn idx(self) -> usize {
+        self.0 as usize
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Op {
+    /// Data fed in; never needs a gradient.
+    Input,
+    /// A view of a parameter in the `ParamStore` (values and gradients live there).
+    Param { range: (usize, usize) },
+    /// y = act(x·W + b)
+    Dense { x: Var, w: Var, b: Option<Var>, act: Activation },
+    /// y = act(x)
+    Act { x: Var, act: Activation },
+    /// y = a·b
+    MatMul { a: Var, b: Var },
+    /// y = a + b (same shapes)
+    Add { a: Var, b: Var },
+    /// y = mean over the batch of loss(pred, target); a scalar.
+    Loss { pred: Var, kind: LossKind },
+}
+
+struct Node {
+    shape: Shape,
+    op: Op,
+    requires_grad: bool,
+    value: Vec<f32>,
+    grad: Vec<f32>,
+    /// What backward needs beyond inputs and output: GELU's input, the loss gradient, targets.
+    aux: Vec<f32>,
+    /// Loss targets (held here so the op owns what it read).
+    target: Vec<f32>,
+}
+
+/// The record of one forward pass. See the module docs for the reuse contract.
+pub struct Tape {
+    nodes: Vec<Node>,
+    len: usize,
+    grad_enabled: bool,
+}
+
+impl Default for Tape {
+    fn default() -> Self {
+        Tape { nodes: Vec::new(), len: 0, grad_enabled: true }
+    }
+}
+
+/// Where a value's storage is: a tape node's buffer or a range of the parameter store.
+fn param_range(op: &Op) -> Option<Range<usize>> {
+    match op {
+        Op::Param { range } => Some(range.0..range.1),
+        _ => None,
+    }
+}
+
+fn value_of<'a>(nodes: &'a [Node], params: &'a [f32], v: Var) -> &'a [f32] {
+    let n = &nodes[v.idx()];
+    match param_range(&n.op) {
+        Some(r) => &params[r],
+        None => &n.value,
+    }
+}
+
+/// Runs `f` with a mutable view of `v`'s gradient and shared access to all node values.
+fn with_grad<R>(nodes: &mut [Node], pgrads: &mut [f32], v: Var, f: impl FnOnce(&[Node], &mut [f32]) -> R) -> R {
+    match param_range(&nodes[v.idx()].op) {
+        Some(r) => f(nodes, &mut pgrads[r]),
+        None => {
+            let mut g = take(&mut nodes[v.idx()].grad);
+            let out = f(nodes, &mut g);
+            nodes[v.idx()].grad = g;
+            out
+        }
+    }
+}
+
+impl Tape {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Forgets the recorded ops, keeping all buffers for the next pass.
+    pub fn reset(&mut self) {
+        self.len = 0;
+    }
+
+    pub fn grad_enabled(&self) -> bool {
+        self.grad_enabled
+    }
+
+    /// Runs `f` without recording what backward would need (evaluation, prediction).
+    pub fn no_grad<R>(&mut self, f: impl FnOnce(&mut Tape) -> R) -> R {
+        let before = self.grad_enabled;
+        self.grad_enabled = false;
+        let out = f(self);
+        self.grad_enabled = before;
+        out
+    }
+
+    fn push(&mut self, shape: Shape, op: Op, requires_grad: bool) -> Var {
+        let requires_grad = requires_grad && self.grad_enabled;
+        let n = match op {
+            Op::Param { .. } => 0,
+            _ => shape.numel(),
+        };
+        if self.len == self.nodes.len() {
+            self.nodes.push(Node {
+                shape,
+                op,
+                requires_grad,
+                value: Vec::new(),
+                grad: Vec::new(),
+                aux: Vec::new(),
+                target: Vec::new(),
+            });
+        }
+        let node = &mut self.nodes[self.len];
+        node.shape = shape;
+        node.op = op;
+        node.requires_grad = requires_grad;
+        // Resizing within capacity does not allocate: steady-state steps reuse buffers.
+        node.value.resize(n, 0.0);
+        self.len += 1;
+        Var((self.len - 1) as u32)
+    }
+
+    /// Adds input data, filled in place by `fill` (e.g. gathering a shuffled batch).
+    pub fn input_with(&mut self, shape: Shape, fill: impl FnOnce(&mut [f32])) -> Var {
+        let v = self.push(shape, Op::Input, false);
+        fill(&mut self.nodes[v.idx()].value);
+        v
+    }
+
+    pub fn input(&mut self, shape: Shape, data: &[f32]) -> Result<Var> {
+        if shape.numel() != data.len() {
+            return Err(Error::shape("Tape::input", format!("{} values for {shape}", shape.numel()), data.len()));
+        }
+        Ok(self.input_with(shape, |buf| buf.copy_from_slice(data)))
+    }
+
+    /// A leaf viewing a parameter; gradients flow into the store's flat gradient buffer.
+    pub fn param(&mut self, store: &ParamStore, id: ParamId) -> Var {
+        let e = store.entry(id);
+        let r = e.range();
+        self.push(e.shape, Op::Param { range: (r.start, r.end) }, e.trainable)
+    }
+
+    pub fn shape(&self, v: Var) -> Shape {
+        self.nodes[v.idx()].shape
+    }
+
+    /// The value of `v` (parameters are read from `store`).
+    pub fn value<'a>(&'a self, store: &'a ParamStore, v: Var) -> &'a [f32] {
+        value_of(&self.nodes[..self.len], store.values(), v)
+    }
+
+    /// The gradient of the last `backward` with respect to a non-parameter value.
+    pub fn grad(&self, v: Var) -> &[f32] {
+        &self.nodes[v.idx()].grad
+    }
+
+    fn requires_grad(&self, v: Var) -> bool {
+        self.nodes[v.idx()].requires_grad
+    }
+
+    /// Computes `op` into the freshly pushed node `out`, with its value buffer moved out
+    /// so inputs can be read while it is written.
+    fn compute(&mut self, store: &ParamStore, out: Var, f: impl FnOnce(&[Node], &[f32], &mut [f32], &mut Vec<f32>)) {
+        let mut value = take(&mut self.nodes[out.idx()].value);
+        let mut aux = take(&mut self.nodes[out.idx()].aux);
+        f(&self.nodes[..self.len], store.values(), &mut value, &mut aux);
+        self.nodes[out.idx()].value = value;
+        self.nodes[out.idx()].aux = aux;
+    }
+
+    /// `y = act(x·W + b)` with `x: [batch, in]`, `W: [in, out]`, `b: [out]`: one GEMM and
+    /// one fused bias + activation pass.
+    pub fn dense(&mut self, store: &ParamStore, x: Var, w: Var, b: Option<Var>, act: Activation) -> Result<Var> {
+        let (xs, ws) = (self.shape(x), self.shape(w));
+        if xs.rank() != 2 || ws.rank() != 2 || xs.cols() != ws.dims()[0] {
+            return Err(Error::shape("dense", format!("x [batch, {}] for kernel {ws}", ws.dims()[0]), xs));
+        }
+        let (m, k, n) = (xs.rows(), ws.dims()[0], ws.dims()[1]);
+        if let Some(b) = b {
+            if self.shape(b).numel() != n {
+                return Err(Error::shape("dense bias", n, self.shape(b)));
+            }
+        }
+        let rg = self.requires_grad(x) || self.requires_grad(w) || b.is_some_and(|b| self.requires_grad(b));
+        let out = self.push(Shape::matrix(m, n), Op::Dense { x, w, b, act }, rg);
+        let keep_input = rg && self.grad_enabled && act.needs_input_for_backward();
+        self.compute(store, out, |nodes, params, y, aux| {
+            matmul(y, value_of(nodes, params, x), value_of(nodes, params, w), m, k, n, false, false, false);
+            let bias = b.map_or(&[][..], |b| value_of(nodes, params, b));
+            if keep_input {
+                bias_act_inplace(y, bias, n, Activation::Linear);
+                aux.clear();
+                aux.extend_from_slice(y);
+                bias_act_inplace(y, &[], n, act);
+            } else {
+                bias_act_inplace(y, bias, n, act);
+            }
+        });
+        Ok(out)
+    }
+
+    /// `y = act(x)`, elementwise (softmax: over the last axis).
+    pub fn activation(&mut self, store: &ParamStore, x: Var, act: Activation) -> Var {
+        let xs = self.shape(x);
+        let rg = self.requires_grad(x);
+        let out = self.push(xs, Op::Act { x, act }, rg);
+        let keep_input = rg && self.grad_enabled && act.needs_input_for_backward();
+        let cols = xs.cols().max(1);
+        self.compute(store, out, |nodes, params, y, aux| {
+            let xv = value_of(nodes, params, x);
+            y.copy_from_slice(xv);
+            if keep_input {
+                aux.clear();
+                aux.extend_from_slice(xv);
+            }
+            bias_act_inplace(y, &[], cols, act);
+        });
+        out
+    }
+
+    /// `y = a·b` for `a: [m, k]`, `b: [k, n]`.
+    pub fn matmul(&mut self, store: &ParamStore, a: Var, b: Var) -> Result<Var> {
+        let (sa, sb) = (self.shape(a), self.shape(b));
+        if sa.rank() != 2 || sb.rank() != 2 || sa.dims()[1] != sb.dims()[0] {
+            return Err(Error::shape("matmul", format!("[m, k]·[k, n] (left is {sa})"), sb));
+        }
+        let (m, k, n) = (sa.dims()[0], sa.dims()[1], sb.dims()[1]);
+        let rg = self.requires_grad(a) || self.requires_grad(b);
+        let out = self.push(Shape::matrix(m, n), Op::MatMul { a, b }, rg);
+        self.compute(store, out, |nodes, params, y, _| {
+            matmul(y, value_of(nodes, params, a), value_of(nodes, params, b), m, k, n, false, false, false);
+        });
+        Ok(out)
+    }
+
+    /// `y = a + b`, same shapes.
+    pub fn add(&mut self, store: &ParamStore, a: Var, b: Var) -> Result<Var> {
+        let (sa, sb) = (self.shape(a), self.shape(b));
+        if sa != sb {
+            return Err(Error::shape("add", sa, sb));
+        }
+        let rg = self.requires_grad(a) || self.requires_grad(b);
+        let out = self.push(sa, Op::Add { a, b }, rg);
+        self.compute(store, out, |nodes, params, y, _| {
+            let (av, bv) = (value_of(nodes, params, a), value_of(nodes, params, b));
+            y.iter_mut().zip(av.iter().zip(bv)).for_each(|(y, (a, b))| *y = a + b);
+        });
+        Ok(out)
+    }
+
+    /// Mean over the batch of `kind`'s per-sample loss. `target` holds one class index per
+    /// row for sparse losses, else a tensor shaped like `pred`. When recording, the
+    /// gradient with respect to `pred` is computed in the same pass and kept for backward.
+    pub fn loss(&mut self, store: &ParamStore, pred: Var, target: &[f32], kind: LossKind) -> Result<Var> {
+        let ps = self.shape(pred);
+        let rows = ps.rows();
+        let cols = ps.cols().max(1);
+        let want = if kind.sparse_targets() { rows } else { ps.numel() };
+        if target.len() != want {
+            return Err(Error::shape("loss targets", format!("{want} values for predictions {ps}"), target.len()));
+        }
+        let rg = self.requires_grad(pred);
+        let out = self.push(Shape::scalar(), Op::Loss { pred, kind }, rg);
+        let record = rg && self.grad_enabled;
+        let scale = 1.0 / rows.max(1) as f32;
+        {
+            let node = &mut self.nodes[out.idx()];
+            node.target.clear();
+            node.target.extend_from_slice(target);
+        }
+        self.compute(store, out, |nodes, params, y, aux| {
+            let p = value_of(nodes, params, pred);
+            let grad = if record {
+                aux.resize(p.len(), 0.0);
+                Some(&mut aux[..])
+            } else {
+                None
+            };
+            let sum = kind.compute(p, &nodes[out.idx()].target, cols, grad, scale);
+            y[0] = (sum * scale as f64) as f32;
+        });
+        Ok(out)
+    }
+
+    /// Scalar value of a loss node.
+    pub fn scalar(&self, v: Var) -> f32 {
+        self.nodes[v.idx()].value[0]
+    }
+
+    /// Back-propagates from the scalar `root`, accumulating parameter gradients into
+    /// `store`'s gradient buffer (zero it first with `ParamStore::zero_grads`) and leaving
+    /// the gradients of intermediate values readable through [`Tape::grad`].
+    pub fn backward(&mut self, root: Var, store: &mut ParamStore) -> Result<()> {
+        if !self.grad_enabled {
+            return Err(Error::State("backward called inside no_grad".into()));
+        }
+        if self.shape(root).numel() != 1 {
+            return Err(Error::shape("backward root", "a scalar", self.shape(root)));
+        }
+        for node in &mut self.nodes[..self.len] {
+            if node.requires_grad && param_range(&node.op).is_none() {
+                let n = node.shape.numel();
+                node.grad.resize(n, 0.0);
+                node.grad.fill(0.0);
+            }
+        }
+        if !self.requires_grad(root) {
+            return Ok(());
+        }
+        self.nodes[root.idx()].grad[0] = 1.0;
+        let mut pgrads = store.take_grads();
+        let pvals = store.values();
+        let nodes = &mut self.nodes[..self.len];
+        for i in (0..=root.idx()).rev() {
+            if !nodes[i].requires_grad {
+                continue;
+            }
+            let op = nodes[i].op;
+            let shape = nodes[i].shape;
+            match op {
+                Op::Input | Op::Param { .. } => {}
+                Op::Dense { x, w, b, act } => {
+                    let (m, n) = (shape.rows(), shape.cols());
+                    let k = nodes[x.idx()].shape.cols();
+                    // ∂L/∂z = ∂L/∂y ⊙ act'(z), in place in this node's gradient buffer.
+                    let mut g = take(&mut nodes[i].grad);
+                    act_backward_inplace(&mut g, &nodes[i].value, &nodes[i].aux, n, act);
+                    // ∂L/∂b = Σ_rows ∂L/∂z
+                    if let Some(b) = b.filter(|b| nodes[b.idx()].requires_grad) {
+                        with_grad(nodes, &mut pgrads, b, |_, gb| col_sums(gb, &g, n, true));
+                    }
+                    // ∂L/∂W = xᵀ·∂L/∂z
+                    if nodes[w.idx()].requires_grad {
+                        with_grad(nodes, &mut pgrads, w, |nodes, gw| {
+                            matmul(gw, value_of(nodes, pvals, x), &g, k, m, n, true, false, true)
+                        });
+                    }
+                    // ∂L/∂x = ∂L/∂z·Wᵀ
+                    if nodes[x.idx()].requires_grad {
+                        with_grad(nodes, &mut pgrads, x, |nodes, gx| {
+                            matmul(gx, &g, value_of(nodes, pvals, w), m, n, k, false, true, true)
+                        });
+                    }
+                    nodes[i].grad = g;
+                }
+                Op::Act { x, act } => {
+                    let mut g = take(&mut nodes[i].grad);
+                    act_backward_inplace(&mut g, &nodes[i].value, &nodes[i].aux, shape.cols().max(1), act);
+                    with_grad(nodes, &mut pgrads, x, |_, gx| gx.iter_mut().zip(&g).for_each(|(a, b)| *a += b));
+                    nodes[i].grad = g;
+                }
+                Op::MatMul { a, b } => {
+                    let g = take(&mut nodes[i].grad);
+                    let (m, n) = (shape.rows(), shape.cols());
+                    let k = nodes[a.idx()].shape.cols();
+                    // ∂L/∂a = g·bᵀ, ∂L/∂b = aᵀ·g
+                    if nodes[a.idx()].requires_grad {
+                        with_grad(nodes, &mut pgrads, a, |nodes, ga| {
+                            matmul(ga, &g, value_of(nodes, pvals, b), m, n, k, false, true, true)
+                        });
+                    }
+                    if nodes[b.idx()].requires_grad {
+                        with_grad(nodes, &mut pgrads, b, |nodes, gb| {
+                            matmul(gb, value_of(nodes, pvals, a), &g, k, m, n, true, false, true)
+                        });
+                    }
+                    nodes[i].grad = g;
+                }
+                Op::Add { a, b } => {
+                    let g = take(&mut nodes[i].grad);
+                    for v in [a, b] {
+                        if nodes[v.idx()].requires_grad {
+                            with_grad(nodes, &mut pgrads, v, |_, gv| gv.iter_mut().zip(&g).for_each(|(x, y)| *x += y));
+                        }
+                    }
+                    nodes[i].grad = g;
+                }
+                Op::Loss { pred, .. } => {
+                    let upstream = nodes[i].grad[0];
+                    let aux = take(&mut nodes[i].aux);
+                    with_grad(nodes, &mut pgrads, pred, |_, gp| {
+                        gp.iter_mut().zip(&aux).for_each(|(g, a)| *g += upstream * a)
+                    });
+                    nodes[i].aux = aux;
+                }
+            }
+        }
+        store.restore_grads(pgrads);
+        Ok(())
+    }
+}

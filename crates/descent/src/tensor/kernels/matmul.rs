@@ -1,0 +1,110 @@
+//! Matrix products through the `gemm` crate (runtime-dispatched AVX2/AVX-512 kernels).
+//! Transposes are expressed as strides, never materialized.
+
+use gemm::Parallelism;
+
+/// Products with fewer multiply-adds than this run on one thread: below it, forking
+/// costs more than it saves, and small models should not wake threads they cannot use.
+pub const PARALLEL_MIN_MACS: usize = 1 << 21;
+
+/// `c[m×n] = op(a)·op(b)`, or `c += op(a)·op(b)` when `accumulate`.
+///
+/// All matrices are row-major. `op(a)` is `a` (stored `[m, k]`) or, with `trans_a`,
+/// `aᵀ` of `a` stored `[k, m]`; likewise `op(b)` is `b` (`[k, n]`) or `bᵀ` of `[n, k]`.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul(
+    c: &mut [f32],
+    a: &[f32],
+    b: &[f32],
+    m: usize,
+    k: usize,
+    n: usize,
+    trans_a: bool,
+    trans_b: bool,
+    accumulate: bool,
+) {
+    assert_eq!(c.len(), m * n, "matmul: output buffer");
+    assert_eq!(a.len(), m * k, "matmul: left operand");
+    assert_eq!(b.len(), k * n, "matmul: right operand");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            c.fill(0.0);
+        }
+        return;
+    }
+    let (a_rs, a_cs) = if trans_a { (1, m as isize) } else { (k as isize, 1) };
+    let (b_rs, b_cs) = if trans_b { (1, k as isize) } else { (n as isize, 1) };
+    let threads = rayon::current_num_threads();
+    let parallelism =
+        if threads > 1 && m * n * k >= PARALLEL_MIN_MACS { Parallelism::Rayon(threads) } else { Parallelism::None };
+    // SAFETY: the asserts above bound every index gemm forms from (m, n, k) and the
+    // strides; `c` does not alias `a` or `b` (distinct borrows).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.as_ptr(),
+            a_cs,
+            a_rs,
+            b.as_ptr(),
+            b_cs,
+            b_rs,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(a: &[f32], b: &[f32], m: usize, k: usize, n: usize, ta: bool, tb: bool) -> Vec<f32> {
+        let mut c = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                let mut s = 0.0f64;
+                for p in 0..k {
+                    let av = if ta { a[p * m + i] } else { a[i * k + p] };
+                    let bv = if tb { b[j * k + p] } else { b[p * n + j] };
+                    s += av as f64 * bv as f64;
+                }
+                c[i * n + j] = s as f32;
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn all_transpose_combinations_match_naive() {
+        let (m, k, n) = (7, 13, 5);
+        let a: Vec<f32> = (0..m * k).map(|i| ((i * 37 % 17) as f32 - 8.0) / 7.0).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| ((i * 11 % 13) as f32 - 6.0) / 5.0).collect();
+        for ta in [false, true] {
+            for tb in [false, true] {
+                let want = naive(&a, &b, m, k, n, ta, tb);
+                let mut c = vec![1.0; m * n];
+                matmul(&mut c, &a, &b, m, k, n, ta, tb, false);
+                for (x, y) in c.iter().zip(&want) {
+                    assert!((x - y).abs() < 1e-5, "ta={ta} tb={tb}: {x} vs {y}");
+                }
+                matmul(&mut c, &a, &b, m, k, n, ta, tb, true);
+                for (x, y) in c.iter().zip(&want) {
+                    assert!((x - 2.0 * y).abs() < 1e-5, "accumulate ta={ta} tb={tb}");
+                }
+            }
+        }
+    }
+}
