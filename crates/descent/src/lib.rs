@@ -1,7 +1,18 @@
 //! descent: deep-learning training with Keras's simplicity and fused CPU kernels.
+//!
+//! Layers of the crate, bottom up: `tensor` (storage, shapes, SIMD kernels, GEMM),
+//! `autograd` (flat parameter store, tape, backward), `nn` (layers, losses, metrics,
+//! Sequential), `optim` (fused optimizers), `data` (datasets and readers), `train`
+//! (compile / fit / evaluate / predict, callbacks), `io` (safetensors weights, configs).
 
-pub mod autograd;
-pub mod error;
+#[macro_use]
 pub mod tensor;
+pub mod autograd;
+pub(crate) mod config_util;
+pub mod error;
+pub mod nn;
+pub mod optim;
+pub mod rng;
+pub mod train;
 
 pub use error::{Error, Result};

@@ -1,5 +1,6 @@
 //! Tensors: f32 storage on a device, with a shape. The CPU kernels live in `kernels`.
 
+#[macro_use]
 pub mod kernels;
 mod shape;
 

@@ -1,0 +1,137 @@
+//! Dense (fully connected) layer: y = act(x·W + b), W: [in, out], b: [out].
+
+use super::layer::{DenseConfig, Layer, LayerConfig};
+use super::Initializer;
+use crate::autograd::{ParamId, ParamStore, Tape, Var};
+use crate::error::{Error, Result};
+use crate::rng::Rng;
+use crate::tensor::kernels::activation::Activation;
+use crate::tensor::Shape;
+
+#[derive(Clone, Debug)]
+pub struct Dense {
+    config: DenseConfig,
+    name: String,
+    kernel: Option<ParamId>,
+    bias: Option<ParamId>,
+    in_features: usize,
+}
+
+impl Dense {
+    /// `Dense(units, activation)` with Keras's defaults (glorot_uniform kernel, zero bias).
+    pub fn new(units: usize, activation: Activation) -> Self {
+        Dense::from_config(DenseConfig {
+            units,
+            activation,
+            use_bias: true,
+            kernel_initializer: Initializer::GlorotUniform,
+            bias_initializer: Initializer::Zeros,
+            name: None,
+            input_shape: None,
+        })
+    }
+
+    pub fn from_config(config: DenseConfig) -> Self {
+        Dense { name: config.name.clone().unwrap_or_default(), config, kernel: None, bias: None, in_features: 0 }
+    }
+
+    /// Declares the per-sample input shape (first layer of a Sequential).
+    pub fn input_shape(mut self, shape: &[usize]) -> Self {
+        self.config.input_shape = Some(shape.to_vec());
+        self
+    }
+    pub fn use_bias(mut self, use_bias: bool) -> Self {
+        self.config.use_bias = use_bias;
+        self
+    }
+    pub fn kernel_initializer(mut self, init: Initializer) -> Self {
+        self.config.kernel_initializer = init;
+        self
+    }
+    pub fn bias_initializer(mut self, init: Initializer) -> Self {
+        self.config.bias_initializer = init;
+        self
+    }
+    pub fn name(mut self, name: &str) -> Self {
+        self.config.name = Some(name.into());
+        self.name = name.into();
+        self
+    }
+    pub fn kernel(&self) -> Option<ParamId> {
+        self.kernel
+    }
+    pub fn bias(&self) -> Option<ParamId> {
+        self.bias
+    }
+}
+
+impl Layer for Dense {
+    fn kind(&self) -> &'static str {
+        "Dense"
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn set_name(&mut self, name: String) {
+        self.name = name;
+    }
+    fn default_name(&self) -> &'static str {
+        "dense"
+    }
+    fn declared_input_shape(&self) -> Option<&[usize]> {
+        self.config.input_shape.as_deref()
+    }
+
+    fn build(&mut self, input: &[usize], store: &mut ParamStore, rng: &mut Rng) -> Result<Vec<usize>> {
+        let c = &self.config;
+        if c.units == 0 {
+            return Err(Error::Config(format!("layer '{}': units must be at least 1", self.name)));
+        }
+        if input.len() != 1 {
+            return Err(Error::shape(
+                format!("layer '{}' (Dense)", self.name),
+                "a flat per-sample input [features]",
+                format!("{input:?}"),
+            ));
+        }
+        let (fan_in, units) = (input[0], c.units);
+        let kernel_init = c.kernel_initializer;
+        self.kernel = Some(store.add(format!("{}.kernel", self.name), Shape::matrix(fan_in, units), |w| {
+            kernel_init.fill(w, fan_in, units, rng)
+        }));
+        if c.use_bias {
+            let bias_init = c.bias_initializer;
+            let shape = Shape::new(&[units])?;
+            self.bias = Some(store.add(format!("{}.bias", self.name), shape, |b| bias_init.fill(b, fan_in, units, rng)));
+        }
+        self.in_features = fan_in;
+        Ok(vec![units])
+    }
+
+    fn forward(&self, tape: &mut Tape, store: &ParamStore, x: Var, _training: bool) -> Result<Var> {
+        let kernel = self.kernel.ok_or_else(|| Error::State(format!("layer '{}' used before build", self.name)))?;
+        let xs = tape.shape(x);
+        if xs.rank() != 2 || xs.cols() != self.in_features {
+            return Err(Error::shape(
+                format!("layer '{}' (Dense)", self.name),
+                format!("input [batch, {}]", self.in_features),
+                xs,
+            ));
+        }
+        let w = tape.param(store, kernel);
+        let b = self.bias.map(|b| tape.param(store, b));
+        tape.dense(store, x, w, b, self.config.activation)
+    }
+
+    fn params(&self) -> Vec<ParamId> {
+        self.kernel.into_iter().chain(self.bias).collect()
+    }
+    fn output_activation(&self) -> Option<Activation> {
+        Some(self.config.activation)
+    }
+    fn config(&self) -> LayerConfig {
+        let mut c = self.config.clone();
+        c.name = Some(self.name.clone());
+        LayerConfig::Dense(c)
+    }
+}

@@ -1,0 +1,120 @@
+//! Weight initializers with Keras's names and formulas.
+
+use rand::Rng as _;
+use rand_distr::{Distribution, StandardNormal};
+use serde::{Deserialize, Serialize};
+
+use crate::rng::Rng;
+
+/// Keras's initializers. In configs: `"he_normal"`, or `{ constant = 0.1 }`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Initializer {
+    /// U(−l, l), l = √(6 / (fan_in + fan_out)) — Keras's default for kernels.
+    #[default]
+    GlorotUniform,
+    /// Truncated N(0, σ²), σ = √(2 / (fan_in + fan_out)) / 0.8796…
+    GlorotNormal,
+    /// U(−l, l), l = √(6 / fan_in)
+    HeUniform,
+    /// Truncated N(0, σ²), σ = √(2 / fan_in) / 0.8796…
+    HeNormal,
+    /// U(−l, l), l = √(3 / fan_in)
+    LecunUniform,
+    /// Truncated N(0, σ²), σ = √(1 / fan_in) / 0.8796…
+    LecunNormal,
+    Zeros,
+    Ones,
+    Constant(f32),
+}
+
+/// Standard deviation of a standard normal truncated to [−2, 2]; Keras divides by it so
+/// the truncated distribution keeps the intended variance.
+const TRUNC_STD: f64 = 0.879_625_661_034_239_8;
+
+impl Initializer {
+    /// Fills `out` for a tensor with the given fan-in and fan-out.
+    pub fn fill(&self, out: &mut [f32], fan_in: usize, fan_out: usize, rng: &mut Rng) {
+        let (fi, fo) = (fan_in.max(1) as f64, fan_out.max(1) as f64);
+        match *self {
+            Initializer::GlorotUniform => uniform(out, (6.0 / (fi + fo)).sqrt(), rng),
+            Initializer::HeUniform => uniform(out, (6.0 / fi).sqrt(), rng),
+            Initializer::LecunUniform => uniform(out, (3.0 / fi).sqrt(), rng),
+            Initializer::GlorotNormal => truncated_normal(out, (2.0 / (fi + fo)).sqrt() / TRUNC_STD, rng),
+            Initializer::HeNormal => truncated_normal(out, (2.0 / fi).sqrt() / TRUNC_STD, rng),
+            Initializer::LecunNormal => truncated_normal(out, (1.0 / fi).sqrt() / TRUNC_STD, rng),
+            Initializer::Zeros => out.fill(0.0),
+            Initializer::Ones => out.fill(1.0),
+            Initializer::Constant(c) => out.fill(c),
+        }
+    }
+}
+
+fn uniform(out: &mut [f32], limit: f64, rng: &mut Rng) {
+    for v in out {
+        *v = rng.random_range(-limit..limit) as f32;
+    }
+}
+
+/// N(0, σ²) resampled until within 2σ.
+fn truncated_normal(out: &mut [f32], std: f64, rng: &mut Rng) {
+    for v in out {
+        let z = loop {
+            let z: f64 = StandardNormal.sample(rng);
+            if z.abs() <= 2.0 {
+                break z;
+            }
+        };
+        *v = (z * std) as f32;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::seeded;
+
+    fn moments(init: Initializer, fan_in: usize, fan_out: usize) -> (f64, f64, f64) {
+        let mut v = vec![0.0f32; 200_000];
+        init.fill(&mut v, fan_in, fan_out, &mut seeded(1));
+        let n = v.len() as f64;
+        let mean = v.iter().map(|x| *x as f64).sum::<f64>() / n;
+        let var = v.iter().map(|x| (*x as f64 - mean).powi(2)).sum::<f64>() / n;
+        let max = v.iter().fold(0.0f64, |m, x| m.max(x.abs() as f64));
+        (mean, var, max)
+    }
+
+    #[test]
+    fn variances_follow_keras_formulas() {
+        // Every variance-scaling initializer targets Var = scale / fan with these fans.
+        let (fi, fo) = (100, 64);
+        let cases = [
+            (Initializer::GlorotUniform, 2.0 / (fi + fo) as f64),
+            (Initializer::GlorotNormal, 2.0 / (fi + fo) as f64),
+            (Initializer::HeUniform, 2.0 / fi as f64),
+            (Initializer::HeNormal, 2.0 / fi as f64),
+            (Initializer::LecunUniform, 1.0 / fi as f64),
+            (Initializer::LecunNormal, 1.0 / fi as f64),
+        ];
+        for (init, want) in cases {
+            let (mean, var, _) = moments(init, fi, fo);
+            assert!(mean.abs() < 0.01 * want.sqrt() * 10.0, "{init:?} mean {mean}");
+            assert!((var / want - 1.0).abs() < 0.02, "{init:?} variance {var} vs {want}");
+        }
+        let (_, _, max) = moments(Initializer::GlorotUniform, fi, fo);
+        assert!(max <= (6.0 / (fi + fo) as f64).sqrt());
+        let (_, _, max) = moments(Initializer::HeNormal, fi, fo);
+        assert!(max <= 2.0 * (2.0 / fi as f64).sqrt() / TRUNC_STD + 1e-6);
+    }
+
+    #[test]
+    fn constants() {
+        let mut v = [9.0f32; 4];
+        Initializer::Zeros.fill(&mut v, 1, 1, &mut seeded(0));
+        assert_eq!(v, [0.0; 4]);
+        Initializer::Constant(0.5).fill(&mut v, 1, 1, &mut seeded(0));
+        assert_eq!(v, [0.5; 4]);
+        let parsed: Initializer = toml::from_str::<std::collections::HashMap<String, Initializer>>("i = { constant = 0.25 }").unwrap()["i"];
+        assert_eq!(parsed, Initializer::Constant(0.25));
+    }
+}

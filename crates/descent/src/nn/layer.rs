@@ -1,0 +1,88 @@
+//! The layer interface and the serializable layer configurations.
+
+use serde::{Deserialize, Serialize};
+
+use super::{ActivationLayer, Dense, Initializer};
+use crate::autograd::{ParamId, ParamStore, Tape, Var};
+use crate::error::Result;
+use crate::rng::Rng;
+use crate::tensor::kernels::activation::Activation;
+
+/// A layer: built once for an input shape (creating its parameters in the model's flat
+/// store), then applied to batches on the tape.
+pub trait Layer: Send + Sync {
+    /// Keras's class name, e.g. `Dense`.
+    fn kind(&self) -> &'static str;
+    /// Unique name within the model (also the prefix of its weight names).
+    fn name(&self) -> &str;
+    fn set_name(&mut self, name: String);
+    /// Prefix for automatic names (`dense`, `dense_1`, …).
+    fn default_name(&self) -> &'static str;
+    /// Per-sample input shape this layer was declared with (first layer only), if any.
+    fn declared_input_shape(&self) -> Option<&[usize]> {
+        None
+    }
+    /// Creates parameters for a per-sample `input` shape; returns the per-sample output shape.
+    fn build(&mut self, input: &[usize], store: &mut ParamStore, rng: &mut Rng) -> Result<Vec<usize>>;
+    fn forward(&self, tape: &mut Tape, store: &ParamStore, x: Var, training: bool) -> Result<Var>;
+    /// The parameters this layer owns.
+    fn params(&self) -> Vec<ParamId>;
+    /// The activation applied last, if any (for the softmax-with-from_logits check).
+    fn output_activation(&self) -> Option<Activation> {
+        None
+    }
+    fn config(&self) -> LayerConfig;
+}
+
+/// A layer as written in a TOML experiment or the saved `model.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum LayerConfig {
+    Dense(DenseConfig),
+    Activation(ActivationConfig),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DenseConfig {
+    pub units: usize,
+    #[serde(default)]
+    pub activation: Activation,
+    #[serde(default = "yes")]
+    pub use_bias: bool,
+    #[serde(default)]
+    pub kernel_initializer: Initializer,
+    #[serde(default = "zeros")]
+    pub bias_initializer: Initializer,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_shape: Option<Vec<usize>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActivationConfig {
+    pub activation: Activation,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_shape: Option<Vec<usize>>,
+}
+
+fn yes() -> bool {
+    true
+}
+fn zeros() -> Initializer {
+    Initializer::Zeros
+}
+
+impl LayerConfig {
+    /// Instantiates the layer (unbuilt: parameters come at `build`).
+    pub fn into_layer(self) -> Box<dyn Layer> {
+        match self {
+            LayerConfig::Dense(c) => Box::new(Dense::from_config(c)),
+            LayerConfig::Activation(c) => Box::new(ActivationLayer::from_config(c)),
+        }
+    }
+}

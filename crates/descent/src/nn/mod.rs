@@ -1,0 +1,18 @@
+//! Layers, initializers, losses, metrics and the Sequential model.
+
+mod activation_layer;
+mod dense;
+mod init;
+mod layer;
+mod loss;
+mod metrics;
+mod sequential;
+
+pub use crate::tensor::kernels::activation::Activation;
+pub use activation_layer::ActivationLayer;
+pub use dense::Dense;
+pub use init::Initializer;
+pub use layer::{ActivationConfig, DenseConfig, Layer, LayerConfig};
+pub use loss::Loss;
+pub use metrics::{Metric, MetricState};
+pub use sequential::{ModelConfig, Sequential, DEFAULT_SEED};
