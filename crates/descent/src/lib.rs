@@ -9,7 +9,9 @@
 pub mod tensor;
 pub mod autograd;
 pub(crate) mod config_util;
+pub mod data;
 pub mod error;
+pub mod io;
 pub mod nn;
 pub mod optim;
 pub mod rng;

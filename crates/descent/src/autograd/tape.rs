@@ -34,7 +34,7 @@ enum Op {
     /// y = a + b (same shapes)
     Add { a: Var, b: Var },
     /// y = mean over the batch of loss(pred, target); a scalar.
-    Loss { pred: Var, kind: LossKind },
+    Loss { pred: Var },
 }
 
 struct Node {
@@ -274,22 +274,36 @@ impl Tape {
     /// row for sparse losses, else a tensor shaped like `pred`. When recording, the
     /// gradient with respect to `pred` is computed in the same pass and kept for backward.
     pub fn loss(&mut self, store: &ParamStore, pred: Var, target: &[f32], kind: LossKind) -> Result<Var> {
+        self.loss_with(store, pred, kind, |t| t.extend_from_slice(target))
+    }
+
+    /// Like [`Tape::loss`], with the targets written by `fill` into the node's own
+    /// (reused) buffer, e.g. gathered from a shuffled dataset without a copy in between.
+    pub fn loss_with(
+        &mut self,
+        store: &ParamStore,
+        pred: Var,
+        kind: LossKind,
+        fill: impl FnOnce(&mut Vec<f32>),
+    ) -> Result<Var> {
         let ps = self.shape(pred);
         let rows = ps.rows();
         let cols = ps.cols().max(1);
         let want = if kind.sparse_targets() { rows } else { ps.numel() };
-        if target.len() != want {
-            return Err(Error::shape("loss targets", format!("{want} values for predictions {ps}"), target.len()));
-        }
         let rg = self.requires_grad(pred);
-        let out = self.push(Shape::scalar(), Op::Loss { pred, kind }, rg);
+        let out = self.push(Shape::scalar(), Op::Loss { pred }, rg);
+        {
+            let target = &mut self.nodes[out.idx()].target;
+            target.clear();
+            fill(target);
+            if target.len() != want {
+                let got = target.len();
+                self.len -= 1;
+                return Err(Error::shape("loss targets", format!("{want} values for predictions {ps}"), got));
+            }
+        }
         let record = rg && self.grad_enabled;
         let scale = 1.0 / rows.max(1) as f32;
-        {
-            let node = &mut self.nodes[out.idx()];
-            node.target.clear();
-            node.target.extend_from_slice(target);
-        }
         self.compute(store, out, |nodes, params, y, aux| {
             let p = value_of(nodes, params, pred);
             let grad = if record {
@@ -302,6 +316,11 @@ impl Tape {
             y[0] = (sum * scale as f64) as f32;
         });
         Ok(out)
+    }
+
+    /// The targets a loss node was computed against.
+    pub fn targets(&self, loss: Var) -> &[f32] {
+        &self.nodes[loss.idx()].target
     }
 
     /// Scalar value of a loss node.
@@ -397,7 +416,7 @@ impl Tape {
                     }
                     nodes[i].grad = g;
                 }
-                Op::Loss { pred, .. } => {
+                Op::Loss { pred } => {
                     let upstream = nodes[i].grad[0];
                     let aux = take(&mut nodes[i].aux);
                     with_grad(nodes, &mut pgrads, pred, |_, gp| {

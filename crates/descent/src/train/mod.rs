@@ -1,1 +1,110 @@
-pub struct Compiled;
+//! compile / fit / evaluate / predict for `Sequential`, and the callbacks they drive.
+
+mod callbacks;
+mod fit;
+mod progress;
+mod validate;
+
+pub use callbacks::{Callback, History, LambdaCallback, Logs, TrainContext};
+pub use fit::FitOptions;
+pub use progress::ProgressCallback;
+
+use crate::error::{Error, Result};
+use crate::nn::{Activation, Loss, Metric, MetricState, Sequential};
+use crate::optim::Optimizer;
+
+/// What `compile` fixes: how the model is trained and judged.
+pub struct Compiled {
+    pub optimizer: Box<dyn Optimizer>,
+    pub loss: Loss,
+    /// (name as requested, metric as requested; resolved when training starts)
+    pub metrics: Vec<(String, Metric)>,
+    /// Warnings raised at compile (also printed to stderr).
+    pub warnings: Vec<String>,
+}
+
+impl Compiled {
+    /// Fresh metric accumulators for a model with `outputs` outputs; `accuracy` resolves
+    /// by the loss here (binary accuracy thresholds logits at 0, probabilities at 0.5).
+    pub(crate) fn metric_states(&self, outputs: usize) -> Vec<MetricState> {
+        let threshold = if self.loss.from_logits() { 0.0 } else { 0.5 };
+        self.metrics.iter().map(|(n, m)| MetricState::new(n, m.resolve(&self.loss, outputs.max(1)), threshold)).collect()
+    }
+}
+
+/// Parses metric names (`"accuracy"`, `"sparse_categorical_accuracy"`, …).
+pub fn parse_metric(name: &str) -> Result<Metric> {
+    serde_json::from_value(serde_json::Value::from(name))
+        .map_err(|e| Error::Config(format!("metric: {e}")))
+}
+
+impl Sequential {
+    /// Keras's `compile(optimizer, loss, metrics)`. Returns the warnings it raised (also
+    /// printed): e.g. a softmax output fed to a loss that expects logits.
+    pub fn compile(
+        &mut self,
+        optimizer: impl Into<Box<dyn Optimizer>>,
+        loss: Loss,
+        metrics: &[&str],
+    ) -> Result<Vec<String>> {
+        let mut parsed = Vec::new();
+        for name in metrics {
+            let metric = parse_metric(name)?;
+            parsed.push((name.to_string(), metric));
+        }
+        let warnings = self.loss_warnings(&loss);
+        for w in &warnings {
+            eprintln!("warning: {w}");
+        }
+        self.compiled = Some(Compiled { optimizer: optimizer.into(), loss, metrics: parsed, warnings: warnings.clone() });
+        Ok(warnings)
+    }
+
+    pub fn compiled(&self) -> Option<&Compiled> {
+        self.compiled.as_ref()
+    }
+
+    pub fn optimizer(&self) -> Option<&dyn Optimizer> {
+        self.compiled.as_ref().map(|c| c.optimizer.as_ref())
+    }
+
+    /// Keras warns when a probability output feeds a loss that expects logits; we also
+    /// warn for the opposite mistake, which silently trains on garbage.
+    fn loss_warnings(&self, loss: &Loss) -> Vec<String> {
+        let last = self.layers.last().and_then(|l| l.output_activation());
+        let mut out = Vec::new();
+        match (last, loss) {
+            (Some(Activation::Softmax), l) if l.from_logits() => out.push(format!(
+                "`{}` received `from_logits=true`, but the model's output is produced by a softmax \
+                 activation and thus does not represent logits. Was this intended? (Use a linear \
+                 last layer, or from_logits=false.)",
+                l.name()
+            )),
+            (Some(Activation::Sigmoid), l @ Loss::BinaryCrossentropy { from_logits: true }) => out.push(format!(
+                "`{}` received `from_logits=true`, but the model's output is produced by a sigmoid \
+                 activation and thus does not represent logits. Was this intended?",
+                l.name()
+            )),
+            (Some(Activation::Linear) | None, l)
+                if !l.from_logits()
+                    && matches!(
+                        l,
+                        Loss::SparseCategoricalCrossentropy { .. }
+                            | Loss::CategoricalCrossentropy { .. }
+                            | Loss::BinaryCrossentropy { .. }
+                    ) =>
+            {
+                out.push(format!(
+                    "`{}` expects probabilities (from_logits=false), but the model's last layer has no \
+                     softmax/sigmoid activation, so its outputs are logits. Set from_logits=true.",
+                    l.name()
+                ))
+            }
+            _ => {}
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests;

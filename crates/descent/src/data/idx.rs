@@ -1,0 +1,71 @@
+//! MNIST's IDX format: magic (0, 0, dtype, rank), big-endian u32 dimensions, then data.
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+
+/// Reads an IDX file (e.g. `train-images-idx3-ubyte`) into f32, keeping raw values.
+pub fn read_idx(path: impl AsRef<Path>) -> Result<Tensor> {
+    let path = path.as_ref();
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bad = |m: String| Error::format(path, m);
+    if bytes.len() < 4 || bytes[0] != 0 || bytes[1] != 0 {
+        return Err(bad("not an IDX file (the magic number must start with two zero bytes)".into()));
+    }
+    let (dtype, rank) = (bytes[2], bytes[3] as usize);
+    let width = match dtype {
+        0x08 | 0x09 => 1,
+        0x0B => 2,
+        0x0C | 0x0D => 4,
+        0x0E => 8,
+        t => return Err(bad(format!("unknown IDX data type 0x{t:02X}"))),
+    };
+    if rank == 0 || rank > 4 {
+        return Err(bad(format!("IDX rank {rank} is not supported (1 to 4)")));
+    }
+    let header = 4 + 4 * rank;
+    if bytes.len() < header {
+        return Err(bad("truncated header".into()));
+    }
+    let dims: Vec<usize> = (0..rank)
+        .map(|i| u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize)
+        .collect();
+    let count: usize = dims.iter().product();
+    let body = &bytes[header..];
+    if body.len() != count * width {
+        return Err(bad(format!("dimensions {dims:?} need {} data bytes, the file has {}", count * width, body.len())));
+    }
+    let data: Vec<f32> = match dtype {
+        0x08 => body.iter().map(|b| *b as f32).collect(),
+        0x09 => body.iter().map(|b| *b as i8 as f32).collect(),
+        0x0B => body.chunks_exact(2).map(|c| i16::from_be_bytes([c[0], c[1]]) as f32).collect(),
+        0x0C => body.chunks_exact(4).map(|c| i32::from_be_bytes(c.try_into().expect("4")) as f32).collect(),
+        0x0D => body.chunks_exact(4).map(|c| f32::from_be_bytes(c.try_into().expect("4"))).collect(),
+        _ => body.chunks_exact(8).map(|c| f64::from_be_bytes(c.try_into().expect("8")) as f32).collect(),
+    };
+    let t = Tensor::new(data, &dims)?;
+    t.check_finite(&path.display().to_string())?;
+    Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_ubyte_images_and_rejects_truncation() {
+        let dir = std::env::temp_dir().join(format!("descent-idx-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut bytes = vec![0, 0, 0x08, 3, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 2];
+        bytes.extend(0u8..8);
+        let p = dir.join("imgs.idx");
+        std::fs::write(&p, &bytes).unwrap();
+        let t = read_idx(&p).unwrap();
+        assert_eq!(t.dims(), &[2, 2, 2]);
+        assert_eq!(t.data()[7], 7.0);
+        std::fs::write(&p, &bytes[..bytes.len() - 1]).unwrap();
+        let e = read_idx(&p).unwrap_err().to_string();
+        assert!(e.contains("need 8 data bytes, the file has 7"), "{e}");
+    }
+}

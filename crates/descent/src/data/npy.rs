@@ -1,0 +1,114 @@
+//! NumPy `.npy` and `.npz` files (any numeric dtype, converted to f32), via `npyz`.
+
+use std::io::Read;
+use std::path::Path;
+
+use npyz::{DType, NpyFile, Order, TypeChar};
+
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+
+/// Reads a C-ordered numeric array of up to 4 dimensions.
+pub fn read_npy(path: impl AsRef<Path>) -> Result<Tensor> {
+    let path = path.as_ref();
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let npy = NpyFile::new(std::io::BufReader::new(file)).map_err(|e| Error::format(path, format!("not a valid .npy file: {e}")))?;
+    to_tensor(npy, path, None)
+}
+
+/// Reads the array `key` (e.g. `x_train`) from an `.npz` archive.
+pub fn read_npz(path: impl AsRef<Path>, key: &str) -> Result<Tensor> {
+    let path = path.as_ref();
+    let mut archive =
+        npyz::npz::NpzArchive::open(path).map_err(|e| Error::format(path, format!("not a valid .npz archive: {e}")))?;
+    let names: Vec<String> = archive.array_names().map(str::to_string).collect();
+    let npy = archive
+        .by_name(key)
+        .map_err(|e| Error::format(path, format!("array `{key}`: {e}")))?
+        .ok_or_else(|| Error::format(path, format!("no array named `{key}`; the archive holds: {}", names.join(", "))))?;
+    to_tensor(npy, path, Some(key))
+}
+
+fn to_tensor<R: Read>(npy: NpyFile<R>, path: &Path, key: Option<&str>) -> Result<Tensor> {
+    let what = key.map_or(String::new(), |k| format!("array `{k}`: "));
+    if npy.order() == Order::Fortran {
+        return Err(Error::format(path, format!("{what}Fortran-ordered arrays are not supported; save with np.ascontiguousarray")));
+    }
+    let shape: Vec<usize> = npy.shape().iter().map(|d| *d as usize).collect();
+    let DType::Plain(ts) = npy.dtype() else {
+        return Err(Error::format(path, format!("{what}structured dtypes are not supported; save a plain numeric array")));
+    };
+    let bad = |e: std::io::Error| Error::format(path, format!("{what}{e}"));
+    let data: Vec<f32> = match (ts.type_char(), ts.size_field()) {
+        (TypeChar::Float, 4) => npy.into_vec::<f32>().map_err(bad)?,
+        (TypeChar::Float, 8) => npy.into_vec::<f64>().map_err(bad)?.into_iter().map(|v| v as f32).collect(),
+        (TypeChar::Int, 1) => npy.into_vec::<i8>().map_err(bad)?.into_iter().map(f32::from).collect(),
+        (TypeChar::Int, 2) => npy.into_vec::<i16>().map_err(bad)?.into_iter().map(f32::from).collect(),
+        (TypeChar::Int, 4) => npy.into_vec::<i32>().map_err(bad)?.into_iter().map(|v| v as f32).collect(),
+        (TypeChar::Int, 8) => npy.into_vec::<i64>().map_err(bad)?.into_iter().map(|v| v as f32).collect(),
+        (TypeChar::Uint, 1) => npy.into_vec::<u8>().map_err(bad)?.into_iter().map(f32::from).collect(),
+        (TypeChar::Uint, 2) => npy.into_vec::<u16>().map_err(bad)?.into_iter().map(f32::from).collect(),
+        (TypeChar::Uint, 4) => npy.into_vec::<u32>().map_err(bad)?.into_iter().map(|v| v as f32).collect(),
+        (TypeChar::Uint, 8) => npy.into_vec::<u64>().map_err(bad)?.into_iter().map(|v| v as f32).collect(),
+        (TypeChar::Bool, _) => npy.into_vec::<bool>().map_err(bad)?.into_iter().map(|v| v as u8 as f32).collect(),
+        _ => return Err(Error::format(path, format!("{what}dtype {ts} is not numeric"))),
+    };
+    let shape = if shape.is_empty() { vec![data.len()] } else { shape };
+    let t = Tensor::new(data, &shape).map_err(|e| Error::format(path, format!("{what}{e}")))?;
+    t.check_finite(&format!("{}{}", path.display(), key.map_or(String::new(), |k| format!(" [{k}]"))))?;
+    Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A minimal version-1.0 .npy writer for tests (header padded to 64 bytes).
+    fn npy_bytes(descr: &str, shape: &[usize], payload: &[u8]) -> Vec<u8> {
+        let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+        let tuple = if shape.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
+        let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {tuple}, }}");
+        while (10 + header.len() + 1) % 64 != 0 {
+            header.push(' ');
+        }
+        header.push('\n');
+        let mut out = b"\x93NUMPY\x01\x00".to_vec();
+        out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        out.extend_from_slice(header.as_bytes());
+        out.extend_from_slice(payload);
+        out
+    }
+
+    fn tmp(name: &str, bytes: &[u8]) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("descent-npy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    }
+
+    #[test]
+    fn reads_f4_f8_and_ints() {
+        let f4: Vec<u8> = [1.0f32, 2.0, 3.0, 4.5, 5.0, 6.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let t = read_npy(tmp("a.npy", &npy_bytes("<f4", &[2, 3], &f4))).unwrap();
+        assert_eq!(t.dims(), &[2, 3]);
+        assert_eq!(t.data()[3], 4.5);
+        let f8: Vec<u8> = [0.25f64, -1.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+        assert_eq!(read_npy(tmp("b.npy", &npy_bytes("<f8", &[2], &f8))).unwrap().data(), &[0.25, -1.0]);
+        let i8s: Vec<u8> = [3i64, 7].iter().flat_map(|v| v.to_le_bytes()).collect();
+        assert_eq!(read_npy(tmp("c.npy", &npy_bytes("<i8", &[2], &i8s))).unwrap().data(), &[3.0, 7.0]);
+        let u1 = read_npy(tmp("d.npy", &npy_bytes("|u1", &[3], &[0, 128, 255]))).unwrap();
+        assert_eq!(u1.data(), &[0.0, 128.0, 255.0]);
+    }
+
+    #[test]
+    fn bad_files_are_clear_errors() {
+        let e = read_npy(tmp("junk.npy", b"not numpy at all")).unwrap_err().to_string();
+        assert!(e.contains("junk.npy") && e.contains("not a valid .npy"), "{e}");
+        let nan: Vec<u8> = [1.0f32, f32::NAN].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let e = read_npy(tmp("nan.npy", &npy_bytes("<f4", &[1, 2], &nan))).unwrap_err().to_string();
+        assert!(e.contains("NaN at row 0, column 1"), "{e}");
+        let short = npy_bytes("<f4", &[4], &[0u8; 8]);
+        assert!(read_npy(tmp("short.npy", &short)).is_err());
+    }
+}

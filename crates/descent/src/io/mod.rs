@@ -1,0 +1,9 @@
+//! Saving and loading: atomic file writes, safetensors weights, saved models.
+
+mod atomic;
+mod model_file;
+mod weights;
+
+pub use atomic::write_atomic;
+pub use model_file::{load_model, save_model, SavedModel, MODEL_CONFIG_FILE, MODEL_WEIGHTS_FILE, OPTIMIZER_STATE_FILE};
+pub use weights::{load_weights, save_weights, weights_to_bytes, weights_to_bytes_named};

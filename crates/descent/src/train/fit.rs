@@ -1,0 +1,344 @@
+//! The training loop. One step, top to bottom:
+//!
+//!   gather batch rows into the tape's input buffer → forward through the layers →
+//!   loss (its gradient computed in the same pass) → zero the flat gradient buffer →
+//!   backward → one fused optimizer pass over the flat parameter buffer.
+//!
+//! The tape keeps its buffers between steps, so after the first step nothing allocates.
+
+use rand::seq::SliceRandom;
+
+use super::callbacks::{Callback, History, Logs, TrainContext};
+use super::progress::ProgressCallback;
+use super::validate::{check_inputs, check_targets};
+use super::Compiled;
+use crate::autograd::Tape;
+use crate::error::{Error, Result};
+use crate::nn::{MetricState, Sequential};
+use crate::rng;
+use crate::tensor::{Shape, Tensor};
+
+/// Stream of the seed used for shuffling.
+const SHUFFLE_STREAM: u64 = 2;
+
+/// Keras's `fit` arguments.
+pub struct FitOptions<'a> {
+    pub epochs: usize,
+    /// Samples per gradient step; the dataset size gives full-batch gradient descent.
+    pub batch_size: usize,
+    /// Fraction of the samples, taken from the end before shuffling (as Keras), held out
+    /// for validation. Ignored when `validation_data` is given.
+    pub validation_split: f32,
+    pub validation_data: Option<(&'a Tensor, &'a Tensor)>,
+    /// Reshuffle the training samples every epoch.
+    pub shuffle: bool,
+    /// 0 silent, 1 progress bar, 2 one line per epoch.
+    pub verbose: u8,
+    pub callbacks: Vec<Box<dyn Callback + 'a>>,
+}
+
+impl Default for FitOptions<'_> {
+    fn default() -> Self {
+        FitOptions {
+            epochs: 1,
+            batch_size: 32,
+            validation_split: 0.0,
+            validation_data: None,
+            shuffle: true,
+            verbose: 1,
+            callbacks: Vec::new(),
+        }
+    }
+}
+
+/// Which rows of a dataset a batch takes.
+#[derive(Clone, Copy)]
+enum Rows<'a> {
+    All,
+    Pick(&'a [usize]),
+}
+
+impl Rows<'_> {
+    fn len(&self, total: usize) -> usize {
+        match self {
+            Rows::All => total,
+            Rows::Pick(idx) => idx.len(),
+        }
+    }
+}
+
+/// Copies the chosen rows of `t` (each `row_len` values) into `out`, in order.
+fn gather(out: &mut Vec<f32>, t: &Tensor, rows: Rows) {
+    match rows {
+        Rows::All => out.extend_from_slice(t.data()),
+        Rows::Pick(idx) => idx.iter().for_each(|&i| out.extend_from_slice(t.row(i))),
+    }
+}
+
+fn gather_into(out: &mut [f32], t: &Tensor, rows: Rows) {
+    match rows {
+        Rows::All => out.copy_from_slice(t.data()),
+        Rows::Pick(idx) => {
+            let n = t.row_len();
+            for (dst, &i) in out.chunks_exact_mut(n).zip(idx) {
+                dst.copy_from_slice(t.row(i));
+            }
+        }
+    }
+}
+
+impl Sequential {
+    /// Runs one batch: forward and loss, and when `train`, backward and an optimizer step.
+    /// Returns the summed (not averaged) loss of the batch and updates `metrics`.
+    fn run_batch(
+        &mut self,
+        tape: &mut Tape,
+        compiled: &mut Compiled,
+        x: &Tensor,
+        y: &Tensor,
+        rows: Rows,
+        metrics: &mut [MetricState],
+        train: bool,
+    ) -> Result<f64> {
+        tape.reset();
+        let n = rows.len(x.rows());
+        let xin = tape.input_with(Shape::matrix(n, x.row_len()), |buf| gather_into(buf, x, rows));
+        let out = self.forward(tape, xin, train)?;
+        let loss = tape.loss_with(&self.store, out, compiled.loss.kind(), |t| gather(t, y, rows))?;
+        if train {
+            self.store.zero_grads();
+            tape.backward(loss, &mut self.store)?;
+            let (params, grads) = self.store.values_and_grads();
+            compiled.optimizer.step(params, grads);
+        }
+        let cols = tape.shape(out).cols().max(1);
+        for m in metrics.iter_mut() {
+            m.update(tape.value(&self.store, out), tape.targets(loss), cols);
+        }
+        Ok(tape.scalar(loss) as f64 * n as f64)
+    }
+
+    /// Builds the model for `x` if needed and checks `x` (and `y`) against it.
+    fn prepare(&mut self, x: &Tensor, y: Option<&Tensor>, source: &str) -> Result<()> {
+        if !self.is_built() {
+            if x.shape().rank() < 2 {
+                return Err(Error::shape(source, "inputs of shape [samples, features…]", x.shape()));
+            }
+            self.build(&[x.row_len()])?;
+        }
+        check_inputs(self, x, source)?;
+        if let Some(y) = y {
+            let compiled = self.compiled.as_ref().ok_or_else(not_compiled)?;
+            check_targets(&compiled.loss, self.output_units(), x, y, source)?;
+        }
+        Ok(())
+    }
+
+    fn take_parts(&mut self) -> Result<(Tape, Compiled)> {
+        let compiled = self.compiled.take().ok_or_else(not_compiled)?;
+        Ok((std::mem::take(&mut self.tape), compiled))
+    }
+
+    fn put_parts(&mut self, tape: Tape, compiled: Compiled) {
+        self.tape = tape;
+        self.compiled = Some(compiled);
+    }
+
+    /// Keras's `fit`: trains for `epochs` over `(x, y)` and returns the per-epoch history.
+    pub fn fit(&mut self, x: &Tensor, y: &Tensor, options: FitOptions) -> Result<History> {
+        self.prepare(x, Some(y), "training data")?;
+        if options.batch_size == 0 {
+            return Err(Error::Config("fit: batch_size must be at least 1".into()));
+        }
+        if !(0.0..1.0).contains(&options.validation_split) {
+            return Err(Error::Config(format!("fit: validation_split = {} is outside [0, 1)", options.validation_split)));
+        }
+        if let Some((vx, vy)) = options.validation_data {
+            self.prepare(vx, Some(vy), "validation data")?;
+        }
+        let (mut tape, mut compiled) = self.take_parts()?;
+        let result = self.fit_loop(&mut tape, &mut compiled, x, y, options);
+        self.put_parts(tape, compiled);
+        result
+    }
+
+    fn fit_loop(&mut self, tape: &mut Tape, compiled: &mut Compiled, x: &Tensor, y: &Tensor, mut options: FitOptions) -> Result<History> {
+        let total = x.rows();
+        let split_at = if options.validation_data.is_none() && options.validation_split > 0.0 {
+            (total as f64 * (1.0 - options.validation_split as f64)).floor() as usize
+        } else {
+            total
+        };
+        if split_at == 0 {
+            return Err(Error::Config(format!("fit: validation_split leaves no training samples out of {total}")));
+        }
+        let mut train_idx: Vec<usize> = (0..split_at).collect();
+        let val_idx: Vec<usize> = (split_at..total).collect();
+        let batch = options.batch_size.min(split_at);
+        let steps = split_at.div_ceil(batch);
+        let mut rng = rng::derive(self.seed, SHUFFLE_STREAM);
+        let outputs = self.output_units();
+        let mut metrics = compiled.metric_states(outputs);
+        let mut val_metrics = compiled.metric_states(outputs);
+
+        let mut history = History::default();
+        let mut progress = ProgressCallback::new(options.verbose);
+        let mut user = std::mem::take(&mut options.callbacks);
+        let mut callbacks: Vec<&mut dyn Callback> = vec![&mut history, &mut progress];
+        callbacks.extend(user.iter_mut().map(|c| c.as_mut() as &mut dyn Callback));
+
+        let mut logs = Logs::new();
+        logs.set("loss", 0.0);
+        for m in &metrics {
+            logs.set(&m.name, 0.0);
+        }
+
+        macro_rules! notify {
+            ($method:ident $(, $arg:expr)*) => {{
+                let mut ctx = TrainContext {
+                    params: &mut self.store,
+                    optimizer: compiled.optimizer.as_mut(),
+                    epochs: options.epochs,
+                    steps_per_epoch: steps,
+                    stop_training: false,
+                };
+                for cb in callbacks.iter_mut() {
+                    cb.$method($($arg,)* &mut ctx);
+                }
+                ctx.stop_training
+            }};
+        }
+
+        let mut stop = notify!(on_train_begin);
+        for epoch in 0..options.epochs {
+            if stop {
+                break;
+            }
+            if options.shuffle {
+                train_idx.shuffle(&mut rng);
+            }
+            metrics.iter_mut().for_each(MetricState::reset);
+            stop |= notify!(on_epoch_begin, epoch);
+            let mut loss_sum = 0.0;
+            let mut seen = 0usize;
+            for (b, chunk) in train_idx.chunks(batch).enumerate() {
+                loss_sum += self.run_batch(tape, compiled, x, y, Rows::Pick(chunk), &mut metrics, true)?;
+                seen += chunk.len();
+                logs.set("loss", loss_sum / seen as f64);
+                for m in &metrics {
+                    logs.set(&m.name, m.result());
+                }
+                stop |= notify!(on_batch_end, b, &logs);
+                if stop {
+                    break;
+                }
+            }
+            let validation = match options.validation_data {
+                Some((vx, vy)) => Some(self.evaluate_rows(tape, compiled, vx, vy, Rows::All, batch, &mut val_metrics)?),
+                None if !val_idx.is_empty() => {
+                    Some(self.evaluate_rows(tape, compiled, x, y, Rows::Pick(&val_idx), batch, &mut val_metrics)?)
+                }
+                None => None,
+            };
+            if let Some(val_loss) = validation {
+                logs.set("val_loss", val_loss);
+                for m in &val_metrics {
+                    logs.set(&format!("val_{}", m.name), m.result());
+                }
+            }
+            stop |= notify!(on_epoch_end, epoch, &logs);
+        }
+        notify!(on_train_end, &logs);
+        drop(callbacks);
+        Ok(history)
+    }
+
+    /// Mean loss over the chosen rows, without recording for backward; fills `metrics`.
+    #[allow(clippy::too_many_arguments)]
+    fn evaluate_rows(
+        &mut self,
+        tape: &mut Tape,
+        compiled: &mut Compiled,
+        x: &Tensor,
+        y: &Tensor,
+        rows: Rows,
+        batch: usize,
+        metrics: &mut [MetricState],
+    ) -> Result<f64> {
+        metrics.iter_mut().for_each(MetricState::reset);
+        let total = rows.len(x.rows());
+        let mut loss_sum = 0.0;
+        let before = tape.grad_enabled();
+        tape.no_grad(|tape| -> Result<()> {
+            match rows {
+                Rows::Pick(idx) => {
+                    for chunk in idx.chunks(batch) {
+                        loss_sum += self.run_batch(tape, compiled, x, y, Rows::Pick(chunk), metrics, false)?;
+                    }
+                }
+                Rows::All => {
+                    let all: Vec<usize> = (0..total).collect();
+                    for chunk in all.chunks(batch) {
+                        loss_sum += self.run_batch(tape, compiled, x, y, Rows::Pick(chunk), metrics, false)?;
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        debug_assert_eq!(before, tape.grad_enabled());
+        Ok(loss_sum / total.max(1) as f64)
+    }
+
+    /// Keras's `evaluate`: loss and metrics over `(x, y)`, in batches of `batch_size`.
+    pub fn evaluate(&mut self, x: &Tensor, y: &Tensor, batch_size: usize) -> Result<Logs> {
+        self.prepare(x, Some(y), "evaluation data")?;
+        let (mut tape, mut compiled) = self.take_parts()?;
+        let mut metrics = compiled.metric_states(self.output_units());
+        let result = self.evaluate_rows(&mut tape, &mut compiled, x, y, Rows::All, batch_size.max(1), &mut metrics);
+        self.put_parts(tape, compiled);
+        let mut logs = Logs::new();
+        logs.set("loss", result?);
+        for m in &metrics {
+            logs.set(&m.name, m.result());
+        }
+        Ok(logs)
+    }
+
+    /// Keras's `predict`: the model's raw outputs for `x`, `[samples, outputs]`.
+    pub fn predict(&mut self, x: &Tensor, batch_size: usize) -> Result<Tensor> {
+        if !self.is_built() {
+            return Err(Error::State("predict: the model has no weights yet (build, fit or load it first)".into()));
+        }
+        check_inputs(self, x, "prediction inputs")?;
+        let mut tape = std::mem::take(&mut self.tape);
+        let outputs = self.output_units();
+        let mut out = Vec::with_capacity(x.rows() * outputs);
+        let all: Vec<usize> = (0..x.rows()).collect();
+        let result = tape.no_grad(|tape| -> Result<()> {
+            for chunk in all.chunks(batch_size.max(1)) {
+                tape.reset();
+                let xin = tape.input_with(Shape::matrix(chunk.len(), x.row_len()), |b| gather_into(b, x, Rows::Pick(chunk)));
+                let y = self.forward(tape, xin, false)?;
+                out.extend_from_slice(tape.value(&self.store, y));
+            }
+            Ok(())
+        });
+        self.tape = tape;
+        result?;
+        Tensor::new(out, &[x.rows(), outputs])
+    }
+
+    /// One gradient step on a whole batch (Keras's `train_on_batch`); returns its mean
+    /// loss. After the first call with a given batch shape, this allocates nothing.
+    pub fn train_on_batch(&mut self, x: &Tensor, y: &Tensor) -> Result<f32> {
+        self.prepare(x, Some(y), "batch")?;
+        let (mut tape, mut compiled) = self.take_parts()?;
+        let result = self.run_batch(&mut tape, &mut compiled, x, y, Rows::All, &mut [], true);
+        self.put_parts(tape, compiled);
+        Ok((result? / x.rows().max(1) as f64) as f32)
+    }
+}
+
+fn not_compiled() -> Error {
+    Error::State("the model must be compiled (optimizer, loss, metrics) before training or evaluation".into())
+}

@@ -1,0 +1,276 @@
+use crate::data::{read_csv, CsvOptions, Dataset, LabelColumn, Preprocessing};
+use crate::io::{load_model, save_model, weights_to_bytes};
+use crate::nn::{Activation, Dense, Loss, Sequential};
+use crate::optim::{Adam, Sgd};
+use crate::tensor::Tensor;
+use crate::train::{FitOptions, LambdaCallback};
+
+fn digits() -> (Dataset, Dataset) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/digits.csv");
+    let options = CsvOptions { label_column: Some(LabelColumn::Name("label".into())), ..Default::default() };
+    let (x, y) = read_csv(path, &options).unwrap();
+    let data = Dataset::new(x, y.unwrap(), "digits").unwrap();
+    let (mut train, mut test) = data.train_test_split(0.2, 42).unwrap();
+    let prep = Preprocessing::fit(None, true, &train.x);
+    prep.apply(&mut train.x).unwrap();
+    prep.apply(&mut test.x).unwrap();
+    (train, test)
+}
+
+fn classic(inputs: usize, seed: u64) -> Sequential {
+    let mut m = Sequential::new(vec![
+        Box::new(Dense::new(64, Activation::Relu).input_shape(&[inputs])),
+        Box::new(Dense::new(10, Activation::Linear)),
+    ])
+    .unwrap()
+    .with_seed(seed)
+    .unwrap();
+    m.compile(Adam::new(0.001), Loss::sparse_categorical_crossentropy(true), &["accuracy"]).unwrap();
+    m
+}
+
+fn quiet(epochs: usize) -> FitOptions<'static> {
+    FitOptions { epochs, verbose: 0, ..Default::default() }
+}
+
+#[test]
+fn classic_model_learns_digits() {
+    let (train, test) = digits();
+    for seed in [42, 7, 2026] {
+        let mut model = classic(64, seed);
+        let history = model.fit(&train.x, &train.y, quiet(10)).unwrap();
+        let losses = history.get("loss").unwrap();
+        assert_eq!(losses.len(), 10);
+        assert!(losses[9] < losses[0] * 0.2, "loss should fall: {losses:?}");
+        let acc = model.evaluate(&test.x, &test.y, 32).unwrap().get("accuracy").unwrap();
+        assert!(acc >= 0.95, "seed {seed}: held-out accuracy {acc}");
+    }
+}
+
+#[test]
+fn evaluate_equals_cross_entropy_of_predictions() {
+    let (train, test) = digits();
+    let mut model = classic(64, 1);
+    model.fit(&train.x, &train.y, quiet(2)).unwrap();
+    let logs = model.evaluate(&test.x, &test.y, 17).unwrap();
+    let pred = model.predict(&test.x, 50).unwrap();
+    let (mut loss, mut correct) = (0.0f64, 0usize);
+    for i in 0..test.len() {
+        let row: Vec<f64> = pred.row(i).iter().map(|v| *v as f64).collect();
+        let max = row.iter().cloned().fold(f64::MIN, f64::max);
+        let lse = max + row.iter().map(|v| (v - max).exp()).sum::<f64>().ln();
+        let y = test.y.data()[i] as usize;
+        loss += lse - row[y];
+        let arg = (0..10).max_by(|a, b| row[*a].partial_cmp(&row[*b]).unwrap()).unwrap();
+        correct += (arg == y) as usize;
+    }
+    loss /= test.len() as f64;
+    assert!((logs.get("loss").unwrap() - loss).abs() < 1e-4, "{logs:?} vs {loss}");
+    assert!((logs.get("accuracy").unwrap() - correct as f64 / test.len() as f64).abs() < 1e-12);
+}
+
+/// Trains a model big enough that GEMMs and the optimizer split over threads.
+fn train_wide(threads: usize) -> Vec<u8> {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+    pool.install(|| {
+        let (train, _) = crate::data::teacher_classification(&crate::data::TeacherSpec::W1, 512, 1, 5).unwrap();
+        let mut m = Sequential::new(vec![
+            Box::new(Dense::new(384, Activation::Relu).input_shape(&[100])),
+            Box::new(Dense::new(384, Activation::Gelu { approximate: false })),
+            Box::new(Dense::new(10, Activation::Linear)),
+        ])
+        .unwrap()
+        .with_seed(9)
+        .unwrap();
+        m.compile(Adam::new(0.001), Loss::sparse_categorical_crossentropy(true), &["accuracy"]).unwrap();
+        m.fit(&train.x, &train.y, FitOptions { epochs: 2, batch_size: 128, verbose: 0, ..Default::default() }).unwrap();
+        weights_to_bytes(m.params()).unwrap()
+    })
+}
+
+#[test]
+fn same_seed_gives_bit_identical_weights_for_any_thread_count() {
+    let one = train_wide(1);
+    let two = train_wide(2);
+    let again = train_wide(2);
+    assert!(one == two, "1 vs 2 threads differ");
+    assert!(two == again, "two runs differ");
+}
+
+#[test]
+fn different_seeds_give_different_weights() {
+    let (train, _) = digits();
+    let mut a = classic(64, 1);
+    let mut b = classic(64, 2);
+    a.fit(&train.x, &train.y, quiet(1)).unwrap();
+    b.fit(&train.x, &train.y, quiet(1)).unwrap();
+    assert_ne!(a.params().values(), b.params().values());
+}
+
+#[test]
+fn save_then_load_gives_identical_predictions_and_state() {
+    let (train, test) = digits();
+    let mut model = classic(64, 3);
+    model.fit(&train.x, &train.y, quiet(2)).unwrap();
+    let dir = std::env::temp_dir().join(format!("descent-save-{}", std::process::id()));
+    save_model(&model, &dir, &Preprocessing::default()).unwrap();
+    let (mut loaded, saved) = load_model(&dir).unwrap();
+    assert_eq!(saved.model, model.config());
+    assert_eq!(model.predict(&test.x, 32).unwrap(), loaded.predict(&test.x, 32).unwrap());
+    // The optimizer state came back too: one more epoch continues identically.
+    model.fit(&train.x, &train.y, quiet(1)).unwrap();
+    loaded.fit(&train.x, &train.y, quiet(1)).unwrap();
+    assert_eq!(model.params().values(), loaded.params().values());
+}
+
+#[test]
+fn loads_pytorch_layout_weights() {
+    // A PyTorch nn.Linear stores weight [out, in]; descent's kernel is [in, out].
+    let mut model = Sequential::new(vec![Box::new(Dense::new(2, Activation::Linear).input_shape(&[3]))]).unwrap();
+    let weight = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0]; // [[1,2,3],[4,5,6]]
+    let bias = [0.5f32, -0.5];
+    let bytes = crate::io::weights_to_bytes_named(&[("dense.weight", vec![2, 3], &weight), ("dense.bias", vec![2], &bias)]);
+    let path = std::env::temp_dir().join(format!("descent-torch-{}.safetensors", std::process::id()));
+    std::fs::write(&path, bytes).unwrap();
+    crate::io::load_weights(&mut model, &path).unwrap();
+    let y = model.predict(&Tensor::new(vec![1.0, 0.0, -1.0], &[1, 3]).unwrap(), 1).unwrap();
+    assert_eq!(y.data(), &[1.0 - 3.0 + 0.5, 4.0 - 6.0 - 0.5]);
+    let bad = crate::io::weights_to_bytes_named(&[("dense.kernel", vec![2, 3], &weight)]);
+    std::fs::write(&path, bad).unwrap();
+    let e = crate::io::load_weights(&mut model, &path).unwrap_err().to_string();
+    assert!(e.contains("dense.kernel") && e.contains("[3, 2]") && e.contains("[2, 3]"), "{e}");
+}
+
+#[test]
+fn softmax_output_with_from_logits_warns() {
+    let mut model = Sequential::new(vec![
+        Box::new(Dense::new(64, Activation::Relu).input_shape(&[100])),
+        Box::new(Dense::new(10, Activation::Softmax)),
+    ])
+    .unwrap();
+    let warnings = model.compile(Adam::new(0.001), Loss::sparse_categorical_crossentropy(true), &["accuracy"]).unwrap();
+    assert_eq!(warnings.len(), 1);
+    assert!(warnings[0].contains("from_logits=true") && warnings[0].contains("softmax"), "{warnings:?}");
+    let ok = model.compile(Adam::new(0.001), Loss::sparse_categorical_crossentropy(false), &["accuracy"]).unwrap();
+    assert!(ok.is_empty());
+    let mut logits = classic(100, 0);
+    let w = logits.compile(Adam::new(0.001), Loss::sparse_categorical_crossentropy(false), &["accuracy"]).unwrap();
+    assert!(w[0].contains("from_logits=true"), "logits fed to a probability loss: {w:?}");
+}
+
+#[test]
+fn bad_inputs_are_named_errors() {
+    let mut model = classic(4, 0);
+    let x = Tensor::new(vec![0.0; 12], &[3, 4]).unwrap();
+    let y = Tensor::new(vec![1.0, 12.0, 3.0], &[3, 1]).unwrap();
+    let e = model.fit(&x, &y, quiet(1)).unwrap_err().to_string();
+    assert!(e.contains("label 12 at row 1") && e.contains("[0, 10)"), "{e}");
+    let y = Tensor::new(vec![1.0, 2.5, 3.0], &[3, 1]).unwrap();
+    assert!(model.fit(&x, &y, quiet(1)).unwrap_err().to_string().contains("label 2.5 at row 1"));
+
+    let wide = Tensor::new(vec![0.0; 15], &[3, 5]).unwrap();
+    let y = Tensor::new(vec![1.0, 2.0, 3.0], &[3, 1]).unwrap();
+    let e = model.fit(&wide, &y, quiet(1)).unwrap_err().to_string();
+    assert!(e.contains("layer 'dense'") && e.contains("4 features") && e.contains("5 features"), "{e}");
+
+    let mut nan = x.clone();
+    nan.data_mut()[6] = f32::NAN;
+    let e = model.fit(&nan, &y, quiet(1)).unwrap_err().to_string();
+    assert!(e.contains("NaN at row 1, column 2"), "{e}");
+    let mut inf = x.clone();
+    inf.data_mut()[11] = f32::INFINITY;
+    assert!(model.predict(&inf, 2).unwrap_err().to_string().contains("infinity at row 2, column 3"));
+
+    let short_y = Tensor::new(vec![1.0, 2.0], &[2, 1]).unwrap();
+    assert!(model.fit(&x, &short_y, quiet(1)).unwrap_err().to_string().contains("3 samples"));
+
+    let mut uncompiled = Sequential::new(vec![Box::new(Dense::new(2, Activation::Linear))]).unwrap();
+    let e = uncompiled.fit(&x, &y, quiet(1)).unwrap_err().to_string();
+    assert!(e.contains("compiled"), "{e}");
+}
+
+#[test]
+fn full_batch_gradient_descent_takes_one_step_per_epoch() {
+    let (train, _) = digits();
+    let mut model = classic(64, 0);
+    model.compile(Sgd::new(0.5), Loss::sparse_categorical_crossentropy(true), &["accuracy"]).unwrap();
+    let n = train.len();
+    let h = model.fit(&train.x, &train.y, FitOptions { epochs: 30, batch_size: n, verbose: 0, ..Default::default() }).unwrap();
+    assert_eq!(model.optimizer().unwrap().iterations(), 30);
+    let l = h.get("loss").unwrap();
+    assert!(l.windows(2).filter(|w| w[1] < w[0]).count() >= 25, "full-batch GD should descend steadily: {l:?}");
+    assert!(h.last("accuracy").unwrap() > 0.85);
+}
+
+#[test]
+fn callbacks_can_stop_training_and_see_validation() {
+    let (train, test) = digits();
+    let mut model = classic(64, 0);
+    let mut seen = Vec::new();
+    let stopper = LambdaCallback(|epoch, logs: &crate::train::Logs| {
+        seen.push(logs.get("val_accuracy").is_some());
+        epoch == 2
+    });
+    let h = model
+        .fit(
+            &train.x,
+            &train.y,
+            FitOptions {
+                epochs: 10,
+                verbose: 0,
+                validation_data: Some((&test.x, &test.y)),
+                callbacks: vec![Box::new(stopper)],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(h.epochs, vec![0, 1, 2]);
+    assert!(h.get("val_loss").is_some());
+    assert!(h.to_csv().starts_with("epoch,loss,accuracy,val_loss,val_accuracy\n0,"));
+}
+
+#[test]
+fn summary_lists_layers_shapes_and_counts() {
+    let model = classic(100, 0);
+    let s = model.summary();
+    assert!(s.contains("dense (Dense)") && s.contains("(None, 64)") && s.contains("6,464"), "{s}");
+    assert!(s.contains("dense_1 (Dense)") && s.contains("(None, 10)") && s.contains("650"), "{s}");
+    assert!(s.contains("Total params: 7,114"), "{s}");
+}
+
+#[test]
+fn every_loss_trains_its_kind_of_task() {
+    // Regression: y = 2·x0 − x1; all regression losses drive the error down.
+    let n = 256;
+    let xs: Vec<f32> = (0..n * 2).map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0).collect();
+    let ys: Vec<f32> = xs.chunks(2).map(|r| 2.0 * r[0] - r[1]).collect();
+    let x = Tensor::new(xs, &[n, 2]).unwrap();
+    let y = Tensor::new(ys, &[n, 1]).unwrap();
+    for loss in [Loss::MeanSquaredError, Loss::MeanAbsoluteError, Loss::Huber { delta: 1.0 }] {
+        let mut m = Sequential::new(vec![Box::new(Dense::new(1, Activation::Linear).input_shape(&[2]))]).unwrap();
+        m.compile(Adam::new(0.05), loss, &[]).unwrap();
+        let h = m.fit(&x, &y, quiet(40)).unwrap();
+        let l = h.get("loss").unwrap();
+        assert!(l[39] < 0.05 * l[0], "{loss:?}: {} → {}", l[0], l[39]);
+    }
+    // Binary: y = [x0 > x1], with logits and with a sigmoid output.
+    let yb: Vec<f32> = x.data().chunks(2).map(|r| (r[0] > r[1]) as u8 as f32).collect();
+    let yb = Tensor::new(yb, &[n, 1]).unwrap();
+    for (act, from_logits) in [(Activation::Linear, true), (Activation::Sigmoid, false)] {
+        let mut m = Sequential::new(vec![Box::new(Dense::new(1, act).input_shape(&[2]))]).unwrap();
+        m.compile(Adam::new(0.05), Loss::binary_crossentropy(from_logits), &["accuracy"]).unwrap();
+        let h = m.fit(&x, &yb, quiet(40)).unwrap();
+        assert!(h.last("accuracy").unwrap() > 0.95, "binary from_logits={from_logits}");
+    }
+    // Categorical with one-hot targets, logits and softmax outputs.
+    let (train, _) = digits();
+    let mut onehot = vec![0.0f32; train.len() * 10];
+    train.y.data().iter().enumerate().for_each(|(i, c)| onehot[i * 10 + *c as usize] = 1.0);
+    let yc = Tensor::new(onehot, &[train.len(), 10]).unwrap();
+    for (act, from_logits) in [(Activation::Linear, true), (Activation::Softmax, false)] {
+        let mut m = Sequential::new(vec![Box::new(Dense::new(10, act).input_shape(&[64]))]).unwrap();
+        m.compile(Adam::new(0.01), Loss::categorical_crossentropy(from_logits), &["accuracy"]).unwrap();
+        let h = m.fit(&train.x, &yc, quiet(5)).unwrap();
+        assert!(h.last("accuracy").unwrap() > 0.9, "categorical from_logits={from_logits}");
+    }
+}

@@ -1,0 +1,61 @@
+//! Checks on data given to fit / evaluate / predict, with errors that say what and where.
+
+use crate::error::{Error, Result};
+use crate::nn::{Loss, Sequential};
+use crate::tensor::Tensor;
+
+/// Number of features per sample the data has, checked against a built model.
+pub(crate) fn check_inputs(model: &Sequential, x: &Tensor, source: &str) -> Result<()> {
+    if x.shape().rank() < 2 {
+        return Err(Error::shape(format!("{source}"), "inputs of shape [samples, features…]", x.shape()));
+    }
+    x.check_finite(source)?;
+    if let Some(input) = model.input_shape() {
+        let want: usize = input.iter().product();
+        if x.row_len() != want {
+            let first = model.layers().first().map_or("?", |l| l.name());
+            return Err(Error::shape(
+                format!("layer '{first}' (the model's input) fed from {source}"),
+                format!("{want} features per sample (input_shape {input:?})"),
+                format!("{} features (data shape {})", x.row_len(), x.shape()),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Targets must match the inputs' sample count and the loss's expected form.
+pub(crate) fn check_targets(loss: &Loss, outputs: usize, x: &Tensor, y: &Tensor, source: &str) -> Result<()> {
+    if y.rows() != x.rows() {
+        return Err(Error::shape(format!("targets {source}"), format!("{} samples (as the inputs)", x.rows()), y.rows()));
+    }
+    y.check_finite(source)?;
+    if loss.sparse_targets() {
+        if y.row_len() != 1 {
+            return Err(Error::shape(
+                format!("targets {source} for {}", loss.name()),
+                "one integer class label per sample",
+                y.shape(),
+            ));
+        }
+        for (row, label) in y.data().iter().enumerate() {
+            if label.fract() != 0.0 || *label < 0.0 || *label as usize >= outputs {
+                return Err(Error::data(
+                    source,
+                    format!(
+                        "label {label} at row {row} is outside [0, {outputs}): the model's last layer has \
+                         {outputs} outputs (class labels must be integers 0..{})",
+                        outputs.saturating_sub(1)
+                    ),
+                ));
+            }
+        }
+    } else if y.row_len() != outputs {
+        return Err(Error::shape(
+            format!("targets {source} for {}", loss.name()),
+            format!("{outputs} values per sample (the model's outputs)"),
+            format!("{} (shape {})", y.row_len(), y.shape()),
+        ));
+    }
+    Ok(())
+}

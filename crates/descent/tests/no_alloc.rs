@@ -1,0 +1,72 @@
+//! A steady-state training step allocates nothing on the heap: a counting global
+//! allocator wraps the system one, and we count allocations during a few steps after
+//! the buffers have grown.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use descent::nn::{Activation, Dense, Loss, Sequential};
+use descent::optim::{Adam, RmsProp, Sgd};
+use descent::tensor::Tensor;
+
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn batch(rows: usize, cols: usize, seed: u32) -> Tensor {
+    let data = (0..rows * cols).map(|i| (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 16) as f32 / 65536.0) - 0.5).collect();
+    Tensor::new(data, &[rows, cols]).unwrap()
+}
+
+#[test]
+fn steady_state_training_steps_do_not_allocate() {
+    // Single-threaded so rayon's pool (which allocates job queues when woken) stays out
+    // of the count; the parallel paths reuse the same buffers.
+    rayon::ThreadPoolBuilder::new().num_threads(1).build_global().unwrap();
+    let optimizers: Vec<Box<dyn descent::optim::Optimizer>> = vec![
+        Box::new(Adam::new(1e-3)),
+        Box::new(Adam::new(1e-3).amsgrad(true)),
+        Box::new(Sgd::new(0.01).momentum(0.9).nesterov(true)),
+        Box::new(RmsProp::new(1e-3).centered(true).momentum(0.5)),
+    ];
+    for opt in optimizers {
+        let name = opt.name();
+        let mut model = Sequential::new(vec![
+            Box::new(Dense::new(64, Activation::Relu).input_shape(&[100])),
+            Box::new(Dense::new(32, Activation::Gelu { approximate: false })),
+            Box::new(Dense::new(10, Activation::Linear)),
+        ])
+        .unwrap();
+        model.compile(opt, Loss::sparse_categorical_crossentropy(true), &["accuracy"]).unwrap();
+        let xs: Vec<Tensor> = (0..4).map(|s| batch(32, 100, s)).collect();
+        let y = Tensor::new((0..32).map(|i| (i % 10) as f32).collect(), &[32, 1]).unwrap();
+        // Warm-up: buffers grow to their steady size.
+        model.train_on_batch(&xs[0], &y).unwrap();
+        model.train_on_batch(&xs[1], &y).unwrap();
+        let before = ALLOCATIONS.load(Ordering::SeqCst);
+        let mut loss = 0.0;
+        for x in &xs {
+            loss += model.train_on_batch(x, &y).unwrap();
+        }
+        let allocated = ALLOCATIONS.load(Ordering::SeqCst) - before;
+        assert!(loss.is_finite());
+        assert_eq!(allocated, 0, "{name}: {allocated} heap allocations in 4 steady-state steps");
+    }
+}
