@@ -1,1 +1,73 @@
-fn main(){}
+//! `descent`: train, evaluate and use models described by one TOML file.
+
+mod commands;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "descent", version, about = "Deep-learning training from one TOML file", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train the experiment in FILE; writes a run folder (config, history, metrics, weights).
+    Fit {
+        /// Experiment TOML (schema: docs/experiment.md).
+        file: PathBuf,
+        /// Folder for run folders (default: the experiment's output.dir, "runs").
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Override fit.epochs.
+        #[arg(long)]
+        epochs: Option<usize>,
+        /// Override fit.verbose (0 silent, 1 progress bar, 2 one line per epoch).
+        #[arg(long)]
+        verbose: Option<u8>,
+    },
+    /// Evaluate a saved run: on its own held-out split, or on a labelled CSV.
+    Evaluate {
+        /// A run folder written by `descent fit`.
+        run: PathBuf,
+        /// Labelled CSV to evaluate on instead of the run's held-out split.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Label column of --data (default: the experiment's).
+        #[arg(long)]
+        label_column: Option<String>,
+    },
+    /// Predict with a saved run: CSV or .npy features in, CSV of classes and probabilities out.
+    Predict {
+        run: PathBuf,
+        /// Features: .csv (with a header; a column named like the training label is ignored) or .npy.
+        #[arg(long)]
+        input: PathBuf,
+        /// Where to write the predictions (default: standard output).
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// Print the model of an experiment file or a run folder, Keras-style.
+    Summary { path: PathBuf },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Fit { file, out, epochs, verbose } => commands::fit(&file, out.as_deref(), epochs, verbose),
+        Command::Evaluate { run, data, label_column } => commands::evaluate(&run, data.as_deref(), label_column),
+        Command::Predict { run, input, output } => commands::predict(&run, &input, output.as_deref()),
+        Command::Summary { path } => commands::summary(&path),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -101,7 +101,8 @@ pub fn read_csv(path: impl AsRef<Path>, options: &CsvOptions) -> Result<(Tensor,
         rows += 1;
     }
     if rows == 0 {
-        return Err(Error::format(path, "no data rows"));
+        let hint = if options.has_header { " (the first line is read as the header)" } else { "" };
+        return Err(Error::format(path, format!("no data rows{hint}")));
     }
     let features = width.unwrap_or(0) - label_idx.map_or(0, |_| 1);
     let x = Tensor::new(x, &[rows, features])?;

@@ -8,6 +8,7 @@ mod validate;
 pub use callbacks::{Callback, History, LambdaCallback, Logs, TrainContext};
 pub use fit::FitOptions;
 pub use progress::ProgressCallback;
+pub use validate::{check_inputs, check_targets};
 
 use crate::error::{Error, Result};
 use crate::nn::{Activation, Loss, Metric, MetricState, Sequential};

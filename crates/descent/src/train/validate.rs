@@ -5,7 +5,7 @@ use crate::nn::{Loss, Sequential};
 use crate::tensor::Tensor;
 
 /// Number of features per sample the data has, checked against a built model.
-pub(crate) fn check_inputs(model: &Sequential, x: &Tensor, source: &str) -> Result<()> {
+pub fn check_inputs(model: &Sequential, x: &Tensor, source: &str) -> Result<()> {
     if x.shape().rank() < 2 {
         return Err(Error::shape(format!("{source}"), "inputs of shape [samples, features…]", x.shape()));
     }
@@ -25,7 +25,7 @@ pub(crate) fn check_inputs(model: &Sequential, x: &Tensor, source: &str) -> Resu
 }
 
 /// Targets must match the inputs' sample count and the loss's expected form.
-pub(crate) fn check_targets(loss: &Loss, outputs: usize, x: &Tensor, y: &Tensor, source: &str) -> Result<()> {
+pub fn check_targets(loss: &Loss, outputs: usize, x: &Tensor, y: &Tensor, source: &str) -> Result<()> {
     if y.rows() != x.rows() {
         return Err(Error::shape(format!("targets {source}"), format!("{} samples (as the inputs)", x.rows()), y.rows()));
     }

@@ -1,0 +1,181 @@
+use std::io::Write;
+use std::path::Path;
+
+use descent::data::{read_csv, read_npy, CsvOptions, LabelColumn};
+use descent::experiment::{DataSource, Experiment};
+use descent::io::{load_model, write_atomic, SavedModel};
+use descent::nn::{Loss, Sequential};
+use descent::tensor::kernels::activation::softmax_row;
+use descent::tensor::kernels::reduce::argmax;
+use descent::tensor::Tensor;
+use descent::train::check_inputs;
+use descent::{Error, Result};
+
+pub fn fit(file: &Path, out: Option<&Path>, epochs: Option<usize>, verbose: Option<u8>) -> Result<()> {
+    let mut exp = Experiment::from_file(file)?;
+    if let Some(e) = epochs {
+        exp.fit.epochs = e;
+    }
+    if let Some(v) = verbose {
+        exp.fit.verbose = v;
+    }
+    exp.validate()?;
+    let summary = exp.run(out)?;
+    let train_logs: Vec<String> = summary
+        .history
+        .metrics
+        .iter()
+        .filter_map(|(n, v)| v.last().map(|x| format!("{n}: {x:.4}")))
+        .collect();
+    println!(
+        "trained {} epochs ({} steps) in {:.2}s, {:.0} steps/s — {}",
+        summary.history.epochs.len(),
+        summary.steps,
+        summary.train_seconds,
+        summary.steps as f64 / summary.train_seconds.max(1e-9),
+        train_logs.join(" - ")
+    );
+    if summary.test.is_empty() {
+        println!("no held-out split (data.test_split = 0)");
+    } else {
+        println!("held-out: {}", summary.test.format());
+    }
+    println!("run folder: {}", summary.dir.display());
+    Ok(())
+}
+
+/// The experiment a run was made from (its resolved copy inside the run folder).
+fn run_experiment(run: &Path) -> Result<Experiment> {
+    Experiment::from_file(run.join("config.toml"))
+}
+
+pub fn evaluate(run: &Path, data: Option<&Path>, label_column: Option<String>) -> Result<()> {
+    let (mut model, saved) = load_model(run)?;
+    let batch = 256;
+    let (mut x, y, source) = match data {
+        Some(path) => {
+            let exp = run_experiment(run).ok();
+            let label = label_column
+                .map(LabelColumn::Name)
+                .or_else(|| match exp.map(|e| e.data.source) {
+                    Some(DataSource::Csv { label_column, .. }) => Some(label_column),
+                    _ => None,
+                })
+                .unwrap_or(LabelColumn::Name("label".into()));
+            let (x, y) = read_csv(path, &CsvOptions { label_column: Some(label), ..Default::default() })?;
+            (x, y.expect("label column requested"), path.display().to_string())
+        }
+        None => {
+            let exp = run_experiment(run)?;
+            let (_, test) = exp.load_splits()?;
+            let test = test.ok_or_else(|| {
+                Error::Config("the run's experiment has no held-out split (test_split = 0); pass --data FILE".into())
+            })?;
+            (test.x, test.y, format!("{} (held-out split)", test.name))
+        }
+    };
+    check_inputs(&model, &x, &source)?;
+    saved.preprocessing.apply(&mut x)?;
+    let logs = model.evaluate(&x, &y, batch)?;
+    println!("{source}: {} samples — {}", x.rows(), logs.format());
+    Ok(())
+}
+
+/// Features from a .npy file, or a CSV whose columns are all features except one named
+/// like the training label column (so the training file itself can be passed).
+fn read_features(input: &Path, run: &Path) -> Result<Tensor> {
+    let is_npy = input.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"));
+    if is_npy {
+        let t = read_npy(input)?;
+        let rows = t.dims()[0];
+        let cols = t.row_len();
+        return Tensor::new(t.into_data(), &[rows, cols]);
+    }
+    let label = match run_experiment(run).map(|e| e.data.source) {
+        Ok(DataSource::Csv { label_column: LabelColumn::Name(n), .. }) => Some(n),
+        _ => None,
+    };
+    let header_has_label = label.as_ref().is_some_and(|l| {
+        csv::Reader::from_path(input)
+            .ok()
+            .and_then(|mut r| r.headers().ok().map(|h| h.iter().any(|c| c.trim() == l)))
+            .unwrap_or(false)
+    });
+    let options = CsvOptions { label_column: label.filter(|_| header_has_label).map(LabelColumn::Name), ..Default::default() };
+    Ok(read_csv(input, &options)?.0)
+}
+
+pub fn predict(run: &Path, input: &Path, output: Option<&Path>) -> Result<()> {
+    let (mut model, saved) = load_model(run)?;
+    let mut x = read_features(input, run)?;
+    check_inputs(&model, &x, &input.display().to_string())?;
+    saved.preprocessing.apply(&mut x)?;
+    let out = model.predict(&x, 256)?;
+    let text = format_predictions(&out, &saved);
+    match output {
+        Some(path) => {
+            write_atomic(path, text.as_bytes())?;
+            eprintln!("wrote {} predictions to {}", out.rows(), path.display());
+        }
+        None => std::io::stdout().write_all(text.as_bytes()).map_err(|e| Error::Io { path: "<stdout>".into(), source: e })?,
+    }
+    Ok(())
+}
+
+/// Classification: `class,p_0,…` with probabilities (softmax/sigmoid applied to logits).
+/// Regression: the outputs `y_0,…`.
+fn format_predictions(out: &Tensor, saved: &SavedModel) -> String {
+    let loss = saved.compile.as_ref().map(|c| c.loss);
+    let cols = out.row_len();
+    let mut text = String::new();
+    match loss {
+        Some(Loss::SparseCategoricalCrossentropy { from_logits } | Loss::CategoricalCrossentropy { from_logits }) => {
+            text.push_str("class");
+            (0..cols).for_each(|j| text.push_str(&format!(",p_{j}")));
+            text.push('\n');
+            let mut row = vec![0.0f32; cols];
+            for i in 0..out.rows() {
+                row.copy_from_slice(out.row(i));
+                if from_logits {
+                    softmax_row(&mut row);
+                }
+                text.push_str(&argmax(&row).to_string());
+                row.iter().for_each(|p| text.push_str(&format!(",{p:.6}")));
+                text.push('\n');
+            }
+        }
+        Some(Loss::BinaryCrossentropy { from_logits }) => {
+            text.push_str(if cols == 1 { "class,p\n" } else { "classes,p\n" });
+            for i in 0..out.rows() {
+                let p: Vec<f32> =
+                    out.row(i).iter().map(|z| if from_logits { 1.0 / (1.0 + (-z).exp()) } else { *z }).collect();
+                let classes: Vec<String> = p.iter().map(|v| ((*v > 0.5) as u8).to_string()).collect();
+                let probs: Vec<String> = p.iter().map(|v| format!("{v:.6}")).collect();
+                text.push_str(&format!("{},{}\n", classes.join(" "), probs.join(" ")));
+            }
+        }
+        _ => {
+            let names: Vec<String> = (0..cols).map(|j| format!("y_{j}")).collect();
+            text.push_str(&names.join(","));
+            text.push('\n');
+            for i in 0..out.rows() {
+                let vals: Vec<String> = out.row(i).iter().map(|v| v.to_string()).collect();
+                text.push_str(&vals.join(","));
+                text.push('\n');
+            }
+        }
+    }
+    text
+}
+
+pub fn summary(path: &Path) -> Result<()> {
+    let model: Sequential = if path.is_dir() {
+        load_model(path)?.0
+    } else {
+        let exp = Experiment::from_file(path)?;
+        let (train, _) = exp.load_splits()?;
+        exp.build_model(train.x.row_len())?
+    };
+    print!("{}", model.summary());
+    Ok(())
+}

@@ -1,0 +1,114 @@
+//! The `descent` binary end to end: fit, evaluate, predict and summary on a small
+//! experiment, and the documented error cases (exit code 1, message naming the problem).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn descent(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_descent")).args(args).current_dir(cwd).output().expect("runs")
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn workdir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("descent-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn digits() -> String {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/digits.csv").to_string()
+}
+
+fn experiment(data: &str, extra_fit: &str) -> String {
+    format!(
+        r#"
+seed = 3
+[data]
+format = "csv"
+path = "{data}"
+test_split = 0.2
+standardize = true
+[model]
+layers = [{{ type = "dense", units = 32, activation = "relu" }}, {{ type = "dense", units = 10 }}]
+[compile]
+optimizer = "adam"
+loss = {{ name = "sparse_categorical_crossentropy", from_logits = true }}
+metrics = ["accuracy"]
+[fit]
+epochs = 4
+verbose = 2
+{extra_fit}
+"#
+    )
+}
+
+#[test]
+fn fit_evaluate_predict_summary() {
+    let dir = workdir("flow");
+    std::fs::write(dir.join("tiny.toml"), experiment(&digits(), "")).unwrap();
+    let fit = descent(&["fit", "tiny.toml"], &dir);
+    let out = text(&fit);
+    assert!(fit.status.success(), "{out}");
+    assert!(out.contains("Epoch 4/4") && out.contains("held-out: loss:") && out.contains("runs/tiny-001"), "{out}");
+    let run = dir.join("runs/tiny-001");
+    let metrics: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("metrics.json")).unwrap()).unwrap();
+    let acc = metrics["test"]["accuracy"].as_f64().unwrap();
+    assert!(acc > 0.85, "{acc}");
+
+    let eval = descent(&["evaluate", "runs/tiny-001"], &dir);
+    let out = text(&eval);
+    assert!(eval.status.success(), "{out}");
+    assert!(out.contains("359 samples") && out.contains(&format!("accuracy: {acc:.4}")), "{out}");
+
+    let pred = descent(&["predict", "runs/tiny-001", "--input", &digits(), "--output", "p.csv"], &dir);
+    assert!(pred.status.success(), "{}", text(&pred));
+    let p = std::fs::read_to_string(dir.join("p.csv")).unwrap();
+    let mut lines = p.lines();
+    assert_eq!(lines.next().unwrap(), "class,p_0,p_1,p_2,p_3,p_4,p_5,p_6,p_7,p_8,p_9");
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), 1797);
+    let first: Vec<f64> = rows[0].split(',').map(|v| v.parse().unwrap()).collect();
+    assert!((first[1..].iter().sum::<f64>() - 1.0).abs() < 1e-4, "probabilities sum to 1");
+    assert_eq!(first[0], 0.0, "the first digit in the file is a 0");
+
+    let summary = descent(&["summary", "runs/tiny-001"], &dir);
+    assert!(text(&summary).contains("Total params: 2,410"), "{}", text(&summary));
+}
+
+#[test]
+fn documented_errors() {
+    let dir = workdir("errors");
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("typo.toml", experiment(&digits(), "").replace("epochs = 4", "epoch = 4"), "unknown field `epoch`"),
+        ("bad-act.toml", experiment(&digits(), "").replace("\"relu\"", "\"rellu\""), "unknown activation `rellu`"),
+        ("missing.toml", experiment("nope.csv", ""), "nope.csv"),
+        ("split.toml", experiment(&digits(), "validation_split = 2.0"), "`fit.validation_split`"),
+    ];
+    for (file, body, want) in cases {
+        std::fs::write(dir.join(file), body).unwrap();
+        let o = descent(&["fit", file], &dir);
+        assert_eq!(o.status.code(), Some(1), "{file}");
+        assert!(text(&o).contains(want), "{file}: {}", text(&o));
+    }
+    // Labels out of range and NaN cells, named with the file and position.
+    std::fs::write(dir.join("labels.csv"), "a,b,label\n0,1,0\n1,0,3\n1,1,12\n0,0,1\n1,1,2\n").unwrap();
+    std::fs::write(dir.join("labels.toml"), experiment("labels.csv", "").replace("test_split = 0.2", "test_split = 0.0")).unwrap();
+    let o = descent(&["fit", "labels.toml"], &dir);
+    assert!(text(&o).contains("labels.csv") && text(&o).contains("label 12 at row 2"), "{}", text(&o));
+    std::fs::write(dir.join("nan.csv"), "a,b,label\n0,1,0\n1,NaN,3\n").unwrap();
+    std::fs::write(dir.join("nan.toml"), experiment("nan.csv", "")).unwrap();
+    let o = descent(&["fit", "nan.toml"], &dir);
+    assert!(text(&o).contains("NaN at line 3, column `b`"), "{}", text(&o));
+    // Predicting with features of the wrong width names the layer and both widths.
+    std::fs::write(dir.join("ok.toml"), experiment(&digits(), "epochs = 1").replace("epochs = 4\n", "")).unwrap();
+    assert!(descent(&["fit", "ok.toml"], &dir).status.success());
+    std::fs::write(dir.join("narrow.csv"), "a,b,c\n1,2,3\n").unwrap();
+    let o = descent(&["predict", "runs/ok-001", "--input", "narrow.csv"], &dir);
+    assert!(text(&o).contains("layer 'dense'") && text(&o).contains("64 features") && text(&o).contains("3 features"), "{}", text(&o));
+    let o = descent(&["evaluate", "runs/none"], &dir);
+    assert!(text(&o).contains("runs/none/model.json"), "{}", text(&o));
+}

@@ -1,0 +1,316 @@
+//! An experiment in one TOML file: data, model, compile, fit, seed and output. This is
+//! what `descent fit FILE` runs; the schema is documented in docs/experiment.md.
+
+mod run;
+
+pub use run::{next_run_dir, RunSummary};
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::LabelColumn;
+use crate::error::{Error, Result};
+use crate::nn::{LayerConfig, Loss, DEFAULT_SEED};
+use crate::optim::OptimizerConfig;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Experiment {
+    /// Names the run folder; defaults to the file's stem.
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    pub data: DataConfig,
+    pub model: ModelSection,
+    pub compile: CompileSection,
+    #[serde(default)]
+    pub fit: FitSection,
+    #[serde(default)]
+    pub output: OutputSection,
+}
+
+fn default_seed() -> u64 {
+    DEFAULT_SEED
+}
+
+/// Where the samples come from, plus the held-out split and preprocessing.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DataConfig {
+    #[serde(flatten)]
+    pub source: DataSource,
+    /// Fraction of samples held out (shuffled with the seed) for the final evaluation.
+    /// Not used by `teacher`, which generates its own held-out set.
+    pub test_split: f64,
+    /// Multiply every feature by this first (e.g. 0.00392 = 1/255 for 8-bit pixels).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub x_scale: Option<f32>,
+    /// Standardize each feature with the training split's mean and std.
+    pub standardize: bool,
+}
+
+fn default_test_split() -> f64 {
+    0.2
+}
+
+/// The keys of `[data]` shared by every format.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DataCommon {
+    #[serde(default = "default_test_split")]
+    test_split: f64,
+    #[serde(default)]
+    x_scale: Option<f32>,
+    #[serde(default)]
+    standardize: bool,
+}
+
+// serde cannot combine `flatten` with `deny_unknown_fields`, so split the table by hand:
+// the shared keys go to `DataCommon`, the rest must be exactly one format's keys.
+impl<'de> Deserialize<'de> for DataConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let serde_json::Value::Object(mut table) = serde_json::Value::deserialize(d)? else {
+            return Err(D::Error::custom("`data` must be a table"));
+        };
+        let mut common = serde_json::Map::new();
+        for key in ["test_split", "x_scale", "standardize"] {
+            if let Some(v) = table.remove(key) {
+                common.insert(key.to_string(), v);
+            }
+        }
+        let common: DataCommon = serde_json::from_value(common.into()).map_err(|e| D::Error::custom(format!("data: {e}")))?;
+        let source: DataSource = serde_json::from_value(table.into()).map_err(|e| {
+            let msg = e.to_string();
+            if msg.contains("unknown field") {
+                D::Error::custom(format!("data: {msg} (or one of the keys every format takes: test_split, x_scale, standardize)"))
+            } else {
+                D::Error::custom(format!("data: {msg}"))
+            }
+        })?;
+        Ok(DataConfig { source, test_split: common.test_split, x_scale: common.x_scale, standardize: common.standardize })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "format", rename_all = "snake_case", deny_unknown_fields)]
+pub enum DataSource {
+    /// A CSV file with one sample per row and a label column.
+    Csv {
+        path: PathBuf,
+        #[serde(default = "default_label")]
+        label_column: LabelColumn,
+        #[serde(default = "yes")]
+        header: bool,
+        #[serde(default = "comma")]
+        delimiter: char,
+    },
+    /// Features and targets in two `.npy` files.
+    Npy { x: PathBuf, y: PathBuf },
+    /// Features and targets as two arrays of one `.npz` archive.
+    Npz {
+        path: PathBuf,
+        #[serde(default = "default_x_key")]
+        x: String,
+        #[serde(default = "default_y_key")]
+        y: String,
+    },
+    /// MNIST-style IDX image and label files.
+    Idx { images: PathBuf, labels: PathBuf },
+    /// The benchmark workloads' synthetic task (labels from a random teacher network).
+    Teacher {
+        #[serde(default = "default_teacher_train")]
+        train: usize,
+        #[serde(default = "default_teacher_test")]
+        test: usize,
+        #[serde(default = "default_teacher_features")]
+        features: usize,
+        #[serde(default = "default_teacher_hidden")]
+        hidden: usize,
+        #[serde(default = "default_teacher_classes")]
+        classes: usize,
+    },
+}
+
+fn default_label() -> LabelColumn {
+    LabelColumn::Name("label".into())
+}
+fn yes() -> bool {
+    true
+}
+fn comma() -> char {
+    ','
+}
+fn default_x_key() -> String {
+    "x".into()
+}
+fn default_y_key() -> String {
+    "y".into()
+}
+fn default_teacher_train() -> usize {
+    60_000
+}
+fn default_teacher_test() -> usize {
+    10_000
+}
+fn default_teacher_features() -> usize {
+    100
+}
+fn default_teacher_hidden() -> usize {
+    32
+}
+fn default_teacher_classes() -> usize {
+    10
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    pub layers: Vec<LayerConfig>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompileSection {
+    #[serde(deserialize_with = "optimizer_name_or_table")]
+    pub optimizer: OptimizerConfig,
+    #[serde(deserialize_with = "loss_name_or_table")]
+    pub loss: Loss,
+    #[serde(default)]
+    pub metrics: Vec<String>,
+}
+
+fn optimizer_name_or_table<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<OptimizerConfig, D::Error> {
+    crate::config_util::name_or_table(d, "optimizer")
+}
+fn loss_name_or_table<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Loss, D::Error> {
+    crate::config_util::name_or_table(d, "loss")
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FitSection {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub validation_split: f32,
+    pub shuffle: bool,
+    /// 0 silent, 1 progress bar, 2 one line per epoch.
+    pub verbose: u8,
+}
+
+impl Default for FitSection {
+    fn default() -> Self {
+        FitSection { epochs: 10, batch_size: 32, validation_split: 0.0, shuffle: true, verbose: 1 }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutputSection {
+    /// Folder that receives one sub-folder per run (relative to the working directory).
+    pub dir: PathBuf,
+}
+
+impl Default for OutputSection {
+    fn default() -> Self {
+        OutputSection { dir: PathBuf::from("runs") }
+    }
+}
+
+impl Experiment {
+    /// Parses and checks an experiment. Relative data paths are resolved against the
+    /// folder of the file, so an experiment runs the same from any working directory.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Experiment> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let mut exp = Experiment::from_toml(&text).map_err(|e| match e {
+            Error::Config(m) => Error::format(path, m),
+            other => other,
+        })?;
+        if exp.name.is_none() {
+            exp.name = path.file_stem().map(|s| s.to_string_lossy().into_owned());
+        }
+        let base = path.parent().unwrap_or(Path::new(""));
+        exp.resolve_paths(base);
+        Ok(exp)
+    }
+
+    /// Parses TOML text (paths stay as written).
+    pub fn from_toml(text: &str) -> Result<Experiment> {
+        let exp: Experiment = toml::from_str(text).map_err(|e| Error::Config(e.to_string()))?;
+        exp.validate()?;
+        Ok(exp)
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("experiment serializes")
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        // Absolute, so the resolved copy saved in a run folder still points at the data.
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                let joined = base.join(&*p);
+                *p = std::fs::canonicalize(&joined).or_else(|_| std::path::absolute(&joined)).unwrap_or(joined);
+            }
+        };
+        match &mut self.data.source {
+            DataSource::Csv { path, .. } | DataSource::Npz { path, .. } => fix(path),
+            DataSource::Npy { x, y } => {
+                fix(x);
+                fix(y);
+            }
+            DataSource::Idx { images, labels } => {
+                fix(images);
+                fix(labels);
+            }
+            DataSource::Teacher { .. } => {}
+        }
+    }
+
+    /// Value checks serde cannot express; each error names the key and the allowed range.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |key: &str, msg: String| Err(Error::Config(format!("`{key}`: {msg}")));
+        if !(0.0..1.0).contains(&self.data.test_split) {
+            return bad("data.test_split", format!("{} is outside [0, 1)", self.data.test_split));
+        }
+        if let Some(s) = self.data.x_scale {
+            if !(s.is_finite() && s != 0.0) {
+                return bad("data.x_scale", format!("{s} must be a finite, non-zero number"));
+            }
+        }
+        if self.model.layers.is_empty() {
+            return bad("model.layers", "needs at least one layer".into());
+        }
+        if self.fit.epochs == 0 {
+            return bad("fit.epochs", "must be at least 1".into());
+        }
+        if self.fit.batch_size == 0 {
+            return bad("fit.batch_size", "must be at least 1".into());
+        }
+        if !(0.0..1.0).contains(&self.fit.validation_split) {
+            return bad("fit.validation_split", format!("{} is outside [0, 1)", self.fit.validation_split));
+        }
+        if self.fit.verbose > 2 {
+            return bad("fit.verbose", format!("{} is not one of 0 (silent), 1 (progress bar), 2 (one line per epoch)", self.fit.verbose));
+        }
+        for m in &self.compile.metrics {
+            crate::train::parse_metric(m).map_err(|e| Error::Config(format!("`compile.metrics`: {e}")))?;
+        }
+        self.compile.optimizer.build().map_err(|e| Error::Config(format!("`compile.optimizer`: {e}")))?;
+        if let DataSource::Csv { delimiter, .. } = &self.data.source {
+            if !delimiter.is_ascii() {
+                return bad("data.delimiter", format!("`{delimiter}` must be a single ASCII character"));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn name(&self) -> &str {
+        self.name.as_deref().unwrap_or("experiment")
+    }
+}
+
+#[cfg(test)]
+mod tests;

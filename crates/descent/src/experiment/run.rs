@@ -1,0 +1,176 @@
+//! Running an experiment: load and split the data, fit the preprocessing on the
+//! training split, build and train the model, evaluate on the held-out split, and write
+//! a run folder.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use super::{DataSource, Experiment};
+use crate::data::{read_csv, read_idx, read_npy, read_npz, teacher_classification, CsvOptions, Dataset, Preprocessing, TeacherSpec};
+use crate::error::{Error, Result};
+use crate::io::{save_model, write_atomic};
+use crate::nn::{LayerConfig, ModelConfig, Sequential};
+use crate::tensor::Tensor;
+use crate::train::{check_targets, FitOptions, History, Logs};
+
+/// What `descent fit` reports at the end.
+#[derive(Debug)]
+pub struct RunSummary {
+    pub dir: PathBuf,
+    pub history: History,
+    /// Loss and metrics on the held-out split (empty without one).
+    pub test: Logs,
+    pub train_seconds: f64,
+    pub steps: u64,
+    pub warnings: Vec<String>,
+}
+
+/// `[samples, features…]` → `[samples, features]`; `[samples]` → `[samples, 1]`.
+fn as_matrix(t: Tensor) -> Result<Tensor> {
+    let (rows, cols) = (t.dims()[0], t.row_len().max(1));
+    Tensor::new(t.into_data(), &[rows, cols])
+}
+
+impl Experiment {
+    /// Loads the raw samples (before splitting) or, for `teacher`, the train and test sets.
+    fn load_raw(&self) -> Result<(Dataset, Option<Dataset>)> {
+        Ok(match &self.data.source {
+            DataSource::Csv { path, label_column, header, delimiter } => {
+                let opts = CsvOptions { has_header: *header, label_column: Some(label_column.clone()), delimiter: *delimiter as u8 };
+                let (x, y) = read_csv(path, &opts)?;
+                (Dataset::new(x, y.expect("label column requested"), path.display().to_string())?, None)
+            }
+            DataSource::Npy { x, y } => {
+                let name = format!("{} / {}", x.display(), y.display());
+                (Dataset::new(as_matrix(read_npy(x)?)?, as_matrix(read_npy(y)?)?, name)?, None)
+            }
+            DataSource::Npz { path, x, y } => {
+                let (xs, ys) = (read_npz(path, x)?, read_npz(path, y)?);
+                (Dataset::new(as_matrix(xs)?, as_matrix(ys)?, path.display().to_string())?, None)
+            }
+            DataSource::Idx { images, labels } => {
+                let name = images.display().to_string();
+                (Dataset::new(as_matrix(read_idx(images)?)?, as_matrix(read_idx(labels)?)?, name)?, None)
+            }
+            DataSource::Teacher { train, test, features, hidden, classes } => {
+                let spec = TeacherSpec { features: *features, hidden: *hidden, classes: *classes };
+                let (tr, te) = teacher_classification(&spec, *train, *test, self.seed)?;
+                (tr, Some(te))
+            }
+        })
+    }
+
+    /// Train and held-out sets as loaded, before preprocessing (the split is fixed by the seed).
+    pub fn load_splits(&self) -> Result<(Dataset, Option<Dataset>)> {
+        let (all, given_test) = self.load_raw()?;
+        Ok(match given_test {
+            Some(test) => (all, Some(test)),
+            None if self.data.test_split > 0.0 => {
+                let (tr, te) = all.train_test_split(self.data.test_split, self.seed)?;
+                (tr, Some(te))
+            }
+            None => (all, None),
+        })
+    }
+
+    /// Train and held-out sets, preprocessed with steps fitted on the training split only.
+    pub fn load_data(&self) -> Result<(Dataset, Option<Dataset>, Preprocessing)> {
+        let (mut train, mut test) = self.load_splits()?;
+        let prep = Preprocessing::fit(self.data.x_scale, self.data.standardize, &train.x);
+        prep.apply(&mut train.x)?;
+        if let Some(t) = &mut test {
+            prep.apply(&mut t.x)?;
+        }
+        Ok((train, test, prep))
+    }
+
+    /// The model of the `[model]` section for `inputs` features per sample.
+    pub fn build_model(&self, inputs: usize) -> Result<Sequential> {
+        let mut layers = self.model.layers.clone();
+        let declared = match &layers[0] {
+            LayerConfig::Dense(d) => d.input_shape.clone(),
+            LayerConfig::Activation(a) => a.input_shape.clone(),
+        };
+        let input_shape = declared.unwrap_or_else(|| vec![inputs]);
+        if let LayerConfig::Dense(d) = &mut layers[0] {
+            d.input_shape = None;
+        } else if let LayerConfig::Activation(a) = &mut layers[0] {
+            a.input_shape = None;
+        }
+        let config = ModelConfig { name: self.name().to_string(), input_shape: Some(input_shape), layers };
+        Sequential::from_config(config)?.with_seed(self.seed)
+    }
+
+    /// Runs the experiment, writing a run folder under `output.dir` (or `out_root`).
+    pub fn run(&self, out_root: Option<&Path>) -> Result<RunSummary> {
+        let (train, test, prep) = self.load_data()?;
+        let mut model = self.build_model(train.x.row_len())?;
+        let metrics: Vec<&str> = self.compile.metrics.iter().map(String::as_str).collect();
+        let warnings = model.compile(self.compile.optimizer.build()?, self.compile.loss, &metrics)?;
+        // Check targets against the model before training, naming the data source.
+        let outputs = model.output_units();
+        check_targets(&self.compile.loss, outputs, &train.x, &train.y, &train.name)?;
+        if let Some(t) = &test {
+            check_targets(&self.compile.loss, outputs, &t.x, &t.y, &t.name)?;
+        }
+        let root = out_root.map(Path::to_path_buf).unwrap_or_else(|| self.output.dir.clone());
+        let dir = next_run_dir(&root, self.name())?;
+        let started = Instant::now();
+        let history = model.fit(
+            &train.x,
+            &train.y,
+            FitOptions {
+                epochs: self.fit.epochs,
+                batch_size: self.fit.batch_size,
+                validation_split: self.fit.validation_split,
+                shuffle: self.fit.shuffle,
+                verbose: self.fit.verbose,
+                ..Default::default()
+            },
+        )?;
+        let train_seconds = started.elapsed().as_secs_f64();
+        let test_logs = match &test {
+            Some(t) => model.evaluate(&t.x, &t.y, self.fit.batch_size)?,
+            None => Logs::new(),
+        };
+        let steps = model.optimizer().map_or(0, |o| o.iterations());
+        write_atomic(dir.join("config.toml"), self.to_toml().as_bytes())?;
+        write_atomic(dir.join("history.csv"), history.to_csv().as_bytes())?;
+        let mut final_metrics = serde_json::Map::new();
+        let logs_json = |l: &Logs| serde_json::Value::Object(l.iter().map(|(k, v)| (k.to_string(), v.into())).collect());
+        if !test_logs.is_empty() {
+            final_metrics.insert("test".into(), logs_json(&test_logs));
+        }
+        let mut last = Logs::new();
+        for (name, values) in &history.metrics {
+            if let Some(v) = values.last() {
+                last.set(name, *v);
+            }
+        }
+        final_metrics.insert("final_epoch".into(), logs_json(&last));
+        final_metrics.insert("epochs".into(), history.epochs.len().into());
+        final_metrics.insert("steps".into(), steps.into());
+        final_metrics.insert("train_seconds".into(), train_seconds.into());
+        final_metrics.insert("train_samples".into(), train.len().into());
+        final_metrics.insert("test_samples".into(), test.as_ref().map_or(0, Dataset::len).into());
+        let json = serde_json::to_string_pretty(&final_metrics).map_err(|e| Error::State(e.to_string()))?;
+        write_atomic(dir.join("metrics.json"), json.as_bytes())?;
+        save_model(&model, &dir, &prep)?;
+        Ok(RunSummary { dir, history, test: test_logs, train_seconds, steps, warnings })
+    }
+}
+
+/// Creates `root/<name>-NNN` with the next free number (atomically: `create_dir` fails
+/// if another run took the number first).
+pub fn next_run_dir(root: &Path, name: &str) -> Result<PathBuf> {
+    std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
+    for n in 1..100_000 {
+        let dir = root.join(format!("{name}-{n:03}"));
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(Error::io(&dir, e)),
+        }
+    }
+    Err(Error::State(format!("no free run folder under {}", root.display())))
+}

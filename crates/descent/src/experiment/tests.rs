@@ -1,0 +1,104 @@
+use super::*;
+
+const CLASSIC: &str = include_str!("../../../../examples/classic.toml");
+
+#[test]
+fn bundled_classic_experiment_parses() {
+    let exp = Experiment::from_toml(CLASSIC).unwrap();
+    assert_eq!(exp.fit.epochs, 10);
+    assert_eq!(exp.model.layers.len(), 2);
+    assert_eq!(exp.compile.loss, Loss::SparseCategoricalCrossentropy { from_logits: true });
+    // Round trip through the resolved form written into run folders.
+    assert_eq!(Experiment::from_toml(&exp.to_toml()).unwrap(), exp);
+}
+
+fn err(text: &str) -> String {
+    Experiment::from_toml(text).unwrap_err().to_string()
+}
+
+fn with(from: &str, to: &str) -> String {
+    assert!(CLASSIC.contains(from), "{from}");
+    CLASSIC.replacen(from, to, 1)
+}
+
+#[test]
+fn typos_and_bad_values_name_the_key_and_the_choices() {
+    let e = err(&with("learning_rate = 0.001", "lerning_rate = 0.001"));
+    assert!(e.contains("unknown field `lerning_rate`") && e.contains("learning_rate"), "{e}");
+    let e = err(&with("epochs = 10", "epoch = 10"));
+    assert!(e.contains("unknown field `epoch`") && e.contains("epochs"), "{e}");
+    let e = err(&with("activation = \"relu\"", "activation = \"rleu\""));
+    assert!(e.contains("unknown activation `rleu`") && e.contains("leaky_relu"), "{e}");
+    let e = err(&with("name = \"adam\"", "name = \"adamm\""));
+    assert!(e.contains("unknown variant `adamm`") && e.contains("rmsprop"), "{e}");
+    let e = err(&with("format = \"csv\"", "format = \"parquet\""));
+    assert!(e.contains("unknown variant `parquet`") && e.contains("npz"), "{e}");
+    let e = err(&with("type = \"dense\", units = 64", "type = \"conv\", units = 64"));
+    assert!(e.contains("unknown variant `conv`") && e.contains("dense"), "{e}");
+    let e = err(&with("test_split = 0.2", "test_split = 1.5"));
+    assert!(e.contains("`data.test_split`") && e.contains("[0, 1)"), "{e}");
+    let e = err(&with("batch_size = 32", "batch_size = 0"));
+    assert!(e.contains("`fit.batch_size`"), "{e}");
+    let e = err(&with("metrics = [\"accuracy\"]", "metrics = [\"acuracy\"]"));
+    assert!(e.contains("`compile.metrics`") && e.contains("unknown variant `acuracy`"), "{e}");
+    let e = err(&with("learning_rate = 0.001", "learning_rate = -1.0"));
+    assert!(e.contains("`compile.optimizer`") && e.contains("learning_rate"), "{e}");
+    let e = err(&with("epochs = 10", "epochs = \"ten\""));
+    assert!(e.contains("epochs") && e.contains("line"), "{e}");
+}
+
+#[test]
+fn names_accept_short_forms() {
+    let exp = Experiment::from_toml(&with(
+        "optimizer = { name = \"adam\", learning_rate = 0.001 }",
+        "optimizer = \"rmsprop\"",
+    ))
+    .unwrap();
+    assert_eq!(exp.compile.optimizer.name(), "rmsprop");
+    let exp = Experiment::from_toml(&with(
+        "loss = { name = \"sparse_categorical_crossentropy\", from_logits = true }",
+        "loss = \"mse\"",
+    ))
+    .unwrap();
+    assert_eq!(exp.compile.loss, Loss::MeanSquaredError);
+}
+
+#[test]
+fn runs_end_to_end_into_a_run_folder() {
+    let root = std::env::temp_dir().join(format!("descent-exp-{}", std::process::id()));
+    let file = root.join("tiny.toml");
+    std::fs::create_dir_all(&root).unwrap();
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/digits.csv");
+    let text = with("path = \"../data/digits.csv\"", &format!("path = \"{data}\""))
+        .replace("epochs = 10", "epochs = 3\nverbose = 0");
+    std::fs::write(&file, text).unwrap();
+    let exp = Experiment::from_file(&file).unwrap();
+    assert_eq!(exp.name(), "tiny");
+    let run = exp.run(Some(&root.join("runs"))).unwrap();
+    assert!(run.dir.ends_with("tiny-001"));
+    for f in ["config.toml", "history.csv", "metrics.json", "model.json", "model.safetensors", "optimizer.safetensors"] {
+        assert!(run.dir.join(f).is_file(), "{f} missing");
+    }
+    let history = std::fs::read_to_string(run.dir.join("history.csv")).unwrap();
+    assert_eq!(history.lines().count(), 4);
+    let metrics: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.dir.join("metrics.json")).unwrap()).unwrap();
+    assert!(metrics["test"]["accuracy"].as_f64().unwrap() > 0.85);
+    assert_eq!(metrics["test_samples"], 359);
+    let again = exp.run(Some(&root.join("runs"))).unwrap();
+    assert!(again.dir.ends_with("tiny-002"));
+    // Same seed, same data: the same result.
+    assert_eq!(again.test.get("accuracy"), run.test.get("accuracy"));
+}
+
+#[test]
+fn bad_labels_are_reported_with_the_file_before_training() {
+    let root = std::env::temp_dir().join(format!("descent-exp-labels-{}", std::process::id()));
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("d.csv"), "a,b,label\n0,1,0\n1,0,1\n1,1,7\n0,0,1\n").unwrap();
+    let text = with("path = \"../data/digits.csv\"", "path = \"d.csv\"")
+        .replace("units = 10", "units = 2")
+        .replace("test_split = 0.2", "test_split = 0.0");
+    std::fs::write(root.join("e.toml"), text).unwrap();
+    let e = Experiment::from_file(root.join("e.toml")).unwrap().run(Some(&root)).unwrap_err().to_string();
+    assert!(e.contains("d.csv") && e.contains("label 7") && e.contains("[0, 2)"), "{e}");
+}
