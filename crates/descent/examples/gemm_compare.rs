@@ -1,5 +1,5 @@
 //! descent's GEMM vs the `gemm` crate on the shapes of the workloads (same process,
-//! interleaved, medians). Run: cargo run --release -p descent --example gemm_compare
+//! interleaved, medians). Run: cargo run --release -p descent --features compare-gemm --example gemm_compare
 use std::time::Instant;
 
 use descent::tensor::kernels::matmul::matmul;
