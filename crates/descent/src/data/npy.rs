@@ -111,4 +111,25 @@ mod tests {
         let short = npy_bytes("<f4", &[4], &[0u8; 8]);
         assert!(read_npy(tmp("short.npy", &short)).is_err());
     }
+
+    #[test]
+    fn reads_named_arrays_from_npz() {
+        use npyz::WriterBuilder;
+        let dir = std::env::temp_dir().join(format!("descent-npz-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("d.npz");
+        {
+            let mut w = npyz::npz::NpzWriter::create(&p).unwrap();
+            let mut x = w.array::<f32>("x", Default::default()).unwrap().default_dtype().shape(&[2, 2]).begin_nd().unwrap();
+            x.extend([1.0f32, 2.0, 3.0, 4.0]).unwrap();
+            x.finish().unwrap();
+            let mut y = w.array::<i64>("y", Default::default()).unwrap().default_dtype().shape(&[2]).begin_nd().unwrap();
+            y.extend([0i64, 1]).unwrap();
+            y.finish().unwrap();
+        }
+        assert_eq!(read_npz(&p, "x").unwrap().dims(), &[2, 2]);
+        assert_eq!(read_npz(&p, "y").unwrap().data(), &[0.0, 1.0]);
+        let e = read_npz(&p, "labels").unwrap_err().to_string();
+        assert!(e.contains("no array named `labels`") && e.contains("x") && e.contains("y"), "{e}");
+    }
 }
