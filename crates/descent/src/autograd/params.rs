@@ -89,6 +89,11 @@ impl ParamStore {
     pub fn grads_mut(&mut self) -> &mut [f32] {
         &mut self.grads
     }
+    /// Parameters (mutable), gradients and the tensor layout at once, for optimizer steps.
+    pub fn parts_mut(&mut self) -> (&mut [f32], &[f32], &[ParamEntry]) {
+        (&mut self.values, &self.grads, &self.entries)
+    }
+
     /// Parameters and gradients at once, for optimizer steps.
     pub fn values_and_grads(&mut self) -> (&mut [f32], &[f32]) {
         (&mut self.values, &self.grads)

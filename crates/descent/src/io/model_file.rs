@@ -13,7 +13,7 @@ use super::write_atomic;
 use crate::data::Preprocessing;
 use crate::error::{Error, Result};
 use crate::nn::{Loss, ModelConfig, Sequential};
-use crate::optim::OptimizerConfig;
+use crate::optim::{OptimizerConfig, OptimizerState};
 
 pub const MODEL_CONFIG_FILE: &str = "model.json";
 pub const MODEL_WEIGHTS_FILE: &str = "model.safetensors";
@@ -66,13 +66,7 @@ pub fn save_model(model: &Sequential, dir: impl AsRef<Path>, preprocessing: &Pre
     // Weights first, config last: a reader never sees a config without its weights.
     write_atomic(dir.join(MODEL_WEIGHTS_FILE), &weights_to_bytes(model.params())?)?;
     if let Some(opt) = model.optimizer().filter(|o| o.iterations() > 0) {
-        let state = opt.state();
-        let tensors: Vec<(String, Vec<usize>, &[f32])> =
-            state.iter().map(|(n, b)| (n.to_string(), vec![b.len()], *b)).collect();
-        let mut meta = HashMap::new();
-        meta.insert("optimizer".to_string(), opt.name().to_string());
-        meta.insert("iterations".to_string(), opt.iterations().to_string());
-        write_atomic(dir.join(OPTIMIZER_STATE_FILE), &tensors_to_bytes(&tensors, Some(meta))?)?;
+        write_atomic(dir.join(OPTIMIZER_STATE_FILE), &optimizer_state_to_bytes(&opt.save_state())?)?;
     }
     write_atomic(dir.join(MODEL_CONFIG_FILE), json.as_bytes())
 }
@@ -104,26 +98,52 @@ pub fn load_model(dir: impl AsRef<Path>) -> Result<(Sequential, SavedModel)> {
     Ok((model, saved))
 }
 
-fn load_optimizer_state(model: &mut Sequential, path: &Path) -> Result<()> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| Error::format(path, e.to_string()))?;
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| Error::format(path, e.to_string()))?;
+/// Optimizer state as safetensors: one tensor per buffer; step count, optimizer name
+/// and scalar state (exact f64 text) in the metadata.
+pub fn optimizer_state_to_bytes(state: &OptimizerState) -> Result<Vec<u8>> {
+    let tensors: Vec<(String, Vec<usize>, &[f32])> =
+        state.buffers.iter().map(|(n, b)| (n.clone(), vec![b.len()], b.as_slice())).collect();
+    let mut meta = HashMap::new();
+    meta.insert("optimizer".to_string(), state.optimizer.clone());
+    meta.insert("iterations".to_string(), state.iterations.to_string());
+    for (name, value) in &state.scalars {
+        meta.insert(format!("scalar.{name}"), format!("{value:?}"));
+    }
+    tensors_to_bytes(&tensors, Some(meta))
+}
+
+/// Reads what [`optimizer_state_to_bytes`] wrote; errors name the file.
+pub fn optimizer_state_from_bytes(bytes: &[u8], path: &Path) -> Result<OptimizerState> {
+    let bad = |m: String| Error::format(path, m);
+    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| bad(format!("not a valid optimizer state file: {e}")))?;
+    let st = SafeTensors::deserialize(bytes).map_err(|e| bad(format!("not a valid optimizer state file: {e}")))?;
+    let meta = meta.metadata().clone().unwrap_or_default();
+    let optimizer = meta.get("optimizer").cloned().ok_or_else(|| bad("missing `optimizer` metadata".into()))?;
     let iterations: u64 = meta
-        .metadata()
-        .as_ref()
-        .and_then(|m| m.get("iterations"))
+        .get("iterations")
         .and_then(|s| s.parse().ok())
-        .ok_or_else(|| Error::format(path, "missing `iterations` metadata"))?;
+        .ok_or_else(|| bad("missing or invalid `iterations` metadata".into()))?;
+    let mut scalars = Vec::new();
+    for (k, v) in &meta {
+        if let Some(name) = k.strip_prefix("scalar.") {
+            let value: f64 = v.parse().map_err(|_| bad(format!("scalar `{name}` is not a number: {v}")))?;
+            scalars.push((name.to_string(), value));
+        }
+    }
+    scalars.sort_by(|a, b| a.0.cmp(&b.0));
     let mut buffers = Vec::new();
     for name in st.names() {
-        let view = st.tensor(name).map_err(|e| Error::format(path, e.to_string()))?;
+        let view = st.tensor(name).map_err(|e| bad(e.to_string()))?;
         buffers.push((name.to_string(), view_to_f32(&view, path, name)?));
     }
-    let borrowed: Vec<(&str, Vec<f32>)> = buffers.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
-    let n = model.params().len();
-    if borrowed.iter().any(|(_, b)| !b.is_empty() && b.len() != n) {
-        return Err(Error::format(path, format!("optimizer state does not match this model's {n} parameter slots")));
-    }
+    buffers.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(OptimizerState { optimizer, iterations, scalars, buffers })
+}
+
+fn load_optimizer_state(model: &mut Sequential, path: &Path) -> Result<()> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let state = optimizer_state_from_bytes(&bytes, path)?;
+    let store = model.store.clone();
     let compiled = model.compiled.as_mut().ok_or_else(|| Error::State("not compiled".into()))?;
-    compiled.optimizer.load_state(iterations, &borrowed).map_err(|e| Error::format(path, e.to_string()))
+    compiled.optimizer.load_state(&state, &store).map_err(|e| Error::format(path, e.to_string()))
 }

@@ -1,124 +1,198 @@
 //! Optimizers as fused kernels over the flat parameter, gradient and state buffers.
 //!
-//! Each optimizer is one small file: a serde struct of its hyperparameters (Keras's
-//! names and defaults) with its state buffers, and one SIMD kernel that reads and
-//! writes each buffer once per step, split over threads for large models. Adding an
-//! optimizer is one file plus one line in [`OptimizerConfig`].
+//! An optimizer is a [`Rule`] (its own math: one file each in `rules/`) wrapped in
+//! [`Configured`], which adds Keras's common arguments to every rule: learning rate or
+//! [`Schedule`], decoupled weight decay and coupled L2 with an exclusion rule, clipnorm /
+//! global_clipnorm / clipvalue, skipping non-finite steps, gradient accumulation and an
+//! EMA of the weights. Clipping and decay are folded into the rule's kernel, so a step
+//! reads and writes each buffer once. [`chain`] offers the same pieces as optax-style
+//! composable transforms for building your own.
+//!
+//! Adding an optimizer: one file in `rules/` and one line in [`RuleConfig`].
 
-mod adam;
-mod rmsprop;
-mod sgd;
+pub mod chain;
+mod configured;
+mod options;
+mod rule;
+pub mod rules;
+pub mod schedule;
 
-pub use adam::Adam;
-pub use rmsprop::RmsProp;
-pub use sgd::Sgd;
+pub use configured::Configured;
+pub use options::{Options, Prep};
+pub use rule::{Rule, StateInit, StepCtx, TensorInfo};
+pub use rules::*;
+pub use schedule::{LearningRate, Schedule};
 
 use serde::{Deserialize, Serialize};
 
+use crate::autograd::ParamStore;
 use crate::error::{Error, Result};
 
-/// An optimizer updating parameters in place from their gradients.
+/// An optimizer updating the parameters of a `ParamStore` from its gradients.
 pub trait Optimizer: Send {
     fn name(&self) -> &'static str;
+    /// The learning rate the next step will use.
     fn learning_rate(&self) -> f32;
+    /// Overrides the learning rate from now on (a schedule keeps its shape, rescaled).
     fn set_learning_rate(&mut self, lr: f32);
-    /// Number of steps taken so far.
+    /// Steps taken (batches seen, with gradient accumulation).
     fn iterations(&self) -> u64;
-    /// One update of `params` (the whole flat buffer) from `grads` (same layout).
-    /// State buffers are allocated on the first step, never afterwards.
-    fn step(&mut self, params: &mut [f32], grads: &[f32]);
-    /// Named state buffers (for checkpoints), in a fixed order.
-    fn state(&self) -> Vec<(&'static str, &[f32])>;
-    /// Restores state saved by [`Optimizer::state`] along with the step count.
-    fn load_state(&mut self, iterations: u64, buffers: &[(&str, Vec<f32>)]) -> Result<()>;
-    /// The hyperparameters, serializable.
+    /// Updates skipped because a gradient was not finite (`skip_nonfinite`).
+    fn skipped_steps(&self) -> u64 {
+        0
+    }
+    /// One update of every trainable parameter from its gradient. State buffers are
+    /// allocated on the first step, never afterwards.
+    fn step(&mut self, params: &mut ParamStore);
+    /// The moving average of the weights, when `use_ema` is on (same layout as the store).
+    fn ema_weights(&self) -> Option<&[f32]> {
+        None
+    }
+    fn save_state(&self) -> OptimizerState;
+    fn load_state(&mut self, state: &OptimizerState, params: &ParamStore) -> Result<()>;
     fn config(&self) -> OptimizerConfig;
 }
 
-/// An optimizer as written in configs: `"adam"` or `{ name = "sgd", momentum = 0.9 }`.
+/// Everything needed to continue an optimizer exactly where it stopped.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OptimizerState {
+    pub optimizer: String,
+    pub iterations: u64,
+    pub scalars: Vec<(String, f64)>,
+    pub buffers: Vec<(String, Vec<f32>)>,
+}
+
+/// Every optimizer's hyperparameters, by name.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "name", rename_all = "snake_case")]
-pub enum OptimizerConfig {
+pub enum RuleConfig {
     Sgd(Sgd),
     Rmsprop(RmsProp),
     Adam(Adam),
+    /// Adam with decoupled weight decay (weight_decay defaults to 0.004, as in Keras).
+    Adamw(Adam),
+    Adamax(Adamax),
+    Nadam(Nadam),
+    Radam(RAdam),
+    Adagrad(Adagrad),
+    Adadelta(Adadelta),
+    Adafactor(Adafactor),
+    Ftrl(Ftrl),
+    Lion(Lion),
+    Lamb(Lamb),
+    Lars(Lars),
+    Rprop(Rprop),
+    ScheduleFreeAdamw(ScheduleFreeAdamW),
+}
+
+/// An optimizer as written in configs: `"adam"`, or a table mixing the optimizer's own
+/// hyperparameters and the common options:
+/// `{ name = "sgd", learning_rate = 0.1, momentum = 0.9, clipnorm = 1.0 }`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct OptimizerConfig {
+    #[serde(flatten)]
+    pub rule: RuleConfig,
+    #[serde(flatten)]
+    pub options: Options,
+}
+
+impl<'de> Deserialize<'de> for OptimizerConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let serde_json::Value::Object(mut table) = serde_json::Value::deserialize(d)? else {
+            return Err(D::Error::custom("an optimizer is a name or a table with `name`"));
+        };
+        // serde cannot combine `flatten` with `deny_unknown_fields`: split by hand.
+        let mut common = serde_json::Map::new();
+        for key in options::OPTION_KEYS {
+            if let Some(v) = table.remove(key) {
+                common.insert(key.to_string(), v);
+            }
+        }
+        let options: Options = serde_json::from_value(common.into()).map_err(D::Error::custom)?;
+        let rule: RuleConfig = serde_json::from_value(table.into()).map_err(|e| {
+            let msg = e.to_string();
+            if msg.contains("unknown field") {
+                D::Error::custom(format!("{msg}, or one of the options every optimizer takes: {}", options::OPTION_KEYS.join(", ")))
+            } else {
+                D::Error::custom(msg)
+            }
+        })?;
+        Ok(OptimizerConfig { rule, options })
+    }
+}
+
+fn boxed<R: Rule>(rule: &R, options: &Options) -> Result<Box<dyn Optimizer>> {
+    let o = Configured::with_options(rule.clone(), options.clone());
+    o.validate()?;
+    Ok(Box::new(o))
 }
 
 impl OptimizerConfig {
-    /// Checks the hyperparameters and creates the optimizer.
+    /// Checks every value and creates the optimizer.
     pub fn build(&self) -> Result<Box<dyn Optimizer>> {
-        Ok(match self {
-            OptimizerConfig::Sgd(o) => {
-                o.validate()?;
-                Box::new(o.clone())
+        let o = &self.options;
+        match &self.rule {
+            RuleConfig::Sgd(r) => boxed(r, o),
+            RuleConfig::Rmsprop(r) => boxed(r, o),
+            RuleConfig::Adam(r) => boxed(r, o),
+            RuleConfig::Adamw(r) => {
+                let mut o = o.clone();
+                o.weight_decay.get_or_insert(0.004);
+                boxed(r, &o)
             }
-            OptimizerConfig::Rmsprop(o) => {
-                o.validate()?;
-                Box::new(o.clone())
-            }
-            OptimizerConfig::Adam(o) => {
-                o.validate()?;
-                Box::new(o.clone())
-            }
-        })
+            RuleConfig::Adamax(r) => boxed(r, o),
+            RuleConfig::Nadam(r) => boxed(r, o),
+            RuleConfig::Radam(r) => boxed(r, o),
+            RuleConfig::Adagrad(r) => boxed(r, o),
+            RuleConfig::Adadelta(r) => boxed(r, o),
+            RuleConfig::Adafactor(r) => boxed(r, o),
+            RuleConfig::Ftrl(r) => boxed(r, o),
+            RuleConfig::Lion(r) => boxed(r, o),
+            RuleConfig::Lamb(r) => boxed(r, o),
+            RuleConfig::Lars(r) => boxed(r, o),
+            RuleConfig::Rprop(r) => boxed(r, o),
+            RuleConfig::ScheduleFreeAdamw(r) => boxed(r, o),
+        }
     }
 
     pub fn name(&self) -> &'static str {
-        match self {
-            OptimizerConfig::Sgd(_) => "sgd",
-            OptimizerConfig::Rmsprop(_) => "rmsprop",
-            OptimizerConfig::Adam(_) => "adam",
+        match &self.rule {
+            RuleConfig::Sgd(_) => "sgd",
+            RuleConfig::Rmsprop(_) => "rmsprop",
+            RuleConfig::Adam(_) => "adam",
+            RuleConfig::Adamw(_) => "adamw",
+            RuleConfig::Adamax(_) => "adamax",
+            RuleConfig::Nadam(_) => "nadam",
+            RuleConfig::Radam(_) => "radam",
+            RuleConfig::Adagrad(_) => "adagrad",
+            RuleConfig::Adadelta(_) => "adadelta",
+            RuleConfig::Adafactor(_) => "adafactor",
+            RuleConfig::Ftrl(_) => "ftrl",
+            RuleConfig::Lion(_) => "lion",
+            RuleConfig::Lamb(_) => "lamb",
+            RuleConfig::Lars(_) => "lars",
+            RuleConfig::Rprop(_) => "rprop",
+            RuleConfig::ScheduleFreeAdamw(_) => "schedule_free_adamw",
         }
+    }
+
+    /// Every optimizer name, for listings and error messages.
+    pub const NAMES: [&'static str; 16] = [
+        "sgd", "rmsprop", "adam", "adamw", "adamax", "nadam", "radam", "adagrad", "adadelta", "adafactor", "ftrl", "lion",
+        "lamb", "lars", "rprop", "schedule_free_adamw",
+    ];
+
+    /// The default configuration of a named optimizer.
+    pub fn named(name: &str) -> Result<OptimizerConfig> {
+        serde_json::from_value(serde_json::json!({ "name": name })).map_err(|e| Error::Config(format!("optimizer: {e}")))
     }
 }
 
-impl<T: Optimizer + 'static> From<T> for Box<dyn Optimizer> {
-    fn from(o: T) -> Self {
+impl<R: Rule> From<Configured<R>> for Box<dyn Optimizer> {
+    fn from(o: Configured<R>) -> Self {
         Box::new(o)
     }
-}
-
-/// Checks `lo ≤ value < hi` (or `≤ hi` when `inclusive`) for a named hyperparameter.
-pub(crate) fn check_range(optimizer: &str, key: &str, value: f32, lo: f32, hi: f32, inclusive: bool) -> Result<()> {
-    let ok = value.is_finite() && value >= lo && if inclusive { value <= hi } else { value < hi };
-    if ok {
-        Ok(())
-    } else {
-        let bracket = if inclusive { "]" } else { ")" };
-        Err(Error::Config(format!("{optimizer}: {key} = {value} is outside [{lo}, {hi}{bracket}")))
-    }
-}
-
-pub(crate) fn check_positive(optimizer: &str, key: &str, value: f32) -> Result<()> {
-    if value.is_finite() && value > 0.0 {
-        Ok(())
-    } else {
-        Err(Error::Config(format!("{optimizer}: {key} must be a positive number, got {value}")))
-    }
-}
-
-/// Resizes state buffers to the parameter count on the first step (no-op afterwards).
-pub(crate) fn ensure_len(buffers: &mut [&mut Vec<f32>], len: usize) {
-    for b in buffers {
-        if b.len() != len {
-            b.clear();
-            b.resize(len, 0.0);
-        }
-    }
-}
-
-/// Copies saved buffers back into the named state, checking names and lengths.
-pub(crate) fn restore_buffers(optimizer: &str, targets: &mut [(&str, &mut Vec<f32>)], saved: &[(&str, Vec<f32>)]) -> Result<()> {
-    for (name, target) in targets.iter_mut() {
-        match saved.iter().find(|(n, _)| n == name) {
-            Some((_, data)) => {
-                target.clear();
-                target.extend_from_slice(data);
-            }
-            None => return Err(Error::State(format!("{optimizer} state is missing buffer `{name}`"))),
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

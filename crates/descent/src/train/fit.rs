@@ -108,8 +108,7 @@ impl Sequential {
         if train {
             self.store.zero_grads();
             tape.backward(loss, &mut self.store)?;
-            let (params, grads) = self.store.values_and_grads();
-            compiled.optimizer.step(params, grads);
+            compiled.optimizer.step(&mut self.store);
         }
         let cols = tape.shape(out).cols().max(1);
         for m in metrics.iter_mut() {

@@ -1,0 +1,343 @@
+//! `Configured<R>`: a rule plus Keras's common arguments, as one `Optimizer`.
+//!
+//! One step, top to bottom:
+//!   (gradient accumulation: add into the accumulator; on every Nth batch use its mean)
+//!   norms, if clipping by norm or skipping non-finite steps (one reduction pass)
+//!   for each trainable tensor: the rule's fused kernel, with that tensor's clip scale,
+//!     clip value, L2 and decoupled decay folded into the same pass
+//!   EMA of the weights (one pass), overwrite every N steps if asked
+
+use super::options::{Options, Prep};
+use super::rule::{Rule, StateInit, StepCtx, TensorInfo, MAX_STATE};
+use super::schedule::LearningRate;
+use super::{Optimizer, OptimizerConfig, OptimizerState};
+use crate::autograd::ParamStore;
+use crate::error::{Error, Result};
+use crate::tensor::kernels::parallel::MIN_PARALLEL_LEN;
+use crate::tensor::kernels::reduce::sum_squares;
+
+#[derive(Clone, Debug)]
+pub struct Configured<R: Rule> {
+    pub rule: R,
+    pub options: Options,
+    lr: LearningRate,
+    lr_scale: f32,
+    iterations: u64,
+    skipped: u64,
+    state_names: Vec<&'static str>,
+    state: Vec<Vec<f32>>,
+    accumulated: Vec<f32>,
+    ema: Vec<f32>,
+    norms: Vec<f32>,
+    partials: Vec<f32>,
+    /// Parameter count the state was allocated for (0 before the first step).
+    len: usize,
+}
+
+impl<R: Rule> Configured<R> {
+    pub fn with_options(rule: R, options: Options) -> Self {
+        let lr = options.learning_rate.clone().unwrap_or(LearningRate::Constant(R::DEFAULT_LR));
+        Configured {
+            rule,
+            options,
+            lr,
+            lr_scale: 1.0,
+            iterations: 0,
+            skipped: 0,
+            state_names: Vec::new(),
+            state: Vec::new(),
+            accumulated: Vec::new(),
+            ema: Vec::new(),
+            norms: Vec::new(),
+            partials: Vec::new(),
+            len: 0,
+        }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        self.rule.validate()?;
+        self.options.validate(R::NAME)
+    }
+
+    /// Sets the learning rate (a number or a schedule).
+    pub fn learning_rate(mut self, lr: impl Into<LearningRate>) -> Self {
+        self.lr = lr.into();
+        self.options.learning_rate = Some(self.lr.clone());
+        self
+    }
+    pub fn weight_decay(mut self, wd: f32) -> Self {
+        self.options.weight_decay = Some(wd);
+        self
+    }
+    pub fn l2(mut self, l2: f32) -> Self {
+        self.options.l2 = Some(l2);
+        self
+    }
+    pub fn exclude_from_weight_decay(mut self, patterns: &[&str]) -> Self {
+        self.options.exclude_from_weight_decay = patterns.iter().map(|s| s.to_string()).collect();
+        self
+    }
+    pub fn decay_vectors(mut self, yes: bool) -> Self {
+        self.options.decay_vectors = yes;
+        self
+    }
+    pub fn clipnorm(mut self, v: f32) -> Self {
+        self.options.clipnorm = Some(v);
+        self
+    }
+    pub fn global_clipnorm(mut self, v: f32) -> Self {
+        self.options.global_clipnorm = Some(v);
+        self
+    }
+    pub fn clipvalue(mut self, v: f32) -> Self {
+        self.options.clipvalue = Some(v);
+        self
+    }
+    pub fn skip_nonfinite(mut self, yes: bool) -> Self {
+        self.options.skip_nonfinite = yes;
+        self
+    }
+    pub fn gradient_accumulation_steps(mut self, n: u32) -> Self {
+        self.options.gradient_accumulation_steps = Some(n);
+        self
+    }
+    pub fn ema(mut self, momentum: f32, overwrite_frequency: Option<u64>) -> Self {
+        self.options.use_ema = true;
+        self.options.ema_momentum = momentum;
+        self.options.ema_overwrite_frequency = overwrite_frequency;
+        self
+    }
+
+    fn init(&mut self, values: &[f32]) {
+        let n = values.len();
+        self.len = n;
+        let lr0 = self.lr.at(0);
+        let buffers = self.rule.state_buffers(lr0);
+        assert!(buffers.len() <= MAX_STATE, "{} declares too many state buffers", R::NAME);
+        self.state_names = buffers.iter().map(|(name, _)| *name).collect();
+        self.state = buffers
+            .iter()
+            .map(|(_, init)| match init {
+                StateInit::Const(c) => vec![*c; n],
+                StateInit::Params => values.to_vec(),
+            })
+            .collect();
+        if self.options.gradient_accumulation_steps.is_some_and(|k| k > 1) {
+            self.accumulated = vec![0.0; n];
+        }
+        if self.options.use_ema {
+            self.ema = values.to_vec();
+        }
+    }
+
+    fn current_lr(&self) -> f32 {
+        self.lr.at(self.iterations) * self.lr_scale
+    }
+
+    /// The update proper (after accumulation): clipping, decay and the rule's kernels.
+    fn update(&mut self, store: &mut ParamStore, use_accumulated: bool) {
+        let needs_norms = self.options.clipnorm.is_some() || self.options.global_clipnorm.is_some() || self.options.skip_nonfinite;
+        let (values, raw_grads, entries) = store.parts_mut();
+        let grads: &[f32] = if use_accumulated { &self.accumulated } else { raw_grads };
+        if needs_norms {
+            let mut norms = std::mem::take(&mut self.norms);
+            let mut partials = std::mem::take(&mut self.partials);
+            norms.resize(entries.len() + 1, 0.0);
+            let mut total = 0.0f64;
+            for (i, e) in entries.iter().enumerate() {
+                norms[i] = 0.0;
+                if e.trainable {
+                    let ss = sum_squares_fixed_order(&grads[e.range()], &mut partials);
+                    total += ss as f64;
+                    norms[i] = ss.sqrt();
+                }
+            }
+            norms[entries.len()] = total.sqrt() as f32;
+            self.norms = norms;
+            self.partials = partials;
+        }
+        let global = self.norms.last().copied().unwrap_or(0.0);
+        if self.options.skip_nonfinite && !global.is_finite() {
+            self.skipped += 1;
+            return;
+        }
+        // Keras: bias corrections count updates; schedules count batches.
+        let t = self.updates_done() + 1;
+        let lr = self.current_lr();
+        self.rule.begin_step(t);
+        let o = &self.options;
+        let n_state = self.state.len();
+        let clip = o.clipvalue.unwrap_or(f32::INFINITY);
+        let global_scale = o.global_clipnorm.map_or(1.0, |c| c * (1.0 / global).min(1.0 / c));
+        for (i, e) in entries.iter().enumerate() {
+            if !e.trainable {
+                continue;
+            }
+            let scale = match o.clipnorm {
+                Some(c) => c / self.norms[i].max(c),
+                None => global_scale,
+            };
+            let decays = (o.weight_decay.is_some() || o.l2.is_some()) && o.decays(&e.name, e.shape.rank());
+            let prep = Prep {
+                scale,
+                clip,
+                l2: if decays { o.l2.unwrap_or(0.0) } else { 0.0 },
+                keep: if decays { 1.0 - lr * o.weight_decay.unwrap_or(0.0) } else { 1.0 },
+            };
+            let range = e.range();
+            let mut slots: [&mut [f32]; MAX_STATE] = Default::default();
+            for (slot, buf) in slots.iter_mut().zip(self.state.iter_mut()) {
+                *slot = &mut buf[range.clone()];
+            }
+            let ctx = StepCtx { t, lr, prep };
+            let info = TensorInfo { name: &e.name, shape: e.shape };
+            self.rule.update(&ctx, info, &mut values[range.clone()], &grads[range], &mut slots[..n_state]);
+        }
+    }
+
+    /// Updates applied so far (batches / accumulation steps, as Keras's `iterations`).
+    fn updates_done(&self) -> u64 {
+        self.iterations / self.options.gradient_accumulation_steps.unwrap_or(1).max(1) as u64
+    }
+
+    fn update_ema(&mut self, store: &mut ParamStore) {
+        let m = if self.updates_done() == 0 { 0.0 } else { self.options.ema_momentum };
+        let (values, _, entries) = store.parts_mut();
+        for e in entries.iter().filter(|e| e.trainable) {
+            for (a, p) in self.ema[e.range()].iter_mut().zip(&values[e.range()]) {
+                *a = m * *a + (1.0 - m) * *p;
+            }
+        }
+        if let Some(f) = self.options.ema_overwrite_frequency {
+            if (self.updates_done() + 1) % f == 0 {
+                for e in entries.iter().filter(|e| e.trainable) {
+                    values[e.range()].copy_from_slice(&self.ema[e.range()]);
+                }
+            }
+        }
+    }
+}
+
+/// Σx² with a summation order fixed by the data length alone: fixed-size chunks (summed
+/// in parallel when large), then the chunk sums in order.
+fn sum_squares_fixed_order(x: &[f32], partials: &mut Vec<f32>) -> f32 {
+    if x.len() < MIN_PARALLEL_LEN || rayon::current_num_threads() == 1 {
+        let mut total = 0.0f32;
+        for c in x.chunks(MIN_PARALLEL_LEN) {
+            total += sum_squares(c);
+        }
+        return total;
+    }
+    use rayon::prelude::*;
+    let chunks = x.len().div_ceil(MIN_PARALLEL_LEN);
+    if partials.len() < chunks {
+        partials.resize(chunks, 0.0);
+    }
+    partials[..chunks].par_iter_mut().zip(x.par_chunks(MIN_PARALLEL_LEN)).for_each(|(s, c)| *s = sum_squares(c));
+    partials[..chunks].iter().sum()
+}
+
+impl<R: Rule> Optimizer for Configured<R> {
+    fn name(&self) -> &'static str {
+        R::NAME
+    }
+    fn learning_rate(&self) -> f32 {
+        self.current_lr()
+    }
+    fn set_learning_rate(&mut self, lr: f32) {
+        let base = self.lr.at(self.iterations);
+        self.lr_scale = if base > 0.0 { lr / base } else { 1.0 };
+    }
+    fn iterations(&self) -> u64 {
+        self.iterations
+    }
+    fn skipped_steps(&self) -> u64 {
+        self.skipped
+    }
+
+    fn step(&mut self, store: &mut ParamStore) {
+        if self.len != store.len() {
+            self.init(store.values());
+        }
+        match self.options.gradient_accumulation_steps.filter(|k| *k > 1) {
+            Some(k) => {
+                // Keras: on the k-th batch use (accumulated + g)/k, else just accumulate.
+                let grads = store.grads();
+                let is_update = (self.iterations + 1) % k as u64 == 0;
+                if is_update {
+                    let inv = 1.0 / k as f32;
+                    self.accumulated.iter_mut().zip(grads).for_each(|(a, g)| *a = (*a + g) * inv);
+                    self.update(store, true);
+                    self.accumulated.fill(0.0);
+                } else {
+                    self.accumulated.iter_mut().zip(grads).for_each(|(a, g)| *a += g);
+                }
+            }
+            None => self.update(store, false),
+        }
+        if self.options.use_ema {
+            self.update_ema(store);
+        }
+        self.iterations += 1;
+    }
+
+    fn ema_weights(&self) -> Option<&[f32]> {
+        if self.options.use_ema && !self.ema.is_empty() { Some(&self.ema) } else { None }
+    }
+
+    fn save_state(&self) -> OptimizerState {
+        let mut buffers: Vec<(String, Vec<f32>)> =
+            self.state_names.iter().zip(&self.state).map(|(n, b)| (n.to_string(), b.clone())).collect();
+        if !self.accumulated.is_empty() {
+            buffers.push(("accumulated_grads".into(), self.accumulated.clone()));
+        }
+        if !self.ema.is_empty() {
+            buffers.push(("ema".into(), self.ema.clone()));
+        }
+        let mut scalars: Vec<(String, f64)> = self.rule.scalar_state().into_iter().map(|(n, v)| (n.to_string(), v)).collect();
+        scalars.push(("lr_scale".into(), self.lr_scale as f64));
+        scalars.push(("skipped_steps".into(), self.skipped as f64));
+        OptimizerState { optimizer: R::NAME.to_string(), iterations: self.iterations, scalars, buffers }
+    }
+
+    fn load_state(&mut self, state: &OptimizerState, params: &ParamStore) -> Result<()> {
+        if state.optimizer != R::NAME {
+            return Err(Error::State(format!("optimizer state is for `{}`, not `{}`", state.optimizer, R::NAME)));
+        }
+        self.init(params.values());
+        let n = params.len();
+        let mut targets: Vec<(&str, &mut Vec<f32>)> =
+            self.state_names.iter().copied().zip(self.state.iter_mut()).collect();
+        if !self.accumulated.is_empty() {
+            targets.push(("accumulated_grads", &mut self.accumulated));
+        }
+        if !self.ema.is_empty() {
+            targets.push(("ema", &mut self.ema));
+        }
+        for (name, target) in targets {
+            let saved = state
+                .buffers
+                .iter()
+                .find(|(n, _)| n == name)
+                .ok_or_else(|| Error::State(format!("{} state has no buffer `{name}`", R::NAME)))?;
+            if saved.1.len() != n {
+                return Err(Error::State(format!(
+                    "{} state buffer `{name}` holds {} values, the model has {n} parameter slots",
+                    R::NAME,
+                    saved.1.len()
+                )));
+            }
+            target.copy_from_slice(&saved.1);
+        }
+        self.rule.load_scalar_state(&state.scalars);
+        let scalar = |k: &str| state.scalars.iter().find(|(n, _)| n == k).map(|(_, v)| *v);
+        self.lr_scale = scalar("lr_scale").unwrap_or(1.0) as f32;
+        self.skipped = scalar("skipped_steps").unwrap_or(0.0) as u64;
+        self.iterations = state.iterations;
+        Ok(())
+    }
+
+    fn config(&self) -> OptimizerConfig {
+        OptimizerConfig { rule: self.rule.to_config(), options: self.options.clone() }
+    }
+}

@@ -1,0 +1,83 @@
+//! The part of an optimizer that is its own: hyperparameters, per-parameter state, and
+//! the update of one tensor. Everything shared (learning rate and schedules, clipping,
+//! weight decay, accumulation, EMA, checkpoints) is in `Configured`.
+
+use std::fmt::Debug;
+
+use super::options::Prep;
+use super::RuleConfig;
+use crate::error::Result;
+use crate::tensor::Shape;
+
+/// Most state buffers any rule keeps per parameter.
+pub const MAX_STATE: usize = 4;
+
+/// How a state buffer starts.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum StateInit {
+    Const(f32),
+    /// A copy of the parameters (schedule-free's z sequence).
+    Params,
+}
+
+/// What a rule sees of the current step.
+#[derive(Clone, Copy, Debug)]
+pub struct StepCtx {
+    /// 1-based step number (Keras's `iterations + 1`).
+    pub t: u64,
+    /// Learning rate for this step (schedule applied).
+    pub lr: f32,
+    /// Gradient scaling, clipping, coupled L2 and decoupled decay for this tensor.
+    pub prep: Prep,
+}
+
+/// The tensor being updated.
+#[derive(Clone, Copy, Debug)]
+pub struct TensorInfo<'a> {
+    pub name: &'a str,
+    pub shape: Shape,
+}
+
+pub trait Rule: Clone + Debug + PartialEq + Send + Sync + 'static {
+    const NAME: &'static str;
+    /// Keras's (or the reference's) default learning rate.
+    const DEFAULT_LR: f32;
+    /// State buffers (each as long as the parameters), by name, with their start values.
+    fn state_buffers(&self, lr0: f32) -> Vec<(&'static str, StateInit)>;
+    fn validate(&self) -> Result<()>;
+    /// Advances scalar state once per update (before the tensors are updated).
+    fn begin_step(&mut self, _t: u64) {}
+    /// Scalar state to checkpoint, and restoring it.
+    fn scalar_state(&self) -> Vec<(&'static str, f64)> {
+        Vec::new()
+    }
+    fn load_scalar_state(&mut self, _values: &[(String, f64)]) {}
+    /// Updates one tensor in place. `g` is the raw gradient: apply `ctx.prep.grad(g, p)` and
+    /// `ctx.prep.decay(p)` to each element as it is read.
+    fn update(&self, ctx: &StepCtx, tensor: TensorInfo, p: &mut [f32], g: &[f32], state: &mut [&mut [f32]]);
+    fn to_config(&self) -> RuleConfig;
+}
+
+/// Splits a rule's state slice into a fixed-size array (panics on a wrong count, which
+/// is a bug in the rule, not user input).
+pub(crate) fn states<'s, 'a, const N: usize>(state: &'s mut [&'a mut [f32]]) -> [&'s mut [f32]; N] {
+    let mut it = state.iter_mut();
+    std::array::from_fn(|_| &mut **it.next().expect("rule state count"))
+}
+
+pub(crate) fn check_positive(optimizer: &str, key: &str, value: f32) -> Result<()> {
+    if value.is_finite() && value > 0.0 {
+        Ok(())
+    } else {
+        Err(crate::Error::Config(format!("{optimizer}: {key} must be a positive number, got {value}")))
+    }
+}
+
+/// Checks `lo ≤ value < hi` for a named hyperparameter.
+pub(crate) fn check_unit(optimizer: &str, key: &str, value: f32) -> Result<()> {
+    if value.is_finite() && (0.0..1.0).contains(&value) {
+        Ok(())
+    } else {
+        Err(crate::Error::Config(format!("{optimizer}: {key} = {value} is outside [0, 1)")))
+    }
+}

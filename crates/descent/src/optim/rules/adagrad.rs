@@ -1,0 +1,58 @@
+//! Adagrad (Duchi et al. 2011), Keras's form:
+//!
+//!   a ← a + g²;   p ← p − η·g/√(a + ε)        (a starts at initial_accumulator_value)
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::optim::rule::{check_positive, states, Rule, StateInit, StepCtx, TensorInfo};
+use crate::optim::{Prep, RuleConfig};
+use crate::tensor::kernels::parallel::for_each_split;
+use crate::Error;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Adagrad {
+    pub initial_accumulator_value: f32,
+    pub epsilon: f32,
+}
+
+impl Default for Adagrad {
+    fn default() -> Self {
+        Adagrad { initial_accumulator_value: 0.1, epsilon: 1e-7 }
+    }
+}
+
+optimizer_api!(Adagrad { initial_accumulator_value: f32, epsilon: f32 });
+
+simd_dispatch! {
+    fn adagrad_kernel(p: &mut [f32], a: &mut [f32], g: &[f32], lr: f32, eps: f32, prep: Prep) {
+        for i in 0..p.len() {
+            let gi = prep.grad(g[i], p[i]);
+            a[i] += gi * gi;
+            p[i] = prep.decay(p[i]) - lr * gi / (a[i] + eps).sqrt();
+        }
+    }
+}
+
+impl Rule for Adagrad {
+    const NAME: &'static str = "adagrad";
+    const DEFAULT_LR: f32 = 0.001;
+    fn state_buffers(&self, _lr0: f32) -> Vec<(&'static str, StateInit)> {
+        vec![("accumulator", StateInit::Const(self.initial_accumulator_value))]
+    }
+    fn validate(&self) -> Result<()> {
+        if !(self.initial_accumulator_value.is_finite() && self.initial_accumulator_value >= 0.0) {
+            return Err(Error::Config(format!("adagrad: initial_accumulator_value must be ≥ 0, got {}", self.initial_accumulator_value)));
+        }
+        check_positive("adagrad", "epsilon", self.epsilon)
+    }
+    fn update(&self, c: &StepCtx, _t: TensorInfo, p: &mut [f32], g: &[f32], s: &mut [&mut [f32]]) {
+        let [a] = states(s);
+        let (lr, eps, prep) = (c.lr, self.epsilon, c.prep);
+        for_each_split([p, a], [g], &|[p, a], [g]| adagrad_kernel(p, a, g, lr, eps, prep));
+    }
+    fn to_config(&self) -> RuleConfig {
+        RuleConfig::Adagrad(self.clone())
+    }
+}

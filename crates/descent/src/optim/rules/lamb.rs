@@ -1,0 +1,130 @@
+//! LAMB (You et al. 2020, "Large Batch Optimization for Deep Learning"), Keras's form:
+//! Adam's direction, rescaled per tensor by a trust ratio.
+//!
+//!   m ← m + (1−β₁)(g − m);   v ← v + (1−β₂)(g² − v)
+//!   u = (m/(1−β₁ᵗ)) / (√(v/(1−β₂ᵗ)) + ε)
+//!   r = ‖p‖/‖u‖ (1 when either is 0);   p ← p − η·r·u
+//!
+//! Two passes per tensor: moments and both norms, then the scaled update.
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::{ordered_sum, BLOCK, MAX_BLOCKS};
+use crate::error::Result;
+use crate::optim::rule::{check_positive, check_unit, states, Rule, StateInit, StepCtx, TensorInfo};
+use crate::optim::{Prep, RuleConfig};
+use crate::tensor::kernels::parallel::for_each_split;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Lamb {
+    pub beta_1: f32,
+    pub beta_2: f32,
+    pub epsilon: f32,
+}
+
+impl Default for Lamb {
+    fn default() -> Self {
+        Lamb { beta_1: 0.9, beta_2: 0.999, epsilon: 1e-7 }
+    }
+}
+
+optimizer_api!(Lamb { beta_1: f32, beta_2: f32, epsilon: f32 });
+
+#[derive(Clone, Copy)]
+struct Scalars {
+    b1: f32,
+    b2: f32,
+    bc1: f32,
+    bc2: f32,
+    eps: f32,
+    prep: Prep,
+}
+
+#[inline(always)]
+fn direction(m: f32, v: f32, s: &Scalars) -> f32 {
+    (m / s.bc1) / ((v / s.bc2).sqrt() + s.eps)
+}
+
+simd_dispatch! {
+    /// Decays p, updates m and v; returns [Σp², Σu²] with 16 fixed lanes.
+    fn lamb_moments(p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], s: Scalars) -> [f32; 2] {
+        let mut acc_p = [0.0f32; 16];
+        let mut acc_u = [0.0f32; 16];
+        for base in (0..p.len()).step_by(16) {
+            for l in 0..16.min(p.len() - base) {
+                let i = base + l;
+                let gi = s.prep.grad(g[i], p[i]);
+                let pi = s.prep.decay(p[i]);
+                p[i] = pi;
+                m[i] += (gi - m[i]) * (1.0 - s.b1);
+                v[i] += (gi * gi - v[i]) * (1.0 - s.b2);
+                let u = direction(m[i], v[i], &s);
+                acc_p[l] += pi * pi;
+                acc_u[l] += u * u;
+            }
+        }
+        [acc_p.iter().sum(), acc_u.iter().sum()]
+    }
+}
+
+simd_dispatch! {
+    fn lamb_apply(p: &mut [f32], m: &[f32], v: &[f32], step: f32, s: Scalars) {
+        for i in 0..p.len() {
+            p[i] -= step * direction(m[i], v[i], &s);
+        }
+    }
+}
+
+impl Rule for Lamb {
+    const NAME: &'static str = "lamb";
+    const DEFAULT_LR: f32 = 0.001;
+    fn state_buffers(&self, _lr0: f32) -> Vec<(&'static str, StateInit)> {
+        vec![("m", StateInit::Const(0.0)), ("v", StateInit::Const(0.0))]
+    }
+    fn validate(&self) -> Result<()> {
+        check_unit("lamb", "beta_1", self.beta_1)?;
+        check_unit("lamb", "beta_2", self.beta_2)?;
+        check_positive("lamb", "epsilon", self.epsilon)
+    }
+    fn update(&self, c: &StepCtx, _t: TensorInfo, p: &mut [f32], g: &[f32], s: &mut [&mut [f32]]) {
+        let [m, v] = states(s);
+        let t = c.t as f32;
+        let sc = Scalars {
+            b1: self.beta_1,
+            b2: self.beta_2,
+            bc1: 1.0 - self.beta_1.powf(t),
+            bc2: 1.0 - self.beta_2.powf(t),
+            eps: self.epsilon,
+            prep: c.prep,
+        };
+        let blocks = p.len().div_ceil(BLOCK);
+        let [pp, uu] = if blocks > 1 && blocks <= MAX_BLOCKS && rayon::current_num_threads() > 1 {
+            let mut partials = [[0.0f32; 2]; MAX_BLOCKS];
+            p.par_chunks_mut(BLOCK)
+                .zip(m.par_chunks_mut(BLOCK))
+                .zip(v.par_chunks_mut(BLOCK))
+                .zip(g.par_chunks(BLOCK))
+                .zip(partials[..blocks].par_iter_mut())
+                .for_each(|((((p, m), v), g), out)| *out = lamb_moments(p, m, v, g, sc));
+            ordered_sum(&partials[..blocks])
+        } else {
+            // The same blocks, summed in the same order: identical to the parallel path.
+            let mut total = [0.0f64; 2];
+            for (((p, m), v), g) in p.chunks_mut(BLOCK).zip(m.chunks_mut(BLOCK)).zip(v.chunks_mut(BLOCK)).zip(g.chunks(BLOCK)) {
+                let part = lamb_moments(p, m, v, g, sc);
+                total[0] += part[0] as f64;
+                total[1] += part[1] as f64;
+            }
+            total
+        };
+        let (w_norm, u_norm) = (pp.sqrt(), uu.sqrt());
+        let ratio = if w_norm > 0.0 && u_norm > 0.0 { (w_norm / u_norm) as f32 } else { 1.0 };
+        let step = ratio * c.lr;
+        for_each_split([p], [m, v], &|[p], [m, v]| lamb_apply(p, m, v, step, sc));
+    }
+    fn to_config(&self) -> RuleConfig {
+        RuleConfig::Lamb(self.clone())
+    }
+}

@@ -1,0 +1,96 @@
+//! Schedule-free AdamW (Defazio et al. 2024, "The Road Less Scheduled"), Keras's form.
+//!
+//! Why it is here: it removes the learning-rate schedule — and with it the need to know
+//! the training length in advance — while matching tuned cosine schedules (it won the
+//! self-tuning track of the AlgoPerf 2024 benchmark). It keeps a base sequence z and an
+//! average x; the parameters hold their interpolation y, where gradients are taken:
+//!
+//!   v ← v + (1−β₂)(g² − v);   z' = z − η·g/(√(v/(1−β₂ᵗ)) + ε)
+//!   x = (y − (1−β₁)z)/β₁;   x' = (1 − 1/t)·x + z'/t;   y ← (1−β₁)z' + β₁x'
+//!
+//! (η ramps linearly over `warmup_steps`; z starts at the initial parameters.)
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::optim::rule::{check_positive, check_unit, states, Rule, StateInit, StepCtx, TensorInfo};
+use crate::optim::{Prep, RuleConfig};
+use crate::tensor::kernels::parallel::for_each_split;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScheduleFreeAdamW {
+    pub beta_1: f32,
+    pub beta_2: f32,
+    pub epsilon: f32,
+    pub warmup_steps: u64,
+}
+
+impl Default for ScheduleFreeAdamW {
+    fn default() -> Self {
+        ScheduleFreeAdamW { beta_1: 0.9, beta_2: 0.999, epsilon: 1e-8, warmup_steps: 0 }
+    }
+}
+
+optimizer_api!(ScheduleFreeAdamW { beta_1: f32, beta_2: f32, epsilon: f32, warmup_steps: u64 });
+
+#[derive(Clone, Copy)]
+struct Scalars {
+    lr: f32,
+    b1: f32,
+    b2: f32,
+    bc2: f32,
+    eps: f32,
+    weight: f32,
+    prep: Prep,
+}
+
+simd_dispatch! {
+    fn schedule_free_kernel(y: &mut [f32], z: &mut [f32], v: &mut [f32], g: &[f32], s: Scalars) {
+        for i in 0..y.len() {
+            let gi = s.prep.grad(g[i], y[i]);
+            let yi = s.prep.decay(y[i]);
+            v[i] += (gi * gi - v[i]) * (1.0 - s.b2);
+            let denom = (v[i] / s.bc2).sqrt() + s.eps;
+            let z_old = z[i];
+            z[i] = z_old - s.lr * gi / denom;
+            let x_old = (yi - (1.0 - s.b1) * z_old) / s.b1;
+            let x_new = (1.0 - s.weight) * x_old + s.weight * z[i];
+            y[i] = (1.0 - s.b1) * z[i] + s.b1 * x_new;
+        }
+    }
+}
+
+impl Rule for ScheduleFreeAdamW {
+    const NAME: &'static str = "schedule_free_adamw";
+    const DEFAULT_LR: f32 = 0.0025;
+    fn state_buffers(&self, _lr0: f32) -> Vec<(&'static str, StateInit)> {
+        vec![("z", StateInit::Params), ("v", StateInit::Const(0.0))]
+    }
+    fn validate(&self) -> Result<()> {
+        check_unit("schedule_free_adamw", "beta_1", self.beta_1)?;
+        if self.beta_1 == 0.0 {
+            return Err(crate::Error::Config("schedule_free_adamw: beta_1 must be > 0".into()));
+        }
+        check_unit("schedule_free_adamw", "beta_2", self.beta_2)?;
+        check_positive("schedule_free_adamw", "epsilon", self.epsilon)
+    }
+    fn update(&self, c: &StepCtx, _t: TensorInfo, p: &mut [f32], g: &[f32], s: &mut [&mut [f32]]) {
+        let [z, v] = states(s);
+        let t = c.t as f32;
+        let warm = if self.warmup_steps > 0 { (t / self.warmup_steps as f32).min(1.0) } else { 1.0 };
+        let sc = Scalars {
+            lr: c.lr * warm,
+            b1: self.beta_1,
+            b2: self.beta_2,
+            bc2: 1.0 - self.beta_2.powf(t),
+            eps: self.epsilon,
+            weight: 1.0 / t,
+            prep: c.prep,
+        };
+        for_each_split([p, z, v], [g], &|[p, z, v], [g]| schedule_free_kernel(p, z, v, g, sc));
+    }
+    fn to_config(&self) -> RuleConfig {
+        RuleConfig::ScheduleFreeAdamw(self.clone())
+    }
+}
