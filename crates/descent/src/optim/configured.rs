@@ -60,7 +60,7 @@ impl<R: Rule> Configured<R> {
     }
 
     /// Sets the learning rate (a number or a schedule).
-    pub fn learning_rate(mut self, lr: impl Into<LearningRate>) -> Self {
+    pub fn with_learning_rate(mut self, lr: impl Into<LearningRate>) -> Self {
         self.lr = lr.into();
         self.options.learning_rate = Some(self.lr.clone());
         self

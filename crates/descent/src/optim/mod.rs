@@ -183,6 +183,25 @@ impl OptimizerConfig {
         "lamb", "lars", "rprop", "schedule_free_adamw",
     ];
 
+    /// A sensible first learning rate to try for each optimizer on a small network with
+    /// standardized inputs (checked on digits: see `examples/optimizers.rs` and the
+    /// README's table). Keras's defaults are far too small for Adadelta, Adagrad and
+    /// Ftrl; Lion wants a few times less than Adam; LARS's trust ratio shrinks steps by
+    /// its trust coefficient, so it wants a large one.
+    pub fn starting_learning_rate(name: &str) -> Option<f32> {
+        Some(match name {
+            "sgd" => 0.1,
+            "rmsprop" | "adam" | "adamw" | "nadam" => 0.001,
+            "radam" | "lamb" => 0.003,
+            "adamax" | "adafactor" | "rprop" => 0.01,
+            "schedule_free_adamw" => 0.0025,
+            "adagrad" | "ftrl" => 0.1,
+            "adadelta" | "lars" => 1.0,
+            "lion" => 3e-4,
+            _ => return None,
+        })
+    }
+
     /// The default configuration of a named optimizer.
     pub fn named(name: &str) -> Result<OptimizerConfig> {
         serde_json::from_value(serde_json::json!({ "name": name })).map_err(|e| Error::Config(format!("optimizer: {e}")))
@@ -197,3 +216,6 @@ impl<R: Rule> From<Configured<R>> for Box<dyn Optimizer> {
 
 #[cfg(test)]
 mod reference_tests;
+
+#[cfg(test)]
+mod tests;

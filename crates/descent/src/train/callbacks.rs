@@ -119,3 +119,113 @@ impl<F: FnMut(usize, &Logs) -> bool> Callback for LambdaCallback<F> {
         }
     }
 }
+
+/// Whether larger or smaller values of a monitored metric are better.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// `max` for names containing "acc" or "auc", else `min` (Keras's rule).
+    #[default]
+    Auto,
+    Min,
+    Max,
+}
+
+impl Mode {
+    pub(crate) fn resolve(self, monitor: &str) -> Mode {
+        match self {
+            Mode::Auto if monitor.contains("acc") || monitor.contains("auc") => Mode::Max,
+            Mode::Auto => Mode::Min,
+            m => m,
+        }
+    }
+}
+
+/// Keras's `ReduceLROnPlateau`: multiplies the learning rate by `factor` when `monitor`
+/// has not improved by `min_delta` for `patience` epochs, then waits `cooldown` epochs.
+#[derive(Clone, Debug)]
+pub struct ReduceLROnPlateau {
+    pub monitor: String,
+    pub factor: f32,
+    pub patience: usize,
+    pub mode: Mode,
+    pub min_delta: f64,
+    pub cooldown: usize,
+    pub min_lr: f32,
+    best: Option<f64>,
+    wait: usize,
+    cooldown_left: usize,
+    /// (epoch, new learning rate) of every reduction, for reports.
+    pub reductions: Vec<(usize, f32)>,
+}
+
+impl Default for ReduceLROnPlateau {
+    fn default() -> Self {
+        ReduceLROnPlateau {
+            monitor: "val_loss".into(),
+            factor: 0.1,
+            patience: 10,
+            mode: Mode::Auto,
+            min_delta: 1e-4,
+            cooldown: 0,
+            min_lr: 0.0,
+            best: None,
+            wait: 0,
+            cooldown_left: 0,
+            reductions: Vec::new(),
+        }
+    }
+}
+
+impl ReduceLROnPlateau {
+    pub fn new(monitor: &str, factor: f32, patience: usize) -> Self {
+        ReduceLROnPlateau { monitor: monitor.into(), factor, patience, ..Default::default() }
+    }
+
+    fn improved(&self, current: f64) -> bool {
+        match (self.best, self.mode.resolve(&self.monitor)) {
+            (None, _) => true,
+            (Some(best), Mode::Max) => current > best + self.min_delta,
+            (Some(best), _) => current < best - self.min_delta,
+        }
+    }
+}
+
+impl Callback for ReduceLROnPlateau {
+    fn on_train_begin(&mut self, _ctx: &mut TrainContext) {
+        self.best = None;
+        self.wait = 0;
+        self.cooldown_left = 0;
+    }
+
+    fn on_epoch_end(&mut self, epoch: usize, logs: &Logs, ctx: &mut TrainContext) {
+        let Some(current) = logs.get(&self.monitor) else {
+            eprintln!(
+                "warning: ReduceLROnPlateau monitors `{}`, which is not in the logs ({})",
+                self.monitor,
+                logs.iter().map(|(n, _)| n).collect::<Vec<_>>().join(", ")
+            );
+            return;
+        };
+        if self.cooldown_left > 0 {
+            self.cooldown_left -= 1;
+            self.wait = 0;
+        }
+        if self.improved(current) {
+            self.best = Some(current);
+            self.wait = 0;
+        } else if self.cooldown_left == 0 {
+            self.wait += 1;
+            if self.wait >= self.patience {
+                let old = ctx.optimizer.learning_rate();
+                if old > self.min_lr {
+                    let new = (old * self.factor).max(self.min_lr);
+                    ctx.optimizer.set_learning_rate(new);
+                    self.reductions.push((epoch, new));
+                    self.cooldown_left = self.cooldown;
+                    self.wait = 0;
+                }
+            }
+        }
+    }
+}

@@ -5,7 +5,7 @@ mod fit;
 mod progress;
 mod validate;
 
-pub use callbacks::{Callback, History, LambdaCallback, Logs, TrainContext};
+pub use callbacks::{Callback, History, LambdaCallback, Logs, Mode, ReduceLROnPlateau, TrainContext};
 pub use fit::FitOptions;
 pub use progress::ProgressCallback;
 pub use validate::{check_inputs, check_targets};
@@ -67,6 +67,23 @@ impl Sequential {
 
     pub fn optimizer(&self) -> Option<&dyn Optimizer> {
         self.compiled.as_ref().map(|c| c.optimizer.as_ref())
+    }
+
+    /// Replaces the weights with the optimizer's moving average of them (`use_ema`), e.g.
+    /// before evaluating or saving. Errors when the optimizer keeps no average.
+    pub fn use_ema_weights(&mut self) -> Result<()> {
+        let ema = self
+            .compiled
+            .as_ref()
+            .and_then(|c| c.optimizer.ema_weights())
+            .ok_or_else(|| Error::State("the optimizer keeps no moving average (set use_ema)".into()))?;
+        let store = &mut self.store;
+        let ids: Vec<_> = store.ids().filter(|id| store.entry(*id).trainable).collect();
+        for id in ids {
+            let r = store.entry(id).range();
+            store.value_mut(id).copy_from_slice(&ema[r]);
+        }
+        Ok(())
     }
 
     /// Keras warns when a probability output feeds a loss that expects logits; we also

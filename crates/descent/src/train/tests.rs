@@ -274,3 +274,66 @@ fn every_loss_trains_its_kind_of_task() {
         assert!(h.last("accuracy").unwrap() > 0.9, "categorical from_logits={from_logits}");
     }
 }
+
+#[test]
+fn reduce_lr_on_plateau_follows_keras_rules() {
+    use crate::autograd::ParamStore;
+    use crate::train::{Callback, Logs, ReduceLROnPlateau, TrainContext};
+    let mut cb = ReduceLROnPlateau::new("val_loss", 0.5, 2);
+    cb.cooldown = 1;
+    let mut opt = Sgd::new(0.1);
+    let mut store = ParamStore::new();
+    let losses = [1.0, 0.9, 0.95, 0.92, 0.91, 0.93, 0.94, 0.80, 0.85, 0.86, 0.87];
+    let mut ctx = TrainContext { params: &mut store, optimizer: &mut opt, epochs: 11, steps_per_epoch: 1, stop_training: false };
+    cb.on_train_begin(&mut ctx);
+    for (epoch, l) in losses.iter().enumerate() {
+        let mut logs = Logs::new();
+        logs.set("val_loss", *l);
+        cb.on_epoch_end(epoch, &logs, &mut ctx);
+    }
+    // Keras's order of checks: best 0.9 at epoch 1; no improvement at 2, 3 → halve at 3.
+    // Epoch 4 ends the 1-epoch cooldown first (counter → 0, wait reset) and then already
+    // counts (wait 1); epoch 5 → halve at 5. Epoch 6 is cooldown again; 0.80 improves at 7;
+    // 8, 9 → halve at 9.
+    let epochs: Vec<usize> = cb.reductions.iter().map(|r| r.0).collect();
+    assert_eq!(epochs, vec![3, 5, 9]);
+    assert!((cb.reductions[2].1 - 0.0125).abs() < 1e-9);
+}
+
+#[test]
+fn ema_weights_can_replace_the_model_weights() {
+    let (train, test) = digits();
+    let mut model = classic(64, 4);
+    model.compile(Adam::new(0.001).ema(0.9, None), Loss::sparse_categorical_crossentropy(true), &["accuracy"]).unwrap();
+    model.fit(&train.x, &train.y, quiet(5)).unwrap();
+    let raw = model.params().values().to_vec();
+    let ema = model.optimizer().unwrap().ema_weights().unwrap().to_vec();
+    assert_ne!(raw, ema);
+    model.use_ema_weights().unwrap();
+    assert_eq!(model.params().values(), &ema[..]);
+    let acc = model.evaluate(&test.x, &test.y, 64).unwrap().get("accuracy").unwrap();
+    assert!(acc > 0.9, "EMA weights evaluate sensibly: {acc}");
+    let mut plain = classic(64, 4);
+    plain.fit(&train.x, &train.y, quiet(1)).unwrap();
+    assert!(plain.use_ema_weights().is_err());
+}
+
+#[test]
+fn every_optimizer_trains_the_classic_model_on_digits() {
+    use crate::optim::OptimizerConfig;
+    let (train, test) = digits();
+    let mut report = Vec::new();
+    for name in OptimizerConfig::NAMES {
+        let lr = OptimizerConfig::starting_learning_rate(name).unwrap();
+        let mut cfg = OptimizerConfig::named(name).unwrap();
+        cfg.options.learning_rate = Some(lr.into());
+        let (batch, epochs) = if name == "rprop" { (train.len(), 100) } else { (32, 10) };
+        let mut model = classic(64, 42);
+        model.compile(cfg.build().unwrap(), Loss::sparse_categorical_crossentropy(true), &["accuracy"]).unwrap();
+        model.fit(&train.x, &train.y, FitOptions { epochs, batch_size: batch, verbose: 0, ..Default::default() }).unwrap();
+        let acc = model.evaluate(&test.x, &test.y, 64).unwrap().get("accuracy").unwrap();
+        report.push(format!("{name} (lr {lr}): {acc:.3}"));
+        assert!(acc >= 0.93, "{name} with lr {lr}: held-out accuracy {acc}");
+    }
+    eprintln!("{}", report.join("\n"));
+}
