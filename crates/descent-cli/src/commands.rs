@@ -5,6 +5,7 @@ use descent::data::{read_csv, read_npy, CsvOptions, LabelColumn};
 use descent::experiment::{DataSource, Experiment};
 use descent::io::{load_model, write_atomic, SavedModel};
 use descent::nn::{Loss, Sequential};
+use descent::optim::LearningRate;
 use descent::tensor::kernels::activation::softmax_row;
 use descent::tensor::kernels::reduce::argmax;
 use descent::tensor::Tensor;
@@ -178,4 +179,89 @@ pub fn summary(path: &Path) -> Result<()> {
     };
     print!("{}", model.summary());
     Ok(())
+}
+
+/// A schedule from inline TOML (`{ name = … }` or a number) or from an experiment file.
+fn parse_schedule(spec: &str) -> Result<LearningRate> {
+    let path = Path::new(spec);
+    if path.is_file() {
+        let exp = Experiment::from_file(path)?;
+        let name = exp.compile.optimizer.name();
+        return Ok(exp
+            .compile
+            .optimizer
+            .options
+            .learning_rate
+            .clone()
+            .unwrap_or_else(|| default_learning_rate(name)));
+    }
+    #[derive(serde::Deserialize)]
+    struct Wrapper {
+        learning_rate: LearningRate,
+    }
+    let w: Wrapper = toml::from_str(&format!("learning_rate = {spec}"))
+        .map_err(|e| Error::Config(format!("schedule `{spec}`: {}", e.message())))?;
+    if let LearningRate::Schedule(s) = &w.learning_rate {
+        s.validate().map_err(|e| Error::Config(format!("schedule: {e}")))?;
+    }
+    Ok(w.learning_rate)
+}
+
+fn default_learning_rate(name: &str) -> LearningRate {
+    let opt = descent::optim::OptimizerConfig::named(name).and_then(|c| c.build());
+    LearningRate::Constant(opt.map(|o| o.learning_rate()).unwrap_or(f32::NAN))
+}
+
+pub fn schedule(spec: &str, steps: u64, svg: Option<&Path>) -> Result<()> {
+    let lr = parse_schedule(spec)?;
+    let values: Vec<f32> = (0..steps).map(|s| lr.at(s)).collect();
+    match svg {
+        Some(path) => {
+            write_atomic(path, schedule_svg(&values).as_bytes())?;
+            eprintln!("wrote a chart of {steps} steps to {}", path.display());
+        }
+        None => {
+            let mut out = String::from("step,learning_rate\n");
+            values.iter().enumerate().for_each(|(i, v)| out.push_str(&format!("{i},{v}\n")));
+            std::io::stdout().write_all(out.as_bytes()).map_err(|e| Error::Io { path: "<stdout>".into(), source: e })?;
+        }
+    }
+    Ok(())
+}
+
+/// A self-contained line chart (no dependencies: the SVG is a polyline and axes).
+fn schedule_svg(values: &[f32]) -> String {
+    let (w, h, pad, left) = (640.0f32, 320.0f32, 40.0f32, 80.0f32);
+    let max = values.iter().cloned().fold(f32::MIN, f32::max).max(f32::MIN_POSITIVE);
+    let n = values.len().max(2) as f32 - 1.0;
+    let points: Vec<String> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| format!("{:.1},{:.1}", left + (w - left - pad) * i as f32 / n, h - pad - (h - 2.0 * pad) * v / max))
+        .collect();
+    format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">
+<rect width="100%" height="100%" fill="white"/>
+<line x1="{left}" y1="{y0}" x2="{x1}" y2="{y0}" stroke="#444"/>
+<line x1="{left}" y1="{pad}" x2="{left}" y2="{y0}" stroke="#444"/>
+<text x="{left}" y="{ty}" text-anchor="middle">0</text>
+<text x="{x1}" y="{ty}" text-anchor="middle">{last}</text>
+<text x="{tx}" y="{y0}" text-anchor="end">0</text>
+<text x="{tx}" y="{py}" text-anchor="end">{max}</text>
+<text x="20" y="{my}" text-anchor="middle" transform="rotate(-90 20 {my})">learning rate</text>
+<text x="{cx}" y="{ty2}" text-anchor="middle">step</text>
+<polyline fill="none" stroke="#1f77b4" stroke-width="2" points="{pts}"/>
+</svg>
+"##,
+        y0 = h - pad,
+        x1 = w - pad,
+        ty = h - pad + 16.0,
+        ty2 = h - 8.0,
+        tx = left - 6.0,
+        my = h / 2.0,
+        py = pad + 4.0,
+        cx = (w + left) / 2.0,
+        last = values.len().saturating_sub(1),
+        pts = points.join(" ")
+    )
 }

@@ -1,5 +1,6 @@
 //! `descent`: train, evaluate and use models described by one TOML file.
 
+mod bench;
 mod commands;
 
 use std::path::PathBuf;
@@ -53,6 +54,29 @@ enum Command {
     },
     /// Print the model of an experiment file or a run folder, Keras-style.
     Summary { path: PathBuf },
+    /// Benchmarks. `w3`: every optimizer's step over 10M parameters vs PyTorch and the bandwidth ceiling.
+    Bench {
+        #[arg(value_parser = ["w3"])]
+        workload: String,
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Python with torch installed (default .venv/bin/python; skipped when missing).
+        #[arg(long, default_value = ".venv/bin/python")]
+        python: PathBuf,
+        #[arg(long, default_value = "bench-results")]
+        out: PathBuf,
+    },
+    /// Print (CSV) or chart (SVG) a learning-rate schedule over N steps, without training.
+    Schedule {
+        /// A schedule as inline TOML, e.g. '{ name = "cosine_decay", initial_learning_rate = 0.1, decay_steps = 1000 }',
+        /// or an experiment file (its optimizer's learning_rate is used).
+        spec: String,
+        #[arg(long, default_value_t = 100)]
+        steps: u64,
+        /// Write an SVG chart here instead of printing CSV.
+        #[arg(long)]
+        svg: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -62,6 +86,8 @@ fn main() -> ExitCode {
         Command::Evaluate { run, data, label_column } => commands::evaluate(&run, data.as_deref(), label_column),
         Command::Predict { run, input, output } => commands::predict(&run, &input, output.as_deref()),
         Command::Summary { path } => commands::summary(&path),
+        Command::Bench { workload: _, rounds, python, out } => bench::w3(rounds, Some(&python), &out),
+        Command::Schedule { spec, steps, svg } => commands::schedule(&spec, steps, svg.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

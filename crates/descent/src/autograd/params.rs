@@ -49,6 +49,13 @@ impl ParamStore {
         ParamId(self.entries.len() - 1)
     }
 
+    /// Moves the flat buffers into huge-page-backed memory (see `tensor::alloc`); call
+    /// once all tensors are added. `Sequential::build` does.
+    pub fn use_huge_pages(&mut self) {
+        self.values = crate::tensor::alloc::copied(&self.values);
+        self.grads = crate::tensor::alloc::copied(&self.grads);
+    }
+
     pub fn entry(&self, id: ParamId) -> &ParamEntry {
         &self.entries[id.0]
     }

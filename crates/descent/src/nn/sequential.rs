@@ -137,6 +137,7 @@ impl Sequential {
             shape = layer.build(&shape, &mut store, &mut rng)?;
             outputs.push(shape.clone());
         }
+        store.use_huge_pages();
         self.store = store;
         self.output_shapes = outputs;
         self.input_shape = Some(input_shape.to_vec());

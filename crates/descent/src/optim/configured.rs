@@ -13,6 +13,7 @@ use super::schedule::LearningRate;
 use super::{Optimizer, OptimizerConfig, OptimizerState};
 use crate::autograd::ParamStore;
 use crate::error::{Error, Result};
+use crate::tensor::alloc;
 use crate::tensor::kernels::parallel::MIN_PARALLEL_LEN;
 use crate::tensor::kernels::reduce::sum_squares;
 
@@ -118,15 +119,15 @@ impl<R: Rule> Configured<R> {
         self.state = buffers
             .iter()
             .map(|(_, init)| match init {
-                StateInit::Const(c) => vec![*c; n],
-                StateInit::Params => values.to_vec(),
+                StateInit::Const(c) => alloc::filled(n, *c),
+                StateInit::Params => alloc::copied(values),
             })
             .collect();
         if self.options.gradient_accumulation_steps.is_some_and(|k| k > 1) {
-            self.accumulated = vec![0.0; n];
+            self.accumulated = alloc::zeroed(n);
         }
         if self.options.use_ema {
-            self.ema = values.to_vec();
+            self.ema = alloc::copied(values);
         }
     }
 
@@ -169,29 +170,45 @@ impl<R: Rule> Configured<R> {
         let n_state = self.state.len();
         let clip = o.clipvalue.unwrap_or(f32::INFINITY);
         let global_scale = o.global_clipnorm.map_or(1.0, |c| c * (1.0 / global).min(1.0 / c));
-        for (i, e) in entries.iter().enumerate() {
+        let prep_of = |i: usize| -> Option<Prep> {
+            let e = &entries[i];
             if !e.trainable {
-                continue;
+                return None;
             }
             let scale = match o.clipnorm {
                 Some(c) => c / self.norms[i].max(c),
                 None => global_scale,
             };
             let decays = (o.weight_decay.is_some() || o.l2.is_some()) && o.decays(&e.name, e.shape.rank());
-            let prep = Prep {
+            Some(Prep {
                 scale,
                 clip,
                 l2: if decays { o.l2.unwrap_or(0.0) } else { 0.0 },
                 keep: if decays { 1.0 - lr * o.weight_decay.unwrap_or(0.0) } else { 1.0 },
+            })
+        };
+        let mut i = 0;
+        while i < entries.len() {
+            let Some(prep) = prep_of(i) else {
+                i += 1;
+                continue;
             };
-            let range = e.range();
+            // Elementwise rules take a run of adjacent tensors with the same preparation
+            // as one range (alignment padding between them has zero values, gradients and
+            // state, which every elementwise rule leaves at zero).
+            let mut end = i + 1;
+            while R::ELEMENTWISE && end < entries.len() && prep_of(end).is_some_and(|p| same_prep(&p, &prep)) {
+                end += 1;
+            }
+            let range = entries[i].offset..entries[end - 1].range().end;
             let mut slots: [&mut [f32]; MAX_STATE] = Default::default();
             for (slot, buf) in slots.iter_mut().zip(self.state.iter_mut()) {
                 *slot = &mut buf[range.clone()];
             }
             let ctx = StepCtx { t, lr, prep };
-            let info = TensorInfo { name: &e.name, shape: e.shape };
+            let info = TensorInfo { name: &entries[i].name, shape: entries[i].shape };
             self.rule.update(&ctx, info, &mut values[range.clone()], &grads[range], &mut slots[..n_state]);
+            i = end;
         }
     }
 
@@ -216,6 +233,10 @@ impl<R: Rule> Configured<R> {
             }
         }
     }
+}
+
+fn same_prep(a: &Prep, b: &Prep) -> bool {
+    a.scale == b.scale && a.clip == b.clip && a.l2 == b.l2 && a.keep == b.keep
 }
 
 /// Σx² with a summation order fixed by the data length alone: fixed-size chunks (summed

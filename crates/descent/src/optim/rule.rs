@@ -42,6 +42,10 @@ pub trait Rule: Clone + Debug + PartialEq + Send + Sync + 'static {
     const NAME: &'static str;
     /// Keras's (or the reference's) default learning rate.
     const DEFAULT_LR: f32;
+    /// Whether each element's update depends only on that element (true for all but the
+    /// per-tensor rules LAMB, LARS and Adafactor). Elementwise rules get consecutive
+    /// tensors with the same preparation in one call: one parallel pass, not one per tensor.
+    const ELEMENTWISE: bool = true;
     /// State buffers (each as long as the parameters), by name, with their start values.
     fn state_buffers(&self, lr0: f32) -> Vec<(&'static str, StateInit)>;
     fn validate(&self) -> Result<()>;

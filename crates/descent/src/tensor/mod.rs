@@ -2,6 +2,7 @@
 
 #[macro_use]
 pub mod kernels;
+pub mod alloc;
 mod shape;
 
 pub use shape::Shape;

@@ -52,7 +52,14 @@ struct Hyper {
     l1: f32,
     l2_total: f32,
     shrink: f32,
+    /// lr_power = −½ (the default): n^½ is a square root, far cheaper than `powf`.
+    sqrt_power: bool,
     prep: Prep,
+}
+
+#[inline(always)]
+fn pow(x: f32, h: &Hyper) -> f32 {
+    if h.sqrt_power { x.sqrt() } else { x.powf(h.neg_power) }
 }
 
 simd_dispatch! {
@@ -62,9 +69,10 @@ simd_dispatch! {
             let pi = h.prep.decay(p[i]);
             let ghat = gi + 2.0 * h.shrink * pi;
             let n_new = n[i] + gi * gi;
-            let sigma = (n_new.powf(h.neg_power) - n[i].powf(h.neg_power)) / h.lr;
+            let n_pow = pow(n_new, &h);
+            let sigma = (n_pow - pow(n[i], &h)) / h.lr;
             z[i] += ghat - sigma * pi;
-            let q = n_new.powf(h.neg_power) / h.lr + 2.0 * h.l2_total;
+            let q = n_pow / h.lr + 2.0 * h.l2_total;
             p[i] = (z[i].clamp(-h.l1, h.l1) - z[i]) / q;
             n[i] = n_new;
         }
@@ -103,6 +111,7 @@ impl Rule for Ftrl {
             l1: self.l1_regularization_strength,
             l2_total: self.l2_regularization_strength + self.beta / (2.0 * c.lr),
             shrink: self.l2_shrinkage_regularization_strength,
+            sqrt_power: self.learning_rate_power == -0.5,
             prep: c.prep,
         };
         for_each_split([p, n, z], [g], &|[p, n, z], [g]| ftrl_kernel(p, n, z, g, h));

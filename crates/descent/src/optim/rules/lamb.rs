@@ -47,23 +47,34 @@ fn direction(m: f32, v: f32, s: &Scalars) -> f32 {
     (m / s.bc1) / ((v / s.bc2).sqrt() + s.eps)
 }
 
+#[inline(always)]
+fn moments_one(p: &mut f32, m: &mut f32, v: &mut f32, g: f32, s: &Scalars) -> (f32, f32) {
+    let gi = s.prep.grad(g, *p);
+    let pi = s.prep.decay(*p);
+    *p = pi;
+    *m += (gi - *m) * (1.0 - s.b1);
+    *v += (gi * gi - *v) * (1.0 - s.b2);
+    let u = direction(*m, *v, s);
+    (pi * pi, u * u)
+}
+
 simd_dispatch! {
-    /// Decays p, updates m and v; returns [Σp², Σu²] with 16 fixed lanes.
+    /// Decays p, updates m and v; returns [Σp², Σu²] summed in 16 fixed lanes.
     fn lamb_moments(p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], s: Scalars) -> [f32; 2] {
         let mut acc_p = [0.0f32; 16];
         let mut acc_u = [0.0f32; 16];
-        for base in (0..p.len()).step_by(16) {
-            for l in 0..16.min(p.len() - base) {
-                let i = base + l;
-                let gi = s.prep.grad(g[i], p[i]);
-                let pi = s.prep.decay(p[i]);
-                p[i] = pi;
-                m[i] += (gi - m[i]) * (1.0 - s.b1);
-                v[i] += (gi * gi - v[i]) * (1.0 - s.b2);
-                let u = direction(m[i], v[i], &s);
-                acc_p[l] += pi * pi;
-                acc_u[l] += u * u;
+        let n = p.len() / 16 * 16;
+        for (((p, m), v), g) in p[..n].chunks_exact_mut(16).zip(m[..n].chunks_exact_mut(16)).zip(v[..n].chunks_exact_mut(16)).zip(g[..n].chunks_exact(16)) {
+            for l in 0..16 {
+                let (pp, uu) = moments_one(&mut p[l], &mut m[l], &mut v[l], g[l], &s);
+                acc_p[l] += pp;
+                acc_u[l] += uu;
             }
+        }
+        for i in n..p.len() {
+            let (pp, uu) = moments_one(&mut p[i], &mut m[i], &mut v[i], g[i], &s);
+            acc_p[i - n] += pp;
+            acc_u[i - n] += uu;
         }
         [acc_p.iter().sum(), acc_u.iter().sum()]
     }
@@ -79,6 +90,7 @@ simd_dispatch! {
 
 impl Rule for Lamb {
     const NAME: &'static str = "lamb";
+    const ELEMENTWISE: bool = false;
     const DEFAULT_LR: f32 = 0.001;
     fn state_buffers(&self, _lr0: f32) -> Vec<(&'static str, StateInit)> {
         vec![("m", StateInit::Const(0.0)), ("v", StateInit::Const(0.0))]

@@ -40,13 +40,18 @@ simd_dispatch! {
         let raw = Prep { l2: 0.0, ..prep };
         let mut acc_p = [0.0f32; 16];
         let mut acc_g = [0.0f32; 16];
-        for base in (0..p.len()).step_by(16) {
-            for l in 0..16.min(p.len() - base) {
-                let i = base + l;
-                let gi = raw.grad(g[i], p[i]);
-                acc_p[l] += p[i] * p[i];
+        let n = p.len() / 16 * 16;
+        for (p, g) in p[..n].chunks_exact(16).zip(g[..n].chunks_exact(16)) {
+            for l in 0..16 {
+                let gi = raw.grad(g[l], p[l]);
+                acc_p[l] += p[l] * p[l];
                 acc_g[l] += gi * gi;
             }
+        }
+        for i in n..p.len() {
+            let gi = raw.grad(g[i], p[i]);
+            acc_p[i - n] += p[i] * p[i];
+            acc_g[i - n] += gi * gi;
         }
         [acc_p.iter().sum(), acc_g.iter().sum()]
     }
@@ -65,6 +70,7 @@ simd_dispatch! {
 
 impl Rule for Lars {
     const NAME: &'static str = "lars";
+    const ELEMENTWISE: bool = false;
     const DEFAULT_LR: f32 = 0.1;
     fn state_buffers(&self, _lr0: f32) -> Vec<(&'static str, StateInit)> {
         vec![("momentum", StateInit::Const(0.0))]

@@ -7,6 +7,7 @@
 #[macro_use]
 mod simd;
 pub mod activation;
+pub mod bandwidth;
 pub mod gemm;
 pub mod loss;
 pub mod matmul;
