@@ -55,6 +55,8 @@ impl Default for FitOptions<'_> {
 #[derive(Clone, Copy)]
 enum Rows<'a> {
     All,
+    /// Consecutive rows `start..end`.
+    Span(usize, usize),
     Pick(&'a [usize]),
 }
 
@@ -62,23 +64,53 @@ impl Rows<'_> {
     fn len(&self, total: usize) -> usize {
         match self {
             Rows::All => total,
+            Rows::Span(a, b) => b - a,
             Rows::Pick(idx) => idx.len(),
+        }
+    }
+
+    /// The rows of `t` when they are contiguous.
+    fn slice<'t>(&self, t: &'t Tensor) -> Option<&'t [f32]> {
+        let n = t.row_len();
+        match *self {
+            Rows::All => Some(t.data()),
+            Rows::Span(a, b) => Some(&t.data()[a * n..b * n]),
+            Rows::Pick(_) => None,
         }
     }
 }
 
+/// Batches of at most `batch` rows covering `rows`, in order.
+fn batches<'a>(rows: Rows<'a>, total: usize, batch: usize) -> impl Iterator<Item = Rows<'a>> {
+    let n = rows.len(total);
+    let (picks, start) = match rows {
+        Rows::Pick(idx) => (Some(idx), 0),
+        Rows::Span(a, _) => (None, a),
+        Rows::All => (None, 0),
+    };
+    (0..n).step_by(batch.max(1)).map(move |i| {
+        let j = (i + batch).min(n);
+        match picks {
+            Some(idx) => Rows::Pick(&idx[i..j]),
+            None => Rows::Span(start + i, start + j),
+        }
+    })
+}
+
 /// Copies the chosen rows of `t` (each `row_len` values) into `out`, in order.
 fn gather(out: &mut Vec<f32>, t: &Tensor, rows: Rows) {
-    match rows {
-        Rows::All => out.extend_from_slice(t.data()),
-        Rows::Pick(idx) => idx.iter().for_each(|&i| out.extend_from_slice(t.row(i))),
+    match (rows.slice(t), rows) {
+        (Some(s), _) => out.extend_from_slice(s),
+        (None, Rows::Pick(idx)) => idx.iter().for_each(|&i| out.extend_from_slice(t.row(i))),
+        (None, _) => unreachable!("contiguous rows have a slice"),
     }
 }
 
 fn gather_into(out: &mut [f32], t: &Tensor, rows: Rows) {
-    match rows {
-        Rows::All => out.copy_from_slice(t.data()),
-        Rows::Pick(idx) => {
+    match (rows.slice(t), rows) {
+        (Some(s), _) => out.copy_from_slice(s),
+        (None, Rows::Span(..) | Rows::All) => unreachable!("contiguous rows have a slice"),
+        (None, Rows::Pick(idx)) => {
             let n = t.row_len();
             for (dst, &i) in out.chunks_exact_mut(n).zip(idx) {
                 dst.copy_from_slice(t.row(i));
@@ -220,9 +252,9 @@ impl Sequential {
             stop |= notify!(on_epoch_begin, epoch);
             let mut loss_sum = 0.0;
             let mut seen = 0usize;
-            for (b, chunk) in train_idx.chunks(batch).enumerate() {
-                loss_sum += self.run_batch(tape, compiled, x, y, Rows::Pick(chunk), &mut metrics, true)?;
-                seen += chunk.len();
+            for (b, rows) in batches(Rows::Pick(&train_idx), total, batch).enumerate() {
+                loss_sum += self.run_batch(tape, compiled, x, y, rows, &mut metrics, true)?;
+                seen += rows.len(total);
                 logs.set("loss", loss_sum / seen as f64);
                 for m in &metrics {
                     logs.set(&m.name, m.result());
@@ -267,24 +299,12 @@ impl Sequential {
         metrics.iter_mut().for_each(MetricState::reset);
         let total = rows.len(x.rows());
         let mut loss_sum = 0.0;
-        let before = tape.grad_enabled();
         tape.no_grad(|tape| -> Result<()> {
-            match rows {
-                Rows::Pick(idx) => {
-                    for chunk in idx.chunks(batch) {
-                        loss_sum += self.run_batch(tape, compiled, x, y, Rows::Pick(chunk), metrics, false)?;
-                    }
-                }
-                Rows::All => {
-                    let all: Vec<usize> = (0..total).collect();
-                    for chunk in all.chunks(batch) {
-                        loss_sum += self.run_batch(tape, compiled, x, y, Rows::Pick(chunk), metrics, false)?;
-                    }
-                }
+            for b in batches(rows, x.rows(), batch) {
+                loss_sum += self.run_batch(tape, compiled, x, y, b, metrics, false)?;
             }
             Ok(())
         })?;
-        debug_assert_eq!(before, tape.grad_enabled());
         Ok(loss_sum / total.max(1) as f64)
     }
 
@@ -312,11 +332,11 @@ impl Sequential {
         let mut tape = std::mem::take(&mut self.tape);
         let outputs = self.output_units();
         let mut out = Vec::with_capacity(x.rows() * outputs);
-        let all: Vec<usize> = (0..x.rows()).collect();
         let result = tape.no_grad(|tape| -> Result<()> {
-            for chunk in all.chunks(batch_size.max(1)) {
+            for rows in batches(Rows::All, x.rows(), batch_size) {
                 tape.reset();
-                let xin = tape.input_with(Shape::matrix(chunk.len(), x.row_len()), |b| gather_into(b, x, Rows::Pick(chunk)));
+                let n = rows.len(x.rows());
+                let xin = tape.input_with(Shape::matrix(n, x.row_len()), |b| gather_into(b, x, rows));
                 let y = self.forward(tape, xin, false)?;
                 out.extend_from_slice(tape.value(&self.store, y));
             }

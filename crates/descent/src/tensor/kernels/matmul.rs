@@ -26,15 +26,6 @@ pub fn matmul(
     assert_eq!(c.len(), m * n, "matmul: output buffer");
     assert_eq!(a.len(), m * k, "matmul: left operand");
     assert_eq!(b.len(), k * n, "matmul: right operand");
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        if !accumulate {
-            c.fill(0.0);
-        }
-        return;
-    }
     let (a_rs, a_cs) = if trans_a { (1, m) } else { (k, 1) };
     let (b_rs, b_cs) = if trans_b { (1, k) } else { (n, 1) };
     let parallel = rayon::current_num_threads() > 1 && m * n * k >= PARALLEL_MIN_MACS;
