@@ -5,6 +5,7 @@ eps=1e-7), batch 32, shuffled each epoch, 60k teacher samples. Prints one JSON l
 """
 import argparse
 import json
+import resource
 import time
 
 import numpy as np
@@ -48,4 +49,5 @@ with torch.no_grad():
     acc = (model(xt).argmax(1) == yt).float().mean().item()
 med = float(np.median(epoch_s[1:] if len(epoch_s) > 1 else epoch_s))
 print(json.dumps({"system": f"pytorch {torch.__version__}", "threads": a.threads, "sec_per_epoch": med,
-                  "steps_per_s": 1875 / med, "test_accuracy": acc}))
+                  "steps_per_s": 1875 / med, "test_accuracy": acc,
+                  "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))

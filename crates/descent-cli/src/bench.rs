@@ -113,8 +113,11 @@ fn torch_run(python: &Path, optimizer: &str) -> Result<Vec<(String, f64)>> {
     Ok(rows)
 }
 
-pub fn w3(rounds: usize, python: Option<&Path>, out_dir: &Path) -> Result<()> {
-    let contenders = contenders();
+pub fn w3(rounds: usize, python: Option<&Path>, out_dir: &Path, only: &[String]) -> Result<()> {
+    let contenders: Vec<_> = contenders().into_iter().filter(|(n, _)| only.is_empty() || only.contains(n)).collect();
+    if contenders.is_empty() {
+        return Err(Error::Config(format!("--only {}: no such optimizer", only.join(","))));
+    }
     let mut store = w3_store(7);
     let python = python.filter(|p| p.exists());
     let mut ours: BTreeMap<String, Vec<f64>> = BTreeMap::new();

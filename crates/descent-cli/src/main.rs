@@ -1,6 +1,7 @@
 //! `descent`: train, evaluate and use models described by one TOML file.
 
 mod bench;
+mod bench_mlp;
 mod commands;
 
 use std::path::PathBuf;
@@ -54,9 +55,11 @@ enum Command {
     },
     /// Print the model of an experiment file or a run folder, Keras-style.
     Summary { path: PathBuf },
-    /// Benchmarks. `w3`: every optimizer's step over 10M parameters vs PyTorch and the bandwidth ceiling.
+    /// Benchmarks against PyTorch (WORKLOADS.md). `w1`: the classic MLP, steps/s; `w2`: the
+    /// wide MLP, samples/s and GFLOP/s; `w3`: every optimizer's step over 10M parameters
+    /// beside the bandwidth ceiling.
     Bench {
-        #[arg(value_parser = ["w3"])]
+        #[arg(value_parser = ["w1", "w2", "w3"])]
         workload: String,
         #[arg(long, default_value_t = 3)]
         rounds: usize,
@@ -65,7 +68,13 @@ enum Command {
         python: PathBuf,
         #[arg(long, default_value = "bench-results")]
         out: PathBuf,
+        /// Only these optimizers (comma-separated names, e.g. adam,sgd_momentum).
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
     },
+    /// One measurement for `bench w1|w2`, in its own process (prints one JSON line).
+    #[command(hide = true)]
+    BenchChild { workload: String },
     /// Print (CSV) or chart (SVG) a learning-rate schedule over N steps, without training.
     Schedule {
         /// A schedule as inline TOML, e.g. '{ name = "cosine_decay", initial_learning_rate = 0.1, decay_steps = 1000 }',
@@ -86,7 +95,11 @@ fn main() -> ExitCode {
         Command::Evaluate { run, data, label_column } => commands::evaluate(&run, data.as_deref(), label_column),
         Command::Predict { run, input, output } => commands::predict(&run, &input, output.as_deref()),
         Command::Summary { path } => commands::summary(&path),
-        Command::Bench { workload: _, rounds, python, out } => bench::w3(rounds, Some(&python), &out),
+        Command::Bench { workload, rounds, python, out, only } => match workload.as_str() {
+            "w3" => bench::w3(rounds, Some(&python), &out, &only),
+            w => bench_mlp::mlp(w, rounds, Some(&python)),
+        },
+        Command::BenchChild { workload } => bench_mlp::child(&workload),
         Command::Schedule { spec, steps, svg } => commands::schedule(&spec, steps, svg.as_deref()),
     };
     match result {
