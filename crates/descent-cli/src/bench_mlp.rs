@@ -108,44 +108,143 @@ fn run_json(cmd: &mut Command, what: &str) -> Result<serde_json::Value> {
     serde_json::from_str(line).map_err(|e| Error::State(format!("{what} printed `{line}`: {e}")))
 }
 
-pub fn mlp(workload: &str, rounds: usize, python: Option<&Path>) -> Result<()> {
+pub fn mlp(workload: &str, rounds: usize, python: Option<&Path>, out_dir: &Path) -> Result<()> {
     let me = std::env::current_exe().map_err(|e| Error::State(e.to_string()))?;
-    let script = format!("bench/{workload}_torch.py");
     let python = python.filter(|p| p.exists());
-    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    let threads = rayon::current_num_threads().to_string();
+    // (system, runs): descent, then PyTorch and Keras when the venv has them.
+    let mut systems: Vec<(&str, Vec<serde_json::Value>)> = vec![("descent", Vec::new())];
+    if python.is_some() {
+        systems.push(("PyTorch", Vec::new()));
+        systems.push(("Keras", Vec::new()));
+    }
     for round in 0..rounds {
         eprintln!("round {}/{rounds}", round + 1);
-        ours.push(run_json(Command::new(&me).args(["bench-child", workload]), "descent")?);
-        if let Some(py) = python {
-            let mut cmd = Command::new(py);
-            cmd.arg(&script).args(["--threads", &rayon::current_num_threads().to_string()]);
-            if workload == "w1" {
-                cmd.args(["--epochs", "10"]);
-            }
-            theirs.push(run_json(&mut cmd, &script)?);
+        for (system, runs) in systems.iter_mut() {
+            let mut cmd = match *system {
+                "descent" => {
+                    let mut c = Command::new(&me);
+                    c.args(["bench-child", workload]);
+                    c
+                }
+                "PyTorch" => {
+                    let mut c = Command::new(python.expect("venv"));
+                    c.arg(format!("bench/{workload}_torch.py")).args(["--threads", &threads]);
+                    if workload == "w1" {
+                        c.args(["--epochs", "10"]);
+                    }
+                    c
+                }
+                _ => {
+                    let mut c = Command::new(python.expect("venv"));
+                    c.args(["bench/keras_mlp.py", workload, "--threads", &threads]).env("KERAS_BACKEND", "tensorflow");
+                    c
+                }
+            };
+            runs.push(run_json(&mut cmd, system)?);
         }
     }
-    let key = if workload == "w1" { "steps_per_s" } else { "samples_per_s" };
+    let gemm_ceiling = if workload == "w2" { Some(ceilings(true).0) } else { None };
+    let (key, unit) = if workload == "w1" { ("steps_per_s", "steps/s") } else { ("samples_per_s", "samples/s") };
     let col = |rows: &[serde_json::Value], k: &str| -> Vec<f64> { rows.iter().filter_map(|r| r[k].as_f64()).collect() };
-    let range = |v: &[f64]| format!("{:.0}–{:.0}", v.iter().cloned().fold(f64::MAX, f64::min), v.iter().cloned().fold(0.0, f64::max));
-    let d = col(&ours, key);
-    println!("{workload}: descent {key} {:.0} [{}]", median(d.clone()), range(&d));
-    for extra in ["gflops", "test_accuracy", "max_rss_mb", "first_step_ms"] {
-        let v = col(&ours, extra);
-        if !v.is_empty() {
-            println!("  descent {extra}: {:.3}", median(v));
-        }
+    let med = |rows: &[serde_json::Value], k: &str| -> Option<f64> {
+        let v = col(rows, k);
+        if v.is_empty() { None } else { Some(median(v)) }
+    };
+    let ours = med(&systems[0].1, key).unwrap_or(f64::NAN);
+    let mut md = format!(
+        "| system | {unit} [range] | GFLOP/s | held-out accuracy | peak RSS MB | descent speedup |\n|---|---|---|---|---|---|\n"
+    );
+    for (system, runs) in &systems {
+        let v = col(runs, key);
+        let m = median(v.clone());
+        let lo = v.iter().cloned().fold(f64::MAX, f64::min);
+        let hi = v.iter().cloned().fold(0.0, f64::max);
+        let fmt = |x: Option<f64>, d: usize| x.map_or("—".into(), |x| format!("{x:.d$}"));
+        md += &format!(
+            "| {} | {m:.0} [{lo:.0}–{hi:.0}] | {} | {} | {} | {} |\n",
+            runs.first().and_then(|r| r["system"].as_str()).unwrap_or(system),
+            fmt(med(runs, "gflops"), 1),
+            fmt(med(runs, "test_accuracy"), 3),
+            fmt(med(runs, "max_rss_mb"), 0),
+            if *system == "descent" { "—".into() } else { format!("{:.2}×", ours / m) }
+        );
     }
-    if !theirs.is_empty() {
-        let t = col(&theirs, key);
-        println!("{workload}: PyTorch {key} {:.0} [{}]", median(t.clone()), range(&t));
-        for extra in ["gflops", "test_accuracy", "max_rss_mb"] {
-            let v = col(&theirs, extra);
-            if !v.is_empty() {
-                println!("  PyTorch {extra}: {:.3}", median(v));
-            }
-        }
-        println!("{workload}: descent / PyTorch = {:.2}×", median(d) / median(t));
+    if let Some(first) = med(&systems[0].1, "first_step_ms") {
+        md += &format!("\ndescent: build + compile + first training step {first:.1} ms (data in memory).\n");
     }
+    if let Some(ceiling) = gemm_ceiling {
+        let g = med(&systems[0].1, "gflops").unwrap_or(f64::NAN);
+        md += &format!("descent reaches {g:.0} GFLOP/s = {:.0}% of this machine's sgemm ceiling ({ceiling:.0} GFLOP/s: the best of descent's GEMM and, with --features compare-gemm, the gemm crate; measured by this command).\n", 100.0 * g / ceiling);
+    }
+    if python.is_none() {
+        md += "\nPyTorch and Keras were not run (no .venv/bin/python: `bash scripts/setup_python.sh`).\n";
+    }
+    println!("{md}");
+    std::fs::create_dir_all(out_dir).map_err(|e| Error::Io { path: out_dir.into(), source: e })?;
+    let json = serde_json::json!({
+        "workload": workload, "rounds": rounds, "threads": rayon::current_num_threads(),
+        "runs": systems.iter().map(|(s, r)| serde_json::json!({"system": s, "runs": r})).collect::<Vec<_>>(),
+    });
+    descent::io::write_atomic(out_dir.join(format!("{workload}.json")), serde_json::to_string_pretty(&json).expect("json").as_bytes())?;
+    descent::io::write_atomic(out_dir.join(format!("{workload}.md")), md.as_bytes())?;
+    eprintln!("wrote {}/{workload}.json and {workload}.md", out_dir.display());
     Ok(())
+}
+
+/// W0: the machine's ceilings, measured with descent's own kernels — sgemm 2048³ and
+/// STREAM triad over 2^25 floats. Returns (GFLOP/s, GB/s).
+pub fn ceilings(print: bool) -> (f64, f64) {
+    use descent::tensor::kernels::bandwidth::triad;
+    use descent::tensor::kernels::matmul::matmul;
+    let n = 2048;
+    let a: Vec<f32> = (0..n * n).map(|i| ((i % 17) as f32 - 8.0) * 0.01).collect();
+    let b: Vec<f32> = (0..n * n).map(|i| ((i % 13) as f32 - 6.0) * 0.01).collect();
+    let mut c = vec![0.0f32; n * n];
+    let mut gemm = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        matmul(&mut c, &a, &b, n, n, n, false, false, false);
+        gemm.push(2.0 * (n * n * n) as f64 / t.elapsed().as_secs_f64() / 1e9);
+    }
+    let len = 1 << 25;
+    let (mut x, y, z) = (descent::tensor::alloc::zeroed(len), descent::tensor::alloc::filled(len, 1.0), descent::tensor::alloc::filled(len, 2.0));
+    let mut stream = Vec::new();
+    for _ in 0..10 {
+        let t = Instant::now();
+        triad(&mut x, &y, &z, 3.0);
+        stream.push(12.0 * len as f64 / t.elapsed().as_secs_f64() / 1e9);
+    }
+    let ours = median(gemm);
+    let crate_gemm = crate_gemm_gflops(&a, &b, &mut c, n);
+    let s = median(stream);
+    if print {
+        let other = crate_gemm.map_or(" (build with --features compare-gemm to also measure the gemm crate)".to_string(), |g| format!(", gemm crate {g:.1}"));
+        println!("w0: sgemm 2048³: descent {ours:.1} GFLOP/s{other}; STREAM triad 2^25 f32 {s:.1} GB/s ({} threads)", rayon::current_num_threads());
+    }
+    (ours.max(crate_gemm.unwrap_or(0.0)), s)
+}
+
+/// The `gemm` crate (x86-v4 kernels) on the same product, when built with `compare-gemm`.
+#[cfg(feature = "compare-gemm")]
+fn crate_gemm_gflops(a: &[f32], b: &[f32], c: &mut [f32], n: usize) -> Option<f64> {
+    let threads = rayon::current_num_threads();
+    let mut runs = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        // SAFETY: all three matrices are n×n, row-major, and do not alias.
+        unsafe {
+            gemm::gemm(
+                n, n, n, c.as_mut_ptr(), 1, n as isize, false, a.as_ptr(), 1, n as isize, b.as_ptr(), 1, n as isize,
+                1.0, 1.0, false, false, false, gemm::Parallelism::Rayon(threads),
+            );
+        }
+        runs.push(2.0 * (n * n * n) as f64 / t.elapsed().as_secs_f64() / 1e9);
+    }
+    Some(median(runs))
+}
+
+#[cfg(not(feature = "compare-gemm"))]
+fn crate_gemm_gflops(_a: &[f32], _b: &[f32], _c: &mut [f32], _n: usize) -> Option<f64> {
+    None
 }

@@ -55,11 +55,11 @@ enum Command {
     },
     /// Print the model of an experiment file or a run folder, Keras-style.
     Summary { path: PathBuf },
-    /// Benchmarks against PyTorch (WORKLOADS.md). `w1`: the classic MLP, steps/s; `w2`: the
+    /// Benchmarks against PyTorch (WORKLOADS.md). `w0`: sgemm and STREAM ceilings; `w1`: the classic MLP, steps/s; `w2`: the
     /// wide MLP, samples/s and GFLOP/s; `w3`: every optimizer's step over 10M parameters
     /// beside the bandwidth ceiling.
     Bench {
-        #[arg(value_parser = ["w1", "w2", "w3"])]
+        #[arg(value_parser = ["w0", "w1", "w2", "w3", "all"])]
         workload: String,
         #[arg(long, default_value_t = 3)]
         rounds: usize,
@@ -97,7 +97,17 @@ fn main() -> ExitCode {
         Command::Summary { path } => commands::summary(&path),
         Command::Bench { workload, rounds, python, out, only } => match workload.as_str() {
             "w3" => bench::w3(rounds, Some(&python), &out, &only),
-            w => bench_mlp::mlp(w, rounds, Some(&python)),
+            "w0" => {
+                bench_mlp::ceilings(true);
+                Ok(())
+            }
+            "all" => {
+                bench_mlp::ceilings(true);
+                bench_mlp::mlp("w1", rounds, Some(&python), &out)
+                    .and_then(|_| bench_mlp::mlp("w2", rounds, Some(&python), &out))
+                    .and_then(|_| bench::w3(rounds, Some(&python), &out, &only))
+            }
+            w => bench_mlp::mlp(w, rounds, Some(&python), &out),
         },
         Command::BenchChild { workload } => bench_mlp::child(&workload),
         Command::Schedule { spec, steps, svg } => commands::schedule(&spec, steps, svg.as_deref()),

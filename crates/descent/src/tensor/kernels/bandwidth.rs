@@ -48,3 +48,17 @@ pub fn traffic_pass(p: &mut [f32], states: &mut [Vec<f32>], g: &[f32]) {
         [a, b, c, ..] => for_each_split([p, a, b, c], [g], &|[p, a, b, c], [g]| add4(p, a, b, c, g)),
     }
 }
+
+simd_dispatch! {
+    fn triad_kernel(a: &mut [f32], b: &[f32], c: &[f32], s: f32) {
+        for i in 0..a.len() {
+            a[i] = b[i] + s * c[i];
+        }
+    }
+}
+
+/// STREAM's triad, `a = b + s·c`, split over threads: the machine's streaming bandwidth
+/// (12 bytes per element by STREAM's convention).
+pub fn triad(a: &mut [f32], b: &[f32], c: &[f32], s: f32) {
+    for_each_split([a], [b, c], &|[a], [b, c]| triad_kernel(a, b, c, s));
+}
