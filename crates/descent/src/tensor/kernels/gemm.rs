@@ -23,10 +23,13 @@ use super::simd::{simd_level, SimdLevel};
 
 /// Depth of one packed slice: A and B panels of this depth stay in L1/L2.
 const KC: usize = 256;
-/// Rows of C per parallel task (a multiple of every MR).
-const MC: usize = 168;
+/// Rows of C per parallel task, in micro-panels (19 × 14 = 266 rows with AVX-512 tiles):
+/// tall, narrow tasks keep a task's B panels in L2 while its A block streams from L2 —
+/// measured on this machine against 168 × 256: +8% on W2's forward products, +10% on
+/// its transposed backward one, +2% on 2048³, unchanged on W1's tiny products.
+const MC_PANELS: usize = 19;
 /// Columns of C per parallel task (a multiple of every NR).
-const NCB: usize = 256;
+const NCB: usize = 64;
 
 thread_local! {
     /// Packing scratch for A and B, grown on demand and reused by later calls.
@@ -103,7 +106,9 @@ fn driver<const MR: usize, const NR: usize>(
         bp.resize(n_pad * kc_max, 0.0);
     }
     let cptr = CPtr(c.as_mut_ptr());
-    let row_blocks = m.div_ceil(MC);
+    // Row blocks start on micro-panel boundaries: a whole number of MR-row panels.
+    let mc = MC_PANELS * MR;
+    let row_blocks = m.div_ceil(mc);
     let col_blocks = n.div_ceil(NCB);
     let tasks = row_blocks * col_blocks;
     let mut p0 = 0;
@@ -115,10 +120,10 @@ fn driver<const MR: usize, const NR: usize>(
         let (ap, bp) = (&ap[..m_pad * kc], &bp[..n_pad * kc]);
         let run = |task: usize| {
             let (rb, cb) = (task / col_blocks, task % col_blocks);
-            let (r_end, c_end) = (((rb + 1) * MC).min(m), ((cb + 1) * NCB).min(n));
+            let (r_end, c_end) = (((rb + 1) * mc).min(m), ((cb + 1) * NCB).min(n));
             let mut jr = cb * NCB;
             while jr < c_end {
-                let mut ir = rb * MC;
+                let mut ir = rb * mc;
                 while ir < r_end {
                     // SAFETY: the tile [ir, ir+rows) × [jr, jr+cols) lies inside C and
                     // belongs to this task alone; panels hold kc·MR and kc·NR values.

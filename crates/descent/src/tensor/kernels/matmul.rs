@@ -54,7 +54,8 @@ mod tests {
 
     #[test]
     fn all_transpose_combinations_match_naive() {
-        for (m, k, n) in [(7, 13, 5), (1, 1, 1), (33, 300, 47), (64, 257, 100), (200, 30, 600)] {
+        // Includes shapes with several row blocks for every tile height (300 > 19 × 14).
+        for (m, k, n) in [(7, 13, 5), (1, 1, 1), (33, 300, 47), (64, 257, 100), (200, 30, 600), (300, 70, 130)] {
             check_shape(m, k, n);
         }
     }
