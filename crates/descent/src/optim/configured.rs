@@ -306,6 +306,18 @@ impl<R: Rule> Optimizer for Configured<R> {
         if self.options.use_ema && !self.ema.is_empty() { Some(&self.ema) } else { None }
     }
 
+    fn eval_weights(&self, params: &ParamStore) -> Option<Vec<f32>> {
+        if self.state.is_empty() {
+            return None;
+        }
+        let mut x = self.rule.eval_weights(params.values(), &self.state)?;
+        // Frozen tensors were never updated: keep their values.
+        for e in params.entries().iter().filter(|e| !e.trainable) {
+            x[e.range()].copy_from_slice(&params.values()[e.range()]);
+        }
+        Some(x)
+    }
+
     fn save_state(&self) -> OptimizerState {
         let mut buffers: Vec<(String, Vec<f32>)> =
             self.state_names.iter().zip(&self.state).map(|(n, b)| (n.to_string(), b.clone())).collect();

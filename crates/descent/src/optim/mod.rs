@@ -48,6 +48,11 @@ pub trait Optimizer: Send {
     fn ema_weights(&self) -> Option<&[f32]> {
         None
     }
+    /// The weights to evaluate at, when they differ from the training iterate: the
+    /// average x of schedule-free AdamW. `None` for every other optimizer.
+    fn eval_weights(&self, _params: &ParamStore) -> Option<Vec<f32>> {
+        None
+    }
     fn save_state(&self) -> OptimizerState;
     fn load_state(&mut self, state: &OptimizerState, params: &ParamStore) -> Result<()>;
     fn config(&self) -> OptimizerConfig;

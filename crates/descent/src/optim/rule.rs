@@ -60,6 +60,11 @@ pub trait Rule: Clone + Debug + PartialEq + Send + Sync + 'static {
     /// `ctx.prep.decay(p)` to each element as it is read.
     fn update(&self, ctx: &StepCtx, tensor: TensorInfo, p: &mut [f32], g: &[f32], state: &mut [&mut [f32]]);
     fn to_config(&self) -> RuleConfig;
+    /// The evaluation point, for rules whose parameters hold another sequence (from the
+    /// flat parameters and this rule's state buffers, in `state_buffers` order).
+    fn eval_weights(&self, _params: &[f32], _state: &[Vec<f32>]) -> Option<Vec<f32>> {
+        None
+    }
 }
 
 /// Splits a rule's state slice into a fixed-size array (panics on a wrong count, which

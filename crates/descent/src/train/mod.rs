@@ -69,6 +69,18 @@ impl Sequential {
         self.compiled.as_ref().map(|c| c.optimizer.as_ref())
     }
 
+    /// Replaces the weights with the optimizer's evaluation point where it has one
+    /// (schedule-free AdamW's average x); returns whether anything changed. Call before
+    /// evaluating or saving; training continues correctly only from the training
+    /// iterate, so do this at the end (or on a copy).
+    pub fn use_eval_weights(&mut self) -> bool {
+        let Some(x) = self.compiled.as_ref().and_then(|c| c.optimizer.eval_weights(&self.store)) else {
+            return false;
+        };
+        self.store.values_mut().copy_from_slice(&x);
+        true
+    }
+
     /// Replaces the weights with the optimizer's moving average of them (`use_ema`), e.g.
     /// before evaluating or saving. Errors when the optimizer keeps no average.
     pub fn use_ema_weights(&mut self) -> Result<()> {

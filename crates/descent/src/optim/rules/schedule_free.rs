@@ -8,7 +8,8 @@
 //!   v ← v + (1−β₂)(g² − v);   z' = z − η·g/(√(v/(1−β₂ᵗ)) + ε)
 //!   x = (y − (1−β₁)z)/β₁;   x' = (1 − 1/t)·x + z'/t;   y ← (1−β₁)z' + β₁x'
 //!
-//! (η ramps linearly over `warmup_steps`; z starts at the initial parameters.)
+//! (η ramps linearly over `warmup_steps`; z starts at the initial parameters.) Evaluate at
+//! x, as the paper does: `Sequential::use_eval_weights()` swaps it in (Keras evaluates at y).
 
 use serde::{Deserialize, Serialize};
 
@@ -92,5 +93,11 @@ impl Rule for ScheduleFreeAdamW {
     }
     fn to_config(&self) -> RuleConfig {
         RuleConfig::ScheduleFreeAdamw(self.clone())
+    }
+    /// The paper evaluates at the average x = (y − (1−β₁)z)/β₁, not at y.
+    fn eval_weights(&self, y: &[f32], state: &[Vec<f32>]) -> Option<Vec<f32>> {
+        let z = state.first()?;
+        let b1 = self.beta_1;
+        Some(y.iter().zip(z).map(|(y, z)| (y - (1.0 - b1) * z) / b1).collect())
     }
 }
