@@ -101,10 +101,6 @@ impl ParamStore {
         (&mut self.values, &self.grads, &self.entries)
     }
 
-    /// Parameters and gradients at once, for optimizer steps.
-    pub fn values_and_grads(&mut self) -> (&mut [f32], &[f32]) {
-        (&mut self.values, &self.grads)
-    }
     /// Length of the flat buffers.
     pub fn len(&self) -> usize {
         self.values.len()

@@ -60,19 +60,6 @@ impl Dataset {
         let (test, train) = idx.split_at(n_test);
         Ok((self.select(train, format!("{} (train)", self.name)), self.select(test, format!("{} (test)", self.name))))
     }
-
-    /// Multiplies every feature by `factor` (e.g. 1/255 for 8-bit pixels).
-    pub fn scale_features(&mut self, factor: f32) {
-        self.x.data_mut().iter_mut().for_each(|v| *v *= factor);
-    }
-
-    /// Number of classes if the targets are integer labels 0..k (k = max + 1).
-    pub fn num_classes(&self) -> Option<usize> {
-        if self.y.row_len() != 1 || self.y.data().iter().any(|v| v.fract() != 0.0 || *v < 0.0) {
-            return None;
-        }
-        self.y.data().iter().map(|v| *v as usize + 1).max()
-    }
 }
 
 /// Feature preprocessing fitted on the training split only, saved with the model and

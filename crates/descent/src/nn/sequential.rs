@@ -9,7 +9,6 @@ use super::layer::{Layer, LayerConfig};
 use crate::autograd::{ParamStore, Tape, Var};
 use crate::error::{Error, Result};
 use crate::rng;
-use crate::tensor::kernels::activation::Activation;
 
 /// Default seed: runs are reproducible unless the user asks otherwise.
 pub const DEFAULT_SEED: u64 = 42;
@@ -169,13 +168,6 @@ impl Sequential {
     }
     pub fn name(&self) -> &str {
         &self.name
-    }
-
-    /// The activation of the last layer that has one (softmax check at compile).
-    pub fn final_activation(&self) -> Option<Activation> {
-        self.layers.iter().rev().find_map(|l| l.output_activation()).filter(|a| *a != Activation::Linear).or_else(|| {
-            self.layers.last().and_then(|l| l.output_activation())
-        })
     }
 
     /// Applies all layers to `x` on `tape`.
