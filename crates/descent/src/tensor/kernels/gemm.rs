@@ -160,11 +160,16 @@ fn pack_a<const MR: usize>(out: &mut [f32], a: MatRef, p0: usize, kc: usize, m: 
         let row0 = r * MR;
         let rows = MR.min(m - row0);
         if a.cs == 1 {
-            // Row-major A: each row is contiguous along p.
-            for i in 0..rows {
-                let src = &a.data[(row0 + i) * a.rs + p0..][..kc];
-                for (p, v) in src.iter().enumerate() {
-                    panel[p * MR + i] = *v;
+            // Row-major A: MR rows are read as MR sequential streams (which the hardware
+            // prefetcher follows) so that the panel is written in order; writing it at
+            // stride MR instead measured several times slower.
+            let src: [&[f32]; MR] = std::array::from_fn(|i| {
+                let row = row0 + i.min(rows - 1);
+                &a.data[row * a.rs + p0..][..kc]
+            });
+            for (p, out) in panel.chunks_exact_mut(MR).enumerate() {
+                for (i, o) in out[..rows].iter_mut().enumerate() {
+                    *o = src[i][p];
                 }
             }
         } else {
@@ -195,10 +200,16 @@ fn pack_b<const NR: usize>(out: &mut [f32], b: MatRef, p0: usize, kc: usize, n: 
         let cols = NR.min(n - col0);
         if b.cs == 1 {
             // Row-major B: each row of the panel is a contiguous slice.
-            for p in 0..kc {
-                let dst = &mut panel[p * NR..(p + 1) * NR];
-                dst[..cols].copy_from_slice(&b.data[(p0 + p) * b.rs + col0..][..cols]);
-                dst[cols..].fill(0.0);
+            for (p, dst) in panel.chunks_exact_mut(NR).enumerate() {
+                let src = &b.data[(p0 + p) * b.rs + col0..];
+                if cols == NR {
+                    // A fixed-size copy compiles to a few vector moves, not a memmove call.
+                    let whole: &[f32; NR] = src[..NR].try_into().expect("NR values");
+                    dst.copy_from_slice(whole);
+                } else {
+                    dst[..cols].copy_from_slice(&src[..cols]);
+                    dst[cols..].fill(0.0);
+                }
             }
         } else {
             // Transposed B (rs = 1): each column is contiguous along p; read it in order.
