@@ -71,7 +71,7 @@ pub fn child(workload: &str) -> Result<()> {
     model.fit(
         &train.x,
         &train.y,
-        FitOptions { epochs, batch_size: batch, verbose: 0, callbacks: vec![Box::new(TimerRef(&mut timer))], ..Default::default() },
+        FitOptions { epochs, batch_size: batch, verbose: 0, callbacks: vec![Box::new(&mut timer)], ..Default::default() },
     )?;
     let seconds = timer.seconds;
     let acc = model.evaluate(&test.x, &test.y, 1024)?.get("accuracy").unwrap_or(f64::NAN);
@@ -103,18 +103,6 @@ fn unix_ns() -> u128 {
 fn exec_to_now_ms() -> Option<f64> {
     let spawned: u128 = std::env::var(SPAWN_ENV).ok()?.parse().ok()?;
     Some(unix_ns().saturating_sub(spawned) as f64 / 1e6)
-}
-
-/// Lets a borrowed callback be passed where fit takes ownership.
-struct TimerRef<'a>(&'a mut EpochTimer);
-
-impl Callback for TimerRef<'_> {
-    fn on_epoch_begin(&mut self, e: usize, c: &mut TrainContext) {
-        self.0.on_epoch_begin(e, c)
-    }
-    fn on_epoch_end(&mut self, e: usize, l: &Logs, c: &mut TrainContext) {
-        self.0.on_epoch_end(e, l, c)
-    }
 }
 
 fn run_json(cmd: &mut Command, what: &str) -> Result<serde_json::Value> {

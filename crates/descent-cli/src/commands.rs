@@ -229,39 +229,8 @@ pub fn schedule(spec: &str, steps: u64, svg: Option<&Path>) -> Result<()> {
     Ok(())
 }
 
-/// A self-contained line chart (no dependencies: the SVG is a polyline and axes).
+/// The schedule as an SVG line chart.
 fn schedule_svg(values: &[f32]) -> String {
-    let (w, h, pad, left) = (640.0f32, 320.0f32, 40.0f32, 80.0f32);
-    let max = values.iter().cloned().fold(f32::MIN, f32::max).max(f32::MIN_POSITIVE);
-    let n = values.len().max(2) as f32 - 1.0;
-    let points: Vec<String> = values
-        .iter()
-        .enumerate()
-        .map(|(i, v)| format!("{:.1},{:.1}", left + (w - left - pad) * i as f32 / n, h - pad - (h - 2.0 * pad) * v / max))
-        .collect();
-    format!(
-        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">
-<rect width="100%" height="100%" fill="white"/>
-<line x1="{left}" y1="{y0}" x2="{x1}" y2="{y0}" stroke="#444"/>
-<line x1="{left}" y1="{pad}" x2="{left}" y2="{y0}" stroke="#444"/>
-<text x="{left}" y="{ty}" text-anchor="middle">0</text>
-<text x="{x1}" y="{ty}" text-anchor="middle">{last}</text>
-<text x="{tx}" y="{y0}" text-anchor="end">0</text>
-<text x="{tx}" y="{py}" text-anchor="end">{max}</text>
-<text x="20" y="{my}" text-anchor="middle" transform="rotate(-90 20 {my})">learning rate</text>
-<text x="{cx}" y="{ty2}" text-anchor="middle">step</text>
-<polyline fill="none" stroke="#1f77b4" stroke-width="2" points="{pts}"/>
-</svg>
-"##,
-        y0 = h - pad,
-        x1 = w - pad,
-        ty = h - pad + 16.0,
-        ty2 = h - 8.0,
-        tx = left - 6.0,
-        my = h / 2.0,
-        py = pad + 4.0,
-        cx = (w + left) / 2.0,
-        last = values.len().saturating_sub(1),
-        pts = points.join(" ")
-    )
+    let values: Vec<f64> = values.iter().map(|v| *v as f64).collect();
+    descent::io::chart::line_chart("learning-rate schedule", "step", "learning rate", 0, &[descent::io::chart::Series { label: "lr", values: &values }])
 }

@@ -34,16 +34,16 @@ pub enum Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
-    pub(crate) fn shape(context: impl Into<String>, expected: impl ToString, got: impl ToString) -> Self {
+    pub fn shape(context: impl Into<String>, expected: impl ToString, got: impl ToString) -> Self {
         Error::Shape { context: context.into(), expected: expected.to_string(), got: got.to_string() }
     }
-    pub(crate) fn data(source_name: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn data(source_name: impl Into<String>, message: impl Into<String>) -> Self {
         Error::Data { source_name: source_name.into(), message: message.into() }
     }
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io { path: path.into(), source }
     }
-    pub(crate) fn format(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+    pub fn format(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
         Error::Format { path: path.into(), message: message.into() }
     }
 }

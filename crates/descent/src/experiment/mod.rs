@@ -3,7 +3,7 @@
 
 mod run;
 
-pub use run::{next_run_dir, RunSummary};
+pub use run::{next_run_dir, RunSummary, Trained};
 
 use std::path::{Path, PathBuf};
 

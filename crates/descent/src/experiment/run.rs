@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::io::{save_model, write_atomic};
 use crate::nn::{LayerConfig, ModelConfig, Sequential};
 use crate::tensor::Tensor;
-use crate::train::{check_targets, FitOptions, History, Logs};
+use crate::train::{check_targets, Callback, FitOptions, History, Logs};
 
 /// What `descent fit` reports at the end.
 #[derive(Debug)]
@@ -23,6 +23,19 @@ pub struct RunSummary {
     pub train_seconds: f64,
     pub steps: u64,
     pub warnings: Vec<String>,
+}
+
+/// A model trained by [`Experiment::train_on`], with what it was trained with.
+pub struct Trained {
+    pub model: Sequential,
+    /// Fitted on the training samples only.
+    pub preprocessing: Preprocessing,
+    pub history: History,
+    /// Loss and metrics on the validation/held-out samples (empty without them).
+    pub valid: Logs,
+    pub warnings: Vec<String>,
+    pub train_seconds: f64,
+    pub train_samples: usize,
 }
 
 /// `[samples, features…]` → `[samples, features]`; `[samples]` → `[samples, 1]`.
@@ -101,20 +114,31 @@ impl Experiment {
         Sequential::from_config(config)?.with_seed(self.seed)
     }
 
-    /// Runs the experiment, writing a run folder under `output.dir` (or `out_root`).
-    pub fn run(&self, out_root: Option<&Path>) -> Result<RunSummary> {
-        let (train, test, prep) = self.load_data()?;
+    /// Fits the preprocessing on `train`, builds, compiles and trains the model, and
+    /// scores it on `valid` (preprocessed the same way). With `validate_each_epoch`,
+    /// `valid` is also the validation data of every epoch (`val_*` in the history),
+    /// as cross-validation and tuning need; otherwise `fit.validation_split` applies.
+    pub fn train_on<'a>(
+        &self,
+        mut train: Dataset,
+        mut valid: Option<Dataset>,
+        validate_each_epoch: bool,
+        callbacks: Vec<Box<dyn Callback + 'a>>,
+    ) -> Result<Trained> {
+        let preprocessing = Preprocessing::fit(self.data.x_scale, self.data.standardize, &train.x);
+        preprocessing.apply(&mut train.x)?;
+        if let Some(v) = &mut valid {
+            preprocessing.apply(&mut v.x)?;
+        }
         let mut model = self.build_model(train.x.row_len())?;
         let metrics: Vec<&str> = self.compile.metrics.iter().map(String::as_str).collect();
         let warnings = model.compile(self.compile.optimizer.build()?, self.compile.loss, &metrics)?;
         // Check targets against the model before training, naming the data source.
         let outputs = model.output_units();
         check_targets(&self.compile.loss, outputs, &train.x, &train.y, &train.name)?;
-        if let Some(t) = &test {
-            check_targets(&self.compile.loss, outputs, &t.x, &t.y, &t.name)?;
+        if let Some(v) = &valid {
+            check_targets(&self.compile.loss, outputs, &v.x, &v.y, &v.name)?;
         }
-        let root = out_root.map(Path::to_path_buf).unwrap_or_else(|| self.output.dir.clone());
-        let dir = next_run_dir(&root, self.name())?;
         let started = Instant::now();
         let history = model.fit(
             &train.x,
@@ -122,17 +146,29 @@ impl Experiment {
             FitOptions {
                 epochs: self.fit.epochs,
                 batch_size: self.fit.batch_size,
-                validation_split: self.fit.validation_split,
+                validation_split: if validate_each_epoch { 0.0 } else { self.fit.validation_split },
+                validation_data: valid.as_ref().filter(|_| validate_each_epoch).map(|v| (&v.x, &v.y)),
                 shuffle: self.fit.shuffle,
                 verbose: self.fit.verbose,
-                ..Default::default()
+                callbacks,
             },
         )?;
         let train_seconds = started.elapsed().as_secs_f64();
-        let test_logs = match &test {
-            Some(t) => model.evaluate(&t.x, &t.y, self.fit.batch_size)?,
+        let valid_scores = match &valid {
+            Some(v) => model.evaluate(&v.x, &v.y, self.fit.batch_size)?,
             None => Logs::new(),
         };
+        Ok(Trained { model, preprocessing, history, valid: valid_scores, warnings, train_seconds, train_samples: train.len() })
+    }
+
+    /// Runs the experiment, writing a run folder under `output.dir` (or `out_root`).
+    pub fn run(&self, out_root: Option<&Path>) -> Result<RunSummary> {
+        let (train, test) = self.load_splits()?;
+        let test_samples = test.as_ref().map_or(0, Dataset::len);
+        let root = out_root.map(Path::to_path_buf).unwrap_or_else(|| self.output.dir.clone());
+        let Trained { model, preprocessing: prep, history, valid: test_logs, warnings, train_seconds, train_samples } =
+            self.train_on(train, test, false, Vec::new())?;
+        let dir = next_run_dir(&root, self.name())?;
         let steps = model.optimizer().map_or(0, |o| o.iterations());
         write_atomic(dir.join("config.toml"), self.to_toml().as_bytes())?;
         write_atomic(dir.join("history.csv"), history.to_csv().as_bytes())?;
@@ -151,8 +187,8 @@ impl Experiment {
         final_metrics.insert("epochs".into(), history.epochs.len().into());
         final_metrics.insert("steps".into(), steps.into());
         final_metrics.insert("train_seconds".into(), train_seconds.into());
-        final_metrics.insert("train_samples".into(), train.len().into());
-        final_metrics.insert("test_samples".into(), test.as_ref().map_or(0, Dataset::len).into());
+        final_metrics.insert("train_samples".into(), train_samples.into());
+        final_metrics.insert("test_samples".into(), test_samples.into());
         let json = serde_json::to_string_pretty(&final_metrics).map_err(|e| Error::State(e.to_string()))?;
         write_atomic(dir.join("metrics.json"), json.as_bytes())?;
         save_model(&model, &dir, &prep)?;

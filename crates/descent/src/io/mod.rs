@@ -1,6 +1,7 @@
 //! Saving and loading: atomic file writes, safetensors weights, saved models.
 
 mod atomic;
+pub mod chart;
 mod model_file;
 mod weights;
 

@@ -61,6 +61,26 @@ pub trait Callback {
     fn on_train_end(&mut self, _logs: &Logs, _ctx: &mut TrainContext) {}
 }
 
+/// A borrowed callback is a callback, so the caller can read its state after `fit`
+/// (`callbacks: vec![Box::new(&mut timer)]`).
+impl<C: Callback + ?Sized> Callback for &mut C {
+    fn on_train_begin(&mut self, ctx: &mut TrainContext) {
+        (**self).on_train_begin(ctx)
+    }
+    fn on_epoch_begin(&mut self, epoch: usize, ctx: &mut TrainContext) {
+        (**self).on_epoch_begin(epoch, ctx)
+    }
+    fn on_batch_end(&mut self, batch: usize, logs: &Logs, ctx: &mut TrainContext) {
+        (**self).on_batch_end(batch, logs, ctx)
+    }
+    fn on_epoch_end(&mut self, epoch: usize, logs: &Logs, ctx: &mut TrainContext) {
+        (**self).on_epoch_end(epoch, logs, ctx)
+    }
+    fn on_train_end(&mut self, logs: &Logs, ctx: &mut TrainContext) {
+        (**self).on_train_end(logs, ctx)
+    }
+}
+
 /// Per-epoch logs of a fit, as returned by `fit` (Keras's `History`).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct History {

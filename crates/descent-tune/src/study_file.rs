@@ -1,0 +1,348 @@
+//! `descent tune STUDY.toml`: a study over an experiment file, defined in TOML.
+//!
+//! ```toml
+//! [study]
+//! experiment = "classic.toml"   # relative to this file
+//! sampler = "tpe"               # grid | random | tpe
+//! pruner = "median"             # none | median | successive_halving | hyperband (or a table)
+//! trials = 30
+//!
+//! [objective]
+//! metric = "accuracy"           # scored on the validation folds
+//! folds = 3                     # k-fold CV of the training split; 1 = one validation split
+//!
+//! [space."compile.optimizer.learning_rate"]
+//! type = "log_uniform"
+//! low = 1e-4
+//! high = 1e-1
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use descent::experiment::Experiment;
+use descent::{Error, Result};
+
+use crate::cv::cross_validate;
+use crate::folds::FoldSpec;
+use crate::pruner::{HyperbandPruner, MedianPruner, NoPruner, Pruner, SuccessiveHalvingPruner};
+use crate::sampler::{sample_uniform, GridSampler, RandomSampler, Sampler, TpeSampler};
+use crate::space::{apply, parse_space, Params, Space};
+use crate::store::{Store, StudyInfo};
+use crate::study::{Study, StudyOptions, Trial, TrialError};
+use crate::trial::{Direction, TrialRecord};
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StudyToml {
+    study: StudySection,
+    #[serde(default)]
+    objective: ObjectiveSection,
+    space: toml::Table,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StudySection {
+    /// Defaults to the file's stem.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The experiment file being tuned, relative to the study file.
+    pub experiment: PathBuf,
+    /// The SQLite file; defaults to `<study file stem>.sqlite` beside the study file.
+    #[serde(default)]
+    pub storage: Option<PathBuf>,
+    #[serde(default = "default_sampler")]
+    pub sampler: String,
+    /// Random trials before TPE starts modelling.
+    #[serde(default)]
+    pub n_startup_trials: Option<usize>,
+    #[serde(default)]
+    pub pruner: Option<toml::Value>,
+    #[serde(default = "default_trials")]
+    pub trials: usize,
+    #[serde(default)]
+    pub timeout_seconds: Option<f64>,
+    /// Parallel trials (default: the cores ÷ threads).
+    #[serde(default)]
+    pub jobs: Option<usize>,
+    /// Threads per trial.
+    #[serde(default = "one")]
+    pub threads: usize,
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Retrain the best configuration on the whole training split at the end and
+    /// score it on the held-out test split (a run folder, as `descent fit`).
+    #[serde(default = "yes")]
+    pub refit: bool,
+}
+
+fn default_sampler() -> String {
+    "tpe".into()
+}
+fn default_trials() -> usize {
+    20
+}
+fn one() -> usize {
+    1
+}
+fn yes() -> bool {
+    true
+}
+fn default_seed() -> u64 {
+    descent::nn::DEFAULT_SEED
+}
+
+/// What a trial is scored by.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ObjectiveSection {
+    /// A compiled metric or `loss`, measured on the validation folds.
+    pub metric: String,
+    /// Defaults to minimize for losses and errors, maximize otherwise.
+    pub direction: Option<Direction>,
+    /// k of k-fold cross-validation; 1 scores on one validation split instead.
+    pub folds: usize,
+    /// The validation fraction when `folds` = 1.
+    pub validation_split: f64,
+    pub stratified: bool,
+    pub repeats: usize,
+}
+
+impl Default for ObjectiveSection {
+    fn default() -> Self {
+        ObjectiveSection { metric: "loss".into(), direction: None, folds: 3, validation_split: 0.2, stratified: false, repeats: 1 }
+    }
+}
+
+/// Minimize for losses and errors, maximize for scores.
+pub fn default_direction(metric: &str) -> Direction {
+    let m = metric.to_ascii_lowercase();
+    let is_error = ["loss", "mse", "mae", "rmse", "error", "crossentropy", "hinge", "huber"].iter().any(|k| m.contains(k));
+    if is_error { Direction::Minimize } else { Direction::Maximize }
+}
+
+impl ObjectiveSection {
+    pub fn direction(&self) -> Direction {
+        self.direction.unwrap_or_else(|| default_direction(&self.metric))
+    }
+
+    /// The folds, and how many of them to run.
+    pub fn fold_spec(&self, seed: u64) -> Result<(FoldSpec, usize)> {
+        if self.folds == 1 {
+            if !(self.validation_split > 0.0 && self.validation_split < 1.0) {
+                return Err(Error::Config(format!("objective.validation_split = {} is outside (0, 1)", self.validation_split)));
+            }
+            // One validation split = the first fold of round(1 / fraction) folds.
+            let k = (1.0 / self.validation_split).round().max(2.0) as usize;
+            Ok((FoldSpec { folds: k, stratified: self.stratified, repeats: 1, shuffle: true, seed }, 1))
+        } else {
+            Ok((FoldSpec { folds: self.folds, stratified: self.stratified, repeats: self.repeats, shuffle: true, seed }, usize::MAX))
+        }
+    }
+}
+
+/// A parsed study file, with paths resolved.
+pub struct StudyDef {
+    pub name: String,
+    pub section: StudySection,
+    pub objective: ObjectiveSection,
+    pub experiment: Experiment,
+    pub space: Space,
+    pub storage: PathBuf,
+}
+
+impl StudyDef {
+    pub fn from_file(path: &Path) -> Result<StudyDef> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Io { path: path.into(), source: e })?;
+        let file: StudyToml = toml::from_str(&text).map_err(|e| Error::Format { path: path.into(), message: e.to_string() })?;
+        let base = path.parent().unwrap_or(Path::new(""));
+        let experiment = Experiment::from_file(base.join(&file.study.experiment))?;
+        let space = parse_space(&file.space).map_err(|e| Error::Format { path: path.into(), message: e.to_string() })?;
+        let stem = path.file_stem().map_or("study".into(), |s| s.to_string_lossy().into_owned());
+        let storage = match &file.study.storage {
+            Some(s) => base.join(s),
+            None => base.join(format!("{stem}.sqlite")),
+        };
+        let def = StudyDef {
+            name: file.study.name.clone().unwrap_or(stem),
+            section: file.study,
+            objective: file.objective,
+            experiment,
+            space,
+            storage,
+        };
+        def.check().map_err(|e| Error::Format { path: path.into(), message: e.to_string() })?;
+        Ok(def)
+    }
+
+    /// Catches mistakes before any trial runs: the sampler, pruner and folds must make
+    /// sense, the metric must be compiled, and a sampled point must give a valid
+    /// experiment (a misspelt parameter path fails here, naming it).
+    fn check(&self) -> Result<()> {
+        self.sampler()?;
+        self.pruner()?;
+        self.objective.fold_spec(self.section.seed)?;
+        let m = &self.objective.metric;
+        if m != "loss" && !self.experiment.compile.metrics.iter().any(|c| c == m) {
+            return Err(Error::Config(format!(
+                "objective.metric `{m}` is not compiled by the experiment (its metrics: loss, {})",
+                self.experiment.compile.metrics.join(", ")
+            )));
+        }
+        if self.space.params.is_empty() {
+            return Err(Error::Config("the [space] is empty: add at least one parameter".into()));
+        }
+        let mut rng = descent::rng::seeded(self.section.seed);
+        let mut point = Params::new();
+        for p in &self.space.params {
+            if Space::is_active(p, &point) {
+                point.insert(p.name.clone(), sample_uniform(&p.distribution, &mut rng));
+            }
+        }
+        apply(&self.experiment, &point).map(|_| ())
+    }
+
+    pub fn sampler(&self) -> Result<Box<dyn Sampler>> {
+        Ok(match self.section.sampler.as_str() {
+            "grid" => Box::new(GridSampler::new(&self.space)?),
+            "random" => Box::new(RandomSampler),
+            "tpe" => {
+                let mut t = TpeSampler::default();
+                if let Some(n) = self.section.n_startup_trials {
+                    t.n_startup_trials = n;
+                }
+                Box::new(t)
+            }
+            other => return Err(Error::Config(format!("study.sampler `{other}` is not one of grid, random, tpe"))),
+        })
+    }
+
+    /// Intermediate steps per trial: epochs × folds run.
+    fn max_steps(&self) -> u64 {
+        let folds = if self.objective.folds == 1 { 1 } else { self.objective.folds * self.objective.repeats.max(1) };
+        (self.experiment.fit.epochs * folds) as u64
+    }
+
+    pub fn pruner(&self) -> Result<Box<dyn Pruner>> {
+        let table = match &self.section.pruner {
+            None => return Ok(Box::new(NoPruner)),
+            Some(toml::Value::String(s)) => toml::Table::from_iter([("name".to_string(), toml::Value::String(s.clone()))]),
+            Some(toml::Value::Table(t)) => t.clone(),
+            Some(other) => return Err(Error::Config(format!("study.pruner must be a name or a table, not {other}"))),
+        };
+        let name = table.get("name").and_then(|v| v.as_str()).unwrap_or("").to_string();
+        let int = |key: &str, default: u64| -> Result<u64> {
+            match table.get(key) {
+                None => Ok(default),
+                Some(toml::Value::Integer(i)) if *i >= 0 => Ok(*i as u64),
+                Some(v) => Err(Error::Config(format!("study.pruner.{key} = {v} must be a non-negative integer"))),
+            }
+        };
+        let allowed: &[&str] = match name.as_str() {
+            "none" => &["name"],
+            "median" => &["name", "n_startup_trials", "n_warmup_steps"],
+            "successive_halving" => &["name", "min_resource", "reduction_factor", "min_early_stopping_rate"],
+            "hyperband" => &["name", "min_resource", "max_resource", "reduction_factor"],
+            other => return Err(Error::Config(format!("study.pruner `{other}` is not one of none, median, successive_halving, hyperband"))),
+        };
+        if let Some(k) = table.keys().find(|k| !allowed.contains(&k.as_str())) {
+            return Err(Error::Config(format!("study.pruner: unknown key `{k}` for {name} (expected one of {})", allowed[1..].join(", "))));
+        }
+        Ok(match name.as_str() {
+            "none" => Box::new(NoPruner),
+            "median" => Box::new(MedianPruner { n_startup_trials: int("n_startup_trials", 5)? as usize, n_warmup_steps: int("n_warmup_steps", 0)? }),
+            "successive_halving" => Box::new(SuccessiveHalvingPruner {
+                min_resource: int("min_resource", 1)?.max(1),
+                reduction_factor: int("reduction_factor", 3)?.max(2),
+                min_early_stopping_rate: int("min_early_stopping_rate", 0)? as u32,
+            }),
+            _ => Box::new(HyperbandPruner {
+                min_resource: int("min_resource", 1)?.max(1),
+                max_resource: int("max_resource", self.max_steps())?,
+                reduction_factor: int("reduction_factor", 3)?.max(2),
+            }),
+        })
+    }
+
+    /// What the database keeps to rebuild any trial's experiment later.
+    pub fn info(&self) -> StudyInfo {
+        StudyInfo {
+            name: self.name.clone(),
+            direction: self.objective.direction(),
+            metric: self.objective.metric.clone(),
+            config: serde_json::json!({
+                "experiment": self.experiment.to_toml(),
+                "objective": self.objective,
+                "space": self.space,
+            }),
+        }
+    }
+
+    /// Opens the study in its database (resuming it if it exists).
+    pub fn open(&self) -> Result<Study> {
+        let store = Store::open_for_work(&self.storage, self.info())?;
+        Study::with(store, self.sampler()?, self.pruner()?, self.section.seed)
+    }
+
+    pub fn options(&self, verbose: bool) -> StudyOptions {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = self.section.threads.max(1);
+        StudyOptions {
+            n_trials: self.section.trials,
+            timeout: self.section.timeout_seconds.map(Duration::from_secs_f64),
+            jobs: self.section.jobs.unwrap_or((cores / threads).max(1)),
+            threads,
+            verbose,
+        }
+    }
+
+    /// The objective: sample the space, cross-validate the resulting experiment and
+    /// report each fold-epoch's validation metric (step = fold · epochs + epoch + 1),
+    /// so pruners compare trials at the same fold and epoch.
+    pub fn evaluate(&self, trial: &mut Trial) -> std::result::Result<f64, TrialError> {
+        for p in &self.space.params {
+            if Space::is_active(p, trial.params()) {
+                trial.suggest(&p.name, &p.distribution)?;
+            }
+        }
+        let mut exp = apply(&self.experiment, trial.params())?;
+        exp.fit.verbose = 0;
+        let (spec, max_folds) = self.objective.fold_spec(self.section.seed)?;
+        let metric = &self.objective.metric;
+        let column = format!("val_{metric}");
+        let epochs = exp.fit.epochs as u64;
+        let mut failure: Option<Error> = None;
+        let report = cross_validate(&exp, &spec, max_folds, |pos, epoch, logs| {
+            let value = logs.get(&column).unwrap_or(f64::NAN);
+            if let Err(e) = trial.report(pos as u64 * epochs + epoch as u64 + 1, value) {
+                failure = Some(e);
+                return false;
+            }
+            !trial.should_prune()
+        })?;
+        if let Some(e) = failure {
+            return Err(e.into());
+        }
+        let Some(report) = report else { return Err(TrialError::Pruned) };
+        trial.set_scores(report.to_json());
+        let (mean, _) = report.mean_std(metric);
+        if mean.is_nan() {
+            return Err(TrialError::Failed(Error::State(format!("metric `{metric}` was not measured"))));
+        }
+        Ok(mean)
+    }
+}
+
+/// The experiment of a stored trial: the study's experiment with the trial's values.
+pub fn trial_experiment(info: &StudyInfo, trial: &TrialRecord) -> Result<Experiment> {
+    let text = info.config["experiment"]
+        .as_str()
+        .ok_or_else(|| Error::State(format!("study `{}` has no stored experiment (created through the Rust API?)", info.name)))?;
+    let mut exp = apply(&Experiment::from_toml(text)?, &trial.params)?;
+    exp.name = Some(format!("{}-trial-{}", info.name, trial.number));
+    exp.fit.verbose = 1;
+    Ok(exp)
+}
