@@ -3,6 +3,7 @@
 mod bench;
 mod bench_mlp;
 mod commands;
+mod tune_commands;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,6 +15,45 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// How to cut folds and run them.
+#[derive(clap::Args)]
+struct FoldOpts {
+    #[arg(long, default_value_t = 5)]
+    folds: usize,
+    /// Keep class proportions in every fold.
+    #[arg(long)]
+    stratified: bool,
+    /// Repeat the k-fold with new shuffles.
+    #[arg(long, default_value_t = 1)]
+    repeats: usize,
+    /// Shuffle seed (default: the experiment's seed).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Folds trained at once (default: cores ÷ threads).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Threads per fold.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Override fit.epochs.
+    #[arg(long)]
+    epochs: Option<usize>,
+}
+
+impl FoldOpts {
+    fn args(&self) -> tune_commands::FoldArgs {
+        tune_commands::FoldArgs {
+            folds: self.folds,
+            stratified: self.stratified,
+            repeats: self.repeats,
+            seed: self.seed,
+            jobs: self.jobs,
+            threads: self.threads,
+            epochs: self.epochs,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -72,6 +112,62 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
     },
+    /// k-fold cross-validation of an experiment: per-fold scores and mean ± std. The
+    /// experiment's held-out test split is set aside and not used.
+    Cv {
+        file: PathBuf,
+        #[command(flatten)]
+        folds: FoldOpts,
+        /// Also write the per-fold scores as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Run or resume a hyperparameter study (STUDY.toml; see docs/tuning.md). Kill it at
+    /// any time; the same command resumes it.
+    Tune {
+        file: PathBuf,
+        /// Override study.trials.
+        #[arg(long)]
+        trials: Option<usize>,
+        /// Override the parallel trials.
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// No live table.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Inspect a study database: `show` (every trial), `best`, `export` (the best trial's
+    /// experiment as a TOML file ready for `descent fit`).
+    Study {
+        #[arg(value_parser = ["show", "best", "export"])]
+        action: String,
+        /// The study's SQLite file.
+        db: PathBuf,
+        /// Which study, when the file holds several.
+        #[arg(long)]
+        study: Option<String>,
+        /// Where `export` writes (default: <db stem>-best.toml beside the database).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Compare experiments (or one experiment under several optimizers) on the same folds:
+    /// mean ± std, ranking, paired significance test, learning curves.
+    Compare {
+        /// Experiment files; with --optimizers, exactly one base experiment.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Optimizers to try on the base experiment, e.g. sgd,momentum,rmsprop,adam (name@lr sets the rate).
+        #[arg(long, value_delimiter = ',')]
+        optimizers: Vec<String>,
+        /// The metric to rank by (a compiled metric or loss).
+        #[arg(long, default_value = "accuracy")]
+        metric: String,
+        #[command(flatten)]
+        folds: FoldOpts,
+        /// Write the learning curves (mean validation metric per epoch) as an SVG chart.
+        #[arg(long)]
+        svg: Option<PathBuf>,
+    },
     /// One measurement for `bench w1|w2`, in its own process (prints one JSON line).
     #[command(hide = true)]
     BenchChild { workload: String },
@@ -109,6 +205,12 @@ fn main() -> ExitCode {
             }
             w => bench_mlp::mlp(w, rounds, Some(&python), &out),
         },
+        Command::Cv { file, folds, json } => tune_commands::cv(&file, &folds.args(), json.as_deref()),
+        Command::Tune { file, trials, jobs, quiet } => tune_commands::tune(&file, trials, jobs, !quiet),
+        Command::Study { action, db, study, out } => tune_commands::study(&action, &db, study.as_deref(), out.as_deref()),
+        Command::Compare { files, optimizers, metric, folds, svg } => {
+            tune_commands::compare_cmd(&files, &optimizers, &metric, &folds.args(), svg.as_deref())
+        }
         Command::BenchChild { workload } => bench_mlp::child(&workload),
         Command::Schedule { spec, steps, svg } => commands::schedule(&spec, steps, svg.as_deref()),
     };

@@ -313,6 +313,19 @@ pub fn apply(exp: &Experiment, params: &Params) -> Result<Experiment> {
     for (path, value) in params {
         set_path(&mut root, path, value.to_toml())?;
     }
+    // Another optimizer: the old one's own hyperparameters (serialized with their
+    // defaults) do not apply to it; keep the shared options and what the trial set.
+    if let Some(ParamValue::Str(name)) = params.get("compile.optimizer.name") {
+        if let Some(toml::Value::Table(opt)) = root.get_mut("compile").and_then(|c| c.get_mut("optimizer")) {
+            if exp.compile.optimizer.name() != name {
+                opt.retain(|k, _| {
+                    k == "name"
+                        || descent::optim::OPTION_KEYS.contains(&k)
+                        || params.contains_key(&format!("compile.optimizer.{k}"))
+                });
+            }
+        }
+    }
     let text = toml::to_string(&root).map_err(|e| Error::State(format!("experiment to TOML: {e}")))?;
     Experiment::from_toml(&text).map_err(|e| Error::Config(format!("with {}: {e}", describe(params))))
 }

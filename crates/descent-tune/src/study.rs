@@ -192,6 +192,10 @@ impl Study {
         self.store.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    pub fn pruner_name(&self) -> &'static str {
+        self.pruner.name()
+    }
+
     pub fn trials(&self) -> Result<Vec<TrialRecord>> {
         self.lock().trials()
     }

@@ -18,7 +18,7 @@ pub mod rules;
 pub mod schedule;
 
 pub use configured::Configured;
-pub use options::{Options, Prep};
+pub use options::{Options, Prep, OPTION_KEYS};
 pub use rule::{Rule, StateInit, StepCtx, TensorInfo};
 pub use rules::*;
 pub use schedule::{LearningRate, Schedule};

@@ -81,7 +81,7 @@ impl Default for Options {
 }
 
 /// The keys `Options` owns, so a config table can be split between options and the rule.
-pub(crate) const OPTION_KEYS: [&str; 13] = [
+pub const OPTION_KEYS: [&str; 13] = [
     "learning_rate",
     "weight_decay",
     "l2",

@@ -1,0 +1,222 @@
+//! `descent cv | tune | study | compare`: cross-validation, hyperparameter studies and
+//! configuration comparisons (the work is in the descent-tune crate).
+
+use std::path::{Path, PathBuf};
+
+use descent::experiment::Experiment;
+use descent::io::write_atomic;
+use descent::{Error, Result};
+use descent_tune::compare::{compare, with_optimizer, Contender};
+use descent_tune::cv::cross_validate_many;
+use descent_tune::space::describe;
+use descent_tune::study_file::{trial_experiment, StudyDef};
+use descent_tune::{FoldSpec, Store, TrialRecord, TrialState};
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Folds run in parallel, one thread each, unless the user asks otherwise.
+fn jobs_threads(jobs: Option<usize>, threads: usize) -> Result<(usize, usize)> {
+    let threads = threads.max(1);
+    let jobs = jobs.unwrap_or((cores() / threads).max(1));
+    if jobs * threads > cores() {
+        return Err(Error::Config(format!("--jobs {jobs} × --threads {threads} would oversubscribe the {} cores", cores())));
+    }
+    Ok((jobs, threads))
+}
+
+pub struct FoldArgs {
+    pub folds: usize,
+    pub stratified: bool,
+    pub repeats: usize,
+    pub seed: Option<u64>,
+    pub jobs: Option<usize>,
+    pub threads: usize,
+    pub epochs: Option<usize>,
+}
+
+impl FoldArgs {
+    fn spec(&self, exp: &Experiment) -> FoldSpec {
+        FoldSpec { folds: self.folds, stratified: self.stratified, repeats: self.repeats, shuffle: true, seed: self.seed.unwrap_or(exp.seed) }
+    }
+}
+
+fn load_experiment(file: &Path, epochs: Option<usize>) -> Result<Experiment> {
+    let mut exp = Experiment::from_file(file)?;
+    if let Some(e) = epochs {
+        exp.fit.epochs = e;
+        exp.validate()?;
+    }
+    Ok(exp)
+}
+
+/// `descent cv FILE`: k-fold cross-validation of one experiment.
+pub fn cv(file: &Path, args: &FoldArgs, json: Option<&Path>) -> Result<()> {
+    let exp = load_experiment(file, args.epochs)?;
+    let spec = args.spec(&exp);
+    let (jobs, threads) = jobs_threads(args.jobs, args.threads)?;
+    eprintln!(
+        "{}-fold{} cross-validation of {} ({} epochs per fold, {jobs} folds at a time); the held-out test split is not used",
+        spec.folds,
+        if spec.stratified { " stratified" } else { "" },
+        exp.name(),
+        exp.fit.epochs
+    );
+    let (mut reports, _) = cross_validate_many(&[(exp.name(), &exp)], &spec, jobs, threads)?;
+    let report = reports.remove(0);
+    print!("{}", report.table());
+    if let Some(path) = json {
+        let text = serde_json::to_string_pretty(&report.to_json()).expect("json");
+        write_atomic(path, text.as_bytes())?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// `descent tune STUDY.toml`: runs (or resumes) a study.
+pub fn tune(file: &Path, trials: Option<usize>, jobs: Option<usize>, verbose: bool) -> Result<()> {
+    let mut def = StudyDef::from_file(file)?;
+    if let Some(t) = trials {
+        def.section.trials = t;
+    }
+    let mut opts = def.options(verbose);
+    if let Some(j) = jobs {
+        opts.jobs = j;
+    }
+    let study = def.open()?;
+    eprintln!(
+        "study `{}` in {}: {} sampler, {} pruner, {} trials, {} × {} thread(s), {} {} by {}",
+        def.name,
+        def.storage.display(),
+        def.section.sampler,
+        study.pruner_name(),
+        opts.n_trials,
+        opts.jobs,
+        opts.threads,
+        def.objective.direction().as_str(),
+        def.objective.metric,
+        if def.objective.folds == 1 { "one validation split".to_string() } else { format!("{}-fold CV", def.objective.folds) }
+    );
+    study.optimize(&opts, |trial| def.evaluate(trial))?;
+    let all = study.trials()?;
+    let count = |s: TrialState| all.iter().filter(|t| t.state == s).count();
+    println!(
+        "\n{} trials: {} complete, {} pruned, {} failed",
+        all.len(),
+        count(TrialState::Complete),
+        count(TrialState::Pruned),
+        count(TrialState::Failed)
+    );
+    let Some(best) = study.best()? else {
+        return Err(Error::State("no trial completed".into()));
+    };
+    println!("best trial #{}: {} = {:.4}  ({})", best.number, def.objective.metric, best.value.unwrap_or(f64::NAN), describe(&best.params));
+    let store = Store::open_read(&def.storage, Some(&def.name))?;
+    let exported = export_path(&def.storage);
+    export(&store.info, &best, &exported)?;
+    println!("its experiment: {} (run it with `descent fit {}`)", exported.display(), exported.display());
+    if def.section.refit {
+        let mut exp = trial_experiment(&store.info, &best)?;
+        exp.fit.verbose = 0;
+        let run = exp.run(None)?;
+        let test: Vec<String> = run.test.iter().map(|(n, v)| format!("{n} {v:.4}")).collect();
+        println!("retrained on the whole training split → held-out test: {} ({})", test.join(", "), run.dir.display());
+    }
+    Ok(())
+}
+
+fn export_path(storage: &Path) -> PathBuf {
+    let stem = storage.file_stem().map_or("study".into(), |s| s.to_string_lossy().into_owned());
+    storage.with_file_name(format!("{stem}-best.toml"))
+}
+
+fn export(info: &descent_tune::StudyInfo, trial: &TrialRecord, path: &Path) -> Result<()> {
+    let exp = trial_experiment(info, trial)?;
+    let header = format!(
+        "# Trial {} of study `{}`: {} = {:.6} ({}).\n# Exported by descent from its study database.\n\n",
+        trial.number,
+        info.name,
+        info.metric,
+        trial.value.unwrap_or(f64::NAN),
+        describe(&trial.params)
+    );
+    write_atomic(path, (header + &exp.to_toml()).as_bytes())
+}
+
+/// `descent study show|best|export DB`.
+pub fn study(action: &str, db: &Path, name: Option<&str>, out: Option<&Path>) -> Result<()> {
+    let store = Store::open_read(db, name)?;
+    let info = &store.info;
+    match action {
+        "show" => {
+            let trials = store.trials()?;
+            println!("study `{}`: {} {} ({} trials)", info.name, info.direction.as_str(), info.metric, trials.len());
+            println!("{:>5}  {:<9} {:>10} {:>8} {:>6} {:>8}  params", "trial", "state", info.metric, "steps", "tries", "seconds");
+            for t in &trials {
+                println!(
+                    "{:>5}  {:<9} {:>10} {:>8} {:>6} {:>8}  {}{}",
+                    t.number,
+                    t.state.as_str(),
+                    t.value.map_or("—".into(), |v| format!("{v:.4}")),
+                    t.intermediate.len(),
+                    t.attempts,
+                    t.seconds.map_or("—".into(), |s| format!("{s:.1}")),
+                    describe(&t.params),
+                    t.message.as_ref().map_or(String::new(), |m| format!("  ({m})"))
+                );
+            }
+            Ok(())
+        }
+        "best" => {
+            let best = store.best()?.ok_or_else(|| Error::State(format!("study `{}` has no complete trial", info.name)))?;
+            println!("best trial #{}: {} = {:.6}", best.number, info.metric, best.value.unwrap_or(f64::NAN));
+            for (k, v) in &best.params {
+                println!("  {k} = {v}");
+            }
+            if let serde_json::Value::Object(scores) = &best.scores {
+                for (metric, s) in scores {
+                    println!("  cv {metric}: {:.4} ± {:.4}", s["mean"].as_f64().unwrap_or(f64::NAN), s["std"].as_f64().unwrap_or(f64::NAN));
+                }
+            }
+            Ok(())
+        }
+        "export" => {
+            let best = store.best()?.ok_or_else(|| Error::State(format!("study `{}` has no complete trial", info.name)))?;
+            let path = out.map(Path::to_path_buf).unwrap_or_else(|| export_path(db));
+            export(info, &best, &path)?;
+            println!("wrote {} (trial #{})", path.display(), best.number);
+            Ok(())
+        }
+        other => Err(Error::Config(format!("unknown study action `{other}` (show, best, export)"))),
+    }
+}
+
+/// `descent compare FILE... | --optimizers a,b BASE`.
+pub fn compare_cmd(files: &[PathBuf], optimizers: &[String], metric: &str, args: &FoldArgs, svg: Option<&Path>) -> Result<()> {
+    let contenders: Vec<Contender> = if optimizers.is_empty() {
+        files
+            .iter()
+            .map(|f| {
+                let exp = load_experiment(f, args.epochs)?;
+                Ok(Contender { label: exp.name().to_string(), experiment: exp })
+            })
+            .collect::<Result<_>>()?
+    } else {
+        let [base] = files else {
+            return Err(Error::Config("--optimizers takes exactly one base experiment file".into()));
+        };
+        let base = load_experiment(base, args.epochs)?;
+        optimizers.iter().map(|o| with_optimizer(&base, o)).collect::<Result<_>>()?
+    };
+    let spec = args.spec(&contenders[0].experiment);
+    let (jobs, threads) = jobs_threads(args.jobs, args.threads)?;
+    eprintln!("{} contenders × {} folds, {jobs} at a time", contenders.len(), spec.folds * spec.repeats);
+    let result = compare(&contenders, &spec, metric, jobs, threads)?;
+    print!("{}", result.table());
+    if let Some(path) = svg {
+        write_atomic(path, result.curves_svg().as_bytes())?;
+        println!("learning curves: {}", path.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,225 @@
+//! `descent cv | tune | study | compare` end to end on the bundled digits data,
+//! including a study killed with SIGKILL mid-trial and resumed by rerunning the command.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use descent_tune::{Store, TrialState};
+
+fn descent(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_descent")).args(args).current_dir(cwd).output().expect("runs")
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn workdir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("descent-tune-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The classic model on digits with `epochs` epochs and the given optimizer.
+fn experiment(dir: &Path, name: &str, epochs: usize, optimizer: &str) -> PathBuf {
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/digits.csv");
+    let text = format!(
+        r#"
+seed = 3
+[data]
+format = "csv"
+path = "{data}"
+test_split = 0.2
+standardize = true
+[model]
+layers = [{{ type = "dense", units = 32, activation = "relu" }}, {{ type = "dense", units = 10 }}]
+[compile]
+optimizer = {optimizer}
+loss = {{ name = "sparse_categorical_crossentropy", from_logits = true }}
+metrics = ["accuracy"]
+[fit]
+epochs = {epochs}
+verbose = 0
+"#
+    );
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn cv_reports_every_fold_and_mean_std() {
+    let dir = workdir("cv");
+    let exp = experiment(&dir, "exp", 10, "\"adam\"");
+    let out = descent(&["cv", exp.to_str().unwrap(), "--folds", "3", "--stratified", "--json", "cv.json"], &dir);
+    assert!(out.status.success(), "{}", text(&out));
+    let t = text(&out);
+    assert!(t.contains("mean ± std") && t.contains("3-fold stratified"), "{t}");
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("cv.json")).unwrap()).unwrap();
+    let folds = json["accuracy"]["folds"].as_array().unwrap();
+    assert_eq!(folds.len(), 3);
+    let mean = json["accuracy"]["mean"].as_f64().unwrap();
+    assert!(mean > 0.9, "digits 3-fold CV accuracy {mean}");
+    // Bad fold counts are errors, not panics.
+    let out = descent(&["cv", exp.to_str().unwrap(), "--folds", "1"], &dir);
+    assert!(!out.status.success() && text(&out).contains("at least 2"), "{}", text(&out));
+}
+
+#[test]
+fn compare_ranks_optimizers_with_a_paired_test_and_a_chart() {
+    let dir = workdir("compare");
+    let exp = experiment(&dir, "base", 3, "\"adam\"");
+    let out = descent(
+        &["compare", exp.to_str().unwrap(), "--optimizers", "adam,sgd@0.001", "--folds", "3", "--svg", "curves.svg"],
+        &dir,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let t = text(&out);
+    // Adam at 1e-3 beats plain SGD at 1e-3 after 3 epochs by a wide margin.
+    let adam_line = t.lines().find(|l| l.starts_with("1 ")).expect("a rank-1 row");
+    assert!(adam_line.contains("adam") && adam_line.contains("leader"), "{t}");
+    let sgd_line = t.lines().find(|l| l.starts_with("2 ")).expect("a rank-2 row");
+    let p: f64 = sgd_line.split_whitespace().nth(7).unwrap().parse().unwrap();
+    assert!((0.0..=1.0).contains(&p), "{sgd_line}");
+    let svg = std::fs::read_to_string(dir.join("curves.svg")).unwrap();
+    assert_eq!(svg.matches("<polyline").count(), 2);
+    // Unknown optimizers are named.
+    let out = descent(&["compare", exp.to_str().unwrap(), "--optimizers", "adam,adamm"], &dir);
+    assert!(!out.status.success() && text(&out).contains("unknown optimizer `adamm`"), "{}", text(&out));
+}
+
+fn write_study(dir: &Path, experiment: &Path, extra: &str) -> PathBuf {
+    let text = format!(
+        r#"
+[study]
+experiment = "{}"
+trials = 10
+jobs = 1
+sampler = "random"
+{extra}
+[objective]
+metric = "accuracy"
+folds = 2
+[space."compile.optimizer.learning_rate"]
+type = "log_uniform"
+low = 1e-3
+high = 3e-2
+[space."model.layers.0.units"]
+type = "int"
+low = 8
+high = 64
+"#,
+        experiment.display()
+    );
+    let path = dir.join("study.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn tune_resumes_after_sigkill_without_losing_or_repeating_trials() {
+    let dir = workdir("kill");
+    // Long enough per trial (2 folds × 40 epochs) that the kill lands mid-trial.
+    let exp = experiment(&dir, "exp", 40, "\"adam\"");
+    let study = write_study(&dir, &exp, "refit = false");
+    let db = dir.join("study.sqlite");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_descent"))
+        .args(["tune", study.to_str().unwrap(), "--quiet"])
+        .current_dir(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait for two finished trials and one in flight, then SIGKILL.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let before_kill = loop {
+        assert!(Instant::now() < deadline, "the study made no progress");
+        std::thread::sleep(Duration::from_millis(15));
+        let Ok(store) = Store::open_read(&db, None) else { continue };
+        let Ok(trials) = store.trials() else { continue };
+        let done = trials.iter().filter(|t| t.state == TrialState::Complete).count();
+        if done >= 2 && trials.iter().any(|t| t.state == TrialState::Running && !t.params.is_empty()) {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            break Store::open_read(&db, None).unwrap().trials().unwrap();
+        }
+        assert!(done < 10, "the study finished before it could be killed");
+    };
+    let interrupted: Vec<_> = before_kill.iter().filter(|t| t.state == TrialState::Running).cloned().collect();
+    let finished: Vec<_> = before_kill.iter().filter(|t| t.state == TrialState::Complete).cloned().collect();
+    assert!(!interrupted.is_empty());
+    // The same command resumes.
+    let out = descent(&["tune", study.to_str().unwrap(), "--quiet"], &dir);
+    assert!(out.status.success(), "{}", text(&out));
+    let after = Store::open_read(&db, None).unwrap().trials().unwrap();
+    assert_eq!(after.len(), 10, "exactly the budget, none counted twice");
+    let numbers: Vec<u64> = after.iter().map(|t| t.number).collect();
+    assert_eq!(numbers, (0..10).collect::<Vec<_>>());
+    assert!(after.iter().all(|t| t.state == TrialState::Complete), "{after:?}");
+    for f in &finished {
+        let t = &after[f.number as usize];
+        assert_eq!((t.value, &t.params, t.attempts), (f.value, &f.params, 1), "finished trials are kept as they were");
+    }
+    for i in &interrupted {
+        let t = &after[i.number as usize];
+        assert_eq!(t.attempts, 2, "interrupted trial {} retried once", i.number);
+        assert_eq!(t.params, i.params, "and with its own parameters");
+        assert_eq!(t.intermediate.len(), 80, "its values come from the retry alone");
+    }
+    // study show | best | export.
+    let out = descent(&["study", "show", db.to_str().unwrap()], &dir);
+    assert!(out.status.success() && text(&out).contains("complete"), "{}", text(&out));
+    let out = descent(&["study", "best", db.to_str().unwrap()], &dir);
+    assert!(out.status.success() && text(&out).contains("cv accuracy"), "{}", text(&out));
+    let out = descent(&["study", "export", db.to_str().unwrap(), "--out", "best.toml"], &dir);
+    assert!(out.status.success(), "{}", text(&out));
+    // The export is a ready-to-run experiment.
+    let out = descent(&["fit", "best.toml", "--epochs", "2", "--verbose", "0"], &dir);
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+#[test]
+fn tune_grid_with_pruning_finishes_and_refits_the_best() {
+    let dir = workdir("grid");
+    let exp = experiment(&dir, "exp", 3, "\"adam\"");
+    let study = dir.join("grid.toml");
+    std::fs::write(
+        &study,
+        format!(
+            r#"
+[study]
+experiment = "{}"
+sampler = "grid"
+pruner = {{ name = "hyperband", min_resource = 1, reduction_factor = 3 }}
+trials = 100
+[objective]
+metric = "accuracy"
+folds = 1
+stratified = true
+[space."compile.optimizer.name"]
+type = "categorical"
+choices = ["adam", "sgd"]
+[space."compile.optimizer.momentum"]
+type = "uniform"
+low = 0.0
+high = 0.99
+grid = [0.0, 0.9]
+when = {{ "compile.optimizer.name" = "sgd" }}
+"#,
+            exp.display()
+        ),
+    )
+    .unwrap();
+    let out = descent(&["tune", study.to_str().unwrap()], &dir);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    // adam, sgd with momentum 0 and 0.9: three grid points, then the study stops.
+    assert!(t.contains("3 trials:"), "{t}");
+    assert!(t.contains("held-out test: loss"), "{t}");
+    // A typo in a searched key fails before any trial, naming it.
+    std::fs::write(&study, std::fs::read_to_string(&study).unwrap().replace("compile.optimizer.momentum", "compile.optimizer.momentun")).unwrap();
+    let out = descent(&["tune", study.to_str().unwrap()], &dir);
+    assert!(!out.status.success() && text(&out).contains("momentun"), "{}", text(&out));
+}
