@@ -238,3 +238,58 @@ pub fn cross_validate_many(
         .collect();
     Ok((reports, (first[0].valid.len(), first[0].train.len())))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn digits(epochs: usize) -> Experiment {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/digits.csv");
+        Experiment::from_toml(&format!(
+            r#"
+            [data]
+            format = "csv"
+            path = "{path}"
+            test_split = 0.2
+            standardize = true
+            [model]
+            layers = [{{ type = "dense", units = 32, activation = "relu" }}, {{ type = "dense", units = 10 }}]
+            [compile]
+            optimizer = "adam"
+            loss = {{ name = "sparse_categorical_crossentropy", from_logits = true }}
+            metrics = ["accuracy"]
+            [fit]
+            epochs = {epochs}
+            verbose = 0
+            "#
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn folds_cover_the_training_split_only_and_stop_on_request() {
+        let exp = digits(2);
+        let spec = FoldSpec { folds: 4, stratified: true, ..Default::default() };
+        let (train, folds) = experiment_folds(&exp, &spec).unwrap();
+        // 1797 digits, 20% held out → 1438 to cut into folds; the test split is never among them.
+        assert_eq!(train.len(), 1438);
+        assert!(folds.iter().all(|f| f.train.len() + f.valid.len() == 1438));
+        let mut seen = Vec::new();
+        let report = cross_validate(&exp, &spec, usize::MAX, |pos, epoch, logs| {
+            assert!(logs.get("val_accuracy").is_some(), "validation metrics every epoch");
+            seen.push((pos, epoch));
+            true
+        })
+        .unwrap()
+        .unwrap();
+        assert_eq!(seen.len(), 8);
+        assert_eq!(report.values("accuracy").len(), 4);
+        assert_eq!(report.curve("val_accuracy").len(), 2);
+        // The hook can stop the whole cross-validation (pruning).
+        let stopped = cross_validate(&exp, &spec, usize::MAX, |pos, _, _| pos < 1).unwrap();
+        assert!(stopped.is_none());
+        // max_folds = 1: a single validation split.
+        let one = cross_validate(&exp, &spec, 1, |_, _, _| true).unwrap().unwrap();
+        assert_eq!(one.folds.len(), 1);
+    }
+}
