@@ -199,3 +199,19 @@ fn intermediate_gradients_flow_through_chains() {
     };
     check(&mut store, &f, "two-layer chain");
 }
+
+#[test]
+fn constant_mask_and_noise() {
+    // Dropout's y = x ⊙ m and GaussianNoise's y = x + c, with fixed m and c.
+    let mut store = ParamStore::new();
+    let x = param(&mut store, "x", [3, 4], pseudo(21, 12, -1.0, 1.0));
+    let mask = [0.0, 1.25, 1.25, 0.0, 1.25, 1.25, 1.25, 0.0, 1.25, 0.0, 1.25, 1.25];
+    let noise = pseudo(22, 12, -0.3, 0.3);
+    let f = move |t: &mut Tape, s: &ParamStore| {
+        let xv = t.param(s, x);
+        let m = t.mul_const(s, xv, |buf| buf.copy_from_slice(&mask));
+        let y = t.add_const(s, m, |buf| buf.copy_from_slice(&noise));
+        probe(t, s, y)
+    };
+    check(&mut store, &f, "mul_const+add_const");
+}

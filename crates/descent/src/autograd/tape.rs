@@ -33,6 +33,10 @@ enum Op {
     MatMul { a: Var, b: Var },
     /// y = a + b (same shapes)
     Add { a: Var, b: Var },
+    /// y = x ⊙ m with a constant m (kept in `aux`): dropout's scaled mask.
+    MulConst { x: Var },
+    /// y = x + c with a constant c: additive noise.
+    AddConst { x: Var },
     /// y = mean over the batch of loss(pred, target); a scalar.
     Loss { pred: Var },
 }
@@ -270,6 +274,35 @@ impl Tape {
         Ok(out)
     }
 
+    /// `y = x ⊙ m` for a constant `m` shaped like `x`, written by `fill` into the node's
+    /// reused buffer (dropout: m ∈ {0, 1/(1−rate)}). ∂L/∂x = ∂L/∂y ⊙ m.
+    pub fn mul_const(&mut self, store: &ParamStore, x: Var, fill: impl FnOnce(&mut [f32])) -> Var {
+        let xs = self.shape(x);
+        let rg = self.requires_grad(x);
+        let out = self.push(xs, Op::MulConst { x }, rg);
+        self.compute(store, out, |nodes, params, y, aux| {
+            aux.resize(y.len(), 0.0);
+            fill(aux);
+            let xv = value_of(nodes, params, x);
+            y.iter_mut().zip(xv.iter().zip(aux.iter())).for_each(|(y, (x, m))| *y = x * m);
+        });
+        out
+    }
+
+    /// `y = x + c` for a constant `c` shaped like `x`, written by `fill` straight into the
+    /// output buffer (Gaussian noise). ∂L/∂x = ∂L/∂y.
+    pub fn add_const(&mut self, store: &ParamStore, x: Var, fill: impl FnOnce(&mut [f32])) -> Var {
+        let xs = self.shape(x);
+        let rg = self.requires_grad(x);
+        let out = self.push(xs, Op::AddConst { x }, rg);
+        self.compute(store, out, |nodes, params, y, _| {
+            fill(y);
+            let xv = value_of(nodes, params, x);
+            y.iter_mut().zip(xv).for_each(|(y, x)| *y += x);
+        });
+        out
+    }
+
     /// Mean over the batch of `kind`'s per-sample loss. `target` holds one class index per
     /// row for sparse losses, else a tensor shaped like `pred`. When recording, the
     /// gradient with respect to `pred` is computed in the same pass and kept for backward.
@@ -414,6 +447,18 @@ impl Tape {
                             with_grad(nodes, &mut pgrads, v, |_, gv| gv.iter_mut().zip(&g).for_each(|(x, y)| *x += y));
                         }
                     }
+                    nodes[i].grad = g;
+                }
+                Op::MulConst { x } => {
+                    let g = take(&mut nodes[i].grad);
+                    let m = take(&mut nodes[i].aux);
+                    with_grad(nodes, &mut pgrads, x, |_, gx| gx.iter_mut().zip(g.iter().zip(&m)).for_each(|(gx, (g, m))| *gx += g * m));
+                    nodes[i].grad = g;
+                    nodes[i].aux = m;
+                }
+                Op::AddConst { x } => {
+                    let g = take(&mut nodes[i].grad);
+                    with_grad(nodes, &mut pgrads, x, |_, gx| gx.iter_mut().zip(&g).for_each(|(a, b)| *a += b));
                     nodes[i].grad = g;
                 }
                 Op::Loss { pred } => {

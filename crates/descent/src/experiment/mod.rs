@@ -13,6 +13,7 @@ use crate::data::LabelColumn;
 use crate::error::{Error, Result};
 use crate::nn::{LayerConfig, Loss, DEFAULT_SEED};
 use crate::optim::OptimizerConfig;
+use crate::train::CallbackConfig;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -29,6 +30,9 @@ pub struct Experiment {
     pub fit: FitSection,
     #[serde(default)]
     pub output: OutputSection,
+    /// `[[callbacks]]` tables: early stopping, checkpoints, CSV log, … (docs/experiment.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub callbacks: Vec<CallbackConfig>,
 }
 
 fn default_seed() -> u64 {
@@ -299,6 +303,9 @@ impl Experiment {
             crate::train::parse_metric(m).map_err(|e| Error::Config(format!("`compile.metrics`: {e}")))?;
         }
         self.compile.optimizer.build().map_err(|e| Error::Config(format!("`compile.optimizer`: {e}")))?;
+        for (i, c) in self.callbacks.iter().enumerate() {
+            c.build(Path::new("")).map_err(|e| Error::Config(format!("`callbacks[{i}]`: {e}")))?;
+        }
         if let DataSource::Csv { delimiter, .. } = &self.data.source {
             if !delimiter.is_ascii() {
                 return bad("data.delimiter", format!("`{delimiter}` must be a single ASCII character"));

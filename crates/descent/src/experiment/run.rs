@@ -9,9 +9,9 @@ use super::{DataSource, Experiment};
 use crate::data::{read_csv, read_idx, read_npy, read_npz, teacher_classification, CsvOptions, Dataset, Preprocessing, TeacherSpec};
 use crate::error::{Error, Result};
 use crate::io::{save_model, write_atomic};
-use crate::nn::{LayerConfig, ModelConfig, Sequential};
+use crate::nn::{ModelConfig, Sequential};
 use crate::tensor::Tensor;
-use crate::train::{check_targets, Callback, FitOptions, History, Logs};
+use crate::train::{check_targets, Callback, CallbackConfig, FitOptions, History, Logs};
 
 /// What `descent fit` reports at the end.
 #[derive(Debug)]
@@ -100,16 +100,8 @@ impl Experiment {
     /// The model of the `[model]` section for `inputs` features per sample.
     pub fn build_model(&self, inputs: usize) -> Result<Sequential> {
         let mut layers = self.model.layers.clone();
-        let declared = match &layers[0] {
-            LayerConfig::Dense(d) => d.input_shape.clone(),
-            LayerConfig::Activation(a) => a.input_shape.clone(),
-        };
+        let declared = layers[0].input_shape_mut().take();
         let input_shape = declared.unwrap_or_else(|| vec![inputs]);
-        if let LayerConfig::Dense(d) = &mut layers[0] {
-            d.input_shape = None;
-        } else if let LayerConfig::Activation(a) = &mut layers[0] {
-            a.input_shape = None;
-        }
         let config = ModelConfig { name: self.name().to_string(), input_shape: Some(input_shape), layers };
         Sequential::from_config(config)?.with_seed(self.seed)
     }
@@ -118,13 +110,24 @@ impl Experiment {
     /// scores it on `valid` (preprocessed the same way). With `validate_each_epoch`,
     /// `valid` is also the validation data of every epoch (`val_*` in the history),
     /// as cross-validation and tuning need; otherwise `fit.validation_split` applies.
+    /// The experiment's `[[callbacks]]` run after `callbacks`; those that write files
+    /// (checkpoints, CSV logs) only when there is a `run_dir` to write them in.
     pub fn train_on<'a>(
         &self,
         mut train: Dataset,
         mut valid: Option<Dataset>,
         validate_each_epoch: bool,
-        callbacks: Vec<Box<dyn Callback + 'a>>,
+        run_dir: Option<&Path>,
+        mut callbacks: Vec<Box<dyn Callback + 'a>>,
     ) -> Result<Trained> {
+        for c in &self.callbacks {
+            let writes_files = matches!(c, CallbackConfig::ModelCheckpoint { .. } | CallbackConfig::CsvLogger { .. });
+            match run_dir {
+                Some(dir) => callbacks.push(c.build(dir)?),
+                None if !writes_files => callbacks.push(c.build(Path::new(""))?),
+                None => {}
+            }
+        }
         let preprocessing = Preprocessing::fit(self.data.x_scale, self.data.standardize, &train.x);
         preprocessing.apply(&mut train.x)?;
         if let Some(v) = &mut valid {
@@ -166,9 +169,9 @@ impl Experiment {
         let (train, test) = self.load_splits()?;
         let test_samples = test.as_ref().map_or(0, Dataset::len);
         let root = out_root.map(Path::to_path_buf).unwrap_or_else(|| self.output.dir.clone());
-        let Trained { model, preprocessing: prep, history, valid: test_logs, warnings, train_seconds, train_samples } =
-            self.train_on(train, test, false, Vec::new())?;
         let dir = next_run_dir(&root, self.name())?;
+        let Trained { model, preprocessing: prep, history, valid: test_logs, warnings, train_seconds, train_samples } =
+            self.train_on(train, test, false, Some(&dir), Vec::new())?;
         let steps = model.optimizer().map_or(0, |o| o.iterations());
         write_atomic(dir.join("config.toml"), self.to_toml().as_bytes())?;
         write_atomic(dir.join("history.csv"), history.to_csv().as_bytes())?;

@@ -1,7 +1,7 @@
 //! Dense (fully connected) layer: y = act(x·W + b), W: [in, out], b: [out].
 
 use super::layer::{DenseConfig, Layer, LayerConfig};
-use super::Initializer;
+use super::{Initializer, Regularizer};
 use crate::autograd::{ParamId, ParamStore, Tape, Var};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
@@ -26,6 +26,8 @@ impl Dense {
             use_bias: true,
             kernel_initializer: Initializer::GlorotUniform,
             bias_initializer: Initializer::Zeros,
+            kernel_regularizer: None,
+            bias_regularizer: None,
             name: None,
             input_shape: None,
         })
@@ -50,6 +52,15 @@ impl Dense {
     }
     pub fn bias_initializer(mut self, init: Initializer) -> Self {
         self.config.bias_initializer = init;
+        self
+    }
+    /// A penalty on the kernel (Keras's `kernel_regularizer`), e.g. `Regularizer::l2(1e-4)`.
+    pub fn kernel_regularizer(mut self, r: Regularizer) -> Self {
+        self.config.kernel_regularizer = Some(r);
+        self
+    }
+    pub fn bias_regularizer(mut self, r: Regularizer) -> Self {
+        self.config.bias_regularizer = Some(r);
         self
     }
     pub fn name(mut self, name: &str) -> Self {
@@ -94,6 +105,11 @@ impl Layer for Dense {
                 format!("{input:?}"),
             ));
         }
+        for (what, r) in [("kernel_regularizer", c.kernel_regularizer), ("bias_regularizer", c.bias_regularizer)] {
+            if let Some(r) = r {
+                r.check(&format!("layer '{}' {what}", self.name))?;
+            }
+        }
         let (fan_in, units) = (input[0], c.units);
         let kernel_init = c.kernel_initializer;
         self.kernel = Some(store.add(format!("{}.kernel", self.name), Shape::matrix(fan_in, units), |w| {
@@ -133,5 +149,13 @@ impl Layer for Dense {
         let mut c = self.config.clone();
         c.name = Some(self.name.clone());
         LayerConfig::Dense(c)
+    }
+    fn regularizers(&self, f: &mut dyn FnMut(ParamId, Regularizer)) {
+        if let (Some(id), Some(r)) = (self.kernel, self.config.kernel_regularizer) {
+            f(id, r);
+        }
+        if let (Some(id), Some(r)) = (self.bias, self.config.bias_regularizer) {
+            f(id, r);
+        }
     }
 }

@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{ActivationLayer, Dense, Initializer};
+use super::noise_layers::{Dropout, DropoutConfig, GaussianNoise, GaussianNoiseConfig};
+use super::{ActivationLayer, Dense, Initializer, Regularizer};
 use crate::autograd::{ParamId, ParamStore, Tape, Var};
 use crate::error::Result;
 use crate::rng::Rng;
@@ -32,6 +33,13 @@ pub trait Layer: Send + Sync {
         None
     }
     fn config(&self) -> LayerConfig;
+    /// Calls `f` for each of this layer's parameters that carries a weight penalty.
+    fn regularizers(&self, _f: &mut dyn FnMut(ParamId, Regularizer)) {}
+    /// The state of the layer's random stream (dropout masks, noise), for checkpoints.
+    fn rng_state(&self) -> Option<Rng> {
+        None
+    }
+    fn set_rng_state(&self, _rng: Rng) {}
 }
 
 /// A layer as written in a TOML experiment or the saved `model.json`.
@@ -40,6 +48,8 @@ pub trait Layer: Send + Sync {
 pub enum LayerConfig {
     Dense(DenseConfig),
     Activation(ActivationConfig),
+    Dropout(DropoutConfig),
+    GaussianNoise(GaussianNoiseConfig),
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -54,6 +64,11 @@ pub struct DenseConfig {
     pub kernel_initializer: Initializer,
     #[serde(default = "zeros")]
     pub bias_initializer: Initializer,
+    /// Penalty on the kernel, e.g. `{ l2 = 1e-4 }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_regularizer: Option<Regularizer>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bias_regularizer: Option<Regularizer>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -83,6 +98,18 @@ impl LayerConfig {
         match self {
             LayerConfig::Dense(c) => Box::new(Dense::from_config(c)),
             LayerConfig::Activation(c) => Box::new(ActivationLayer::from_config(c)),
+            LayerConfig::Dropout(c) => Box::new(Dropout::from_config(c)),
+            LayerConfig::GaussianNoise(c) => Box::new(GaussianNoise::from_config(c)),
+        }
+    }
+
+    /// The per-sample input shape declared on this (first) layer.
+    pub fn input_shape_mut(&mut self) -> &mut Option<Vec<usize>> {
+        match self {
+            LayerConfig::Dense(c) => &mut c.input_shape,
+            LayerConfig::Activation(c) => &mut c.input_shape,
+            LayerConfig::Dropout(c) => &mut c.input_shape,
+            LayerConfig::GaussianNoise(c) => &mut c.input_shape,
         }
     }
 }

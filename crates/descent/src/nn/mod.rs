@@ -6,6 +6,8 @@ mod init;
 mod layer;
 mod loss;
 mod metrics;
+mod noise_layers;
+mod regularizer;
 mod sequential;
 
 pub use crate::tensor::kernels::activation::Activation;
@@ -15,4 +17,6 @@ pub use init::Initializer;
 pub use layer::{ActivationConfig, DenseConfig, Layer, LayerConfig};
 pub use loss::Loss;
 pub use metrics::{Metric, MetricState};
+pub use noise_layers::{Dropout, DropoutConfig, GaussianNoise, GaussianNoiseConfig};
+pub use regularizer::Regularizer;
 pub use sequential::{ModelConfig, Sequential, DEFAULT_SEED};

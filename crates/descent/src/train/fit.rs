@@ -137,16 +137,43 @@ impl Sequential {
         let xin = tape.input_with(Shape::matrix(n, x.row_len()), |buf| gather_into(buf, x, rows));
         let out = self.forward(tape, xin, train)?;
         let loss = tape.loss_with(&self.store, out, compiled.loss.kind(), |t| gather(t, y, rows))?;
-        if train {
+        let penalty = if train {
             self.store.zero_grads();
             tape.backward(loss, &mut self.store)?;
+            let penalty = self.regularize(true);
             compiled.optimizer.step(&mut self.store);
-        }
+            penalty
+        } else {
+            self.regularize(false)
+        };
         let cols = tape.shape(out).cols().max(1);
         for m in metrics.iter_mut() {
             m.update(tape.value(&self.store, out), tape.targets(loss), cols);
         }
-        Ok(tape.scalar(loss) as f64 * n as f64)
+        Ok((tape.scalar(loss) as f64 + penalty) * n as f64)
+    }
+
+    /// Every layer's weight penalties (Keras's regularization losses): their sum, which
+    /// the reported loss includes, and with `grads`, their gradients added to the
+    /// parameter gradients before the optimizer step.
+    fn regularize(&mut self, grads: bool) -> f64 {
+        let mut total = 0.0;
+        let mut g = grads.then(|| self.store.take_grads());
+        let store = &self.store;
+        for layer in &self.layers {
+            layer.regularizers(&mut |id, r| {
+                let range = store.entry(id).range();
+                let w = &store.values()[range.clone()];
+                total += match &mut g {
+                    Some(g) => r.apply(w, &mut g[range]),
+                    None => r.penalty(w),
+                };
+            });
+        }
+        if let Some(g) = g {
+            self.store.restore_grads(g);
+        }
+        total
     }
 
     /// Builds the model for `x` if needed and checks `x` (and `y`) against it.

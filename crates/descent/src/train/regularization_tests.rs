@@ -1,0 +1,262 @@
+//! Callbacks (EarlyStopping, TerminateOnNaN, CSVLogger, LearningRateScheduler,
+//! ModelCheckpoint) and the regularization layers (Dropout, GaussianNoise, L1/L2), on
+//! real training runs, plus the overfitting demonstration on digits.
+
+use crate::autograd::ParamStore;
+use crate::data::{read_csv, CsvOptions, Dataset, LabelColumn, Preprocessing};
+use crate::io::{MODEL_WEIGHTS_FILE, OPTIMIZER_STATE_FILE};
+use crate::nn::{Activation, Dense, Dropout, GaussianNoise, Layer, Loss, Regularizer, Sequential};
+use crate::optim::{Adam, Sgd};
+use crate::tensor::Tensor;
+use crate::train::{
+    Callback, CsvLogger, EarlyStopping, FitOptions, LearningRateScheduler, Logs, ModelCheckpoint, Mode, TerminateOnNaN, TrainContext,
+};
+
+fn digits(test_fraction: f64) -> (Dataset, Dataset) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/digits.csv");
+    let options = CsvOptions { label_column: Some(LabelColumn::Name("label".into())), ..Default::default() };
+    let (x, y) = read_csv(path, &options).unwrap();
+    let data = Dataset::new(x, y.unwrap(), "digits").unwrap();
+    let (mut train, mut test) = data.train_test_split(test_fraction, 42).unwrap();
+    let prep = Preprocessing::fit(None, true, &train.x);
+    prep.apply(&mut train.x).unwrap();
+    prep.apply(&mut test.x).unwrap();
+    (train, test)
+}
+
+fn tmp(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("descent-cb-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Drives a callback through epochs with given monitored values; parameter 0 holds the
+/// epoch number so weight restoring is visible.
+fn drive(cb: &mut dyn Callback, monitor: &str, values: &[f64]) -> (Option<usize>, f32) {
+    let mut store = ParamStore::new();
+    let id = store.add("w", crate::tensor::Shape::new(&[1]).unwrap(), |w| w[0] = -1.0);
+    let mut opt = Sgd::new(0.1);
+    let mut stopped = None;
+    let mut ctx = TrainContext { params: &mut store, optimizer: &mut opt, epochs: values.len(), steps_per_epoch: 1, stop_training: false };
+    cb.on_train_begin(&mut ctx);
+    for (epoch, v) in values.iter().enumerate() {
+        ctx.params.value_mut(id)[0] = epoch as f32;
+        let mut logs = Logs::new();
+        logs.set(monitor, *v);
+        cb.on_epoch_end(epoch, &logs, &mut ctx);
+        if ctx.stop_training {
+            stopped = Some(epoch);
+            break;
+        }
+    }
+    (stopped, ctx.params.value(id)[0])
+}
+
+#[test]
+fn early_stopping_follows_keras_rules() {
+    // Best at epoch 1; two epochs without improvement → stop at epoch 3.
+    let vals = [1.0, 0.9, 0.95, 0.97, 0.99, 0.5];
+    assert_eq!(drive(&mut EarlyStopping::new("val_loss", 2), "val_loss", &vals), (Some(3), 3.0));
+    // restore_best_weights puts back epoch 1's weights when it stops.
+    assert_eq!(drive(&mut EarlyStopping::new("val_loss", 2).restore_best_weights(true), "val_loss", &vals), (Some(3), 1.0));
+    // min_delta: improvements of 0.01 do not count when min_delta = 0.05.
+    let slow = [1.0, 0.99, 0.98, 0.97];
+    assert_eq!(drive(&mut EarlyStopping::new("val_loss", 2).min_delta(0.05), "val_loss", &slow).0, Some(2));
+    // Accuracy is maximized (mode auto); a falling accuracy stops it.
+    assert_eq!(drive(&mut EarlyStopping::new("val_accuracy", 1), "val_accuracy", &[0.5, 0.6, 0.55]).0, Some(2));
+    assert_eq!(drive(&mut EarlyStopping::new("acc_like", 1).mode(Mode::Min), "acc_like", &[0.5, 0.6]).0, Some(1));
+    // A baseline not beaten within patience epochs stops training although it improves.
+    assert_eq!(drive(&mut EarlyStopping::new("val_loss", 2).baseline(0.5), "val_loss", &[1.0, 0.9, 0.8, 0.7]).0, Some(1));
+    // start_from_epoch: epochs before it are ignored.
+    assert_eq!(drive(&mut EarlyStopping::new("val_loss", 1).start_from_epoch(3), "val_loss", &[1.0, 2.0, 3.0, 4.0, 5.0]).0, Some(4));
+    // Never stops at epoch 0, even with patience 0.
+    assert_eq!(drive(&mut EarlyStopping::new("val_loss", 0), "val_loss", &[1.0, 2.0]).0, Some(1));
+}
+
+#[test]
+fn terminate_on_nan_stops_a_diverging_run() {
+    let (train, _) = digits(0.2);
+    let mut model = Sequential::new(vec![Box::new(Dense::new(32, Activation::Relu).input_shape(&[64])), Box::new(Dense::new(10, Activation::Linear))]).unwrap();
+    model.compile(Sgd::new(1e12), Loss::sparse_categorical_crossentropy(true), &[]).unwrap();
+    let mut t = TerminateOnNaN::default();
+    let h = model.fit(&train.x, &train.y, FitOptions { epochs: 5, verbose: 0, callbacks: vec![Box::new(&mut t)], ..Default::default() }).unwrap();
+    assert!(t.stopped_at.is_some());
+    assert_eq!(h.epochs.len(), 1, "stopped within the first epoch");
+}
+
+#[test]
+fn csv_logger_scheduler_and_checkpoints_on_a_real_fit() {
+    let (train, _) = digits(0.2);
+    let dir = tmp("fit");
+    let mut model = Sequential::new(vec![Box::new(Dense::new(32, Activation::Relu).input_shape(&[64])), Box::new(Dense::new(10, Activation::Linear))]).unwrap();
+    model.compile(Adam::new(0.01), Loss::sparse_categorical_crossentropy(true), &["accuracy"]).unwrap();
+    let mut log = CsvLogger::new(dir.join("log.csv"));
+    let mut sched = LearningRateScheduler::new(|epoch, _| 0.01 * 0.5f32.powi(epoch as i32));
+    let mut every = ModelCheckpoint::new(dir.join("every-{epoch}").to_str().unwrap()).save_freq_epochs(2);
+    let mut best = ModelCheckpoint::new(dir.join("best").to_str().unwrap()).monitor("val_accuracy", Mode::Auto).save_best_only(true).save_weights_only(true);
+    let history = model
+        .fit(
+            &train.x,
+            &train.y,
+            FitOptions {
+                epochs: 4,
+                verbose: 0,
+                validation_split: 0.2,
+                callbacks: vec![Box::new(&mut log), Box::new(&mut sched), Box::new(&mut every), Box::new(&mut best)],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    // The CSV equals the history.
+    let csv = std::fs::read_to_string(dir.join("log.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "epoch,loss,accuracy,val_loss,val_accuracy");
+    assert_eq!(lines.len(), 5);
+    let last: Vec<f64> = lines[4].split(',').skip(1).map(|v| v.parse().unwrap()).collect();
+    assert_eq!(last[0], history.last("loss").unwrap());
+    assert_eq!(last[3], history.last("val_accuracy").unwrap());
+    // The scheduler set epoch 3's rate.
+    assert!((model.optimizer().unwrap().learning_rate() - 0.01 * 0.125).abs() < 1e-9);
+    // Every second epoch, full state; best-only, weights only, whenever val_accuracy rose.
+    assert_eq!(every.saved.len(), 2);
+    assert!(every.saved[1].ends_with("every-004"));
+    assert!(every.saved[1].join(OPTIMIZER_STATE_FILE).exists() && every.saved[1].join(MODEL_WEIGHTS_FILE).exists());
+    assert!(!best.saved.is_empty() && !dir.join("best").join(OPTIMIZER_STATE_FILE).exists());
+    let accs = history.get("val_accuracy").unwrap();
+    let rises = 1 + accs.windows(2).enumerate().filter(|(i, w)| w[1] > accs[..=*i].iter().cloned().fold(f64::MIN, f64::max) && w[1] > w[0].min(w[1]) - 1.0).count();
+    assert!(best.saved.len() <= rises);
+    // The last epoch's checkpoint holds the final weights.
+    let mut reloaded = Sequential::new(vec![Box::new(Dense::new(32, Activation::Relu).input_shape(&[64])), Box::new(Dense::new(10, Activation::Linear))]).unwrap();
+    crate::io::load_weights(&mut reloaded, every.saved[1].join(MODEL_WEIGHTS_FILE)).unwrap();
+    assert_eq!(reloaded.params().values(), model.params().values());
+}
+
+#[test]
+fn dropout_masks_in_training_only_and_keeps_the_mean() {
+    let mut model = Sequential::new(vec![Box::new(Dropout::new(0.25).seed(9).input_shape(&[1000]))]).unwrap();
+    model.build(&[1000]).unwrap();
+    let x = Tensor::new(vec![1.0; 4000], &[4, 1000]).unwrap();
+    // Evaluation and prediction: the identity.
+    assert_eq!(model.predict(&x, 4).unwrap().data(), x.data());
+    // Training: about a quarter zeros, the rest scaled by 4/3, so the mean stays 1.
+    let mut tape = crate::autograd::Tape::new();
+    let xin = tape.input(crate::tensor::Shape::matrix(4, 1000), x.data()).unwrap();
+    let y = model.forward(&mut tape, xin, true).unwrap();
+    let out = tape.value(model.params(), y).to_vec();
+    let zeros = out.iter().filter(|v| **v == 0.0).count();
+    assert!((900..1100).contains(&zeros), "{zeros} of 4000 dropped");
+    assert!(out.iter().all(|v| *v == 0.0 || (*v - 4.0 / 3.0).abs() < 1e-6));
+    let mean = out.iter().sum::<f32>() / 4000.0;
+    assert!((mean - 1.0).abs() < 0.05, "{mean}");
+    // A new step draws a new mask; the same seed gives the same masks.
+    let y2 = model.forward(&mut tape, xin, true).unwrap();
+    assert_ne!(tape.value(model.params(), y2), &out[..]);
+    let mut again = Sequential::new(vec![Box::new(Dropout::new(0.25).seed(9).input_shape(&[1000]))]).unwrap();
+    again.build(&[1000]).unwrap();
+    let mut tape2 = crate::autograd::Tape::new();
+    let xin2 = tape2.input(crate::tensor::Shape::matrix(4, 1000), x.data()).unwrap();
+    let y3 = again.forward(&mut tape2, xin2, true).unwrap();
+    assert_eq!(tape2.value(again.params(), y3), &out[..]);
+    assert!(Sequential::new(vec![Box::new(Dropout::new(1.0))]).unwrap().build(&[3]).unwrap_err().to_string().contains("outside [0, 1)"));
+}
+
+#[test]
+fn gaussian_noise_has_the_stated_spread_in_training_only() {
+    let mut model = Sequential::new(vec![Box::new(GaussianNoise::new(0.5))]).unwrap().with_seed(3).unwrap();
+    model.build(&[10000]).unwrap();
+    let x = Tensor::new(vec![2.0; 10000], &[1, 10000]).unwrap();
+    assert_eq!(model.predict(&x, 1).unwrap().data(), x.data());
+    let mut tape = crate::autograd::Tape::new();
+    let xin = tape.input(crate::tensor::Shape::matrix(1, 10000), x.data()).unwrap();
+    let y = model.forward(&mut tape, xin, true).unwrap();
+    let out = tape.value(model.params(), y);
+    let mean = out.iter().map(|v| *v as f64).sum::<f64>() / 1e4;
+    let sd = (out.iter().map(|v| (*v as f64 - mean).powi(2)).sum::<f64>() / 1e4).sqrt();
+    assert!((mean - 2.0).abs() < 0.02 && (sd - 0.5).abs() < 0.02, "mean {mean} sd {sd}");
+}
+
+#[test]
+fn l2_kernel_regularizer_adds_its_gradient_and_its_loss() {
+    // One SGD step with and without L2 from the same start: the difference in the kernel
+    // is exactly −lr · 2λ · W₀, and the reported loss includes λ·ΣW₀².
+    let (train, _) = digits(0.2);
+    let x = Tensor::new(train.x.data()[..64 * 32].to_vec(), &[32, 64]).unwrap();
+    let y = Tensor::new(train.y.data()[..32].to_vec(), &[32, 1]).unwrap();
+    let make = |reg: Option<Regularizer>| {
+        let mut d = Dense::new(10, Activation::Linear).input_shape(&[64]);
+        if let Some(r) = reg {
+            d = d.kernel_regularizer(r);
+        }
+        let mut m = Sequential::new(vec![Box::new(d)]).unwrap().with_seed(5).unwrap();
+        m.compile(Sgd::new(0.1), Loss::sparse_categorical_crossentropy(true), &[]).unwrap();
+        m
+    };
+    let (mut plain, mut reg) = (make(None), make(Some(Regularizer::l2(0.01))));
+    let w0 = plain.params().values()[..640].to_vec();
+    let penalty: f64 = 0.01 * w0.iter().map(|w| (*w as f64).powi(2)).sum::<f64>();
+    let l_plain = plain.train_on_batch(&x, &y).unwrap();
+    let l_reg = reg.train_on_batch(&x, &y).unwrap();
+    assert!(((l_reg - l_plain) as f64 - penalty).abs() < 1e-5, "{l_reg} − {l_plain} vs {penalty}");
+    for i in 0..640 {
+        let diff = reg.params().values()[i] - plain.params().values()[i];
+        assert!((diff - (-0.1 * 2.0 * 0.01 * w0[i])).abs() < 1e-6, "{i}: {diff}");
+    }
+    // The bias is not penalized.
+    assert_eq!(reg.params().values()[640..], plain.params().values()[640..]);
+}
+
+/// On a deliberately overfitting setup — 10% of digits (144 samples after the validation
+/// split) for training, two 512-wide hidden layers, 300 epochs — L2 + dropout + early
+/// stopping give a clearly better held-out cross-entropy (the plain model grows
+/// overconfident on what it memorized) at the same accuracy.
+#[test]
+fn regularization_beats_overfitting_on_digits() {
+    let (train, test) = digits(0.9);
+    assert!(train.len() < 200);
+    let fit = |regularized: bool| -> (f64, f64) {
+        let (kernel_reg, rate) = if regularized { (Some(Regularizer::l2(1e-4)), 0.5) } else { (None, 0.0) };
+        let dense = |units: usize, act: Activation| {
+            let d = Dense::new(units, act);
+            match kernel_reg {
+                Some(r) => d.kernel_regularizer(r),
+                None => d,
+            }
+        };
+        let layers: Vec<Box<dyn Layer>> = vec![
+            Box::new(dense(512, Activation::Relu).input_shape(&[64])),
+            Box::new(Dropout::new(rate)),
+            Box::new(dense(512, Activation::Relu)),
+            Box::new(Dropout::new(rate)),
+            Box::new(dense(10, Activation::Linear)),
+        ];
+        let mut model = Sequential::new(layers).unwrap().with_seed(11).unwrap();
+        model.compile(Adam::new(1e-3), Loss::sparse_categorical_crossentropy(true), &["accuracy"]).unwrap();
+        let mut callbacks: Vec<Box<dyn Callback>> = Vec::new();
+        if regularized {
+            callbacks.push(Box::new(EarlyStopping::new("val_loss", 20).restore_best_weights(true)));
+        }
+        model
+            .fit(&train.x, &train.y, FitOptions { epochs: 300, batch_size: 16, validation_split: 0.2, verbose: 0, callbacks, ..Default::default() })
+            .unwrap();
+        let accuracy = model.evaluate(&test.x, &test.y, 256).unwrap().get("accuracy").unwrap();
+        (cross_entropy(&mut model, &test), accuracy)
+    };
+    let (plain, regularized) = (fit(false), fit(true));
+    // Measured: held-out cross-entropy 0.388 → 0.280 (−28%); accuracy 0.927 vs 0.926.
+    assert!(regularized.0 < 0.85 * plain.0, "held-out cross-entropy: regularized {:.4} vs plain {:.4}", regularized.0, plain.0);
+    assert!(regularized.1 > plain.1 - 0.01, "held-out accuracy: regularized {:.4} vs plain {:.4}", regularized.1, plain.1);
+}
+
+/// Mean cross-entropy of the model's predictions (without any weight penalty).
+fn cross_entropy(model: &mut Sequential, data: &Dataset) -> f64 {
+    let pred = model.predict(&data.x, 256).unwrap();
+    let mut total = 0.0;
+    for i in 0..data.len() {
+        let row: Vec<f64> = pred.row(i).iter().map(|v| *v as f64).collect();
+        let max = row.iter().cloned().fold(f64::MIN, f64::max);
+        let lse = max + row.iter().map(|v| (v - max).exp()).sum::<f64>().ln();
+        total += lse - row[data.y.row(i)[0] as usize];
+    }
+    total / data.len() as f64
+}
