@@ -102,3 +102,59 @@ fn bad_labels_are_reported_with_the_file_before_training() {
     let e = Experiment::from_file(root.join("e.toml")).unwrap().run(Some(&root)).unwrap_err().to_string();
     assert!(e.contains("d.csv") && e.contains("label 7") && e.contains("[0, 2)"), "{e}");
 }
+
+#[test]
+fn callbacks_and_regularization_from_toml() {
+    let root = std::env::temp_dir().join(format!("descent-exp-cb-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/digits.csv");
+    let text = with("path = \"../data/digits.csv\"", &format!("path = \"{data}\""))
+        .replace("epochs = 10", "epochs = 40\nverbose = 0")
+        .replace(
+            "{ type = \"dense\", units = 64, activation = \"relu\" },",
+            "{ type = \"dense\", units = 64, activation = \"relu\", kernel_regularizer = { l2 = 1e-4 } },\n  { type = \"dropout\", rate = 0.2 },\n  { type = \"gaussian_noise\", stddev = 0.05 },",
+        )
+        + r#"
+[[callbacks]]
+type = "early_stopping"
+monitor = "val_loss"
+patience = 2
+min_delta = 0.005
+restore_best_weights = true
+
+[[callbacks]]
+type = "csv_logger"
+
+[[callbacks]]
+type = "model_checkpoint"
+save_best_only = true
+dir = "best"
+
+[[callbacks]]
+type = "learning_rate_scheduler"
+schedule = { name = "exponential_decay", initial_learning_rate = 0.002, decay_steps = 1, decay_rate = 0.9 }
+"#;
+    let file = root.join("cb.toml");
+    std::fs::write(&file, &text).unwrap();
+    let exp = Experiment::from_file(&file).unwrap();
+    assert_eq!(exp.callbacks.len(), 4);
+    // Round trip through the resolved form written into run folders.
+    assert_eq!(Experiment::from_toml(&exp.to_toml()).unwrap(), exp);
+    let run = exp.run(Some(&root.join("runs"))).unwrap();
+    let epochs = run.history.epochs.len();
+    assert!(epochs < 40, "early stopping ended the run ({epochs} epochs)");
+    let log = std::fs::read_to_string(run.dir.join("log.csv")).unwrap();
+    assert_eq!(log.lines().count(), epochs + 1);
+    assert!(run.dir.join("best").join("model.safetensors").is_file());
+    assert!(run.test.get("accuracy").unwrap() > 0.9);
+    // Errors name the callback.
+    let e = err(&(CLASSIC.to_string() + "\n[[callbacks]]\ntype = \"early_stoping\"\n"));
+    assert!(e.contains("early_stoping") && e.contains("early_stopping"), "{e}");
+    let e = err(&(CLASSIC.to_string() + "\n[[callbacks]]\ntype = \"early_stopping\"\npatiense = 3\n"));
+    assert!(e.contains("patiense") && e.contains("patience"), "{e}");
+    let e = err(&(CLASSIC.to_string() + "\n[[callbacks]]\ntype = \"reduce_lr_on_plateau\"\nfactor = 2.0\n"));
+    assert!(e.contains("callbacks[0]") && e.contains("factor"), "{e}");
+    let e = err(&with("activation = \"relu\" }", "activation = \"relu\", kernel_regularizer = { l3 = 0.1 } }"));
+    assert!(e.contains("l3"), "{e}");
+}
