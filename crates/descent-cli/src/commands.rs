@@ -79,6 +79,9 @@ pub fn evaluate(run: &Path, data: Option<&Path>, label_column: Option<String>) -
     saved.preprocessing.apply(&mut x)?;
     let logs = model.evaluate(&x, &y, batch)?;
     println!("{source}: {} samples — {}", x.rows(), logs.format());
+    if let Some(cm) = model.confusion_matrix(&x, &y, batch)? {
+        println!("confusion matrix (rows: true class, columns: predicted):\n{}", cm.table());
+    }
     Ok(())
 }
 

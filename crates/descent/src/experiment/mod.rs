@@ -300,7 +300,10 @@ impl Experiment {
             return bad("fit.verbose", format!("{} is not one of 0 (silent), 1 (progress bar), 2 (one line per epoch)", self.fit.verbose));
         }
         for m in &self.compile.metrics {
-            crate::train::parse_metric(m).map_err(|e| Error::Config(format!("`compile.metrics`: {e}")))?;
+            crate::train::parse_metric(m).map_err(|e| match e {
+                Error::Config(msg) => Error::Config(format!("`compile.metrics`: {msg}")),
+                other => other,
+            })?;
         }
         self.compile.optimizer.build().map_err(|e| Error::Config(format!("`compile.optimizer`: {e}")))?;
         for (i, c) in self.callbacks.iter().enumerate() {

@@ -1,6 +1,7 @@
 //! Layers, initializers, losses, metrics and the Sequential model.
 
 mod activation_layer;
+mod confusion;
 mod dense;
 mod init;
 mod layer;
@@ -16,7 +17,8 @@ pub use dense::Dense;
 pub use init::Initializer;
 pub use layer::{ActivationConfig, DenseConfig, Layer, LayerConfig};
 pub use loss::Loss;
-pub use metrics::{Metric, MetricState};
+pub use confusion::{Average, ConfusionMatrix};
+pub use metrics::{average_precision, roc_auc, Metric, MetricContext, MetricState};
 pub use noise_layers::{Dropout, DropoutConfig, GaussianNoise, GaussianNoiseConfig};
 pub use regularizer::Regularizer;
 pub use sequential::{ModelConfig, Sequential, DEFAULT_SEED};

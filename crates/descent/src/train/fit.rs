@@ -283,13 +283,17 @@ impl Sequential {
                 loss_sum += self.run_batch(tape, compiled, x, y, rows, &mut metrics, true)?;
                 seen += rows.len(total);
                 logs.set("loss", loss_sum / seen as f64);
-                for m in &metrics {
+                // Ranking metrics (AUC) sort everything seen: computed once per epoch.
+                for m in metrics.iter().filter(|m| !m.metric.is_expensive()) {
                     logs.set(&m.name, m.result());
                 }
                 stop |= notify!(on_batch_end, b, &logs);
                 if stop {
                     break;
                 }
+            }
+            for m in metrics.iter().filter(|m| m.metric.is_expensive()) {
+                logs.set(&m.name, m.result());
             }
             let validation = match options.validation_data {
                 Some((vx, vy)) => Some(self.evaluate_rows(tape, compiled, vx, vy, Rows::All, batch, &mut val_metrics)?),

@@ -15,7 +15,7 @@ pub use progress::ProgressCallback;
 pub use validate::{check_inputs, check_targets};
 
 use crate::error::{Error, Result};
-use crate::nn::{Activation, Loss, Metric, MetricState, Sequential};
+use crate::nn::{Activation, Loss, Metric, MetricContext, MetricState, Sequential};
 use crate::optim::Optimizer;
 
 /// What `compile` fixes: how the model is trained and judged.
@@ -32,15 +32,21 @@ impl Compiled {
     /// Fresh metric accumulators for a model with `outputs` outputs; `accuracy` resolves
     /// by the loss here (binary accuracy thresholds logits at 0, probabilities at 0.5).
     pub(crate) fn metric_states(&self, outputs: usize) -> Vec<MetricState> {
-        let threshold = if self.loss.from_logits() { 0.0 } else { 0.5 };
-        self.metrics.iter().map(|(n, m)| MetricState::new(n, m.resolve(&self.loss, outputs.max(1)), threshold)).collect()
+        let from_logits = self.loss.from_logits();
+        let ctx = MetricContext {
+            outputs: outputs.max(1),
+            sparse_targets: self.loss.kind().sparse_targets(),
+            from_logits,
+            threshold: if from_logits { 0.0 } else { 0.5 },
+        };
+        let binary_loss = matches!(self.loss, Loss::BinaryCrossentropy { .. });
+        self.metrics.iter().map(|(n, m)| MetricState::new(n, m.resolve(&self.loss, outputs.max(1)), ctx, binary_loss)).collect()
     }
 }
 
 /// Parses metric names (`"accuracy"`, `"sparse_categorical_accuracy"`, …).
 pub fn parse_metric(name: &str) -> Result<Metric> {
-    serde_json::from_value(serde_json::Value::from(name))
-        .map_err(|e| Error::Config(format!("metric: {e}")))
+    Metric::parse(name)
 }
 
 impl Sequential {
@@ -142,3 +148,36 @@ impl Sequential {
 
 #[cfg(test)]
 mod tests;
+
+impl Sequential {
+    /// The confusion matrix of a classifier on `(x, y)`: rows are true classes, columns
+    /// predicted ones (arg-max of the outputs; one output: thresholded, 2 classes).
+    /// `None` for regression losses.
+    pub fn confusion_matrix(&mut self, x: &crate::tensor::Tensor, y: &crate::tensor::Tensor, batch_size: usize) -> Result<Option<crate::nn::ConfusionMatrix>> {
+        let compiled = self.compiled.as_ref().ok_or_else(|| Error::State("confusion_matrix: compile the model first".into()))?;
+        let loss = compiled.loss;
+        let (sparse, from_logits) = (loss.kind().sparse_targets(), loss.from_logits());
+        let classification = matches!(
+            loss,
+            Loss::SparseCategoricalCrossentropy { .. } | Loss::CategoricalCrossentropy { .. } | Loss::BinaryCrossentropy { .. }
+        );
+        if !classification {
+            return Ok(None);
+        }
+        check_targets(&loss, self.output_units(), x, y, "confusion matrix data")?;
+        let pred = self.predict(x, batch_size)?;
+        let cols = pred.row_len().max(1);
+        let threshold = if from_logits { 0.0 } else { 0.5 };
+        let mut cm = crate::nn::ConfusionMatrix::new(if cols == 1 { 2 } else { cols });
+        for r in 0..pred.rows() {
+            let (p, t) = (pred.row(r), y.row(r));
+            if cols == 1 {
+                cm.add((t[0] > 0.5) as usize, (p[0] > threshold) as usize);
+            } else {
+                let truth = if sparse { t[0] as usize } else { crate::tensor::kernels::reduce::argmax(t) };
+                cm.add(truth, crate::tensor::kernels::reduce::argmax(p));
+            }
+        }
+        Ok(Some(cm))
+    }
+}

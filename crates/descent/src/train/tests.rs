@@ -360,3 +360,43 @@ fn schedule_free_evaluates_at_its_average() {
     adam.fit(&train.x, &train.y, quiet(1)).unwrap();
     assert!(!adam.use_eval_weights());
 }
+
+#[test]
+fn classification_metrics_in_fit_and_evaluate() {
+    let (train, test) = digits();
+    let mut model = classic(64, 3);
+    model
+        .compile(Adam::new(0.001), Loss::sparse_categorical_crossentropy(true), &["accuracy", "f1_micro", "f1_macro", "precision_weighted", "top_2_accuracy", "auc", "pr_auc"])
+        .unwrap();
+    let history = model.fit(&train.x, &train.y, FitOptions { epochs: 3, verbose: 0, validation_split: 0.1, ..Default::default() }).unwrap();
+    // Once per epoch for the ranking metrics too, also on the validation split.
+    assert_eq!(history.get("val_auc").unwrap().len(), 3);
+    let logs = model.evaluate(&test.x, &test.y, 64).unwrap();
+    let get = |k: &str| logs.get(k).unwrap();
+    // Single-label data: micro F1 is the accuracy; top-2 ≥ top-1; AUC above accuracy-level chance.
+    assert!((get("f1_micro") - get("accuracy")).abs() < 1e-12);
+    assert!(get("top_2_accuracy") >= get("accuracy"));
+    assert!(get("auc") > 0.95 && get("auc") <= 1.0 && get("pr_auc") > 0.8, "{}", logs.format());
+    assert!(get("f1_macro") > 0.8 && get("precision_weighted") > 0.8);
+    let cm = model.confusion_matrix(&test.x, &test.y, 64).unwrap().unwrap();
+    let diagonal: u64 = (0..10).map(|c| cm.get(c, c)).sum();
+    assert!((diagonal as f64 / test.len() as f64 - get("accuracy")).abs() < 1e-12);
+}
+
+#[test]
+fn regression_end_to_end_with_r2() {
+    // y = 2·x₀ − x₁ + 0.5 + small noise: a linear model reaches R² near 1.
+    let n = 400;
+    let x: Vec<f32> = (0..n * 2).map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0).collect();
+    let y: Vec<f32> = (0..n).map(|r| 2.0 * x[2 * r] - x[2 * r + 1] + 0.5 + 0.01 * ((r * 31 % 17) as f32 - 8.0) / 8.0).collect();
+    let (x, y) = (Tensor::new(x, &[n, 2]).unwrap(), Tensor::new(y, &[n, 1]).unwrap());
+    for loss in [Loss::MeanSquaredError, Loss::MeanAbsoluteError, Loss::Huber { delta: 1.0 }] {
+        let mut model = Sequential::new(vec![Box::new(Dense::new(1, Activation::Linear).input_shape(&[2]))]).unwrap();
+        model.compile(Adam::new(0.05), loss, &["mse", "mae", "rmse", "r2"]).unwrap();
+        model.fit(&x, &y, FitOptions { epochs: 60, batch_size: 16, verbose: 0, ..Default::default() }).unwrap();
+        let logs = model.evaluate(&x, &y, 64).unwrap();
+        assert!(logs.get("r2").unwrap() > 0.99, "{loss:?}: {}", logs.format());
+        assert!((logs.get("rmse").unwrap() - logs.get("mse").unwrap().sqrt()).abs() < 1e-12);
+        assert!(model.confusion_matrix(&x, &y, 64).unwrap().is_none());
+    }
+}
