@@ -307,7 +307,9 @@ impl Experiment {
         }
         self.compile.optimizer.build().map_err(|e| Error::Config(format!("`compile.optimizer`: {e}")))?;
         for (i, c) in self.callbacks.iter().enumerate() {
-            c.build(Path::new("")).map_err(|e| Error::Config(format!("`callbacks[{i}]`: {e}")))?;
+            if c.backup(Path::new(""), "").is_none() {
+                c.build(Path::new("")).map_err(|e| Error::Config(format!("`callbacks[{i}]`: {e}")))?;
+            }
         }
         if let DataSource::Csv { delimiter, .. } = &self.data.source {
             if !delimiter.is_ascii() {

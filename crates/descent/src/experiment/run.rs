@@ -120,7 +120,13 @@ impl Experiment {
         run_dir: Option<&Path>,
         mut callbacks: Vec<Box<dyn Callback + 'a>>,
     ) -> Result<Trained> {
+        let mut backup = None;
         for c in &self.callbacks {
+            if let CallbackConfig::BackupAndRestore { .. } = c {
+                // Beside the run folders, so rerunning the same command finds it.
+                backup = run_dir.and_then(|d| c.backup(d.parent().unwrap_or(Path::new("")), self.name()));
+                continue;
+            }
             let writes_files = matches!(c, CallbackConfig::ModelCheckpoint { .. } | CallbackConfig::CsvLogger { .. });
             match run_dir {
                 Some(dir) => callbacks.push(c.build(dir)?),
@@ -154,6 +160,7 @@ impl Experiment {
                 shuffle: self.fit.shuffle,
                 verbose: self.fit.verbose,
                 callbacks,
+                backup,
             },
         )?;
         let train_seconds = started.elapsed().as_secs_f64();

@@ -1,11 +1,14 @@
 //! Saving and loading: atomic file writes, safetensors weights, saved models.
 
 mod atomic;
+mod checkpoint;
 pub mod chart;
 mod model_file;
 mod weights;
 
 pub use atomic::write_atomic;
+pub(crate) use checkpoint::write_checkpoint;
+pub use checkpoint::Restored;
 pub use model_file::{
     load_model, optimizer_state_from_bytes, optimizer_state_to_bytes, save_model, SavedModel, MODEL_CONFIG_FILE,
     MODEL_WEIGHTS_FILE, OPTIMIZER_STATE_FILE,

@@ -117,8 +117,9 @@ impl History {
     }
 }
 
-impl Callback for History {
-    fn on_epoch_end(&mut self, epoch: usize, logs: &Logs, _ctx: &mut TrainContext) {
+impl History {
+    /// Appends one epoch's logs.
+    pub fn record(&mut self, epoch: usize, logs: &Logs) {
         self.epochs.push(epoch);
         for (name, value) in logs.iter() {
             match self.metrics.iter_mut().find(|(n, _)| n == name) {
@@ -126,6 +127,12 @@ impl Callback for History {
                 None => self.metrics.push((name.to_string(), vec![value])),
             }
         }
+    }
+}
+
+impl Callback for History {
+    fn on_epoch_end(&mut self, epoch: usize, logs: &Logs, _ctx: &mut TrainContext) {
+        self.record(epoch, logs);
     }
 }
 

@@ -35,6 +35,33 @@ pub struct FitOptions<'a> {
     /// 0 silent, 1 progress bar, 2 one line per epoch.
     pub verbose: u8,
     pub callbacks: Vec<Box<dyn Callback + 'a>>,
+    /// Keras's `BackupAndRestore`: resume an interrupted fit exactly.
+    pub backup: Option<BackupAndRestore>,
+}
+
+/// Keras's `BackupAndRestore`: after every epoch a full checkpoint (weights, optimizer
+/// state and step count, random streams, epoch, history) is written atomically to
+/// `<backup_dir>/backup.safetensors`. A fit that finds one there resumes after its
+/// epoch, and ends bit-identical to a run that was never interrupted (the shuffling
+/// order is replayed from the seed). The file is deleted when the fit completes, unless
+/// `delete_checkpoint` is false.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BackupAndRestore {
+    pub backup_dir: std::path::PathBuf,
+    pub delete_checkpoint: bool,
+}
+
+impl BackupAndRestore {
+    pub fn new(backup_dir: impl Into<std::path::PathBuf>) -> Self {
+        BackupAndRestore { backup_dir: backup_dir.into(), delete_checkpoint: true }
+    }
+    pub fn delete_checkpoint(mut self, yes: bool) -> Self {
+        self.delete_checkpoint = yes;
+        self
+    }
+    pub fn path(&self) -> std::path::PathBuf {
+        self.backup_dir.join("backup.safetensors")
+    }
 }
 
 impl Default for FitOptions<'_> {
@@ -47,6 +74,7 @@ impl Default for FitOptions<'_> {
             shuffle: true,
             verbose: 1,
             callbacks: Vec::new(),
+            backup: None,
         }
     }
 }
@@ -214,13 +242,29 @@ impl Sequential {
         if let Some((vx, vy)) = options.validation_data {
             self.prepare(vx, Some(vy), "validation data")?;
         }
+        // Resume from a backup: weights, optimizer, random streams, epoch and history.
+        let mut resumed = None;
+        if let Some(b) = &options.backup {
+            std::fs::create_dir_all(&b.backup_dir).map_err(|e| Error::io(&b.backup_dir, e))?;
+            if b.path().exists() {
+                resumed = Some(self.load_checkpoint(b.path())?);
+            }
+        }
         let (mut tape, mut compiled) = self.take_parts()?;
-        let result = self.fit_loop(&mut tape, &mut compiled, x, y, options);
+        let result = self.fit_loop(&mut tape, &mut compiled, x, y, options, resumed);
         self.put_parts(tape, compiled);
         result
     }
 
-    fn fit_loop(&mut self, tape: &mut Tape, compiled: &mut Compiled, x: &Tensor, y: &Tensor, mut options: FitOptions) -> Result<History> {
+    fn fit_loop(
+        &mut self,
+        tape: &mut Tape,
+        compiled: &mut Compiled,
+        x: &Tensor,
+        y: &Tensor,
+        mut options: FitOptions,
+        resumed: Option<crate::io::Restored>,
+    ) -> Result<History> {
         let total = x.rows();
         let split_at = if options.validation_data.is_none() && options.validation_split > 0.0 {
             (total as f64 * (1.0 - options.validation_split as f64)).floor() as usize
@@ -239,10 +283,19 @@ impl Sequential {
         let mut metrics = compiled.metric_states(outputs);
         let mut val_metrics = compiled.metric_states(outputs);
 
-        let mut history = History::default();
+        let (start_epoch, mut history) = match resumed {
+            Some(r) => (r.epoch, r.history),
+            None => (0, History::default()),
+        };
+        // The shuffling order is a function of the seed and the epoch: replay it.
+        if options.shuffle {
+            for _ in 0..start_epoch.min(options.epochs) {
+                train_idx.shuffle(&mut rng);
+            }
+        }
         let mut progress = ProgressCallback::new(options.verbose);
         let mut user = std::mem::take(&mut options.callbacks);
-        let mut callbacks: Vec<&mut dyn Callback> = vec![&mut history, &mut progress];
+        let mut callbacks: Vec<&mut dyn Callback> = vec![&mut progress];
         callbacks.extend(user.iter_mut().map(|c| c.as_mut() as &mut dyn Callback));
 
         let mut logs = Logs::new();
@@ -268,7 +321,7 @@ impl Sequential {
         }
 
         let mut stop = notify!(on_train_begin);
-        for epoch in 0..options.epochs {
+        for epoch in start_epoch..options.epochs {
             if stop {
                 break;
             }
@@ -308,10 +361,20 @@ impl Sequential {
                     logs.set(&format!("val_{}", m.name), m.result());
                 }
             }
+            history.record(epoch, &logs);
+            if let Some(b) = &options.backup {
+                crate::io::write_checkpoint(&b.path(), &self.store, compiled.optimizer.as_ref(), &self.layers, epoch + 1, &history)?;
+            }
             stop |= notify!(on_epoch_end, epoch, &logs);
         }
         notify!(on_train_end, &logs);
         drop(callbacks);
+        if let Some(b) = options.backup.as_ref().filter(|b| b.delete_checkpoint) {
+            let path = b.path();
+            if path.exists() {
+                std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+            }
+        }
         Ok(history)
     }
 

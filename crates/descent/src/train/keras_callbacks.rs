@@ -368,6 +368,18 @@ pub enum CallbackConfig {
     },
     /// A schedule (as in `descent schedule`) evaluated per epoch.
     LearningRateScheduler { schedule: Schedule },
+    /// Resume an interrupted fit exactly (see `BackupAndRestore`). `backup_dir` is
+    /// relative to the output folder (`runs/`), so a rerun of the same command finds it.
+    BackupAndRestore {
+        #[serde(default)]
+        backup_dir: Option<String>,
+        #[serde(default = "yes")]
+        delete_checkpoint: bool,
+    },
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn val_loss() -> String {
@@ -393,6 +405,18 @@ fn small_delta() -> f64 {
 }
 
 impl CallbackConfig {
+    /// The fit option of a `backup_and_restore` entry, its folder under `output_root`
+    /// (default `<experiment>-backup`).
+    pub fn backup(&self, output_root: &std::path::Path, experiment: &str) -> Option<super::BackupAndRestore> {
+        match self {
+            CallbackConfig::BackupAndRestore { backup_dir, delete_checkpoint } => {
+                let dir = backup_dir.clone().unwrap_or_else(|| format!("{experiment}-backup"));
+                Some(super::BackupAndRestore::new(output_root.join(dir)).delete_checkpoint(*delete_checkpoint))
+            }
+            _ => None,
+        }
+    }
+
     /// The callback, with relative paths placed under `run_dir`.
     pub fn build(&self, run_dir: &std::path::Path) -> Result<Box<dyn Callback + Send>> {
         Ok(match self.clone() {
@@ -423,6 +447,9 @@ impl CallbackConfig {
                 r.cooldown = cooldown;
                 r.min_lr = min_lr;
                 Box::new(r)
+            }
+            CallbackConfig::BackupAndRestore { .. } => {
+                return Err(Error::State("backup_and_restore is a fit option, not a callback (see CallbackConfig::backup)".into()))
             }
             CallbackConfig::LearningRateScheduler { schedule } => {
                 schedule.validate().map_err(|e| Error::Config(format!("learning_rate_scheduler: {e}")))?;

@@ -6,10 +6,12 @@ mod keras_callbacks;
 mod progress;
 #[cfg(test)]
 mod regularization_tests;
+#[cfg(test)]
+mod resume_tests;
 mod validate;
 
 pub use callbacks::{Callback, History, LambdaCallback, Logs, Mode, ReduceLROnPlateau, TrainContext};
-pub use fit::FitOptions;
+pub use fit::{BackupAndRestore, FitOptions};
 pub use keras_callbacks::{CallbackConfig, CsvLogger, EarlyStopping, LearningRateScheduler, ModelCheckpoint, Monitor, TerminateOnNaN};
 pub use progress::ProgressCallback;
 pub use validate::{check_inputs, check_targets};
