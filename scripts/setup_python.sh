@@ -5,5 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
-.venv/bin/pip install -q numpy scikit-learn torch keras tensorflow-cpu
+.venv/bin/pip install -q numpy scikit-learn torch keras tensorflow-cpu tensorboard
 .venv/bin/python -c "import torch, keras; print('torch', torch.__version__, 'keras', keras.__version__)"

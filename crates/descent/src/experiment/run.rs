@@ -127,7 +127,8 @@ impl Experiment {
                 backup = run_dir.and_then(|d| c.backup(d.parent().unwrap_or(Path::new("")), self.name()));
                 continue;
             }
-            let writes_files = matches!(c, CallbackConfig::ModelCheckpoint { .. } | CallbackConfig::CsvLogger { .. });
+            let writes_files =
+                matches!(c, CallbackConfig::ModelCheckpoint { .. } | CallbackConfig::CsvLogger { .. } | CallbackConfig::TensorBoard { .. });
             match run_dir {
                 Some(dir) => callbacks.push(c.build(dir)?),
                 None if !writes_files => callbacks.push(c.build(Path::new(""))?),

@@ -368,6 +368,18 @@ pub enum CallbackConfig {
     },
     /// A schedule (as in `descent schedule`) evaluated per epoch.
     LearningRateScheduler { schedule: Schedule },
+    /// Event files for TensorBoard under `<run>/<log_dir>` (train/ and validation/).
+    #[serde(rename = "tensorboard")]
+    TensorBoard {
+        #[serde(default = "tensorboard_dir")]
+        log_dir: String,
+        /// `batch_*` scalars every N steps (0: per epoch only).
+        #[serde(default)]
+        update_freq: usize,
+        /// Weight and gradient histograms every N epochs (0: none).
+        #[serde(default)]
+        histogram_freq: usize,
+    },
     /// Resume an interrupted fit exactly (see `BackupAndRestore`). `backup_dir` is
     /// relative to the output folder (`runs/`), so a rerun of the same command finds it.
     BackupAndRestore {
@@ -387,6 +399,9 @@ fn val_loss() -> String {
 }
 fn checkpoint_dir() -> String {
     "checkpoints/epoch-{epoch}".into()
+}
+fn tensorboard_dir() -> String {
+    "tensorboard".into()
 }
 fn log_csv() -> String {
     "log.csv".into()
@@ -450,6 +465,9 @@ impl CallbackConfig {
             }
             CallbackConfig::BackupAndRestore { .. } => {
                 return Err(Error::State("backup_and_restore is a fit option, not a callback (see CallbackConfig::backup)".into()))
+            }
+            CallbackConfig::TensorBoard { log_dir, update_freq, histogram_freq } => {
+                Box::new(super::TensorBoard::new(run_dir.join(log_dir)).update_freq(update_freq).histogram_freq(histogram_freq))
             }
             CallbackConfig::LearningRateScheduler { schedule } => {
                 schedule.validate().map_err(|e| Error::Config(format!("learning_rate_scheduler: {e}")))?;

@@ -4,6 +4,7 @@ mod callbacks;
 mod fit;
 mod keras_callbacks;
 mod progress;
+pub mod tensorboard;
 #[cfg(test)]
 mod regularization_tests;
 #[cfg(test)]
@@ -14,6 +15,7 @@ pub use callbacks::{Callback, History, LambdaCallback, Logs, Mode, ReduceLROnPla
 pub use fit::{BackupAndRestore, FitOptions};
 pub use keras_callbacks::{CallbackConfig, CsvLogger, EarlyStopping, LearningRateScheduler, ModelCheckpoint, Monitor, TerminateOnNaN};
 pub use progress::ProgressCallback;
+pub use tensorboard::TensorBoard;
 pub use validate::{check_inputs, check_targets};
 
 use crate::error::{Error, Result};

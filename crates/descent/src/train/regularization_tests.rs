@@ -260,3 +260,38 @@ fn cross_entropy(model: &mut Sequential, data: &Dataset) -> f64 {
     }
     total / data.len() as f64
 }
+
+#[test]
+fn tensorboard_event_files_hold_the_history() {
+    use crate::train::tensorboard::read::events;
+    use crate::train::TensorBoard;
+    let (train, _) = digits(0.2);
+    let dir = tmp("tb");
+    let mut model = Sequential::new(vec![Box::new(Dense::new(16, Activation::Relu).input_shape(&[64])), Box::new(Dense::new(10, Activation::Linear))]).unwrap();
+    model.compile(Adam::new(0.01), Loss::sparse_categorical_crossentropy(true), &["accuracy"]).unwrap();
+    let mut tb = TensorBoard::new(&dir).update_freq(10).histogram_freq(2);
+    let history = model
+        .fit(&train.x, &train.y, FitOptions { epochs: 4, verbose: 0, validation_split: 0.2, callbacks: vec![Box::new(&mut tb)], ..Default::default() })
+        .unwrap();
+    let file_in = |sub: &str| std::fs::read_dir(dir.join(sub)).unwrap().next().unwrap().unwrap().path();
+    let train_events = events(&file_in("train")).unwrap();
+    let val_events = events(&file_in("validation")).unwrap();
+    let scalar = |evs: &[crate::train::tensorboard::read::Event], tag: &str| -> Vec<(i64, f32)> {
+        evs.iter().flat_map(|e| e.scalars.iter().filter(|(t, _)| t == tag).map(move |(_, v)| (e.step, *v))).collect()
+    };
+    let want = |k: &str| history.get(k).unwrap().iter().enumerate().map(|(i, v)| (i as i64, *v as f32)).collect::<Vec<_>>();
+    assert_eq!(scalar(&train_events, "epoch_loss"), want("loss"));
+    assert_eq!(scalar(&train_events, "epoch_accuracy"), want("accuracy"));
+    assert_eq!(scalar(&val_events, "epoch_loss"), want("val_loss"));
+    assert_eq!(scalar(&val_events, "epoch_accuracy"), want("val_accuracy"));
+    // 36 steps per epoch (1150 samples, batch 32) → batch scalars at steps 10, 20, …, 140.
+    let batch = scalar(&train_events, "batch_loss");
+    assert_eq!(batch.iter().map(|b| b.0).collect::<Vec<_>>(), (1..=14).map(|k| k * 10).collect::<Vec<_>>());
+    // Histograms at epochs 1 and 3 (0-based) of every parameter and its gradient.
+    let histos: Vec<(i64, String, f64)> =
+        train_events.iter().flat_map(|e| e.histograms.iter().map(move |(t, n, _)| (e.step, t.clone(), *n))).collect();
+    assert_eq!(histos.len(), 2 * 4 * 2);
+    assert!(histos.contains(&(3, "dense.kernel".to_string(), 1024.0)));
+    assert!(histos.contains(&(1, "dense_1.bias/gradient".to_string(), 10.0)));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
