@@ -215,3 +215,34 @@ fn constant_mask_and_noise() {
     };
     check(&mut store, &f, "mul_const+add_const");
 }
+
+#[test]
+fn layer_and_batch_normalization() {
+    let mut store = ParamStore::new();
+    let x = param(&mut store, "x", [5, 4], pseudo(31, 20, -2.0, 2.0));
+    let gamma = param(&mut store, "gamma", [1, 4], pseudo(32, 4, 0.5, 1.5));
+    let beta = param(&mut store, "beta", [1, 4], pseudo(33, 4, -0.5, 0.5));
+    let mean = param(&mut store, "mean", [1, 4], pseudo(34, 4, -0.3, 0.3));
+    let var = param(&mut store, "var", [1, 4], pseudo(35, 4, 0.5, 2.0));
+    let layer = move |t: &mut Tape, s: &ParamStore| {
+        let (xv, g, b) = (t.param(s, x), t.param(s, gamma), t.param(s, beta));
+        let y = t.layer_norm(s, xv, g, b, 1e-3).unwrap();
+        probe(t, s, y)
+    };
+    check(&mut store, &layer, "layer_norm");
+    let batch = move |t: &mut Tape, s: &ParamStore| {
+        let (xv, g, b) = (t.param(s, x), t.param(s, gamma), t.param(s, beta));
+        let y = t.batch_norm(s, xv, g, b, 1e-3, None).unwrap();
+        probe(t, s, y)
+    };
+    check(&mut store, &batch, "batch_norm (batch statistics)");
+    store.set_trainable(mean, false);
+    store.set_trainable(var, false);
+    let fixed = move |t: &mut Tape, s: &ParamStore| {
+        let (xv, g, b) = (t.param(s, x), t.param(s, gamma), t.param(s, beta));
+        let (m, v) = (t.param(s, mean), t.param(s, var));
+        let y = t.batch_norm(s, xv, g, b, 1e-3, Some((m, v))).unwrap();
+        probe(t, s, y)
+    };
+    check(&mut store, &fixed, "batch_norm (fixed statistics)");
+}

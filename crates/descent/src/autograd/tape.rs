@@ -6,6 +6,7 @@ use crate::error::{Error, Result};
 use crate::tensor::kernels::activation::{act_backward_inplace, bias_act_inplace, Activation};
 use crate::tensor::kernels::loss::LossKind;
 use crate::tensor::kernels::matmul::matmul;
+use crate::tensor::kernels::norm;
 use crate::tensor::kernels::reduce::col_sums;
 use crate::tensor::Shape;
 
@@ -37,6 +38,11 @@ enum Op {
     MulConst { x: Var },
     /// y = x + c with a constant c: additive noise.
     AddConst { x: Var },
+    /// y = γ ⊙ x̂ + β, x̂ normalized over each row (aux: x̂, then 1/σ per row).
+    LayerNorm { x: Var, gamma: Var, beta: Var },
+    /// y = γ ⊙ x̂ + β, x̂ normalized over each column with the batch's statistics or,
+    /// when `fixed`, given ones (aux: x̂, then mean, variance and 1/σ per column).
+    BatchNorm { x: Var, gamma: Var, beta: Var, fixed: bool },
     /// y = mean over the batch of loss(pred, target); a scalar.
     Loss { pred: Var },
 }
@@ -93,6 +99,53 @@ fn with_grad<R>(nodes: &mut [Node], pgrads: &mut [f32], v: Var, f: impl FnOnce(&
             out
         }
     }
+}
+
+/// Runs a normalization backward with γ's values and mutable views of the gradients of
+/// x, γ and β (each `None` when it needs none). Their buffers are moved out of the
+/// nodes (or are disjoint ranges of the parameter gradients) for the duration.
+fn norm_grads(
+    nodes: &mut [Node],
+    pgrads: &mut [f32],
+    pvals: &[f32],
+    (x, gamma, beta): (Var, Var, Var),
+    f: impl FnOnce(&[f32], Option<&mut [f32]>, Option<&mut [f32]>, Option<&mut [f32]>),
+) {
+    // γ is normally a parameter, read from the store without a copy.
+    let gamma_values: std::borrow::Cow<[f32]> = match param_range(&nodes[gamma.idx()].op) {
+        Some(r) => std::borrow::Cow::Borrowed(&pvals[r]),
+        None => std::borrow::Cow::Owned(nodes[gamma.idx()].value.clone()),
+    };
+    let mut own = |v: Var| -> Option<Vec<f32>> {
+        (nodes[v.idx()].requires_grad && param_range(&nodes[v.idx()].op).is_none()).then(|| take(&mut nodes[v.idx()].grad))
+    };
+    let (mut gx, mut gg, mut gb) = (own(x), own(gamma), own(beta));
+    let range = |v: Var| if nodes[v.idx()].requires_grad { param_range(&nodes[v.idx()].op) } else { None };
+    let [px, pg, pb] = split_disjoint(pgrads, [range(x), range(gamma), range(beta)]);
+    f(&gamma_values, gx.as_deref_mut().or(px), gg.as_deref_mut().or(pg), gb.as_deref_mut().or(pb));
+    for (v, buf) in [(x, gx), (gamma, gg), (beta, gb)] {
+        if let Some(b) = buf {
+            nodes[v.idx()].grad = b;
+        }
+    }
+}
+
+/// Disjoint ranges of one buffer, mutably (any may be absent).
+fn split_disjoint<const N: usize>(mut buf: &mut [f32], ranges: [Option<Range<usize>>; N]) -> [Option<&mut [f32]>; N] {
+    let mut order: [usize; N] = std::array::from_fn(|i| i);
+    order.sort_by_key(|&i| ranges[i].as_ref().map_or(usize::MAX, |r| r.start));
+    let mut out: [Option<&mut [f32]>; N] = std::array::from_fn(|_| None);
+    let mut offset = 0;
+    for i in order {
+        if let Some(r) = &ranges[i] {
+            let (_, tail) = std::mem::take(&mut buf).split_at_mut(r.start - offset);
+            let (mid, tail) = tail.split_at_mut(r.end - r.start);
+            out[i] = Some(mid);
+            buf = tail;
+            offset = r.end;
+        }
+    }
+    out
 }
 
 impl Tape {
@@ -303,6 +356,66 @@ impl Tape {
         out
     }
 
+    fn check_norm(&self, what: &str, x: Var, gamma: Var, beta: Var) -> Result<(usize, usize)> {
+        let xs = self.shape(x);
+        let n = self.shape(gamma).numel();
+        if xs.rank() != 2 || xs.cols() != n || self.shape(beta).numel() != n {
+            return Err(Error::shape(what, format!("x [batch, {n}] with γ and β of {n} values"), xs));
+        }
+        Ok((xs.rows(), n))
+    }
+
+    /// Layer normalization of each row of `x` `[batch, n]`: y = γ ⊙ (x − μ)/√(σ² + ε) + β.
+    pub fn layer_norm(&mut self, store: &ParamStore, x: Var, gamma: Var, beta: Var, eps: f32) -> Result<Var> {
+        let (m, n) = self.check_norm("layer normalization", x, gamma, beta)?;
+        let rg = self.requires_grad(x) || self.requires_grad(gamma) || self.requires_grad(beta);
+        let out = self.push(Shape::matrix(m, n), Op::LayerNorm { x, gamma, beta }, rg);
+        self.compute(store, out, |nodes, params, y, aux| {
+            aux.resize(m * n + m, 0.0);
+            let (xhat, inv) = aux.split_at_mut(m * n);
+            let (xv, g, b) = (value_of(nodes, params, x), value_of(nodes, params, gamma), value_of(nodes, params, beta));
+            norm::layer_norm_forward(xv, g, b, eps, y, xhat, inv);
+        });
+        Ok(out)
+    }
+
+    /// Batch normalization of each column of `x` `[batch, n]`: with the batch's mean and
+    /// (biased) variance, or with `fixed = Some((mean, variance))` (inference).
+    pub fn batch_norm(&mut self, store: &ParamStore, x: Var, gamma: Var, beta: Var, eps: f32, fixed: Option<(Var, Var)>) -> Result<Var> {
+        let (m, n) = self.check_norm("batch normalization", x, gamma, beta)?;
+        let rg = self.requires_grad(x) || self.requires_grad(gamma) || self.requires_grad(beta);
+        let out = self.push(Shape::matrix(m, n), Op::BatchNorm { x, gamma, beta, fixed: fixed.is_some() }, rg);
+        self.compute(store, out, |nodes, params, y, aux| {
+            aux.resize(m * n + 3 * n, 0.0);
+            let (xhat, stats) = aux.split_at_mut(m * n);
+            let (mean, rest) = stats.split_at_mut(n);
+            let (var, inv) = rest.split_at_mut(n);
+            let (xv, g, b) = (value_of(nodes, params, x), value_of(nodes, params, gamma), value_of(nodes, params, beta));
+            match fixed {
+                None => norm::batch_norm_forward(xv, g, b, eps, y, xhat, mean, var, inv),
+                Some((mm, mv)) => {
+                    mean.copy_from_slice(value_of(nodes, params, mm));
+                    var.copy_from_slice(value_of(nodes, params, mv));
+                    norm::batch_norm_inference(xv, g, b, mean, var, eps, y, xhat, inv);
+                }
+            }
+        });
+        Ok(out)
+    }
+
+    /// The batch mean and variance a `batch_norm` node computed (for moving averages).
+    pub fn batch_stats(&self, v: Var) -> Option<(&[f32], &[f32])> {
+        let node = &self.nodes[v.idx()];
+        match node.op {
+            Op::BatchNorm { .. } => {
+                let n = node.shape.cols();
+                let stats = &node.aux[node.shape.numel()..];
+                Some((&stats[..n], &stats[n..2 * n]))
+            }
+            _ => None,
+        }
+    }
+
     /// Mean over the batch of `kind`'s per-sample loss. `target` holds one class index per
     /// row for sparse losses, else a tensor shaped like `pred`. When recording, the
     /// gradient with respect to `pred` is computed in the same pass and kept for backward.
@@ -460,6 +573,28 @@ impl Tape {
                     let g = take(&mut nodes[i].grad);
                     with_grad(nodes, &mut pgrads, x, |_, gx| gx.iter_mut().zip(&g).for_each(|(a, b)| *a += b));
                     nodes[i].grad = g;
+                }
+                Op::LayerNorm { x, gamma, beta } => {
+                    let g = take(&mut nodes[i].grad);
+                    let aux = take(&mut nodes[i].aux);
+                    let (xhat, inv) = aux.split_at(shape.numel());
+                    norm_grads(nodes, &mut pgrads, pvals, (x, gamma, beta), |gv, gx, gg, gb| {
+                        norm::layer_norm_backward(&g, xhat, inv, gv, gx, gg, gb)
+                    });
+                    nodes[i].grad = g;
+                    nodes[i].aux = aux;
+                }
+                Op::BatchNorm { x, gamma, beta, fixed } => {
+                    let g = take(&mut nodes[i].grad);
+                    let aux = take(&mut nodes[i].aux);
+                    let n = shape.cols();
+                    let (xhat, stats) = aux.split_at(shape.numel());
+                    let inv = &stats[2 * n..3 * n];
+                    norm_grads(nodes, &mut pgrads, pvals, (x, gamma, beta), |gv, gx, gg, gb| {
+                        norm::batch_norm_backward(&g, xhat, inv, gv, fixed, gx, gg, gb)
+                    });
+                    nodes[i].grad = g;
+                    nodes[i].aux = aux;
                 }
                 Op::Loss { pred } => {
                     let upstream = nodes[i].grad[0];

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::noise_layers::{Dropout, DropoutConfig, GaussianNoise, GaussianNoiseConfig};
+use super::normalization::{BatchNormalization, BatchNormalizationConfig, LayerNormalization, LayerNormalizationConfig};
 use super::{ActivationLayer, Dense, Initializer, Regularizer};
 use crate::autograd::{ParamId, ParamStore, Tape, Var};
 use crate::error::Result;
@@ -40,6 +41,9 @@ pub trait Layer: Send + Sync {
         None
     }
     fn set_rng_state(&self, _rng: Rng) {}
+    /// After a training step: update non-trainable state from what the forward pass
+    /// recorded on `tape` (batch normalization's moving statistics).
+    fn update_state(&self, _tape: &Tape, _store: &mut ParamStore) {}
 }
 
 /// A layer as written in a TOML experiment or the saved `model.json`.
@@ -50,6 +54,8 @@ pub enum LayerConfig {
     Activation(ActivationConfig),
     Dropout(DropoutConfig),
     GaussianNoise(GaussianNoiseConfig),
+    BatchNormalization(BatchNormalizationConfig),
+    LayerNormalization(LayerNormalizationConfig),
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -100,6 +106,8 @@ impl LayerConfig {
             LayerConfig::Activation(c) => Box::new(ActivationLayer::from_config(c)),
             LayerConfig::Dropout(c) => Box::new(Dropout::from_config(c)),
             LayerConfig::GaussianNoise(c) => Box::new(GaussianNoise::from_config(c)),
+            LayerConfig::BatchNormalization(c) => Box::new(BatchNormalization::from_config(c)),
+            LayerConfig::LayerNormalization(c) => Box::new(LayerNormalization::from_config(c)),
         }
     }
 
@@ -110,6 +118,8 @@ impl LayerConfig {
             LayerConfig::Activation(c) => &mut c.input_shape,
             LayerConfig::Dropout(c) => &mut c.input_shape,
             LayerConfig::GaussianNoise(c) => &mut c.input_shape,
+            LayerConfig::BatchNormalization(c) => &mut c.input_shape,
+            LayerConfig::LayerNormalization(c) => &mut c.input_shape,
         }
     }
 }

@@ -8,6 +8,7 @@ mod layer;
 mod loss;
 mod metrics;
 mod noise_layers;
+mod normalization;
 mod regularizer;
 mod sequential;
 
@@ -20,5 +21,6 @@ pub use loss::Loss;
 pub use confusion::{Average, ConfusionMatrix};
 pub use metrics::{average_precision, roc_auc, Metric, MetricContext, MetricState};
 pub use noise_layers::{Dropout, DropoutConfig, GaussianNoise, GaussianNoiseConfig};
+pub use normalization::{BatchNormalization, BatchNormalizationConfig, LayerNormalization, LayerNormalizationConfig};
 pub use regularizer::Regularizer;
 pub use sequential::{ModelConfig, Sequential, DEFAULT_SEED};

@@ -170,6 +170,9 @@ impl Sequential {
             tape.backward(loss, &mut self.store)?;
             let penalty = self.regularize(true);
             compiled.optimizer.step(&mut self.store);
+            for layer in &self.layers {
+                layer.update_state(tape, &mut self.store);
+            }
             penalty
         } else {
             self.regularize(false)

@@ -295,3 +295,19 @@ fn tensorboard_event_files_hold_the_history() {
     assert!(histos.contains(&(1, "dense_1.bias/gradient".to_string(), 10.0)));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn normalization_layers_train_digits() {
+    use crate::nn::{BatchNormalization, LayerNormalization};
+    let (train, test) = digits(0.2);
+    for norm in ["batch", "layer"] {
+        let middle: Box<dyn Layer> = if norm == "batch" { Box::new(BatchNormalization::new()) } else { Box::new(LayerNormalization::new()) };
+        let layers: Vec<Box<dyn Layer>> =
+            vec![Box::new(Dense::new(64, Activation::Linear).input_shape(&[64])), middle, Box::new(crate::nn::ActivationLayer::new(Activation::Relu)), Box::new(Dense::new(10, Activation::Linear))];
+        let mut model = Sequential::new(layers).unwrap().with_seed(4).unwrap();
+        model.compile(Adam::new(0.003), Loss::sparse_categorical_crossentropy(true), &["accuracy"]).unwrap();
+        model.fit(&train.x, &train.y, FitOptions { epochs: 8, verbose: 0, ..Default::default() }).unwrap();
+        let acc = model.evaluate(&test.x, &test.y, 64).unwrap().get("accuracy").unwrap();
+        assert!(acc > 0.95, "{norm} normalization: held-out accuracy {acc}");
+    }
+}

@@ -11,6 +11,7 @@ pub mod bandwidth;
 pub mod gemm;
 pub mod loss;
 pub mod matmul;
+pub mod norm;
 pub mod parallel;
 pub mod reduce;
 

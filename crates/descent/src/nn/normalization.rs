@@ -1,0 +1,332 @@
+//! BatchNormalization and LayerNormalization, with Keras's parameters and defaults
+//! (epsilon 1e-3; batch norm momentum 0.99). Batch norm normalizes each feature with the
+//! batch's statistics in training and with moving averages of them at inference; layer
+//! norm normalizes each sample's features and behaves the same in both.
+
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use super::layer::{Layer, LayerConfig};
+use crate::autograd::{ParamId, ParamStore, Tape, Var};
+use crate::error::{Error, Result};
+use crate::rng::Rng;
+use crate::tensor::Shape;
+
+fn default_momentum() -> f32 {
+    0.99
+}
+fn default_epsilon() -> f32 {
+    1e-3
+}
+fn yes() -> bool {
+    true
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchNormalizationConfig {
+    /// moving = momentum · moving + (1 − momentum) · batch statistic.
+    #[serde(default = "default_momentum")]
+    pub momentum: f32,
+    #[serde(default = "default_epsilon")]
+    pub epsilon: f32,
+    /// Learn β (else β = 0).
+    #[serde(default = "yes")]
+    pub center: bool,
+    /// Learn γ (else γ = 1).
+    #[serde(default = "yes")]
+    pub scale: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_shape: Option<Vec<usize>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LayerNormalizationConfig {
+    #[serde(default = "default_epsilon")]
+    pub epsilon: f32,
+    #[serde(default = "yes")]
+    pub center: bool,
+    #[serde(default = "yes")]
+    pub scale: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_shape: Option<Vec<usize>>,
+}
+
+/// γ (ones) and β (zeros) of `n` features; fixed (not trainable) unless learned.
+fn affine(store: &mut ParamStore, name: &str, n: usize, scale: bool, center: bool) -> Result<(ParamId, ParamId)> {
+    let shape = Shape::new(&[n])?;
+    let gamma = store.add(format!("{name}.gamma"), shape, |g| g.fill(1.0));
+    let beta = store.add(format!("{name}.beta"), shape, |b| b.fill(0.0));
+    store.set_trainable(gamma, scale);
+    store.set_trainable(beta, center);
+    Ok((gamma, beta))
+}
+
+fn flat_features(name: &str, kind: &str, input: &[usize]) -> Result<usize> {
+    match input {
+        [n] if *n > 0 => Ok(*n),
+        _ => Err(Error::shape(format!("layer '{name}' ({kind})"), "a flat per-sample input [features]", format!("{input:?}"))),
+    }
+}
+
+#[derive(Debug)]
+pub struct BatchNormalization {
+    config: BatchNormalizationConfig,
+    name: String,
+    /// γ, β, moving mean, moving variance.
+    params: Option<[ParamId; 4]>,
+    /// The tape node of the last training forward, whose batch statistics update the
+    /// moving averages after the step.
+    last: Mutex<Option<Var>>,
+}
+
+impl Clone for BatchNormalization {
+    fn clone(&self) -> Self {
+        BatchNormalization { config: self.config.clone(), name: self.name.clone(), params: self.params, last: Mutex::new(None) }
+    }
+}
+
+impl BatchNormalization {
+    pub fn new() -> Self {
+        BatchNormalization::from_config(BatchNormalizationConfig {
+            momentum: default_momentum(),
+            epsilon: default_epsilon(),
+            center: true,
+            scale: true,
+            name: None,
+            input_shape: None,
+        })
+    }
+    pub fn from_config(config: BatchNormalizationConfig) -> Self {
+        BatchNormalization { name: config.name.clone().unwrap_or_default(), config, params: None, last: Mutex::new(None) }
+    }
+    pub fn momentum(mut self, m: f32) -> Self {
+        self.config.momentum = m;
+        self
+    }
+    pub fn epsilon(mut self, e: f32) -> Self {
+        self.config.epsilon = e;
+        self
+    }
+    pub fn input_shape(mut self, shape: &[usize]) -> Self {
+        self.config.input_shape = Some(shape.to_vec());
+        self
+    }
+}
+
+impl Default for BatchNormalization {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Layer for BatchNormalization {
+    fn kind(&self) -> &'static str {
+        "BatchNormalization"
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn set_name(&mut self, name: String) {
+        self.name = name;
+    }
+    fn default_name(&self) -> &'static str {
+        "batch_normalization"
+    }
+    fn declared_input_shape(&self) -> Option<&[usize]> {
+        self.config.input_shape.as_deref()
+    }
+    fn build(&mut self, input: &[usize], store: &mut ParamStore, _: &mut Rng) -> Result<Vec<usize>> {
+        let c = &self.config;
+        if !(0.0..1.0).contains(&c.momentum) || !(c.epsilon > 0.0) {
+            return Err(Error::Config(format!("layer '{}': momentum {} must be in [0, 1) and epsilon {} > 0", self.name, c.momentum, c.epsilon)));
+        }
+        let n = flat_features(&self.name, "BatchNormalization", input)?;
+        let (gamma, beta) = affine(store, &self.name, n, c.scale, c.center)?;
+        let shape = Shape::new(&[n])?;
+        let mean = store.add(format!("{}.moving_mean", self.name), shape, |m| m.fill(0.0));
+        let var = store.add(format!("{}.moving_variance", self.name), shape, |v| v.fill(1.0));
+        store.set_trainable(mean, false);
+        store.set_trainable(var, false);
+        self.params = Some([gamma, beta, mean, var]);
+        Ok(input.to_vec())
+    }
+    /// Training: y = γ ⊙ (x − μ_B)/√(σ²_B + ε) + β with the batch's μ_B, σ²_B;
+    /// otherwise the moving averages take their place.
+    fn forward(&self, tape: &mut Tape, store: &ParamStore, x: Var, training: bool) -> Result<Var> {
+        let [gamma, beta, mean, var] = self.params.ok_or_else(|| Error::State(format!("layer '{}' used before build", self.name)))?;
+        let (g, b) = (tape.param(store, gamma), tape.param(store, beta));
+        let fixed = if training { None } else { Some((tape.param(store, mean), tape.param(store, var))) };
+        let y = tape.batch_norm(store, x, g, b, self.config.epsilon, fixed)?;
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = training.then_some(y);
+        Ok(y)
+    }
+    fn params(&self) -> Vec<ParamId> {
+        self.params.map(|p| p.to_vec()).unwrap_or_default()
+    }
+    fn config(&self) -> LayerConfig {
+        let mut c = self.config.clone();
+        c.name = Some(self.name.clone());
+        LayerConfig::BatchNormalization(c)
+    }
+    fn update_state(&self, tape: &Tape, store: &mut ParamStore) {
+        let Some(y) = self.last.lock().unwrap_or_else(|p| p.into_inner()).take() else { return };
+        let (Some([_, _, mean, var]), Some((bm, bv))) = (self.params, tape.batch_stats(y)) else { return };
+        let m = self.config.momentum;
+        store.value_mut(mean).iter_mut().zip(bm).for_each(|(a, b)| *a = m * *a + (1.0 - m) * b);
+        store.value_mut(var).iter_mut().zip(bv).for_each(|(a, b)| *a = m * *a + (1.0 - m) * b);
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct LayerNormalization {
+    config: LayerNormalizationConfig,
+    name: String,
+    params: Option<[ParamId; 2]>,
+}
+
+impl LayerNormalization {
+    pub fn new() -> Self {
+        LayerNormalization::from_config(LayerNormalizationConfig { epsilon: default_epsilon(), center: true, scale: true, name: None, input_shape: None })
+    }
+    pub fn from_config(config: LayerNormalizationConfig) -> Self {
+        LayerNormalization { name: config.name.clone().unwrap_or_default(), config, params: None }
+    }
+    pub fn input_shape(mut self, shape: &[usize]) -> Self {
+        self.config.input_shape = Some(shape.to_vec());
+        self
+    }
+}
+
+impl Default for LayerNormalization {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Layer for LayerNormalization {
+    fn kind(&self) -> &'static str {
+        "LayerNormalization"
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn set_name(&mut self, name: String) {
+        self.name = name;
+    }
+    fn default_name(&self) -> &'static str {
+        "layer_normalization"
+    }
+    fn declared_input_shape(&self) -> Option<&[usize]> {
+        self.config.input_shape.as_deref()
+    }
+    fn build(&mut self, input: &[usize], store: &mut ParamStore, _: &mut Rng) -> Result<Vec<usize>> {
+        if !(self.config.epsilon > 0.0) {
+            return Err(Error::Config(format!("layer '{}': epsilon {} must be > 0", self.name, self.config.epsilon)));
+        }
+        let n = flat_features(&self.name, "LayerNormalization", input)?;
+        let (gamma, beta) = affine(store, &self.name, n, self.config.scale, self.config.center)?;
+        self.params = Some([gamma, beta]);
+        Ok(input.to_vec())
+    }
+    /// y = γ ⊙ (x − μ)/√(σ² + ε) + β with μ, σ² over each sample's features.
+    fn forward(&self, tape: &mut Tape, store: &ParamStore, x: Var, _training: bool) -> Result<Var> {
+        let [gamma, beta] = self.params.ok_or_else(|| Error::State(format!("layer '{}' used before build", self.name)))?;
+        let (g, b) = (tape.param(store, gamma), tape.param(store, beta));
+        tape.layer_norm(store, x, g, b, self.config.epsilon)
+    }
+    fn params(&self) -> Vec<ParamId> {
+        self.params.map(|p| p.to_vec()).unwrap_or_default()
+    }
+    fn config(&self) -> LayerConfig {
+        let mut c = self.config.clone();
+        c.name = Some(self.name.clone());
+        LayerConfig::LayerNormalization(c)
+    }
+}
+
+/// Against Keras 3 (fixtures/normalization.json, made by
+/// scripts/make_normalization_fixtures.py): training and inference outputs, and the
+/// moving statistics after one training step.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::{Loss, Sequential};
+    use crate::optim::Sgd;
+    use crate::tensor::Tensor;
+
+    fn fixture() -> serde_json::Value {
+        serde_json::from_str(include_str!("../../../../fixtures/normalization.json")).unwrap()
+    }
+    fn flat(v: &serde_json::Value) -> Vec<f32> {
+        match v {
+            serde_json::Value::Array(a) => a.iter().flat_map(flat).collect(),
+            n => vec![n.as_f64().unwrap() as f32],
+        }
+    }
+    fn close(got: &[f32], want: &[f32], what: &str) {
+        assert_eq!(got.len(), want.len(), "{what}");
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!((g - w).abs() <= 1e-5 * w.abs().max(1.0), "{what}[{i}]: {g} vs Keras {w}");
+        }
+    }
+    /// A one-layer model with Keras's γ and β, compiled with SGD at rate 0 so a training
+    /// step changes only the moving statistics.
+    fn one_layer(layer: Box<dyn Layer>, f: &serde_json::Value) -> Sequential {
+        let mut m = Sequential::new(vec![layer]).unwrap();
+        m.build(&[4]).unwrap();
+        let (g, b) = (flat(&f["gamma"]), flat(&f["beta"]));
+        let store = m.params_mut();
+        let ids: Vec<_> = store.ids().collect();
+        store.value_mut(ids[0]).copy_from_slice(&g);
+        store.value_mut(ids[1]).copy_from_slice(&b);
+        m.compile(Sgd::new(0.0), Loss::MeanSquaredError, &[]).unwrap();
+        m
+    }
+    fn training_forward(m: &Sequential, x: &Tensor) -> Vec<f32> {
+        let mut tape = Tape::new();
+        let xin = tape.input(Shape::matrix(6, 4), x.data()).unwrap();
+        let y = m.forward(&mut tape, xin, true).unwrap();
+        tape.value(m.params(), y).to_vec()
+    }
+
+    #[test]
+    fn batch_normalization_matches_keras() {
+        let f = fixture();
+        let x = Tensor::new(flat(&f["x"]), &[6, 4]).unwrap();
+        let mut m = one_layer(Box::new(BatchNormalization::new()), &f);
+        close(&training_forward(&m, &x), &flat(&f["batch_norm"]["train"]), "training output");
+        m.train_on_batch(&x, &Tensor::zeros(&[6, 4]).unwrap()).unwrap();
+        let p = m.params();
+        let ids: Vec<_> = p.ids().collect();
+        close(p.value(ids[2]), &flat(&f["batch_norm"]["moving_mean"]), "moving mean");
+        close(p.value(ids[3]), &flat(&f["batch_norm"]["moving_variance"]), "moving variance");
+        // The moving statistics are saved weights, not trained ones.
+        assert!(!p.entry(ids[2]).trainable && !p.entry(ids[3]).trainable && p.entry(ids[0]).trainable);
+        assert_eq!(p.entry(ids[3]).name, "batch_normalization.moving_variance");
+        close(m.predict(&x, 6).unwrap().data(), &flat(&f["batch_norm"]["inference_after_one_step"]), "inference output");
+    }
+
+    #[test]
+    fn layer_normalization_matches_keras() {
+        let f = fixture();
+        let x = Tensor::new(flat(&f["x"]), &[6, 4]).unwrap();
+        let mut m = one_layer(Box::new(LayerNormalization::new()), &f);
+        close(&training_forward(&m, &x), &flat(&f["layer_norm"]), "training output");
+        close(m.predict(&x, 6).unwrap().data(), &flat(&f["layer_norm"]), "inference output");
+    }
+
+    #[test]
+    fn bad_settings_and_shapes_are_errors() {
+        let e = Sequential::new(vec![Box::new(BatchNormalization::new().momentum(1.5))]).unwrap().build(&[3]).unwrap_err().to_string();
+        assert!(e.contains("momentum"), "{e}");
+        let e = Sequential::new(vec![Box::new(LayerNormalization::new())]).unwrap().build(&[2, 3]).unwrap_err().to_string();
+        assert!(e.contains("flat per-sample input"), "{e}");
+    }
+}

@@ -1,0 +1,149 @@
+//! Normalization kernels: layer normalization (over each row's features) and batch
+//! normalization (over each feature's batch), forward and backward. Statistics are
+//! accumulated in f64 so large rows and batches lose no precision.
+//!
+//! Both normalize x̂ = (x − μ)·r with r = 1/√(σ² + ε) (biased σ²) and output
+//! y = γ ⊙ x̂ + β. With g = ∂L/∂y and ĝ = g ⊙ γ, over the N values one μ covers:
+//!   ∂L/∂x = r · (ĝ − mean(ĝ) − x̂ · mean(ĝ ⊙ x̂))
+//!   ∂L/∂γ = Σ g ⊙ x̂,   ∂L/∂β = Σ g   (summed over rows)
+
+/// Layer norm of `x` `[rows, n]` into `y`; keeps x̂ in `xhat` and r per row in `inv_std`.
+pub fn layer_norm_forward(x: &[f32], gamma: &[f32], beta: &[f32], eps: f32, y: &mut [f32], xhat: &mut [f32], inv_std: &mut [f32]) {
+    let n = gamma.len();
+    for (r, ((xr, yr), hr)) in x.chunks_exact(n).zip(y.chunks_exact_mut(n)).zip(xhat.chunks_exact_mut(n)).enumerate() {
+        let mean = xr.iter().map(|v| *v as f64).sum::<f64>() / n as f64;
+        let var = xr.iter().map(|v| (*v as f64 - mean).powi(2)).sum::<f64>() / n as f64;
+        let inv = 1.0 / (var + eps as f64).sqrt();
+        inv_std[r] = inv as f32;
+        for j in 0..n {
+            let h = ((xr[j] as f64 - mean) * inv) as f32;
+            hr[j] = h;
+            yr[j] = gamma[j] * h + beta[j];
+        }
+    }
+}
+
+/// Backward of [`layer_norm_forward`]: adds into `gx` (if given), `ggamma`, `gbeta`.
+pub fn layer_norm_backward(g: &[f32], xhat: &[f32], inv_std: &[f32], gamma: &[f32], gx: Option<&mut [f32]>, ggamma: Option<&mut [f32]>, gbeta: Option<&mut [f32]>) {
+    let n = gamma.len();
+    if let Some(gx) = gx {
+        for (r, ((gr, hr), dxr)) in g.chunks_exact(n).zip(xhat.chunks_exact(n)).zip(gx.chunks_exact_mut(n)).enumerate() {
+            let (mut s1, mut s2) = (0.0f64, 0.0f64);
+            for j in 0..n {
+                let gh = (gr[j] * gamma[j]) as f64;
+                s1 += gh;
+                s2 += gh * hr[j] as f64;
+            }
+            let (m1, m2) = (s1 / n as f64, s2 / n as f64);
+            let inv = inv_std[r] as f64;
+            for j in 0..n {
+                let gh = (gr[j] * gamma[j]) as f64;
+                dxr[j] += (inv * (gh - m1 - hr[j] as f64 * m2)) as f32;
+            }
+        }
+    }
+    affine_param_grads(g, xhat, n, ggamma, gbeta);
+}
+
+/// ∂L/∂γ = Σ_rows g ⊙ x̂ and ∂L/∂β = Σ_rows g, added into the given buffers.
+fn affine_param_grads(g: &[f32], xhat: &[f32], n: usize, ggamma: Option<&mut [f32]>, gbeta: Option<&mut [f32]>) {
+    if let Some(gg) = ggamma {
+        for (gr, hr) in g.chunks_exact(n).zip(xhat.chunks_exact(n)) {
+            gg.iter_mut().zip(gr.iter().zip(hr)).for_each(|(a, (g, h))| *a += g * h);
+        }
+    }
+    if let Some(gb) = gbeta {
+        for gr in g.chunks_exact(n) {
+            gb.iter_mut().zip(gr).for_each(|(a, g)| *a += g);
+        }
+    }
+}
+
+/// Batch norm of `x` `[rows, n]` over its rows (training): batch mean and biased
+/// variance per feature into `mean`, `var`; x̂ into `xhat`; r into `inv_std`.
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm_forward(
+    x: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f32,
+    y: &mut [f32],
+    xhat: &mut [f32],
+    mean: &mut [f32],
+    var: &mut [f32],
+    inv_std: &mut [f32],
+) {
+    let n = gamma.len();
+    let rows = x.len() / n.max(1);
+    // Column by column, in f64, with no scratch buffer (nothing allocates per step).
+    for j in 0..n {
+        let mu = (0..rows).map(|r| x[r * n + j] as f64).sum::<f64>() / rows.max(1) as f64;
+        let v = (0..rows).map(|r| (x[r * n + j] as f64 - mu).powi(2)).sum::<f64>() / rows.max(1) as f64;
+        mean[j] = mu as f32;
+        var[j] = v as f32;
+        inv_std[j] = (1.0 / (v + eps as f64).sqrt()) as f32;
+    }
+    normalize_columns(x, mean, inv_std, gamma, beta, y, xhat);
+}
+
+/// y = γ ⊙ (x − μ)·r + β per column, keeping x̂.
+fn normalize_columns(x: &[f32], mu: &[f32], inv_std: &[f32], gamma: &[f32], beta: &[f32], y: &mut [f32], xhat: &mut [f32]) {
+    let n = gamma.len();
+    for ((xr, yr), hr) in x.chunks_exact(n).zip(y.chunks_exact_mut(n)).zip(xhat.chunks_exact_mut(n)) {
+        for j in 0..n {
+            let h = ((xr[j] as f64 - mu[j] as f64) * inv_std[j] as f64) as f32;
+            hr[j] = h;
+            yr[j] = gamma[j] * h + beta[j];
+        }
+    }
+}
+
+/// Batch norm with fixed statistics (inference): y = γ ⊙ (x − μ)/√(σ² + ε) + β.
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm_inference(x: &[f32], gamma: &[f32], beta: &[f32], mean: &[f32], var: &[f32], eps: f32, y: &mut [f32], xhat: &mut [f32], inv_std: &mut [f32]) {
+    for (i, v) in var.iter().enumerate() {
+        inv_std[i] = (1.0 / (*v as f64 + eps as f64).sqrt()) as f32;
+    }
+    normalize_columns(x, mean, inv_std, gamma, beta, y, xhat);
+}
+
+/// Backward of [`batch_norm_forward`] (statistics from the batch) or, with `fixed`, of
+/// [`batch_norm_inference`] (statistics constant: ∂L/∂x = g ⊙ γ · r).
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm_backward(
+    g: &[f32],
+    xhat: &[f32],
+    inv_std: &[f32],
+    gamma: &[f32],
+    fixed: bool,
+    gx: Option<&mut [f32]>,
+    ggamma: Option<&mut [f32]>,
+    gbeta: Option<&mut [f32]>,
+) {
+    let n = gamma.len();
+    if let Some(gx) = gx {
+        if fixed {
+            for (gr, dxr) in g.chunks_exact(n).zip(gx.chunks_exact_mut(n)) {
+                for j in 0..n {
+                    dxr[j] += gr[j] * gamma[j] * inv_std[j];
+                }
+            }
+        } else {
+            let rows = g.len() / n.max(1);
+            for j in 0..n {
+                let (mut s1, mut s2) = (0.0f64, 0.0f64);
+                for r in 0..rows {
+                    let gh = (g[r * n + j] * gamma[j]) as f64;
+                    s1 += gh;
+                    s2 += gh * xhat[r * n + j] as f64;
+                }
+                let (m1, m2) = (s1 / rows.max(1) as f64, s2 / rows.max(1) as f64);
+                for r in 0..rows {
+                    let gh = (g[r * n + j] * gamma[j]) as f64;
+                    gx[r * n + j] += (inv_std[j] as f64 * (gh - m1 - xhat[r * n + j] as f64 * m2)) as f32;
+                }
+            }
+        }
+    }
+    affine_param_grads(g, xhat, n, ggamma, gbeta);
+}
