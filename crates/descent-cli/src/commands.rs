@@ -133,7 +133,7 @@ fn format_predictions(out: &Tensor, saved: &SavedModel) -> String {
     let cols = out.row_len();
     let mut text = String::new();
     match loss {
-        Some(Loss::SparseCategoricalCrossentropy { from_logits } | Loss::CategoricalCrossentropy { from_logits }) => {
+        Some(Loss::SparseCategoricalCrossentropy { from_logits, .. } | Loss::CategoricalCrossentropy { from_logits, .. }) => {
             text.push_str("class");
             (0..cols).for_each(|j| text.push_str(&format!(",p_{j}")));
             text.push('\n');
@@ -148,7 +148,7 @@ fn format_predictions(out: &Tensor, saved: &SavedModel) -> String {
                 text.push('\n');
             }
         }
-        Some(Loss::BinaryCrossentropy { from_logits }) => {
+        Some(Loss::BinaryCrossentropy { from_logits, .. }) => {
             text.push_str(if cols == 1 { "class,p\n" } else { "classes,p\n" });
             for i in 0..out.rows() {
                 let p: Vec<f32> =

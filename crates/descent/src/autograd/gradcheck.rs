@@ -157,8 +157,10 @@ fn every_loss() {
     let reg_pred: Vec<f32> =
         reg_target.iter().zip(away_from_zero(25, rows * cols)).map(|(t, d)| t + 2.0 * d).collect();
     let cases: Vec<(LossKind, Vec<f32>, Vec<f32>)> = vec![
-        (LossKind::SparseCeLogits, logits.clone(), labels.clone()),
-        (LossKind::SparseCeProbs, probs.clone(), labels.clone()),
+        (LossKind::SparseCeLogits { smoothing: 0.0 }, logits.clone(), labels.clone()),
+        (LossKind::SparseCeProbs { smoothing: 0.0 }, probs.clone(), labels.clone()),
+        (LossKind::SparseCeLogits { smoothing: 0.2 }, logits.clone(), labels.clone()),
+        (LossKind::SparseCeProbs { smoothing: 0.2 }, probs.clone(), labels.clone()),
         (LossKind::CeLogits, logits.clone(), onehot_soft.clone()),
         (LossKind::CeProbs, probs.clone(), onehot_soft.clone()),
         (LossKind::BceLogits, logits.clone(), binary.clone()),
@@ -195,7 +197,7 @@ fn intermediate_gradients_flow_through_chains() {
         let (w1v, b1v, w2v) = (t.param(s, w1), t.param(s, b1), t.param(s, w2));
         let h = t.dense(s, xv, w1v, Some(b1v), Activation::Tanh).unwrap();
         let z = t.dense(s, h, w2v, None, Activation::Linear).unwrap();
-        t.loss(s, z, &labels, LossKind::SparseCeLogits).unwrap()
+        t.loss(s, z, &labels, LossKind::SparseCeLogits { smoothing: 0.0 }).unwrap()
     };
     check(&mut store, &f, "two-layer chain");
 }

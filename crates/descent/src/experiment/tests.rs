@@ -7,7 +7,7 @@ fn bundled_classic_experiment_parses() {
     let exp = Experiment::from_toml(CLASSIC).unwrap();
     assert_eq!(exp.fit.epochs, 10);
     assert_eq!(exp.model.layers.len(), 2);
-    assert_eq!(exp.compile.loss, Loss::SparseCategoricalCrossentropy { from_logits: true });
+    assert_eq!(exp.compile.loss, Loss::sparse_categorical_crossentropy(true));
     // Round trip through the resolved form written into run folders.
     assert_eq!(Experiment::from_toml(&exp.to_toml()).unwrap(), exp);
 }

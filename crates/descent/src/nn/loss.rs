@@ -13,16 +13,25 @@ pub enum Loss {
     SparseCategoricalCrossentropy {
         #[serde(default)]
         from_logits: bool,
+        /// Keras's label smoothing: targets move toward uniform by this fraction.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        label_smoothing: f32,
     },
     /// One-hot (or soft) targets.
     CategoricalCrossentropy {
         #[serde(default)]
         from_logits: bool,
+        /// Keras's label smoothing: targets move toward uniform by this fraction.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        label_smoothing: f32,
     },
     /// Targets in {0, 1} (or [0, 1]) per output.
     BinaryCrossentropy {
         #[serde(default)]
         from_logits: bool,
+        /// Keras's label smoothing: targets move toward uniform by this fraction.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        label_smoothing: f32,
     },
     #[serde(alias = "mse")]
     MeanSquaredError,
@@ -37,16 +46,51 @@ pub enum Loss {
 fn one() -> f32 {
     1.0
 }
+fn is_zero(v: &f32) -> bool {
+    *v == 0.0
+}
 
 impl Loss {
     pub fn sparse_categorical_crossentropy(from_logits: bool) -> Self {
-        Loss::SparseCategoricalCrossentropy { from_logits }
+        Loss::SparseCategoricalCrossentropy { from_logits, label_smoothing: 0.0 }
     }
     pub fn categorical_crossentropy(from_logits: bool) -> Self {
-        Loss::CategoricalCrossentropy { from_logits }
+        Loss::CategoricalCrossentropy { from_logits, label_smoothing: 0.0 }
     }
     pub fn binary_crossentropy(from_logits: bool) -> Self {
-        Loss::BinaryCrossentropy { from_logits }
+        Loss::BinaryCrossentropy { from_logits, label_smoothing: 0.0 }
+    }
+
+    /// The same cross-entropy with label smoothing `ls` (Keras's `label_smoothing`):
+    /// categorical targets become t·(1 − ls) + ls/K, binary ones t·(1 − ls) + ls/2.
+    pub fn with_label_smoothing(self, ls: f32) -> Self {
+        match self {
+            Loss::SparseCategoricalCrossentropy { from_logits, .. } => Loss::SparseCategoricalCrossentropy { from_logits, label_smoothing: ls },
+            Loss::CategoricalCrossentropy { from_logits, .. } => Loss::CategoricalCrossentropy { from_logits, label_smoothing: ls },
+            Loss::BinaryCrossentropy { from_logits, .. } => Loss::BinaryCrossentropy { from_logits, label_smoothing: ls },
+            other => other,
+        }
+    }
+
+    pub fn label_smoothing(&self) -> f32 {
+        match *self {
+            Loss::SparseCategoricalCrossentropy { label_smoothing, .. }
+            | Loss::CategoricalCrossentropy { label_smoothing, .. }
+            | Loss::BinaryCrossentropy { label_smoothing, .. } => label_smoothing,
+            _ => 0.0,
+        }
+    }
+
+    /// Applies label smoothing to dense targets (`[rows, cols]`) in place; sparse targets
+    /// are smoothed inside the loss kernel instead.
+    pub fn smooth_targets(&self, targets: &mut [f32], cols: usize) {
+        let ls = self.label_smoothing();
+        match self {
+            _ if ls == 0.0 => {}
+            Loss::CategoricalCrossentropy { .. } => targets.iter_mut().for_each(|t| *t = *t * (1.0 - ls) + ls / cols.max(1) as f32),
+            Loss::BinaryCrossentropy { .. } => targets.iter_mut().for_each(|t| *t = *t * (1.0 - ls) + 0.5 * ls),
+            _ => {}
+        }
     }
 
     pub fn name(&self) -> &'static str {
@@ -63,9 +107,9 @@ impl Loss {
     pub fn from_logits(&self) -> bool {
         matches!(
             self,
-            Loss::SparseCategoricalCrossentropy { from_logits: true }
-                | Loss::CategoricalCrossentropy { from_logits: true }
-                | Loss::BinaryCrossentropy { from_logits: true }
+            Loss::SparseCategoricalCrossentropy { from_logits: true, .. }
+                | Loss::CategoricalCrossentropy { from_logits: true, .. }
+                | Loss::BinaryCrossentropy { from_logits: true, .. }
         )
     }
 
@@ -76,12 +120,12 @@ impl Loss {
 
     pub fn kind(&self) -> LossKind {
         match *self {
-            Loss::SparseCategoricalCrossentropy { from_logits: true } => LossKind::SparseCeLogits,
-            Loss::SparseCategoricalCrossentropy { from_logits: false } => LossKind::SparseCeProbs,
-            Loss::CategoricalCrossentropy { from_logits: true } => LossKind::CeLogits,
-            Loss::CategoricalCrossentropy { from_logits: false } => LossKind::CeProbs,
-            Loss::BinaryCrossentropy { from_logits: true } => LossKind::BceLogits,
-            Loss::BinaryCrossentropy { from_logits: false } => LossKind::BceProbs,
+            Loss::SparseCategoricalCrossentropy { from_logits: true, label_smoothing } => LossKind::SparseCeLogits { smoothing: label_smoothing },
+            Loss::SparseCategoricalCrossentropy { from_logits: false, label_smoothing } => LossKind::SparseCeProbs { smoothing: label_smoothing },
+            Loss::CategoricalCrossentropy { from_logits: true, .. } => LossKind::CeLogits,
+            Loss::CategoricalCrossentropy { from_logits: false, .. } => LossKind::CeProbs,
+            Loss::BinaryCrossentropy { from_logits: true, .. } => LossKind::BceLogits,
+            Loss::BinaryCrossentropy { from_logits: false, .. } => LossKind::BceProbs,
             Loss::MeanSquaredError => LossKind::Mse,
             Loss::MeanAbsoluteError => LossKind::Mae,
             Loss::Huber { delta } => LossKind::Huber { delta },
@@ -106,7 +150,9 @@ mod tests {
         let c: C = toml::from_str(r#"loss = "mse""#).unwrap();
         assert_eq!(c.loss, Loss::MeanSquaredError);
         let c: C = toml::from_str(r#"loss = { name = "sparse_categorical_crossentropy", from_logits = true }"#).unwrap();
-        assert_eq!(c.loss, Loss::SparseCategoricalCrossentropy { from_logits: true });
+        assert_eq!(c.loss, Loss::sparse_categorical_crossentropy(true));
+        let c: C = toml::from_str(r#"loss = { name = "categorical_crossentropy", label_smoothing = 0.1 }"#).unwrap();
+        assert_eq!(c.loss, Loss::categorical_crossentropy(false).with_label_smoothing(0.1));
         let c: C = toml::from_str(r#"loss = "huber""#).unwrap();
         assert_eq!(c.loss, Loss::Huber { delta: 1.0 });
         let err = toml::from_str::<C>(r#"loss = "cross_entropy""#).err().unwrap().to_string();

@@ -164,7 +164,11 @@ impl Sequential {
         let n = rows.len(x.rows());
         let xin = tape.input_with(Shape::matrix(n, x.row_len()), |buf| gather_into(buf, x, rows));
         let out = self.forward(tape, xin, train)?;
-        let loss = tape.loss_with(&self.store, out, compiled.loss.kind(), |t| gather(t, y, rows))?;
+        let out_cols = tape.shape(out).cols().max(1);
+        let loss = tape.loss_with(&self.store, out, compiled.loss.kind(), |t| {
+            gather(t, y, rows);
+            compiled.loss.smooth_targets(t, out_cols);
+        })?;
         let penalty = if train {
             self.store.zero_grads();
             tape.backward(loss, &mut self.store)?;

@@ -62,6 +62,10 @@ impl Sequential {
         loss: Loss,
         metrics: &[&str],
     ) -> Result<Vec<String>> {
+        let ls = loss.label_smoothing();
+        if !(0.0..=1.0).contains(&ls) {
+            return Err(Error::Config(format!("loss {}: label_smoothing = {ls} is outside [0, 1]", loss.name())));
+        }
         let mut parsed = Vec::new();
         for name in metrics {
             let metric = parse_metric(name)?;
@@ -124,7 +128,7 @@ impl Sequential {
                  last layer, or from_logits=false.)",
                 l.name()
             )),
-            (Some(Activation::Sigmoid), l @ Loss::BinaryCrossentropy { from_logits: true }) => out.push(format!(
+            (Some(Activation::Sigmoid), l @ Loss::BinaryCrossentropy { from_logits: true, .. }) => out.push(format!(
                 "`{}` received `from_logits=true`, but the model's output is produced by a sigmoid \
                  activation and thus does not represent logits. Was this intended?",
                 l.name()

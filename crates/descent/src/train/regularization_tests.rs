@@ -311,3 +311,42 @@ fn normalization_layers_train_digits() {
         assert!(acc > 0.95, "{norm} normalization: held-out accuracy {acc}");
     }
 }
+
+#[test]
+fn label_smoothing_equals_training_on_smoothed_targets() {
+    // Sparse labels with smoothing 0.1 give exactly the loss of one-hot targets smoothed
+    // by Keras's formula t·(1 − ls) + ls/K; and the same first update.
+    let (train, _) = digits(0.2);
+    let x = Tensor::new(train.x.data()[..64 * 32].to_vec(), &[32, 64]).unwrap();
+    let labels = &train.y.data()[..32];
+    let smoothed: Vec<f32> = labels.iter().flat_map(|y| (0..10).map(move |k| if k == *y as usize { 0.9 + 0.01 } else { 0.01 })).collect();
+    let onehot: Vec<f32> = labels.iter().flat_map(|y| (0..10).map(move |k| if k == *y as usize { 1.0 } else { 0.0 })).collect();
+    let make = |loss: Loss| {
+        let mut m = Sequential::new(vec![Box::new(Dense::new(10, Activation::Linear).input_shape(&[64]))]).unwrap().with_seed(2).unwrap();
+        m.compile(Sgd::new(0.5), loss, &[]).unwrap();
+        m
+    };
+    for from_logits in [true, false] {
+        let act_model = |loss: Loss| {
+            let mut m = make(loss);
+            if !from_logits {
+                let mut s = Sequential::new(vec![Box::new(Dense::new(10, Activation::Softmax).input_shape(&[64]))]).unwrap().with_seed(2).unwrap();
+                s.compile(Sgd::new(0.5), loss, &[]).unwrap();
+                m = s;
+            }
+            m
+        };
+        let mut sparse = act_model(Loss::sparse_categorical_crossentropy(from_logits).with_label_smoothing(0.1));
+        let mut dense = act_model(Loss::categorical_crossentropy(from_logits));
+        let mut dense_ls = act_model(Loss::categorical_crossentropy(from_logits).with_label_smoothing(0.1));
+        let l1 = sparse.train_on_batch(&x, &Tensor::new(labels.to_vec(), &[32, 1]).unwrap()).unwrap();
+        let l2 = dense.train_on_batch(&x, &Tensor::new(smoothed.clone(), &[32, 10]).unwrap()).unwrap();
+        let l3 = dense_ls.train_on_batch(&x, &Tensor::new(onehot.clone(), &[32, 10]).unwrap()).unwrap();
+        assert!((l1 - l2).abs() < 1e-5 && (l3 - l2).abs() < 1e-5, "from_logits {from_logits}: {l1} {l2} {l3}");
+        for ((a, b), c) in sparse.params().values().iter().zip(dense.params().values()).zip(dense_ls.params().values()) {
+            assert!((a - b).abs() < 1e-5 && (c - b).abs() < 1e-5);
+        }
+    }
+    let mut bad = make(Loss::categorical_crossentropy(true));
+    assert!(bad.compile(Sgd::new(0.1), Loss::categorical_crossentropy(true).with_label_smoothing(1.5), &[]).unwrap_err().to_string().contains("label_smoothing"));
+}

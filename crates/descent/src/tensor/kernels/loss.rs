@@ -113,6 +113,58 @@ pub fn sparse_ce_probs(pred: &[f32], labels: &[f32], cols: usize, mut grad: Opti
     total
 }
 
+/// Sparse cross-entropy on logits with label smoothing s over K classes: target
+/// q = (1 − s)·onehot(y) + s/K; loss = lse(z) − Σ q·z; ∂/∂z = softmax(z) − q.
+pub fn sparse_ce_logits_smoothed(pred: &[f32], labels: &[f32], cols: usize, mut grad: Option<&mut [f32]>, scale: f32, s: f32) -> f64 {
+    let mut total = 0.0f64;
+    let off = s / cols as f32;
+    for (i, (row, label)) in pred.chunks_exact(cols).zip(labels).enumerate() {
+        let y = *label as usize;
+        let g = grad.as_deref_mut().map(|g| &mut g[i * cols..(i + 1) * cols]);
+        let has_grad = g.is_some();
+        let (lse, sum) = log_sum_exp(row, g);
+        let qz = (1.0 - s) * row[y] + off * row.iter().sum::<f32>();
+        total += (lse - qz) as f64;
+        if has_grad {
+            let g = &mut grad.as_deref_mut().unwrap()[i * cols..(i + 1) * cols];
+            let inv = scale / sum;
+            g.iter_mut().for_each(|v| *v = *v * inv - scale * off);
+            g[y] -= scale * (1.0 - s);
+        }
+    }
+    total
+}
+
+/// Sparse cross-entropy on probabilities with label smoothing: [`categorical_ce_probs`]
+/// with the target q = (1 − s)·onehot(y) + s/K, built per row without a buffer.
+pub fn sparse_ce_probs_smoothed(pred: &[f32], labels: &[f32], cols: usize, mut grad: Option<&mut [f32]>, scale: f32, s: f32) -> f64 {
+    let mut total = 0.0f64;
+    let off = s / cols as f32;
+    for (i, (p, label)) in pred.chunks_exact(cols).zip(labels).enumerate() {
+        let y = *label as usize;
+        let q = |k: usize| if k == y { 1.0 - s + off } else { off };
+        let sum: f32 = p.iter().sum();
+        let (mut loss, mut t_in) = (0.0f32, 0.0f32);
+        for (k, pk) in p.iter().enumerate() {
+            let r = pk / sum;
+            loss -= q(k) * r.clamp(EPSILON, 1.0 - EPSILON).ln();
+            if r > EPSILON && r < 1.0 - EPSILON {
+                t_in += q(k);
+            }
+        }
+        total += loss as f64;
+        if let Some(g) = grad.as_deref_mut() {
+            let g = &mut g[i * cols..(i + 1) * cols];
+            for k in 0..cols {
+                let r = p[k] / sum;
+                let own = if r > EPSILON && r < 1.0 - EPSILON { -q(k) / p[k] } else { 0.0 };
+                g[k] = scale * (own + t_in / sum);
+            }
+        }
+    }
+    total
+}
+
 /// Applies a per-element loss `f(pred, target) -> (loss, ∂loss/∂pred)`, averaging over
 /// the last axis per sample; shared by the binary CE, MSE, MAE and Huber kernels.
 #[inline(always)]
@@ -192,8 +244,9 @@ pub fn huber(pred: &[f32], target: &[f32], cols: usize, grad: Option<&mut [f32]>
 /// The loss math a tape node computes; `nn::Loss` is the user-facing configuration.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum LossKind {
-    SparseCeLogits,
-    SparseCeProbs,
+    /// With label smoothing: the target is (1 − s)·onehot + s/K.
+    SparseCeLogits { smoothing: f32 },
+    SparseCeProbs { smoothing: f32 },
     CeLogits,
     CeProbs,
     BceLogits,
@@ -206,14 +259,16 @@ pub enum LossKind {
 impl LossKind {
     /// Whether targets are class indices (one per row) rather than a tensor like `pred`.
     pub fn sparse_targets(&self) -> bool {
-        matches!(self, LossKind::SparseCeLogits | LossKind::SparseCeProbs)
+        matches!(self, LossKind::SparseCeLogits { .. } | LossKind::SparseCeProbs { .. })
     }
 
     /// Σ per-sample loss over the batch; fills `grad` with `scale · ∂/∂pred` when given.
     pub fn compute(&self, pred: &[f32], target: &[f32], cols: usize, grad: Option<&mut [f32]>, scale: f32) -> f64 {
         match *self {
-            LossKind::SparseCeLogits => sparse_ce_logits(pred, target, cols, grad, scale),
-            LossKind::SparseCeProbs => sparse_ce_probs(pred, target, cols, grad, scale),
+            LossKind::SparseCeLogits { smoothing: 0.0 } => sparse_ce_logits(pred, target, cols, grad, scale),
+            LossKind::SparseCeLogits { smoothing } => sparse_ce_logits_smoothed(pred, target, cols, grad, scale, smoothing),
+            LossKind::SparseCeProbs { smoothing: 0.0 } => sparse_ce_probs(pred, target, cols, grad, scale),
+            LossKind::SparseCeProbs { smoothing } => sparse_ce_probs_smoothed(pred, target, cols, grad, scale, smoothing),
             LossKind::CeLogits => categorical_ce_logits(pred, target, cols, grad, scale),
             LossKind::CeProbs => categorical_ce_probs(pred, target, cols, grad, scale),
             LossKind::BceLogits => binary_ce_logits(pred, target, cols, grad, scale),
