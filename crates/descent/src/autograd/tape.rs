@@ -57,6 +57,8 @@ struct Node {
     aux: Vec<f32>,
     /// Loss targets (held here so the op owns what it read).
     target: Vec<f32>,
+    /// Per-sample loss weights (empty: unweighted).
+    weights: Vec<f32>,
 }
 
 /// The record of one forward pass. See the module docs for the reuse contract.
@@ -186,6 +188,7 @@ impl Tape {
                 grad: Vec::new(),
                 aux: Vec::new(),
                 target: Vec::new(),
+                weights: Vec::new(),
             });
         }
         let node = &mut self.nodes[self.len];
@@ -432,6 +435,20 @@ impl Tape {
         kind: LossKind,
         fill: impl FnOnce(&mut Vec<f32>),
     ) -> Result<Var> {
+        self.loss_weighted(store, pred, kind, fill, |w| w.clear())
+    }
+
+    /// Like [`Tape::loss_with`], with per-sample weights written by `fill_weights` (left
+    /// empty: unweighted): the loss is Σ wᵢ·lossᵢ / batch (Keras's reduction with
+    /// `sample_weight`), and each sample's gradient is scaled by its weight.
+    pub fn loss_weighted(
+        &mut self,
+        store: &ParamStore,
+        pred: Var,
+        kind: LossKind,
+        fill: impl FnOnce(&mut Vec<f32>),
+        fill_weights: impl FnOnce(&mut Vec<f32>),
+    ) -> Result<Var> {
         let ps = self.shape(pred);
         let rows = ps.rows();
         let cols = ps.cols().max(1);
@@ -439,26 +456,41 @@ impl Tape {
         let rg = self.requires_grad(pred);
         let out = self.push(Shape::scalar(), Op::Loss { pred }, rg);
         {
-            let target = &mut self.nodes[out.idx()].target;
-            target.clear();
-            fill(target);
-            if target.len() != want {
-                let got = target.len();
+            let node = &mut self.nodes[out.idx()];
+            node.target.clear();
+            fill(&mut node.target);
+            node.weights.clear();
+            fill_weights(&mut node.weights);
+            let (got, weights) = (node.target.len(), node.weights.len());
+            if got != want || (weights != 0 && weights != rows) {
                 self.len -= 1;
-                return Err(Error::shape("loss targets", format!("{want} values for predictions {ps}"), got));
+                if got != want {
+                    return Err(Error::shape("loss targets", format!("{want} values for predictions {ps}"), got));
+                }
+                return Err(Error::shape("sample weights", format!("{rows} values (one per sample)"), weights));
             }
         }
         let record = rg && self.grad_enabled;
         let scale = 1.0 / rows.max(1) as f32;
         self.compute(store, out, |nodes, params, y, aux| {
             let p = value_of(nodes, params, pred);
-            let grad = if record {
+            let node = &nodes[out.idx()];
+            if record {
                 aux.resize(p.len(), 0.0);
-                Some(&mut aux[..])
+            }
+            let sum = if node.weights.is_empty() {
+                kind.compute(p, &node.target, cols, record.then_some(&mut aux[..]), scale)
             } else {
-                None
+                // Row by row, each loss and gradient scaled by the sample's weight.
+                let tcols = if kind.sparse_targets() { 1 } else { cols };
+                let mut total = 0.0;
+                for (r, w) in node.weights.iter().enumerate() {
+                    let g = record.then(|| &mut aux[r * cols..(r + 1) * cols]);
+                    let l = kind.compute(&p[r * cols..(r + 1) * cols], &node.target[r * tcols..(r + 1) * tcols], cols, g, scale * w);
+                    total += *w as f64 * l;
+                }
+                total
             };
-            let sum = kind.compute(p, &nodes[out.idx()].target, cols, grad, scale);
             y[0] = (sum * scale as f64) as f32;
         });
         Ok(out)

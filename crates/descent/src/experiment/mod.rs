@@ -201,11 +201,31 @@ pub struct FitSection {
     pub shuffle: bool,
     /// 0 silent, 1 progress bar, 2 one line per epoch.
     pub verbose: u8,
+    /// Weight per class index, e.g. `{ "0" = 1.0, "1" = 5.0 }` (unlisted classes: 1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub class_weight: Option<std::collections::BTreeMap<String, f32>>,
 }
 
 impl Default for FitSection {
     fn default() -> Self {
-        FitSection { epochs: 10, batch_size: 32, validation_split: 0.0, shuffle: true, verbose: 1 }
+        FitSection { epochs: 10, batch_size: 32, validation_split: 0.0, shuffle: true, verbose: 1, class_weight: None }
+    }
+}
+
+impl FitSection {
+    /// `class_weight` with its keys as class indices.
+    pub fn class_weights(&self) -> Result<Option<std::collections::BTreeMap<usize, f32>>> {
+        let Some(m) = &self.class_weight else { return Ok(None) };
+        m.iter()
+            .map(|(k, w)| {
+                let c: usize = k.parse().map_err(|_| Error::Config(format!("`fit.class_weight`: key `{k}` is not a class index")))?;
+                if !(w.is_finite() && *w >= 0.0) {
+                    return Err(Error::Config(format!("`fit.class_weight`: weight {w} of class {c} must be finite and ≥ 0")));
+                }
+                Ok((c, *w))
+            })
+            .collect::<Result<_>>()
+            .map(Some)
     }
 }
 
@@ -296,6 +316,7 @@ impl Experiment {
         if !(0.0..1.0).contains(&self.fit.validation_split) {
             return bad("fit.validation_split", format!("{} is outside [0, 1)", self.fit.validation_split));
         }
+        self.fit.class_weights()?;
         if self.fit.verbose > 2 {
             return bad("fit.verbose", format!("{} is not one of 0 (silent), 1 (progress bar), 2 (one line per epoch)", self.fit.verbose));
         }

@@ -162,6 +162,8 @@ impl Experiment {
                 verbose: self.fit.verbose,
                 callbacks,
                 backup,
+                sample_weight: None,
+                class_weight: self.fit.class_weights()?,
             },
         )?;
         let train_seconds = started.elapsed().as_secs_f64();

@@ -37,6 +37,41 @@ pub struct FitOptions<'a> {
     pub callbacks: Vec<Box<dyn Callback + 'a>>,
     /// Keras's `BackupAndRestore`: resume an interrupted fit exactly.
     pub backup: Option<BackupAndRestore>,
+    /// A weight per training sample (`[samples]` or `[samples, 1]`): the loss becomes
+    /// Σ wᵢ·lossᵢ / batch.
+    pub sample_weight: Option<&'a Tensor>,
+    /// A weight per class (by class index; classes not listed weigh 1), multiplied into
+    /// each sample's weight — to counter imbalanced classes.
+    pub class_weight: Option<std::collections::BTreeMap<usize, f32>>,
+}
+
+/// Per-sample weights of a fit, from `sample_weight` and `class_weight`.
+struct SampleWeights<'a> {
+    per_sample: Option<&'a [f32]>,
+    per_class: Vec<f32>,
+    sparse: bool,
+}
+
+impl SampleWeights<'_> {
+    /// Fills `out` with the weights of `rows` (targets `y` as the loss takes them).
+    fn fill(&self, out: &mut Vec<f32>, y: &Tensor, rows: Rows) {
+        let n = rows.len(y.rows());
+        out.clear();
+        for k in 0..n {
+            let r = match rows {
+                Rows::All => k,
+                Rows::Span(a, _) => a + k,
+                Rows::Pick(idx) => idx[k],
+            };
+            let mut w = self.per_sample.map_or(1.0, |s| s[r]);
+            if !self.per_class.is_empty() {
+                let t = y.row(r);
+                let class = if self.sparse { t[0] as usize } else if t.len() == 1 { (t[0] > 0.5) as usize } else { crate::tensor::kernels::reduce::argmax(t) };
+                w *= self.per_class.get(class).copied().unwrap_or(1.0);
+            }
+            out.push(w);
+        }
+    }
 }
 
 /// Keras's `BackupAndRestore`: after every epoch a full checkpoint (weights, optimizer
@@ -75,6 +110,8 @@ impl Default for FitOptions<'_> {
             verbose: 1,
             callbacks: Vec::new(),
             backup: None,
+            sample_weight: None,
+            class_weight: None,
         }
     }
 }
@@ -159,16 +196,26 @@ impl Sequential {
         rows: Rows,
         metrics: &mut [MetricState],
         train: bool,
+        weights: Option<&SampleWeights>,
     ) -> Result<f64> {
         tape.reset();
         let n = rows.len(x.rows());
         let xin = tape.input_with(Shape::matrix(n, x.row_len()), |buf| gather_into(buf, x, rows));
         let out = self.forward(tape, xin, train)?;
         let out_cols = tape.shape(out).cols().max(1);
-        let loss = tape.loss_with(&self.store, out, compiled.loss.kind(), |t| {
-            gather(t, y, rows);
-            compiled.loss.smooth_targets(t, out_cols);
-        })?;
+        let loss = tape.loss_weighted(
+            &self.store,
+            out,
+            compiled.loss.kind(),
+            |t| {
+                gather(t, y, rows);
+                compiled.loss.smooth_targets(t, out_cols);
+            },
+            |w| match weights {
+                Some(sw) => sw.fill(w, y, rows),
+                None => w.clear(),
+            },
+        )?;
         let penalty = if train {
             self.store.zero_grads();
             tape.backward(loss, &mut self.store)?;
@@ -287,6 +334,27 @@ impl Sequential {
         let steps = split_at.div_ceil(batch);
         let mut rng = rng::derive(self.seed, SHUFFLE_STREAM);
         let outputs = self.output_units();
+        let weights = match (options.sample_weight, &options.class_weight) {
+            (None, None) => None,
+            (per_sample, per_class) => {
+                if let Some(sw) = per_sample {
+                    if sw.data().len() != total {
+                        return Err(Error::shape("fit: sample_weight", format!("{total} values (one per sample)"), sw.shape()));
+                    }
+                    if let Some((i, w)) = sw.data().iter().enumerate().find(|(_, w)| !(w.is_finite() && **w >= 0.0)) {
+                        return Err(Error::data("sample_weight", format!("weight {w} at sample {i} must be finite and ≥ 0")));
+                    }
+                }
+                let per_class = per_class.as_ref().map_or(Vec::new(), |m| {
+                    let n = m.keys().max().map_or(0, |k| k + 1);
+                    (0..n).map(|c| m.get(&c).copied().unwrap_or(1.0)).collect()
+                });
+                if let Some(w) = per_class.iter().find(|w| !(w.is_finite() && **w >= 0.0)) {
+                    return Err(Error::Config(format!("fit: class_weight {w} must be finite and ≥ 0")));
+                }
+                Some(SampleWeights { per_sample: per_sample.map(Tensor::data), per_class, sparse: compiled.loss.sparse_targets() })
+            }
+        };
         let mut metrics = compiled.metric_states(outputs);
         let mut val_metrics = compiled.metric_states(outputs);
 
@@ -340,7 +408,7 @@ impl Sequential {
             let mut loss_sum = 0.0;
             let mut seen = 0usize;
             for (b, rows) in batches(Rows::Pick(&train_idx), total, batch).enumerate() {
-                loss_sum += self.run_batch(tape, compiled, x, y, rows, &mut metrics, true)?;
+                loss_sum += self.run_batch(tape, compiled, x, y, rows, &mut metrics, true, weights.as_ref())?;
                 seen += rows.len(total);
                 logs.set("loss", loss_sum / seen as f64);
                 // Ranking metrics (AUC) sort everything seen: computed once per epoch.
@@ -402,7 +470,7 @@ impl Sequential {
         let mut loss_sum = 0.0;
         tape.no_grad(|tape| -> Result<()> {
             for b in batches(rows, x.rows(), batch) {
-                loss_sum += self.run_batch(tape, compiled, x, y, b, metrics, false)?;
+                loss_sum += self.run_batch(tape, compiled, x, y, b, metrics, false, None)?;
             }
             Ok(())
         })?;
@@ -453,7 +521,7 @@ impl Sequential {
     pub fn train_on_batch(&mut self, x: &Tensor, y: &Tensor) -> Result<f32> {
         self.prepare(x, Some(y), "batch")?;
         let (mut tape, mut compiled) = self.take_parts()?;
-        let result = self.run_batch(&mut tape, &mut compiled, x, y, Rows::All, &mut [], true);
+        let result = self.run_batch(&mut tape, &mut compiled, x, y, Rows::All, &mut [], true, None);
         self.put_parts(tape, compiled);
         Ok((result? / x.rows().max(1) as f64) as f32)
     }

@@ -350,3 +350,64 @@ fn label_smoothing_equals_training_on_smoothed_targets() {
     let mut bad = make(Loss::categorical_crossentropy(true));
     assert!(bad.compile(Sgd::new(0.1), Loss::categorical_crossentropy(true).with_label_smoothing(1.5), &[]).unwrap_err().to_string().contains("label_smoothing"));
 }
+
+#[test]
+fn sample_and_class_weights_follow_keras() {
+    let (train, _) = digits(0.2);
+    let n = 32;
+    let x = Tensor::new(train.x.data()[..64 * n].to_vec(), &[n, 64]).unwrap();
+    let y = Tensor::new(train.y.data()[..n].to_vec(), &[n, 1]).unwrap();
+    let make = || {
+        let mut m = Sequential::new(vec![Box::new(Dense::new(10, Activation::Linear).input_shape(&[64]))]).unwrap().with_seed(8).unwrap();
+        m.compile(Sgd::new(0.1), Loss::sparse_categorical_crossentropy(true), &[]).unwrap();
+        m
+    };
+    let one_epoch = |m: &mut Sequential, sw: Option<&Tensor>, cw: Option<std::collections::BTreeMap<usize, f32>>| {
+        m.fit(&x, &y, FitOptions { epochs: 1, batch_size: n, shuffle: false, verbose: 0, sample_weight: sw, class_weight: cw, ..Default::default() })
+            .unwrap()
+            .last("loss")
+            .unwrap()
+    };
+    // Weights of 2 double the loss and the step.
+    let (mut plain, mut doubled) = (make(), make());
+    let w0 = plain.params().values().to_vec();
+    let l1 = one_epoch(&mut plain, None, None);
+    let l2 = one_epoch(&mut doubled, Some(&Tensor::new(vec![2.0; n], &[n]).unwrap()), None);
+    assert!((l2 - 2.0 * l1).abs() < 1e-5, "{l2} vs 2·{l1}");
+    for ((a, b), w) in plain.params().values().iter().zip(doubled.params().values()).zip(&w0) {
+        assert!(((b - w) - 2.0 * (a - w)).abs() < 1e-6);
+    }
+    // class_weight is sample_weight looked up by label.
+    let cw: std::collections::BTreeMap<usize, f32> = [(0, 3.0), (7, 0.5)].into_iter().collect();
+    let per_sample: Vec<f32> = y.data().iter().map(|c| cw.get(&(*c as usize)).copied().unwrap_or(1.0)).collect();
+    let (mut by_class, mut by_sample) = (make(), make());
+    let a = one_epoch(&mut by_class, None, Some(cw));
+    let b = one_epoch(&mut by_sample, Some(&Tensor::new(per_sample, &[n]).unwrap()), None);
+    assert_eq!(a, b);
+    assert_eq!(by_class.params().values(), by_sample.params().values());
+    // Bad weights are errors.
+    let mut m = make();
+    let short = Tensor::new(vec![1.0; 3], &[3]).unwrap();
+    let e = m.fit(&x, &y, FitOptions { sample_weight: Some(&short), verbose: 0, ..Default::default() }).unwrap_err().to_string();
+    assert!(e.contains("sample_weight") && e.contains("32"), "{e}");
+    let neg = Tensor::new(vec![-1.0; n], &[n]).unwrap();
+    let e = m.fit(&x, &y, FitOptions { sample_weight: Some(&neg), verbose: 0, ..Default::default() }).unwrap_err().to_string();
+    assert!(e.contains("≥ 0"), "{e}");
+}
+
+#[test]
+fn class_weight_raises_minority_recall() {
+    // "Is it a zero?" on digits: about 10% positives. Weighting the positives 9× trades
+    // precision for recall of the rare class.
+    let (train, test) = digits(0.5);
+    let binary = |d: &Dataset| Tensor::new(d.y.data().iter().map(|c| (*c == 0.0) as u32 as f32).collect(), &[d.len(), 1]).unwrap();
+    let (ytr, yte) = (binary(&train), binary(&test));
+    let recall = |cw: Option<std::collections::BTreeMap<usize, f32>>| {
+        let mut m = Sequential::new(vec![Box::new(Dense::new(1, Activation::Linear).input_shape(&[64]))]).unwrap().with_seed(1).unwrap();
+        m.compile(Sgd::new(0.001), Loss::binary_crossentropy(true), &["recall", "precision"]).unwrap();
+        m.fit(&train.x, &ytr, FitOptions { epochs: 2, verbose: 0, class_weight: cw, ..Default::default() }).unwrap();
+        m.evaluate(&test.x, &yte, 128).unwrap().get("recall").unwrap()
+    };
+    let (plain, weighted) = (recall(None), recall(Some([(1, 9.0)].into_iter().collect())));
+    assert!(weighted > plain + 0.05, "minority recall: weighted {weighted:.3} vs plain {plain:.3}");
+}
