@@ -4,11 +4,13 @@
 mod csv_reader;
 mod idx;
 mod npy;
+pub mod stream;
 mod teacher;
 
 pub use csv_reader::{read_csv, CsvOptions, LabelColumn};
 pub use idx::read_idx;
 pub use npy::{read_npy, read_npz};
+pub use stream::{BatchStream, CsvStream, NpyStream, Prefetch, Shard};
 pub use teacher::{teacher_classification, TeacherSpec};
 
 use rand::seq::SliceRandom;
@@ -115,20 +117,53 @@ impl Preprocessing {
 
     /// Applies the fitted steps in place.
     pub fn apply(&self, x: &mut Tensor) -> Result<()> {
+        let d = x.row_len();
+        self.apply_rows(x.data_mut(), d)
+    }
+
+    /// Applies the fitted steps to rows of `d` values, in place.
+    pub fn apply_rows(&self, x: &mut [f32], d: usize) -> Result<()> {
         if let Some(s) = self.x_scale {
-            x.data_mut().iter_mut().for_each(|v| *v *= s);
+            x.iter_mut().for_each(|v| *v *= s);
         }
         if let Some(st) = &self.standardize {
-            let d = x.row_len();
             if st.mean.len() != d {
                 return Err(Error::shape("standardization fitted at training", format!("{} features", st.mean.len()), d));
             }
-            for row in x.data_mut().chunks_exact_mut(d) {
+            for row in x.chunks_exact_mut(d) {
                 for ((v, m), s) in row.iter_mut().zip(&st.mean).zip(&st.std) {
                     *v = (*v - m) / s;
                 }
             }
         }
         Ok(())
+    }
+
+    /// Fits on a stream in one pass (per-feature mean and variance in f64, Chan's
+    /// parallel update per batch), for data that does not fit in memory.
+    pub fn fit_stream(x_scale: Option<f32>, standardize: bool, stream: &mut dyn BatchStream) -> Result<Preprocessing> {
+        let mut p = Preprocessing { x_scale, standardize: None };
+        if !standardize {
+            return Ok(p);
+        }
+        let d = stream.features();
+        let (mut n, mut mean, mut m2) = (0.0f64, vec![0.0f64; d], vec![0.0f64; d]);
+        let (mut xb, mut yb) = (Vec::new(), Vec::new());
+        stream.begin_epoch(0)?;
+        while stream.next_batch(4096, &mut xb, &mut yb)? > 0 {
+            p.apply_rows(&mut xb, d)?;
+            for row in xb.chunks_exact(d) {
+                n += 1.0;
+                for j in 0..d {
+                    let v = row[j] as f64;
+                    let delta = v - mean[j];
+                    mean[j] += delta / n;
+                    m2[j] += delta * (v - mean[j]);
+                }
+            }
+        }
+        let std = m2.iter().map(|s| (s / n.max(1.0)).sqrt()).map(|s| if s > 1e-12 { s as f32 } else { 1.0 }).collect();
+        p.standardize = Some(Standardize { mean: mean.into_iter().map(|m| m as f32).collect(), std });
+        Ok(p)
     }
 }

@@ -110,8 +110,17 @@ pub enum DataSource {
         #[serde(default = "comma")]
         delimiter: char,
     },
-    /// Features and targets in two `.npy` files.
-    Npy { x: PathBuf, y: PathBuf },
+    /// Features and targets in two `.npy` files. With `stream = true` they are read
+    /// through memory-mapped windows of `window_mb` MB instead of loaded (data larger
+    /// than memory; needs `test_split = 0`).
+    Npy {
+        x: PathBuf,
+        y: PathBuf,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        stream: bool,
+        #[serde(default = "default_window_mb")]
+        window_mb: usize,
+    },
     /// Features and targets as two arrays of one `.npz` archive.
     Npz {
         path: PathBuf,
@@ -137,6 +146,9 @@ pub enum DataSource {
     },
 }
 
+fn default_window_mb() -> usize {
+    64
+}
 fn default_label() -> LabelColumn {
     LabelColumn::Name("label".into())
 }
@@ -281,7 +293,7 @@ impl Experiment {
         };
         match &mut self.data.source {
             DataSource::Csv { path, .. } | DataSource::Npz { path, .. } => fix(path),
-            DataSource::Npy { x, y } => {
+            DataSource::Npy { x, y, .. } => {
                 fix(x);
                 fix(y);
             }
@@ -317,6 +329,14 @@ impl Experiment {
             return bad("fit.validation_split", format!("{} is outside [0, 1)", self.fit.validation_split));
         }
         self.fit.class_weights()?;
+        if let DataSource::Npy { stream: true, window_mb, .. } = &self.data.source {
+            if self.data.test_split != 0.0 || self.fit.validation_split != 0.0 {
+                return bad("data.stream", "streamed data cannot be split; set data.test_split = 0 and fit.validation_split = 0".into());
+            }
+            if *window_mb == 0 {
+                return bad("data.window_mb", "must be at least 1".into());
+            }
+        }
         if self.fit.verbose > 2 {
             return bad("fit.verbose", format!("{} is not one of 0 (silent), 1 (progress bar), 2 (one line per epoch)", self.fit.verbose));
         }

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::{DataSource, Experiment};
-use crate::data::{read_csv, read_idx, read_npy, read_npz, teacher_classification, CsvOptions, Dataset, Preprocessing, TeacherSpec};
+use crate::data::stream::Transformed;
+use crate::data::{read_csv, read_idx, read_npy, read_npz, teacher_classification, BatchStream, CsvOptions, Dataset, NpyStream, Prefetch, Preprocessing, Shard, TeacherSpec};
 use crate::error::{Error, Result};
 use crate::io::{save_model, write_atomic};
 use crate::nn::{ModelConfig, Sequential};
@@ -53,7 +54,7 @@ impl Experiment {
                 let (x, y) = read_csv(path, &opts)?;
                 (Dataset::new(x, y.expect("label column requested"), path.display().to_string())?, None)
             }
-            DataSource::Npy { x, y } => {
+            DataSource::Npy { x, y, .. } => {
                 let name = format!("{} / {}", x.display(), y.display());
                 (Dataset::new(as_matrix(read_npy(x)?)?, as_matrix(read_npy(y)?)?, name)?, None)
             }
@@ -174,14 +175,76 @@ impl Experiment {
         Ok(Trained { model, preprocessing, history, valid: valid_scores, warnings, train_seconds, train_samples: train.len() })
     }
 
+    /// Trains on data streamed from `.npy` files (`stream = true`): preprocessing is
+    /// fitted in one pass over the stream, then applied to each batch on the prefetch
+    /// thread. Returns the model, its preprocessing, the history and the seconds.
+    fn train_streamed(&self, run_dir: &Path) -> Result<(Sequential, Preprocessing, History, f64, usize)> {
+        let DataSource::Npy { x, y, window_mb, .. } = &self.data.source else {
+            return Err(Error::State("train_streamed: not a streamed source".into()));
+        };
+        let open = || NpyStream::open(x, y, *window_mb, self.seed, Shard::default());
+        let prep = Preprocessing::fit_stream(self.data.x_scale, self.data.standardize, &mut open()?)?;
+        let stream = Transformed { inner: open()?, prep: prep.clone() };
+        let samples = stream.len();
+        let mut source = Prefetch::new(Box::new(stream), 4);
+        let mut model = self.build_model(source.features())?;
+        let metrics: Vec<&str> = self.compile.metrics.iter().map(String::as_str).collect();
+        model.compile(self.compile.optimizer.build()?, self.compile.loss, &metrics)?;
+        let mut callbacks: Vec<Box<dyn Callback>> = Vec::new();
+        let mut backup = None;
+        for c in &self.callbacks {
+            match c.backup(run_dir.parent().unwrap_or(Path::new("")), self.name()) {
+                Some(b) => backup = Some(b),
+                None => callbacks.push(c.build(run_dir)?),
+            }
+        }
+        let started = Instant::now();
+        let history = model.fit_stream(
+            &mut source,
+            FitOptions {
+                epochs: self.fit.epochs,
+                batch_size: self.fit.batch_size,
+                verbose: self.fit.verbose,
+                callbacks,
+                backup,
+                class_weight: self.fit.class_weights()?,
+                ..Default::default()
+            },
+        )?;
+        Ok((model, prep, history, started.elapsed().as_secs_f64(), samples))
+    }
+
     /// Runs the experiment, writing a run folder under `output.dir` (or `out_root`).
     pub fn run(&self, out_root: Option<&Path>) -> Result<RunSummary> {
+        if let DataSource::Npy { stream: true, .. } = &self.data.source {
+            let root = out_root.map(Path::to_path_buf).unwrap_or_else(|| self.output.dir.clone());
+            let dir = next_run_dir(&root, self.name())?;
+            let (model, prep, history, train_seconds, train_samples) = self.train_streamed(&dir)?;
+            return self.write_run(dir, model, prep, history, Logs::new(), Vec::new(), train_seconds, train_samples, 0);
+        }
         let (train, test) = self.load_splits()?;
         let test_samples = test.as_ref().map_or(0, Dataset::len);
         let root = out_root.map(Path::to_path_buf).unwrap_or_else(|| self.output.dir.clone());
         let dir = next_run_dir(&root, self.name())?;
         let Trained { model, preprocessing: prep, history, valid: test_logs, warnings, train_seconds, train_samples } =
             self.train_on(train, test, false, Some(&dir), Vec::new())?;
+        self.write_run(dir, model, prep, history, test_logs, warnings, train_seconds, train_samples, test_samples)
+    }
+
+    /// Writes the run folder: the resolved config, history, metrics and the model.
+    #[allow(clippy::too_many_arguments)]
+    fn write_run(
+        &self,
+        dir: PathBuf,
+        model: Sequential,
+        prep: Preprocessing,
+        history: History,
+        test_logs: Logs,
+        warnings: Vec<String>,
+        train_seconds: f64,
+        train_samples: usize,
+        test_samples: usize,
+    ) -> Result<RunSummary> {
         let steps = model.optimizer().map_or(0, |o| o.iterations());
         write_atomic(dir.join("config.toml"), self.to_toml().as_bytes())?;
         write_atomic(dir.join("history.csv"), history.to_csv().as_bytes())?;

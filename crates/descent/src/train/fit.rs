@@ -13,6 +13,7 @@ use super::progress::ProgressCallback;
 use super::validate::{check_inputs, check_targets};
 use super::Compiled;
 use crate::autograd::Tape;
+use crate::data::Prefetch;
 use crate::error::{Error, Result};
 use crate::nn::{MetricState, Sequential};
 use crate::rng;
@@ -114,6 +115,96 @@ impl Default for FitOptions<'_> {
             class_weight: None,
         }
     }
+}
+
+/// Where `fit_loop` gets its training batches.
+enum TrainData<'d> {
+    /// In memory: shuffled indices, a batch of rows at a time.
+    Memory { x: &'d Tensor, y: &'d Tensor, idx: Vec<usize>, rng: rng::Rng, shuffle: bool, pos: usize, batch: usize },
+    /// From a background stream; `cur` holds the batch being trained on.
+    Stream { source: &'d mut Prefetch, batch: usize, epoch: u64, cur: Option<(Tensor, Tensor)> },
+}
+
+impl TrainData<'_> {
+    /// Training samples per epoch.
+    fn samples(&self) -> usize {
+        match self {
+            TrainData::Memory { idx, .. } => idx.len(),
+            TrainData::Stream { source, .. } => source.len(),
+        }
+    }
+    /// Rows of the underlying data (what per-sample weights index).
+    fn rows_total(&self) -> usize {
+        match self {
+            TrainData::Memory { x, .. } => x.rows(),
+            TrainData::Stream { source, .. } => source.len(),
+        }
+    }
+    fn batch(&self) -> usize {
+        match self {
+            TrainData::Memory { batch, .. } | TrainData::Stream { batch, .. } => *batch,
+        }
+    }
+    /// Skips the shuffles of `epochs` epochs (resuming): the order is a function of the
+    /// seed and the epoch.
+    fn replay(&mut self, epochs: usize) {
+        if let TrainData::Memory { idx, rng, shuffle: true, .. } = self {
+            for _ in 0..epochs {
+                idx.shuffle(rng);
+            }
+        }
+    }
+    fn begin_epoch(&mut self, epoch: usize) -> Result<()> {
+        match self {
+            TrainData::Memory { idx, rng, shuffle, pos, .. } => {
+                if *shuffle {
+                    idx.shuffle(rng);
+                }
+                *pos = 0;
+                Ok(())
+            }
+            TrainData::Stream { source, batch, epoch: e, .. } => {
+                *e = epoch as u64;
+                source.begin_epoch(epoch as u64, *batch)
+            }
+        }
+    }
+    /// The next batch of the epoch: features, targets and which of their rows.
+    fn next(&mut self) -> Result<Option<(&Tensor, &Tensor, Rows<'_>)>> {
+        match self {
+            TrainData::Memory { x, y, idx, pos, batch, .. } => {
+                if *pos >= idx.len() {
+                    return Ok(None);
+                }
+                let end = (*pos + *batch).min(idx.len());
+                let rows = Rows::Pick(&idx[*pos..end]);
+                *pos = end;
+                Ok(Some((x, y, rows)))
+            }
+            TrainData::Stream { source, cur, .. } => {
+                if let Some((bx, by)) = cur.take() {
+                    source.recycle(bx.into_data(), by.into_data());
+                }
+                let (bx, by, n) = source.next()?;
+                if n == 0 {
+                    return Ok(None);
+                }
+                let (f, t) = (source.features(), source.target_cols());
+                let (bx, by) = (Tensor::new(bx, &[n, f])?, Tensor::new(by, &[n, t])?);
+                let (bx, by) = cur.insert((bx, by));
+                Ok(Some((bx, by, Rows::All)))
+            }
+        }
+    }
+}
+
+/// What `fit_loop` validates on after each epoch.
+#[derive(Clone, Copy)]
+enum Validation<'v> {
+    None,
+    Data(&'v Tensor, &'v Tensor),
+    /// The rows `idx` of the training arrays (Keras's `validation_split`).
+    Split(&'v Tensor, &'v Tensor, &'v [usize]),
 }
 
 /// Which rows of a dataset a batch takes.
@@ -304,21 +395,6 @@ impl Sequential {
                 resumed = Some(self.load_checkpoint(b.path())?);
             }
         }
-        let (mut tape, mut compiled) = self.take_parts()?;
-        let result = self.fit_loop(&mut tape, &mut compiled, x, y, options, resumed);
-        self.put_parts(tape, compiled);
-        result
-    }
-
-    fn fit_loop(
-        &mut self,
-        tape: &mut Tape,
-        compiled: &mut Compiled,
-        x: &Tensor,
-        y: &Tensor,
-        mut options: FitOptions,
-        resumed: Option<crate::io::Restored>,
-    ) -> Result<History> {
         let total = x.rows();
         let split_at = if options.validation_data.is_none() && options.validation_split > 0.0 {
             (total as f64 * (1.0 - options.validation_split as f64)).floor() as usize
@@ -328,18 +404,86 @@ impl Sequential {
         if split_at == 0 {
             return Err(Error::Config(format!("fit: validation_split leaves no training samples out of {total}")));
         }
-        let mut train_idx: Vec<usize> = (0..split_at).collect();
         let val_idx: Vec<usize> = (split_at..total).collect();
-        let batch = options.batch_size.min(split_at);
-        let steps = split_at.div_ceil(batch);
-        let mut rng = rng::derive(self.seed, SHUFFLE_STREAM);
+        let validation = match options.validation_data {
+            Some((vx, vy)) => Validation::Data(vx, vy),
+            None if !val_idx.is_empty() => Validation::Split(x, y, &val_idx),
+            None => Validation::None,
+        };
+        let mut data = TrainData::Memory {
+            x,
+            y,
+            idx: (0..split_at).collect(),
+            rng: rng::derive(self.seed, SHUFFLE_STREAM),
+            shuffle: options.shuffle,
+            pos: 0,
+            batch: options.batch_size.min(split_at),
+        };
+        let (mut tape, mut compiled) = self.take_parts()?;
+        let result = self.fit_loop(&mut tape, &mut compiled, &mut data, validation, options, resumed);
+        self.put_parts(tape, compiled);
+        result
+    }
+
+    /// `fit` over a stream (data larger than memory): batches come from `source`'s
+    /// background thread, an epoch at a time. `validation_data` is evaluated from memory
+    /// each epoch; `validation_split` and `sample_weight` need in-memory data.
+    pub fn fit_stream(&mut self, source: &mut Prefetch, options: FitOptions) -> Result<History> {
+        if options.validation_split > 0.0 || options.sample_weight.is_some() {
+            return Err(Error::Config("fit_stream: validation_split and sample_weight need in-memory data; give validation_data".into()));
+        }
+        if options.batch_size == 0 {
+            return Err(Error::Config("fit: batch_size must be at least 1".into()));
+        }
+        if source.is_empty() {
+            return Err(Error::data(source.name(), "no samples"));
+        }
+        if !self.is_built() {
+            self.build(&[source.features()])?;
+        }
+        let want = self.input_shape().map_or(0, |s| s.iter().product::<usize>());
+        if source.features() != want {
+            return Err(Error::shape(format!("streamed data {}", source.name()), format!("{want} features per sample"), source.features()));
+        }
+        if let Some((vx, vy)) = options.validation_data {
+            self.prepare(vx, Some(vy), "validation data")?;
+        }
+        let mut resumed = None;
+        if let Some(b) = &options.backup {
+            std::fs::create_dir_all(&b.backup_dir).map_err(|e| Error::io(&b.backup_dir, e))?;
+            if b.path().exists() {
+                resumed = Some(self.load_checkpoint(b.path())?);
+            }
+        }
+        let validation = options.validation_data.map_or(Validation::None, |(vx, vy)| Validation::Data(vx, vy));
+        let batch = options.batch_size.min(source.len());
+        let mut data = TrainData::Stream { source, batch, epoch: 0, cur: None };
+        let (mut tape, mut compiled) = self.take_parts()?;
+        let result = self.fit_loop(&mut tape, &mut compiled, &mut data, validation, options, resumed);
+        self.put_parts(tape, compiled);
+        result
+    }
+
+    fn fit_loop(
+        &mut self,
+        tape: &mut Tape,
+        compiled: &mut Compiled,
+        data: &mut TrainData,
+        validation: Validation,
+        mut options: FitOptions,
+        resumed: Option<crate::io::Restored>,
+    ) -> Result<History> {
+        let total = data.samples();
+        let batch = data.batch();
+        let steps = total.div_ceil(batch);
         let outputs = self.output_units();
         let weights = match (options.sample_weight, &options.class_weight) {
             (None, None) => None,
             (per_sample, per_class) => {
                 if let Some(sw) = per_sample {
-                    if sw.data().len() != total {
-                        return Err(Error::shape("fit: sample_weight", format!("{total} values (one per sample)"), sw.shape()));
+                    let all = data.rows_total();
+                    if sw.data().len() != all {
+                        return Err(Error::shape("fit: sample_weight", format!("{all} values (one per sample)"), sw.shape()));
                     }
                     if let Some((i, w)) = sw.data().iter().enumerate().find(|(_, w)| !(w.is_finite() && **w >= 0.0)) {
                         return Err(Error::data("sample_weight", format!("weight {w} at sample {i} must be finite and ≥ 0")));
@@ -362,12 +506,7 @@ impl Sequential {
             Some(r) => (r.epoch, r.history),
             None => (0, History::default()),
         };
-        // The shuffling order is a function of the seed and the epoch: replay it.
-        if options.shuffle {
-            for _ in 0..start_epoch.min(options.epochs) {
-                train_idx.shuffle(&mut rng);
-            }
-        }
+        data.replay(start_epoch.min(options.epochs));
         let mut progress = ProgressCallback::new(options.verbose);
         let mut user = std::mem::take(&mut options.callbacks);
         let mut callbacks: Vec<&mut dyn Callback> = vec![&mut progress];
@@ -400,22 +539,22 @@ impl Sequential {
             if stop {
                 break;
             }
-            if options.shuffle {
-                train_idx.shuffle(&mut rng);
-            }
+            data.begin_epoch(epoch)?;
             metrics.iter_mut().for_each(MetricState::reset);
             stop |= notify!(on_epoch_begin, epoch);
             let mut loss_sum = 0.0;
             let mut seen = 0usize;
-            for (b, rows) in batches(Rows::Pick(&train_idx), total, batch).enumerate() {
+            let mut b = 0;
+            while let Some((x, y, rows)) = data.next()? {
                 loss_sum += self.run_batch(tape, compiled, x, y, rows, &mut metrics, true, weights.as_ref())?;
-                seen += rows.len(total);
+                seen += rows.len(x.rows());
+                b += 1;
                 logs.set("loss", loss_sum / seen as f64);
                 // Ranking metrics (AUC) sort everything seen: computed once per epoch.
                 for m in metrics.iter().filter(|m| !m.metric.is_expensive()) {
                     logs.set(&m.name, m.result());
                 }
-                stop |= notify!(on_batch_end, b, &logs);
+                stop |= notify!(on_batch_end, b - 1, &logs);
                 if stop {
                     break;
                 }
@@ -423,14 +562,12 @@ impl Sequential {
             for m in metrics.iter().filter(|m| m.metric.is_expensive()) {
                 logs.set(&m.name, m.result());
             }
-            let validation = match options.validation_data {
-                Some((vx, vy)) => Some(self.evaluate_rows(tape, compiled, vx, vy, Rows::All, batch, &mut val_metrics)?),
-                None if !val_idx.is_empty() => {
-                    Some(self.evaluate_rows(tape, compiled, x, y, Rows::Pick(&val_idx), batch, &mut val_metrics)?)
-                }
-                None => None,
+            let val_loss = match validation {
+                Validation::Data(vx, vy) => Some(self.evaluate_rows(tape, compiled, vx, vy, Rows::All, batch, &mut val_metrics)?),
+                Validation::Split(x, y, idx) => Some(self.evaluate_rows(tape, compiled, x, y, Rows::Pick(idx), batch, &mut val_metrics)?),
+                Validation::None => None,
             };
-            if let Some(val_loss) = validation {
+            if let Some(val_loss) = val_loss {
                 logs.set("val_loss", val_loss);
                 for m in &val_metrics {
                     logs.set(&format!("val_{}", m.name), m.result());

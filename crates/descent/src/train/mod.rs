@@ -9,6 +9,8 @@ pub mod tensorboard;
 mod regularization_tests;
 #[cfg(test)]
 mod resume_tests;
+#[cfg(test)]
+mod stream_tests;
 mod validate;
 
 pub use callbacks::{Callback, History, LambdaCallback, Logs, Mode, ReduceLROnPlateau, TrainContext};

@@ -1,0 +1,102 @@
+//! A memory-mapped data set larger than the process may hold trains to completion:
+//! `descent fit` runs under `ulimit -v` (virtual memory, so even mapping the whole file
+//! at once would fail) on a 307 MB `.npy` file with a 250 MB limit. The same experiment
+//! loading the data into memory fails under that limit, which shows the limit binds.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
+
+const ROWS: usize = 300_000;
+const FEATURES: usize = 256;
+const LIMIT_KB: usize = 250_000;
+
+/// Writes an f32 `.npy` of `rows × cols` values produced by `value(row, col)`, in chunks.
+fn write_npy(path: &Path, rows: usize, cols: usize, value: impl Fn(usize, usize) -> f32) {
+    let shape = if cols == 1 { format!("({rows},)") } else { format!("({rows}, {cols})") };
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    f.write_all(b"\x93NUMPY\x01\x00").unwrap();
+    f.write_all(&(header.len() as u16).to_le_bytes()).unwrap();
+    f.write_all(header.as_bytes()).unwrap();
+    for r in 0..rows {
+        for c in 0..cols {
+            f.write_all(&value(r, c).to_le_bytes()).unwrap();
+        }
+    }
+    f.flush().unwrap();
+}
+
+/// A cheap deterministic value in [−1, 1).
+fn noise(r: usize, c: usize) -> f32 {
+    let mut h = (r as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (c as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+    h ^= h >> 29;
+    h = h.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    h ^= h >> 32;
+    (h >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+}
+
+fn experiment(stream: bool) -> String {
+    format!(
+        r#"
+[data]
+format = "npy"
+x = "x.npy"
+y = "y.npy"
+stream = {stream}
+window_mb = 16
+test_split = 0.0
+[model]
+layers = [{{ type = "dense", units = 16, activation = "relu" }}, {{ type = "dense", units = 2 }}]
+[compile]
+optimizer = {{ name = "adam", learning_rate = 0.003 }}
+loss = {{ name = "sparse_categorical_crossentropy", from_logits = true }}
+metrics = ["accuracy"]
+[fit]
+epochs = 1
+batch_size = 512
+verbose = 0
+"#
+    )
+}
+
+fn fit_limited(dir: &Path, file: &str) -> std::process::Output {
+    let bin = env!("CARGO_BIN_EXE_descent");
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("ulimit -v {LIMIT_KB} && exec '{bin}' fit {file} --out runs"))
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn mapped_data_larger_than_the_memory_limit_trains() {
+    let dir = std::env::temp_dir().join(format!("descent-memlimit-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    write_npy(&dir.join("x.npy"), ROWS, FEATURES, noise);
+    // The label: whether the first two features sum above zero.
+    write_npy(&dir.join("y.npy"), ROWS, 1, |r, _| (noise(r, 0) + noise(r, 1) > 0.0) as u8 as f32);
+    let size = std::fs::metadata(dir.join("x.npy")).unwrap().len();
+    assert!(size > LIMIT_KB as u64 * 1024, "the data ({size} bytes) must exceed the limit");
+    std::fs::write(dir.join("stream.toml"), experiment(true)).unwrap();
+    std::fs::write(dir.join("load.toml"), experiment(false)).unwrap();
+
+    let out = fit_limited(&dir, "stream.toml");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "streamed fit failed under the limit: {text}");
+    let metrics = std::fs::read_to_string(dir.join("runs/stream-001/metrics.json")).unwrap();
+    let metrics: serde_json::Value = serde_json::from_str(&metrics).unwrap();
+    assert_eq!(metrics["train_samples"], ROWS);
+    let acc = metrics["final_epoch"]["accuracy"].as_f64().unwrap();
+    assert!(acc > 0.9, "it learned the rule: accuracy {acc}");
+
+    let out = fit_limited(&dir, "load.toml");
+    assert!(!out.status.success(), "loading the whole file should not fit under the limit");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
