@@ -86,32 +86,11 @@ impl CvReport {
     }
 }
 
-/// Class index per sample, for stratified folds: the label column, or the arg-max of
-/// one-hot targets.
-pub fn class_labels(y: &descent::tensor::Tensor) -> Result<Vec<usize>> {
-    let cols = y.row_len().max(1);
-    (0..y.rows())
-        .map(|r| {
-            let row = y.row(r);
-            if cols == 1 {
-                let v = row[0];
-                if v >= 0.0 && v.fract() == 0.0 {
-                    Ok(v as usize)
-                } else {
-                    Err(Error::Config(format!("stratified folds need integer class labels; row {r} has {v}")))
-                }
-            } else {
-                Ok(row.iter().enumerate().fold((0, f32::MIN), |b, (i, v)| if *v > b.1 { (i, *v) } else { b }).0)
-            }
-        })
-        .collect()
-}
-
 /// The folds of an experiment's training split (after the held-out test split is set
 /// aside), with the training split itself.
 pub fn experiment_folds(exp: &Experiment, spec: &FoldSpec) -> Result<(Dataset, Vec<Fold>)> {
     let (train, _test) = exp.load_splits()?;
-    let labels = if spec.stratified { Some(class_labels(&train.y)?) } else { None };
+    let labels = if spec.stratified { Some(train.class_labels()?) } else { None };
     let folds = spec.split(train.len(), labels.as_deref())?;
     Ok((train, folds))
 }

@@ -64,6 +64,53 @@ impl Dataset {
     }
 }
 
+impl Dataset {
+    /// Like [`Dataset::train_test_split`], keeping each class's proportion in both parts
+    /// (classes from the label column or the arg-max of one-hot targets): each class's
+    /// samples are shuffled and `test_fraction` of them (rounded) held out.
+    pub fn stratified_split(&self, test_fraction: f64, seed: u64) -> Result<(Dataset, Dataset)> {
+        if !(0.0..1.0).contains(&test_fraction) {
+            return Err(Error::Config(format!("test_split = {test_fraction} is outside [0, 1)")));
+        }
+        let classes = self.class_labels()?;
+        let k = classes.iter().max().map_or(0, |m| m + 1);
+        let mut rng = rng::derive(seed, 3);
+        let (mut train, mut test) = (Vec::new(), Vec::new());
+        for c in 0..k {
+            let mut members: Vec<usize> = (0..self.len()).filter(|&i| classes[i] == c).collect();
+            members.shuffle(&mut rng);
+            let n_test = (members.len() as f64 * test_fraction).round() as usize;
+            test.extend_from_slice(&members[..n_test]);
+            train.extend_from_slice(&members[n_test..]);
+        }
+        // Shuffle across classes so neither part is ordered by class.
+        train.shuffle(&mut rng);
+        test.shuffle(&mut rng);
+        Ok((self.select(&train, format!("{} (train)", self.name)), self.select(&test, format!("{} (test)", self.name))))
+    }
+
+    /// Class index per sample: the label column (non-negative integers) or the arg-max
+    /// of one-hot rows.
+    pub fn class_labels(&self) -> Result<Vec<usize>> {
+        let cols = self.y.row_len().max(1);
+        (0..self.len())
+            .map(|r| {
+                let row = self.y.row(r);
+                if cols == 1 {
+                    let v = row[0];
+                    if v >= 0.0 && v.fract() == 0.0 {
+                        Ok(v as usize)
+                    } else {
+                        Err(Error::data(&self.name, format!("stratifying needs integer class labels; row {r} has {v}")))
+                    }
+                } else {
+                    Ok(crate::tensor::kernels::reduce::argmax(row))
+                }
+            })
+            .collect()
+    }
+}
+
 /// Feature preprocessing fitted on the training split only, saved with the model and
 /// applied again at evaluation and prediction.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -75,6 +122,41 @@ pub struct Preprocessing {
     /// Per-feature (x − mean) / std, with mean and std of the training split.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub standardize: Option<Standardize>,
+    /// Per-feature (x − min) / (max − min), with min and max of the training split.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minmax: Option<MinMax>,
+}
+
+/// Which preprocessing steps to fit.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct PreprocessSpec {
+    pub x_scale: Option<f32>,
+    pub standardize: bool,
+    pub minmax: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MinMax {
+    pub min: Vec<f32>,
+    /// max − min per feature (1 for constant features, which map to 0).
+    pub range: Vec<f32>,
+}
+
+impl MinMax {
+    pub fn fit(x: &Tensor) -> MinMax {
+        let d = x.row_len();
+        let (mut lo, mut hi) = (vec![f32::INFINITY; d], vec![f32::NEG_INFINITY; d]);
+        for r in 0..x.rows() {
+            for (j, v) in x.row(r).iter().enumerate() {
+                lo[j] = lo[j].min(*v);
+                hi[j] = hi[j].max(*v);
+            }
+        }
+        let range = lo.iter().zip(&hi).map(|(a, b)| if b > a { b - a } else { 1.0 }).collect();
+        let min = lo.into_iter().map(|v| if v.is_finite() { v } else { 0.0 }).collect();
+        MinMax { min, range }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -104,13 +186,22 @@ impl Standardize {
 }
 
 impl Preprocessing {
-    /// Fits the enabled steps on training features (after `x_scale`).
+    /// Fits scaling and (optionally) standardization on training features.
     pub fn fit(x_scale: Option<f32>, standardize: bool, train_x: &Tensor) -> Preprocessing {
-        let mut p = Preprocessing { x_scale, standardize: None };
-        if standardize {
+        Preprocessing::fit_with(&PreprocessSpec { x_scale, standardize, minmax: false }, train_x)
+    }
+
+    /// Fits the enabled steps on training features (each after `x_scale`).
+    pub fn fit_with(spec: &PreprocessSpec, train_x: &Tensor) -> Preprocessing {
+        let mut p = Preprocessing { x_scale: spec.x_scale, standardize: None, minmax: None };
+        if spec.standardize || spec.minmax {
             let mut scaled = train_x.clone();
             p.apply(&mut scaled).expect("same width");
-            p.standardize = Some(Standardize::fit(&scaled));
+            if spec.standardize {
+                p.standardize = Some(Standardize::fit(&scaled));
+            } else {
+                p.minmax = Some(MinMax::fit(&scaled));
+            }
         }
         p
     }
@@ -136,14 +227,27 @@ impl Preprocessing {
                 }
             }
         }
+        if let Some(mm) = &self.minmax {
+            if mm.min.len() != d {
+                return Err(Error::shape("min-max scaling fitted at training", format!("{} features", mm.min.len()), d));
+            }
+            for row in x.chunks_exact_mut(d) {
+                for ((v, lo), r) in row.iter_mut().zip(&mm.min).zip(&mm.range) {
+                    *v = (*v - lo) / r;
+                }
+            }
+        }
         Ok(())
     }
 
     /// Fits on a stream in one pass (per-feature mean and variance in f64, Chan's
     /// parallel update per batch), for data that does not fit in memory.
-    pub fn fit_stream(x_scale: Option<f32>, standardize: bool, stream: &mut dyn BatchStream) -> Result<Preprocessing> {
-        let mut p = Preprocessing { x_scale, standardize: None };
-        if !standardize {
+    pub fn fit_stream(spec: &PreprocessSpec, stream: &mut dyn BatchStream) -> Result<Preprocessing> {
+        let mut p = Preprocessing { x_scale: spec.x_scale, standardize: None, minmax: None };
+        if spec.minmax {
+            return Err(Error::Config("min-max scaling of streamed data is not supported; use standardize".into()));
+        }
+        if !spec.standardize {
             return Ok(p);
         }
         let d = stream.features();
@@ -165,5 +269,49 @@ impl Preprocessing {
         let std = m2.iter().map(|s| (s / n.max(1.0)).sqrt()).map(|s| if s > 1e-12 { s as f32 } else { 1.0 }).collect();
         p.standardize = Some(Standardize { mean: mean.into_iter().map(|m| m as f32).collect(), std });
         Ok(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labelled(n: usize) -> Dataset {
+        // 70% class 0, 20% class 1, 10% class 2; feature = index.
+        let y: Vec<f32> = (0..n).map(|i| if i % 10 < 7 { 0.0 } else if i % 10 < 9 { 1.0 } else { 2.0 }).collect();
+        let x: Vec<f32> = (0..n).map(|i| i as f32).collect();
+        Dataset::new(Tensor::new(x, &[n, 1]).unwrap(), Tensor::new(y, &[n, 1]).unwrap(), "t").unwrap()
+    }
+
+    #[test]
+    fn stratified_split_keeps_class_proportions() {
+        let d = labelled(200);
+        let (train, test) = d.stratified_split(0.25, 1).unwrap();
+        assert_eq!((train.len(), test.len()), (150, 50));
+        let count = |s: &Dataset, c: f32| s.y.data().iter().filter(|v| **v == c).count();
+        assert_eq!((count(&test, 0.0), count(&test, 1.0), count(&test, 2.0)), (35, 10, 5));
+        // Disjoint and complete.
+        let mut ids: Vec<i64> = train.x.data().iter().chain(test.x.data()).map(|v| *v as i64).collect();
+        ids.sort();
+        assert_eq!(ids, (0..200).collect::<Vec<_>>());
+        let bad = Dataset::new(Tensor::new(vec![0.0; 2], &[2, 1]).unwrap(), Tensor::new(vec![0.5, 1.0], &[2, 1]).unwrap(), "f").unwrap();
+        assert!(bad.stratified_split(0.5, 1).unwrap_err().to_string().contains("integer class labels"));
+    }
+
+    #[test]
+    fn minmax_is_fitted_on_training_data_only() {
+        let train = Tensor::new(vec![0.0, 5.0, 10.0, 5.0, 5.0, 5.0], &[3, 2]).unwrap();
+        let p = Preprocessing::fit_with(&PreprocessSpec { minmax: true, ..Default::default() }, &train);
+        let mut t = train.clone();
+        p.apply(&mut t).unwrap();
+        // Column 0 spans [0, 10] → [0, 1]; column 1 is constant → 0.
+        assert_eq!(t.data(), &[0.0, 0.0, 1.0, 0.0, 0.5, 0.0]);
+        // New data keeps the training scale (may leave [0, 1]).
+        let mut other = Tensor::new(vec![20.0, 6.0], &[1, 2]).unwrap();
+        p.apply(&mut other).unwrap();
+        assert_eq!(other.data(), &[2.0, 1.0]);
+        // Saved with the model and read back.
+        let json = serde_json::to_string(&p).unwrap();
+        assert_eq!(serde_json::from_str::<Preprocessing>(&json).unwrap(), p);
     }
 }

@@ -52,6 +52,19 @@ pub struct DataConfig {
     pub x_scale: Option<f32>,
     /// Standardize each feature with the training split's mean and std.
     pub standardize: bool,
+    /// Scale each feature to [0, 1] with the training split's min and max.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub minmax: bool,
+    /// Keep each class's proportion in the train/test split.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stratify: bool,
+}
+
+impl DataConfig {
+    /// The preprocessing steps to fit on the training split.
+    pub fn preprocess(&self) -> crate::data::PreprocessSpec {
+        crate::data::PreprocessSpec { x_scale: self.x_scale, standardize: self.standardize, minmax: self.minmax }
+    }
 }
 
 fn default_test_split() -> f64 {
@@ -68,6 +81,10 @@ struct DataCommon {
     x_scale: Option<f32>,
     #[serde(default)]
     standardize: bool,
+    #[serde(default)]
+    minmax: bool,
+    #[serde(default)]
+    stratify: bool,
 }
 
 // serde cannot combine `flatten` with `deny_unknown_fields`, so split the table by hand:
@@ -79,7 +96,7 @@ impl<'de> Deserialize<'de> for DataConfig {
             return Err(D::Error::custom("`data` must be a table"));
         };
         let mut common = serde_json::Map::new();
-        for key in ["test_split", "x_scale", "standardize"] {
+        for key in ["test_split", "x_scale", "standardize", "minmax", "stratify"] {
             if let Some(v) = table.remove(key) {
                 common.insert(key.to_string(), v);
             }
@@ -88,12 +105,19 @@ impl<'de> Deserialize<'de> for DataConfig {
         let source: DataSource = serde_json::from_value(table.into()).map_err(|e| {
             let msg = e.to_string();
             if msg.contains("unknown field") {
-                D::Error::custom(format!("data: {msg} (or one of the keys every format takes: test_split, x_scale, standardize)"))
+                D::Error::custom(format!("data: {msg} (or one of the keys every format takes: test_split, x_scale, standardize, minmax, stratify)"))
             } else {
                 D::Error::custom(format!("data: {msg}"))
             }
         })?;
-        Ok(DataConfig { source, test_split: common.test_split, x_scale: common.x_scale, standardize: common.standardize })
+        Ok(DataConfig {
+            source,
+            test_split: common.test_split,
+            x_scale: common.x_scale,
+            standardize: common.standardize,
+            minmax: common.minmax,
+            stratify: common.stratify,
+        })
     }
 }
 
@@ -315,6 +339,9 @@ impl Experiment {
             if !(s.is_finite() && s != 0.0) {
                 return bad("data.x_scale", format!("{s} must be a finite, non-zero number"));
             }
+        }
+        if self.data.standardize && self.data.minmax {
+            return bad("data.minmax", "choose standardize or minmax, not both".into());
         }
         if self.model.layers.is_empty() {
             return bad("model.layers", "needs at least one layer".into());

@@ -80,22 +80,15 @@ impl Experiment {
         Ok(match given_test {
             Some(test) => (all, Some(test)),
             None if self.data.test_split > 0.0 => {
-                let (tr, te) = all.train_test_split(self.data.test_split, self.seed)?;
+                let (tr, te) = if self.data.stratify {
+                    all.stratified_split(self.data.test_split, self.seed)?
+                } else {
+                    all.train_test_split(self.data.test_split, self.seed)?
+                };
                 (tr, Some(te))
             }
             None => (all, None),
         })
-    }
-
-    /// Train and held-out sets, preprocessed with steps fitted on the training split only.
-    pub fn load_data(&self) -> Result<(Dataset, Option<Dataset>, Preprocessing)> {
-        let (mut train, mut test) = self.load_splits()?;
-        let prep = Preprocessing::fit(self.data.x_scale, self.data.standardize, &train.x);
-        prep.apply(&mut train.x)?;
-        if let Some(t) = &mut test {
-            prep.apply(&mut t.x)?;
-        }
-        Ok((train, test, prep))
     }
 
     /// The model of the `[model]` section for `inputs` features per sample.
@@ -136,7 +129,7 @@ impl Experiment {
                 None => {}
             }
         }
-        let preprocessing = Preprocessing::fit(self.data.x_scale, self.data.standardize, &train.x);
+        let preprocessing = Preprocessing::fit_with(&self.data.preprocess(), &train.x);
         preprocessing.apply(&mut train.x)?;
         if let Some(v) = &mut valid {
             preprocessing.apply(&mut v.x)?;
@@ -183,7 +176,7 @@ impl Experiment {
             return Err(Error::State("train_streamed: not a streamed source".into()));
         };
         let open = || NpyStream::open(x, y, *window_mb, self.seed, Shard::default());
-        let prep = Preprocessing::fit_stream(self.data.x_scale, self.data.standardize, &mut open()?)?;
+        let prep = Preprocessing::fit_stream(&self.data.preprocess(), &mut open()?)?;
         let stream = Transformed { inner: open()?, prep: prep.clone() };
         let samples = stream.len();
         let mut source = Prefetch::new(Box::new(stream), 4);

@@ -29,7 +29,7 @@ fn fit_stream_learns_digits_from_mapped_npy() {
     let dir = tmp("lib");
     let (_, mut test) = digits_npy(&dir);
     let mut stream = NpyStream::open(dir.join("x.npy"), dir.join("y.npy"), 1, 7, Shard::default()).unwrap();
-    let prep = Preprocessing::fit_stream(None, true, &mut stream).unwrap();
+    let prep = Preprocessing::fit_stream(&crate::data::PreprocessSpec { standardize: true, ..Default::default() }, &mut stream).unwrap();
     let mut source = Prefetch::new(Box::new(crate::data::stream::Transformed { inner: stream, prep: prep.clone() }), 3);
     let mut model = Sequential::new(vec![Box::new(Dense::new(64, Activation::Relu).input_shape(&[64])), Box::new(Dense::new(10, Activation::Linear))]).unwrap();
     model.compile(Adam::new(0.001), Loss::sparse_categorical_crossentropy(true), &["accuracy"]).unwrap();
