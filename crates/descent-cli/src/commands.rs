@@ -63,7 +63,8 @@ pub fn evaluate(run: &Path, data: Option<&Path>, label_column: Option<String>) -
                     _ => None,
                 })
                 .unwrap_or(LabelColumn::Name("label".into()));
-            let (x, y) = read_csv(path, &CsvOptions { label_column: Some(label), ..Default::default() })?;
+            let options = CsvOptions { label_column: Some(label), categorical: saved.preprocessing.categories.clone(), ..Default::default() };
+            let (x, y) = read_csv(path, &options)?;
             (x, y.expect("label column requested"), path.display().to_string())
         }
         None => {
@@ -87,7 +88,7 @@ pub fn evaluate(run: &Path, data: Option<&Path>, label_column: Option<String>) -
 
 /// Features from a .npy file, or a CSV whose columns are all features except one named
 /// like the training label column (so the training file itself can be passed).
-fn read_features(input: &Path, run: &Path) -> Result<Tensor> {
+fn read_features(input: &Path, run: &Path, categories: &[descent::data::Categories]) -> Result<Tensor> {
     let is_npy = input.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"));
     if is_npy {
         let t = read_npy(input)?;
@@ -105,13 +106,17 @@ fn read_features(input: &Path, run: &Path) -> Result<Tensor> {
             .and_then(|mut r| r.headers().ok().map(|h| h.iter().any(|c| c.trim() == l)))
             .unwrap_or(false)
     });
-    let options = CsvOptions { label_column: label.filter(|_| header_has_label).map(LabelColumn::Name), ..Default::default() };
+    let options = CsvOptions {
+        label_column: label.filter(|_| header_has_label).map(LabelColumn::Name),
+        categorical: categories.to_vec(),
+        ..Default::default()
+    };
     Ok(read_csv(input, &options)?.0)
 }
 
 pub fn predict(run: &Path, input: &Path, output: Option<&Path>) -> Result<()> {
     let (mut model, saved) = load_model(run)?;
-    let mut x = read_features(input, run)?;
+    let mut x = read_features(input, run, &saved.preprocessing.categories)?;
     check_inputs(&model, &x, &input.display().to_string())?;
     saved.preprocessing.apply(&mut x)?;
     let out = model.predict(&x, 256)?;

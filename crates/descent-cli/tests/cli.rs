@@ -112,3 +112,54 @@ fn documented_errors() {
     let o = descent(&["evaluate", "runs/none"], &dir);
     assert!(text(&o).contains("runs/none/model.json"), "{}", text(&o));
 }
+
+#[test]
+fn categorical_csv_columns_train_predict_and_evaluate() {
+    let dir = workdir("categorical");
+    // label = 1 for red, or for blue when size > 1; the color only enters one-hot encoded.
+    let mut train = String::from("size,color,label\n");
+    let colors = ["red", "green", "blue"];
+    for i in 0..600 {
+        let size = (i % 17) as f32 / 8.0;
+        let color = colors[i % 3];
+        let label = (color == "red" || (color == "blue" && size > 1.0)) as u8;
+        train += &format!("{size},{color},{label}\n");
+    }
+    std::fs::write(dir.join("train.csv"), &train).unwrap();
+    std::fs::write(
+        dir.join("cat.toml"),
+        r#"
+seed = 1
+[data]
+format = "csv"
+path = "train.csv"
+categorical = ["color"]
+stratify = true
+minmax = true
+[model]
+layers = [{ type = "dense", units = 16, activation = "relu" }, { type = "dense", units = 2 }]
+[compile]
+optimizer = { name = "adam", learning_rate = 0.01 }
+loss = { name = "sparse_categorical_crossentropy", from_logits = true }
+metrics = ["accuracy", "f1"]
+[fit]
+epochs = 60
+verbose = 0
+"#,
+    )
+    .unwrap();
+    let out = descent(&["fit", "cat.toml"], &dir);
+    assert!(out.status.success(), "{}", text(&out));
+    let model_json = std::fs::read_to_string(dir.join("runs/cat-001/model.json")).unwrap();
+    assert!(model_json.contains("\"green\""), "categories are saved with the model");
+    let metrics: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("runs/cat-001/metrics.json")).unwrap()).unwrap();
+    assert!(metrics["test"]["accuracy"].as_f64().unwrap() > 0.95, "{metrics}");
+    // Prediction encodes the text column with the saved categories.
+    std::fs::write(dir.join("new.csv"), "size,color\n0.1,red\n1.9,blue\n0.1,green\n").unwrap();
+    let out = descent(&["predict", "runs/cat-001", "--input", "new.csv"], &dir);
+    assert!(out.status.success(), "{}", text(&out));
+    let classes: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().skip(1).map(|l| l.split(',').next().unwrap().to_string()).collect();
+    assert_eq!(classes, vec!["1", "1", "0"]);
+    let out = descent(&["evaluate", "runs/cat-001"], &dir);
+    assert!(out.status.success() && text(&out).contains("confusion matrix"), "{}", text(&out));
+}

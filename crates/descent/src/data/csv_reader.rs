@@ -21,17 +21,76 @@ pub struct CsvOptions {
     /// `None`: every column is a feature (for prediction inputs).
     pub label_column: Option<LabelColumn>,
     pub delimiter: u8,
+    /// Text columns to one-hot encode (by header name), in place of the column.
+    pub categorical: Vec<Categories>,
 }
 
 impl Default for CsvOptions {
     fn default() -> Self {
-        CsvOptions { has_header: true, label_column: None, delimiter: b',' }
+        CsvOptions { has_header: true, label_column: None, delimiter: b',', categorical: Vec::new() }
+    }
+}
+
+/// A one-hot encoded column: its name and its categories, in encoding order. Empty
+/// `values` are learned from the file (sorted); saved with a model, they encode new data
+/// the same way (a value not seen in training encodes as all zeros).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Categories {
+    pub column: String,
+    pub values: Vec<String>,
+}
+
+impl Categories {
+    pub fn learn(column: &str) -> Categories {
+        Categories { column: column.into(), values: Vec::new() }
     }
 }
 
 /// Reads features and (if a label column is named) targets `[samples, 1]`.
 /// Errors name the file, the line and the column of the offending cell.
 pub fn read_csv(path: impl AsRef<Path>, options: &CsvOptions) -> Result<(Tensor, Option<Tensor>)> {
+    read_csv_encoded(path, options).map(|(x, y, _)| (x, y))
+}
+
+/// The categories of `columns` in the file: each column's distinct values, sorted.
+fn learn_categories(path: &Path, options: &CsvOptions, headers: &[String]) -> Result<Vec<Categories>> {
+    let mut sets: Vec<(usize, std::collections::BTreeSet<String>)> = Vec::new();
+    for c in &options.categorical {
+        let idx = headers.iter().position(|h| *h == c.column).ok_or_else(|| {
+            Error::format(path, format!("categorical column `{}` is not in the header; columns are: {}", c.column, preview(headers)))
+        })?;
+        sets.push((idx, c.values.iter().cloned().collect()));
+    }
+    if options.categorical.iter().any(|c| c.values.is_empty()) {
+        let mut reader = csv::ReaderBuilder::new().has_headers(true).delimiter(options.delimiter).trim(csv::Trim::All).from_path(path).map_err(|e| csv_error(path, e))?;
+        let mut record = csv::StringRecord::new();
+        while reader.read_record(&mut record).map_err(|e| csv_error(path, e))? {
+            for ((idx, set), c) in sets.iter_mut().zip(&options.categorical) {
+                if c.values.is_empty() {
+                    if let Some(v) = record.get(*idx) {
+                        set.insert(v.to_string());
+                    }
+                }
+            }
+        }
+    }
+    Ok(options.categorical.iter().zip(sets).map(|(c, (_, set))| Categories { column: c.column.clone(), values: if c.values.is_empty() { set.into_iter().collect() } else { c.values.clone() } }).collect())
+}
+
+/// The categories `read_csv_encoded` would use for `options.categorical` (one scan).
+pub fn csv_categories(path: impl AsRef<Path>, options: &CsvOptions) -> Result<Vec<Categories>> {
+    let path = path.as_ref();
+    if options.categorical.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut reader = csv::ReaderBuilder::new().has_headers(true).delimiter(options.delimiter).trim(csv::Trim::All).from_path(path).map_err(|e| csv_error(path, e))?;
+    let headers: Vec<String> = reader.headers().map_err(|e| csv_error(path, e))?.iter().map(str::to_string).collect();
+    learn_categories(path, options, &headers)
+}
+
+/// [`read_csv`], also returning the categories used for the categorical columns.
+pub fn read_csv_encoded(path: impl AsRef<Path>, options: &CsvOptions) -> Result<(Tensor, Option<Tensor>, Vec<Categories>)> {
     let path = path.as_ref();
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let mut reader = csv::ReaderBuilder::new()
@@ -56,6 +115,12 @@ pub fn read_csv(path: impl AsRef<Path>, options: &CsvOptions) -> Result<(Tensor,
             })?)
         }
     };
+    if !options.categorical.is_empty() && !options.has_header {
+        return Err(Error::format(path, "categorical columns are named, so the file needs a header"));
+    }
+    let categories = learn_categories(path, options, &headers)?;
+    // Column index → its categories, for the one-hot columns.
+    let onehot: Vec<Option<&Categories>> = (0..headers.len()).map(|c| categories.iter().find(|k| k.column == headers[c])).collect();
     let mut x = Vec::new();
     let mut y = Vec::new();
     let mut width = None;
@@ -82,6 +147,13 @@ pub fn read_csv(path: impl AsRef<Path>, options: &CsvOptions) -> Result<(Tensor,
             _ => {}
         }
         for (c, cell) in record.iter().enumerate() {
+            if let Some(Some(cat)) = onehot.get(c) {
+                if Some(c) == label_idx {
+                    return Err(Error::format(path, format!("the label column `{}` cannot also be categorical", cat.column)));
+                }
+                x.extend(cat.values.iter().map(|v| (v == cell) as u8 as f32));
+                continue;
+            }
             let column = headers.get(c).map_or_else(|| format!("{c}"), |h| format!("`{h}`"));
             let v: f32 = cell.parse().map_err(|_| {
                 Error::format(path, format!("line {line}, column {column}: cannot read `{cell}` as a number"))
@@ -104,10 +176,11 @@ pub fn read_csv(path: impl AsRef<Path>, options: &CsvOptions) -> Result<(Tensor,
         let hint = if options.has_header { " (the first line is read as the header)" } else { "" };
         return Err(Error::format(path, format!("no data rows{hint}")));
     }
-    let features = width.unwrap_or(0) - label_idx.map_or(0, |_| 1);
+    let extra: usize = categories.iter().map(|c| c.values.len()).sum::<usize>() - categories.len();
+    let features = width.unwrap_or(0) - label_idx.map_or(0, |_| 1) + extra;
     let x = Tensor::new(x, &[rows, features])?;
     let y = label_idx.map(|_| Tensor::new(y, &[rows, 1])).transpose()?;
-    Ok((x, y))
+    Ok((x, y, categories))
 }
 
 fn csv_error(path: &Path, e: csv::Error) -> Error {
@@ -132,6 +205,25 @@ fn preview(names: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn categorical_columns_become_one_hot() {
+        let path = write("cat.csv", "size,color,label\n1.5,red,0\n2.0,blue,1\n0.5,green,1\n1.0,red,0\n");
+        let options = CsvOptions { label_column: Some(LabelColumn::Name("label".into())), categorical: vec![Categories::learn("color")], ..Default::default() };
+        let (x, y, cats) = read_csv_encoded(&path, &options).unwrap();
+        assert_eq!(cats, vec![Categories { column: "color".into(), values: vec!["blue".into(), "green".into(), "red".into()] }]);
+        assert_eq!(x.dims(), &[4, 4]);
+        assert_eq!(x.row(0), &[1.5, 0.0, 0.0, 1.0]);
+        assert_eq!(x.row(1), &[2.0, 1.0, 0.0, 0.0]);
+        assert_eq!(y.unwrap().data(), &[0.0, 1.0, 1.0, 0.0]);
+        // With the saved categories, new data encodes the same way; unseen values are zeros.
+        let new = write("cat2.csv", "size,color\n3.0,purple\n1.0,green\n");
+        let fixed = CsvOptions { categorical: cats, ..Default::default() };
+        let (x2, _, _) = read_csv_encoded(&new, &fixed).unwrap();
+        assert_eq!(x2.data(), &[3.0, 0.0, 0.0, 0.0, 1.0, 0.0, 1.0, 0.0]);
+        let bad = CsvOptions { categorical: vec![Categories::learn("colour")], ..Default::default() };
+        assert!(read_csv_encoded(&new, &bad).unwrap_err().to_string().contains("`colour` is not in the header"));
+    }
 
     fn write(name: &str, text: &str) -> std::path::PathBuf {
         let dir = std::env::temp_dir().join(format!("descent-csv-{}", std::process::id()));

@@ -7,7 +7,7 @@ mod npy;
 pub mod stream;
 mod teacher;
 
-pub use csv_reader::{read_csv, CsvOptions, LabelColumn};
+pub use csv_reader::{csv_categories, read_csv, read_csv_encoded, Categories, CsvOptions, LabelColumn};
 pub use idx::read_idx;
 pub use npy::{read_npy, read_npz};
 pub use stream::{BatchStream, CsvStream, NpyStream, Prefetch, Shard};
@@ -125,6 +125,9 @@ pub struct Preprocessing {
     /// Per-feature (x − min) / (max − min), with min and max of the training split.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub minmax: Option<MinMax>,
+    /// One-hot encoded CSV columns and their categories (applied when a CSV is read).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub categories: Vec<Categories>,
 }
 
 /// Which preprocessing steps to fit.
@@ -193,7 +196,7 @@ impl Preprocessing {
 
     /// Fits the enabled steps on training features (each after `x_scale`).
     pub fn fit_with(spec: &PreprocessSpec, train_x: &Tensor) -> Preprocessing {
-        let mut p = Preprocessing { x_scale: spec.x_scale, standardize: None, minmax: None };
+        let mut p = Preprocessing { x_scale: spec.x_scale, standardize: None, minmax: None, categories: Vec::new() };
         if spec.standardize || spec.minmax {
             let mut scaled = train_x.clone();
             p.apply(&mut scaled).expect("same width");
@@ -243,7 +246,7 @@ impl Preprocessing {
     /// Fits on a stream in one pass (per-feature mean and variance in f64, Chan's
     /// parallel update per batch), for data that does not fit in memory.
     pub fn fit_stream(spec: &PreprocessSpec, stream: &mut dyn BatchStream) -> Result<Preprocessing> {
-        let mut p = Preprocessing { x_scale: spec.x_scale, standardize: None, minmax: None };
+        let mut p = Preprocessing { x_scale: spec.x_scale, standardize: None, minmax: None, categories: Vec::new() };
         if spec.minmax {
             return Err(Error::Config("min-max scaling of streamed data is not supported; use standardize".into()));
         }

@@ -133,6 +133,9 @@ pub enum DataSource {
         header: bool,
         #[serde(default = "comma")]
         delimiter: char,
+        /// Text columns to one-hot encode (their categories are saved with the model).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        categorical: Vec<String>,
     },
     /// Features and targets in two `.npy` files. With `stream = true` they are read
     /// through memory-mapped windows of `window_mb` MB instead of loaded (data larger

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use super::{DataSource, Experiment};
 use crate::data::stream::Transformed;
-use crate::data::{read_csv, read_idx, read_npy, read_npz, teacher_classification, BatchStream, CsvOptions, Dataset, NpyStream, Prefetch, Preprocessing, Shard, TeacherSpec};
+use crate::data::{csv_categories, read_csv, read_idx, Categories, read_npy, read_npz, teacher_classification, BatchStream, CsvOptions, Dataset, NpyStream, Prefetch, Preprocessing, Shard, TeacherSpec};
 use crate::error::{Error, Result};
 use crate::io::{save_model, write_atomic};
 use crate::nn::{ModelConfig, Sequential};
@@ -49,8 +49,13 @@ impl Experiment {
     /// Loads the raw samples (before splitting) or, for `teacher`, the train and test sets.
     fn load_raw(&self) -> Result<(Dataset, Option<Dataset>)> {
         Ok(match &self.data.source {
-            DataSource::Csv { path, label_column, header, delimiter } => {
-                let opts = CsvOptions { has_header: *header, label_column: Some(label_column.clone()), delimiter: *delimiter as u8 };
+            DataSource::Csv { path, label_column, header, delimiter, categorical } => {
+                let opts = CsvOptions {
+                    has_header: *header,
+                    label_column: Some(label_column.clone()),
+                    delimiter: *delimiter as u8,
+                    categorical: categorical.iter().map(|c| Categories::learn(c)).collect(),
+                };
                 let (x, y) = read_csv(path, &opts)?;
                 (Dataset::new(x, y.expect("label column requested"), path.display().to_string())?, None)
             }
@@ -72,6 +77,22 @@ impl Experiment {
                 (tr, Some(te))
             }
         })
+    }
+
+    /// The one-hot categories of the CSV's categorical columns (learned from the file).
+    pub fn categories(&self) -> Result<Vec<Categories>> {
+        match &self.data.source {
+            DataSource::Csv { path, header, delimiter, categorical, .. } if !categorical.is_empty() => {
+                let opts = CsvOptions {
+                    has_header: *header,
+                    delimiter: *delimiter as u8,
+                    categorical: categorical.iter().map(|c| Categories::learn(c)).collect(),
+                    ..Default::default()
+                };
+                csv_categories(path, &opts)
+            }
+            _ => Ok(Vec::new()),
+        }
     }
 
     /// Train and held-out sets as loaded, before preprocessing (the split is fixed by the seed).
@@ -129,7 +150,8 @@ impl Experiment {
                 None => {}
             }
         }
-        let preprocessing = Preprocessing::fit_with(&self.data.preprocess(), &train.x);
+        let mut preprocessing = Preprocessing::fit_with(&self.data.preprocess(), &train.x);
+        preprocessing.categories = self.categories()?;
         preprocessing.apply(&mut train.x)?;
         if let Some(v) = &mut valid {
             preprocessing.apply(&mut v.x)?;
