@@ -38,6 +38,8 @@ enum Op {
     MulConst { x: Var },
     /// y = x + c with a constant c: additive noise.
     AddConst { x: Var },
+    /// y = x, adding l1·Σ|x| + l2·Σx² to the loss (an activity regularizer).
+    ActivityPenalty { x: Var, l1: f32, l2: f32 },
     /// y = γ ⊙ x̂ + β, x̂ normalized over each row (aux: x̂, then 1/σ per row).
     LayerNorm { x: Var, gamma: Var, beta: Var },
     /// y = γ ⊙ x̂ + β, x̂ normalized over each column with the batch's statistics or,
@@ -66,11 +68,13 @@ pub struct Tape {
     nodes: Vec<Node>,
     len: usize,
     grad_enabled: bool,
+    /// Penalties recorded by `activity_penalty` since the last reset (added to the loss).
+    penalty: f64,
 }
 
 impl Default for Tape {
     fn default() -> Self {
-        Tape { nodes: Vec::new(), len: 0, grad_enabled: true }
+        Tape { nodes: Vec::new(), len: 0, grad_enabled: true, penalty: 0.0 }
     }
 }
 
@@ -158,6 +162,30 @@ impl Tape {
     /// Forgets the recorded ops, keeping all buffers for the next pass.
     pub fn reset(&mut self) {
         self.len = 0;
+        self.penalty = 0.0;
+    }
+
+    /// The sum of the activity penalties of this pass (part of the loss to report; their
+    /// gradients flow in backward).
+    pub fn penalty(&self) -> f64 {
+        self.penalty
+    }
+
+    /// `y = x`, with l1·Σ|x| + l2·Σx² added to the pass's penalty (Keras's
+    /// `activity_regularizer`); backward adds l1·sign(x) + 2·l2·x to ∂L/∂x.
+    pub fn activity_penalty(&mut self, store: &ParamStore, x: Var, l1: f32, l2: f32) -> Var {
+        let xs = self.shape(x);
+        let rg = self.requires_grad(x);
+        let out = self.push(xs, Op::ActivityPenalty { x, l1, l2 }, rg);
+        let mut penalty = 0.0f64;
+        self.compute(store, out, |nodes, params, y, _| {
+            let xv = value_of(nodes, params, x);
+            y.copy_from_slice(xv);
+            let (abs, sq) = xv.iter().fold((0.0f64, 0.0f64), |(a, s), v| (a + v.abs() as f64, s + (*v as f64) * (*v as f64)));
+            penalty = l1 as f64 * abs + l2 as f64 * sq;
+        });
+        self.penalty += penalty;
+        out
     }
 
     pub fn grad_enabled(&self) -> bool {
@@ -600,6 +628,18 @@ impl Tape {
                     with_grad(nodes, &mut pgrads, x, |_, gx| gx.iter_mut().zip(g.iter().zip(&m)).for_each(|(gx, (g, m))| *gx += g * m));
                     nodes[i].grad = g;
                     nodes[i].aux = m;
+                }
+                Op::ActivityPenalty { x, l1, l2 } => {
+                    let g = take(&mut nodes[i].grad);
+                    let root_grad = 1.0f32;
+                    with_grad(nodes, &mut pgrads, x, |nodes, gx| {
+                        let xv = value_of(nodes, pvals, x);
+                        for ((gx, g), v) in gx.iter_mut().zip(&g).zip(xv) {
+                            let sign = if *v > 0.0 { 1.0 } else if *v < 0.0 { -1.0 } else { 0.0 };
+                            *gx += g + root_grad * (l1 * sign + 2.0 * l2 * v);
+                        }
+                    });
+                    nodes[i].grad = g;
                 }
                 Op::AddConst { x } => {
                     let g = take(&mut nodes[i].grad);

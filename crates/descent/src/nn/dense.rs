@@ -28,6 +28,7 @@ impl Dense {
             bias_initializer: Initializer::Zeros,
             kernel_regularizer: None,
             bias_regularizer: None,
+            activity_regularizer: None,
             name: None,
             input_shape: None,
         })
@@ -61,6 +62,11 @@ impl Dense {
     }
     pub fn bias_regularizer(mut self, r: Regularizer) -> Self {
         self.config.bias_regularizer = Some(r);
+        self
+    }
+    /// A penalty on the outputs (Keras's `activity_regularizer`).
+    pub fn activity_regularizer(mut self, r: Regularizer) -> Self {
+        self.config.activity_regularizer = Some(r);
         self
     }
     pub fn name(mut self, name: &str) -> Self {
@@ -105,7 +111,7 @@ impl Layer for Dense {
                 format!("{input:?}"),
             ));
         }
-        for (what, r) in [("kernel_regularizer", c.kernel_regularizer), ("bias_regularizer", c.bias_regularizer)] {
+        for (what, r) in [("kernel_regularizer", c.kernel_regularizer), ("bias_regularizer", c.bias_regularizer), ("activity_regularizer", c.activity_regularizer)] {
             if let Some(r) = r {
                 r.check(&format!("layer '{}' {what}", self.name))?;
             }
@@ -136,7 +142,11 @@ impl Layer for Dense {
         }
         let w = tape.param(store, kernel);
         let b = self.bias.map(|b| tape.param(store, b));
-        tape.dense(store, x, w, b, self.config.activation)
+        let y = tape.dense(store, x, w, b, self.config.activation)?;
+        Ok(match self.config.activity_regularizer.filter(|r| !r.is_zero()) {
+            Some(r) => tape.activity_penalty(store, y, r.l1, r.l2),
+            None => y,
+        })
     }
 
     fn params(&self) -> Vec<ParamId> {

@@ -75,6 +75,9 @@ pub struct DenseConfig {
     pub kernel_regularizer: Option<Regularizer>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bias_regularizer: Option<Regularizer>,
+    /// Penalty on the layer's outputs (added to the loss for each batch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activity_regularizer: Option<Regularizer>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

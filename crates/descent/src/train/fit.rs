@@ -323,7 +323,7 @@ impl Sequential {
         for m in metrics.iter_mut() {
             m.update(tape.value(&self.store, out), tape.targets(loss), cols);
         }
-        Ok((tape.scalar(loss) as f64 + penalty) * n as f64)
+        Ok((tape.scalar(loss) as f64 + penalty + tape.penalty()) * n as f64)
     }
 
     /// Every layer's weight penalties (Keras's regularization losses): their sum, which

@@ -411,3 +411,40 @@ fn class_weight_raises_minority_recall() {
     let (plain, weighted) = (recall(None), recall(Some([(1, 9.0)].into_iter().collect())));
     assert!(weighted > plain + 0.05, "minority recall: weighted {weighted:.3} vs plain {plain:.3}");
 }
+
+#[test]
+fn activity_regularizer_gradient_matches_finite_differences_of_the_loss() {
+    // One SGD step at rate 1 moves each weight by −∂(loss + penalties)/∂w; evaluate's loss
+    // (which includes the activity and kernel penalties, as Keras's) checked by central
+    // differences on a few weights.
+    let (train, _) = digits(0.2);
+    let n = 16;
+    let x = Tensor::new(train.x.data()[..64 * n].to_vec(), &[n, 64]).unwrap();
+    let y = Tensor::new(train.y.data()[..n].to_vec(), &[n, 1]).unwrap();
+    let make = || {
+        let layers: Vec<Box<dyn Layer>> = vec![
+            Box::new(Dense::new(8, Activation::Tanh).input_shape(&[64]).activity_regularizer(Regularizer::l1_l2(0.01, 0.05))),
+            Box::new(Dense::new(10, Activation::Linear).kernel_regularizer(Regularizer::l2(0.02))),
+        ];
+        let mut m = Sequential::new(layers).unwrap().with_seed(6).unwrap();
+        m.compile(Sgd::new(1.0), Loss::sparse_categorical_crossentropy(true), &[]).unwrap();
+        m
+    };
+    let mut stepped = make();
+    let w0 = stepped.params().values().to_vec();
+    stepped.train_on_batch(&x, &y).unwrap();
+    let grad: Vec<f64> = w0.iter().zip(stepped.params().values()).map(|(a, b)| (*a - *b) as f64).collect();
+    let mut probe = make();
+    let loss_at = |m: &mut Sequential, i: usize, v: f32| {
+        m.params_mut().values_mut()[i] = v;
+        m.evaluate(&x, &y, n).unwrap().get("loss").unwrap()
+    };
+    for i in [0usize, 17, 300, 511, 520, 600] {
+        let h = 1e-2f32;
+        let plus = loss_at(&mut probe, i, w0[i] + h);
+        let minus = loss_at(&mut probe, i, w0[i] - h);
+        loss_at(&mut probe, i, w0[i]);
+        let fd = (plus - minus) / (2.0 * h as f64);
+        assert!((fd - grad[i]).abs() < 2e-3 * fd.abs().max(0.05), "weight {i}: step {} vs finite difference {fd}", grad[i]);
+    }
+}
