@@ -1,23 +1,9 @@
 //! The `descent` binary end to end: fit, evaluate, predict and summary on a small
 //! experiment, and the documented error cases (exit code 1, message naming the problem).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn descent(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_descent")).args(args).current_dir(cwd).output().expect("runs")
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-fn workdir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("descent-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+mod common;
+use common::{descent, text, workdir};
 
 fn digits() -> String {
     concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/digits.csv").to_string()

@@ -2,25 +2,13 @@
 //! including a study killed with SIGKILL mid-trial and resumed by rerunning the command.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use descent_tune::{Store, TrialState};
 
-fn descent(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_descent")).args(args).current_dir(cwd).output().expect("runs")
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-fn workdir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("descent-tune-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+mod common;
+use common::{descent, text, workdir};
 
 /// The classic model on digits with `epochs` epochs and the given optimizer.
 fn experiment(dir: &Path, name: &str, epochs: usize, optimizer: &str) -> PathBuf {

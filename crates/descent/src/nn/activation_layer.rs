@@ -1,6 +1,6 @@
 //! A layer that only applies an activation (Keras's `Activation` layer).
 
-use super::layer::{ActivationConfig, Layer, LayerConfig};
+use super::layer::{named_layer, ActivationConfig, Layer};
 use crate::autograd::{ParamId, ParamStore, Tape, Var};
 use crate::error::Result;
 use crate::rng::Rng;
@@ -26,21 +26,7 @@ impl ActivationLayer {
 }
 
 impl Layer for ActivationLayer {
-    fn kind(&self) -> &'static str {
-        "Activation"
-    }
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn set_name(&mut self, name: String) {
-        self.name = name;
-    }
-    fn default_name(&self) -> &'static str {
-        "activation"
-    }
-    fn declared_input_shape(&self) -> Option<&[usize]> {
-        self.config.input_shape.as_deref()
-    }
+    named_layer!("Activation", "activation", Activation);
     fn build(&mut self, input: &[usize], _: &mut ParamStore, _: &mut Rng) -> Result<Vec<usize>> {
         Ok(input.to_vec())
     }
@@ -52,10 +38,5 @@ impl Layer for ActivationLayer {
     }
     fn output_activation(&self) -> Option<Activation> {
         Some(self.config.activation)
-    }
-    fn config(&self) -> LayerConfig {
-        let mut c = self.config.clone();
-        c.name = Some(self.name.clone());
-        LayerConfig::Activation(c)
     }
 }

@@ -1,6 +1,6 @@
 //! Dense (fully connected) layer: y = act(x·W + b), W: [in, out], b: [out].
 
-use super::layer::{DenseConfig, Layer, LayerConfig};
+use super::layer::{named_layer, DenseConfig, Layer};
 use super::{Initializer, Regularizer};
 use crate::autograd::{ParamId, ParamStore, Tape, Var};
 use crate::error::{Error, Result};
@@ -83,21 +83,7 @@ impl Dense {
 }
 
 impl Layer for Dense {
-    fn kind(&self) -> &'static str {
-        "Dense"
-    }
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn set_name(&mut self, name: String) {
-        self.name = name;
-    }
-    fn default_name(&self) -> &'static str {
-        "dense"
-    }
-    fn declared_input_shape(&self) -> Option<&[usize]> {
-        self.config.input_shape.as_deref()
-    }
+    named_layer!("Dense", "dense", Dense);
 
     fn build(&mut self, input: &[usize], store: &mut ParamStore, rng: &mut Rng) -> Result<Vec<usize>> {
         let c = &self.config;
@@ -154,11 +140,6 @@ impl Layer for Dense {
     }
     fn output_activation(&self) -> Option<Activation> {
         Some(self.config.activation)
-    }
-    fn config(&self) -> LayerConfig {
-        let mut c = self.config.clone();
-        c.name = Some(self.name.clone());
-        LayerConfig::Dense(c)
     }
     fn regularizers(&self, f: &mut dyn FnMut(ParamId, Regularizer)) {
         if let (Some(id), Some(r)) = (self.kernel, self.config.kernel_regularizer) {

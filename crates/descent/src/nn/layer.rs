@@ -46,6 +46,35 @@ pub trait Layer: Send + Sync {
     fn update_state(&self, _tape: &Tape, _store: &mut ParamStore) {}
 }
 
+/// The `Layer` methods every layer writes the same way, for a struct with a `name`
+/// field and a `config` with `input_shape` and `name`: `named_layer!("Dense", "dense", Dense)`
+/// gives `kind`, `name`, `set_name`, `default_name`, `declared_input_shape` and `config`.
+macro_rules! named_layer {
+    ($kind:literal, $default:literal, $variant:ident) => {
+        fn kind(&self) -> &'static str {
+            $kind
+        }
+        fn name(&self) -> &str {
+            &self.name
+        }
+        fn set_name(&mut self, name: String) {
+            self.name = name;
+        }
+        fn default_name(&self) -> &'static str {
+            $default
+        }
+        fn declared_input_shape(&self) -> Option<&[usize]> {
+            self.config.input_shape.as_deref()
+        }
+        fn config(&self) -> $crate::nn::LayerConfig {
+            let mut c = self.config.clone();
+            c.name = Some(self.name.clone());
+            $crate::nn::LayerConfig::$variant(c)
+        }
+    };
+}
+pub(crate) use named_layer;
+
 /// A layer as written in a TOML experiment or the saved `model.json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

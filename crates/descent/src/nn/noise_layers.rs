@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use rand::{Rng as _, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use super::layer::{Layer, LayerConfig};
+use super::layer::{named_layer, Layer};
 use crate::autograd::{ParamId, ParamStore, Tape, Var};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
@@ -96,21 +96,7 @@ impl Dropout {
 }
 
 impl Layer for Dropout {
-    fn kind(&self) -> &'static str {
-        "Dropout"
-    }
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn set_name(&mut self, name: String) {
-        self.name = name;
-    }
-    fn default_name(&self) -> &'static str {
-        "dropout"
-    }
-    fn declared_input_shape(&self) -> Option<&[usize]> {
-        self.config.input_shape.as_deref()
-    }
+    named_layer!("Dropout", "dropout", Dropout);
     fn build(&mut self, input: &[usize], _: &mut ParamStore, rng: &mut Rng) -> Result<Vec<usize>> {
         if !(0.0..1.0).contains(&self.config.rate) {
             return Err(Error::Config(format!("layer '{}': dropout rate {} is outside [0, 1)", self.name, self.config.rate)));
@@ -131,11 +117,6 @@ impl Layer for Dropout {
     }
     fn params(&self) -> Vec<ParamId> {
         Vec::new()
-    }
-    fn config(&self) -> LayerConfig {
-        let mut c = self.config.clone();
-        c.name = Some(self.name.clone());
-        LayerConfig::Dropout(c)
     }
     fn rng_state(&self) -> Option<Rng> {
         Some(self.stream.state())
@@ -162,21 +143,7 @@ impl GaussianNoise {
 }
 
 impl Layer for GaussianNoise {
-    fn kind(&self) -> &'static str {
-        "GaussianNoise"
-    }
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn set_name(&mut self, name: String) {
-        self.name = name;
-    }
-    fn default_name(&self) -> &'static str {
-        "gaussian_noise"
-    }
-    fn declared_input_shape(&self) -> Option<&[usize]> {
-        self.config.input_shape.as_deref()
-    }
+    named_layer!("GaussianNoise", "gaussian_noise", GaussianNoise);
     fn build(&mut self, input: &[usize], _: &mut ParamStore, rng: &mut Rng) -> Result<Vec<usize>> {
         let s = self.config.stddev;
         if !(s >= 0.0 && s.is_finite()) {
@@ -199,11 +166,6 @@ impl Layer for GaussianNoise {
     }
     fn params(&self) -> Vec<ParamId> {
         Vec::new()
-    }
-    fn config(&self) -> LayerConfig {
-        let mut c = self.config.clone();
-        c.name = Some(self.name.clone());
-        LayerConfig::GaussianNoise(c)
     }
     fn rng_state(&self) -> Option<Rng> {
         Some(self.stream.state())

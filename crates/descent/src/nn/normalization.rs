@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-use super::layer::{Layer, LayerConfig};
+use super::layer::{named_layer, Layer};
 use crate::autograd::{ParamId, ParamStore, Tape, Var};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
@@ -127,21 +127,7 @@ impl Default for BatchNormalization {
 }
 
 impl Layer for BatchNormalization {
-    fn kind(&self) -> &'static str {
-        "BatchNormalization"
-    }
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn set_name(&mut self, name: String) {
-        self.name = name;
-    }
-    fn default_name(&self) -> &'static str {
-        "batch_normalization"
-    }
-    fn declared_input_shape(&self) -> Option<&[usize]> {
-        self.config.input_shape.as_deref()
-    }
+    named_layer!("BatchNormalization", "batch_normalization", BatchNormalization);
     fn build(&mut self, input: &[usize], store: &mut ParamStore, _: &mut Rng) -> Result<Vec<usize>> {
         let c = &self.config;
         if !(0.0..1.0).contains(&c.momentum) || !(c.epsilon > 0.0) {
@@ -169,11 +155,6 @@ impl Layer for BatchNormalization {
     }
     fn params(&self) -> Vec<ParamId> {
         self.params.map(|p| p.to_vec()).unwrap_or_default()
-    }
-    fn config(&self) -> LayerConfig {
-        let mut c = self.config.clone();
-        c.name = Some(self.name.clone());
-        LayerConfig::BatchNormalization(c)
     }
     fn update_state(&self, tape: &Tape, store: &mut ParamStore) {
         let Some(y) = self.last.lock().unwrap_or_else(|p| p.into_inner()).take() else { return };
@@ -211,21 +192,7 @@ impl Default for LayerNormalization {
 }
 
 impl Layer for LayerNormalization {
-    fn kind(&self) -> &'static str {
-        "LayerNormalization"
-    }
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn set_name(&mut self, name: String) {
-        self.name = name;
-    }
-    fn default_name(&self) -> &'static str {
-        "layer_normalization"
-    }
-    fn declared_input_shape(&self) -> Option<&[usize]> {
-        self.config.input_shape.as_deref()
-    }
+    named_layer!("LayerNormalization", "layer_normalization", LayerNormalization);
     fn build(&mut self, input: &[usize], store: &mut ParamStore, _: &mut Rng) -> Result<Vec<usize>> {
         if !(self.config.epsilon > 0.0) {
             return Err(Error::Config(format!("layer '{}': epsilon {} must be > 0", self.name, self.config.epsilon)));
@@ -243,11 +210,6 @@ impl Layer for LayerNormalization {
     }
     fn params(&self) -> Vec<ParamId> {
         self.params.map(|p| p.to_vec()).unwrap_or_default()
-    }
-    fn config(&self) -> LayerConfig {
-        let mut c = self.config.clone();
-        c.name = Some(self.name.clone());
-        LayerConfig::LayerNormalization(c)
     }
 }
 

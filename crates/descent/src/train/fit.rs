@@ -387,14 +387,7 @@ impl Sequential {
         if let Some((vx, vy)) = options.validation_data {
             self.prepare(vx, Some(vy), "validation data")?;
         }
-        // Resume from a backup: weights, optimizer, random streams, epoch and history.
-        let mut resumed = None;
-        if let Some(b) = &options.backup {
-            std::fs::create_dir_all(&b.backup_dir).map_err(|e| Error::io(&b.backup_dir, e))?;
-            if b.path().exists() {
-                resumed = Some(self.load_checkpoint(b.path())?);
-            }
-        }
+        let resumed = self.resume_from(options.backup.as_ref())?;
         let total = x.rows();
         let split_at = if options.validation_data.is_none() && options.validation_split > 0.0 {
             (total as f64 * (1.0 - options.validation_split as f64)).floor() as usize
@@ -448,13 +441,7 @@ impl Sequential {
         if let Some((vx, vy)) = options.validation_data {
             self.prepare(vx, Some(vy), "validation data")?;
         }
-        let mut resumed = None;
-        if let Some(b) = &options.backup {
-            std::fs::create_dir_all(&b.backup_dir).map_err(|e| Error::io(&b.backup_dir, e))?;
-            if b.path().exists() {
-                resumed = Some(self.load_checkpoint(b.path())?);
-            }
-        }
+        let resumed = self.resume_from(options.backup.as_ref())?;
         let validation = options.validation_data.map_or(Validation::None, |(vx, vy)| Validation::Data(vx, vy));
         let batch = options.batch_size.min(source.len());
         let mut data = TrainData::Stream { source, batch, epoch: 0, cur: None };
@@ -462,6 +449,14 @@ impl Sequential {
         let result = self.fit_loop(&mut tape, &mut compiled, &mut data, validation, options, resumed);
         self.put_parts(tape, compiled);
         result
+    }
+
+    /// With a backup that exists, restores weights, optimizer, random streams, epoch and
+    /// history from it (the fit then resumes after that epoch).
+    fn resume_from(&mut self, backup: Option<&BackupAndRestore>) -> Result<Option<crate::io::Restored>> {
+        let Some(b) = backup else { return Ok(None) };
+        std::fs::create_dir_all(&b.backup_dir).map_err(|e| Error::io(&b.backup_dir, e))?;
+        if b.path().exists() { self.load_checkpoint(b.path()).map(Some) } else { Ok(None) }
     }
 
     fn fit_loop(

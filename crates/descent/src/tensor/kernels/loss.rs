@@ -62,32 +62,39 @@ pub fn categorical_ce_logits(pred: &[f32], target: &[f32], cols: usize, mut grad
     total
 }
 
-/// Keras's cross-entropy on probabilities: q = p / Σp, clipped to [ε, 1−ε], loss
-/// −Σ t·log q. ∂/∂p_k = −t_k·[q_k unclipped]/p_k + (Σ_j t_j·[q_j unclipped]) / Σp.
+/// Keras's cross-entropy on probabilities for one row: q = p / Σp, clipped to
+/// [ε, 1−ε], loss −Σ t·log q. ∂/∂p_k = −t_k·[q_k unclipped]/p_k + (Σ_j t_j·[q_j unclipped]) / Σp.
+/// The target is given per class (`t(k)`), so one-hot and smoothed targets need no buffer.
+#[inline(always)]
+fn ce_probs_row(p: &[f32], t: impl Fn(usize) -> f32, grad: Option<&mut [f32]>, scale: f32) -> f32 {
+    let s: f32 = p.iter().sum();
+    let inside = |k: usize| {
+        let q = p[k] / s;
+        q > EPSILON && q < 1.0 - EPSILON
+    };
+    let mut loss = 0.0f32;
+    let mut t_in = 0.0f32;
+    for (k, pk) in p.iter().enumerate() {
+        loss -= t(k) * (pk / s).clamp(EPSILON, 1.0 - EPSILON).ln();
+        if inside(k) {
+            t_in += t(k);
+        }
+    }
+    if let Some(g) = grad {
+        for k in 0..p.len() {
+            let own = if inside(k) { -t(k) / p[k] } else { 0.0 };
+            g[k] = scale * (own + t_in / s);
+        }
+    }
+    loss
+}
+
+/// Cross-entropy of probability rows against target rows (see [`ce_probs_row`]).
 pub fn categorical_ce_probs(pred: &[f32], target: &[f32], cols: usize, mut grad: Option<&mut [f32]>, scale: f32) -> f64 {
     let mut total = 0.0f64;
     for (i, (p, t)) in pred.chunks_exact(cols).zip(target.chunks_exact(cols)).enumerate() {
-        let s: f32 = p.iter().sum();
-        let mut loss = 0.0f32;
-        let mut t_in = 0.0f32;
-        for (pk, tk) in p.iter().zip(t) {
-            let q = pk / s;
-            let inside = q > EPSILON && q < 1.0 - EPSILON;
-            loss -= tk * q.clamp(EPSILON, 1.0 - EPSILON).ln();
-            if inside {
-                t_in += tk;
-            }
-        }
-        total += loss as f64;
-        if let Some(g) = grad.as_deref_mut() {
-            let g = &mut g[i * cols..(i + 1) * cols];
-            for k in 0..cols {
-                let q = p[k] / s;
-                let inside = q > EPSILON && q < 1.0 - EPSILON;
-                let own = if inside { -t[k] / p[k] } else { 0.0 };
-                g[k] = scale * (own + t_in / s);
-            }
-        }
+        let g = grad.as_deref_mut().map(|g| &mut g[i * cols..(i + 1) * cols]);
+        total += ce_probs_row(p, |k| t[k], g, scale) as f64;
     }
     total
 }
@@ -135,32 +142,15 @@ pub fn sparse_ce_logits_smoothed(pred: &[f32], labels: &[f32], cols: usize, mut 
     total
 }
 
-/// Sparse cross-entropy on probabilities with label smoothing: [`categorical_ce_probs`]
-/// with the target q = (1 − s)·onehot(y) + s/K, built per row without a buffer.
+/// Sparse cross-entropy on probabilities with label smoothing: [`ce_probs_row`] with
+/// the target q = (1 − s)·onehot(y) + s/K.
 pub fn sparse_ce_probs_smoothed(pred: &[f32], labels: &[f32], cols: usize, mut grad: Option<&mut [f32]>, scale: f32, s: f32) -> f64 {
     let mut total = 0.0f64;
     let off = s / cols as f32;
     for (i, (p, label)) in pred.chunks_exact(cols).zip(labels).enumerate() {
         let y = *label as usize;
-        let q = |k: usize| if k == y { 1.0 - s + off } else { off };
-        let sum: f32 = p.iter().sum();
-        let (mut loss, mut t_in) = (0.0f32, 0.0f32);
-        for (k, pk) in p.iter().enumerate() {
-            let r = pk / sum;
-            loss -= q(k) * r.clamp(EPSILON, 1.0 - EPSILON).ln();
-            if r > EPSILON && r < 1.0 - EPSILON {
-                t_in += q(k);
-            }
-        }
-        total += loss as f64;
-        if let Some(g) = grad.as_deref_mut() {
-            let g = &mut g[i * cols..(i + 1) * cols];
-            for k in 0..cols {
-                let r = p[k] / sum;
-                let own = if r > EPSILON && r < 1.0 - EPSILON { -q(k) / p[k] } else { 0.0 };
-                g[k] = scale * (own + t_in / sum);
-            }
-        }
+        let g = grad.as_deref_mut().map(|g| &mut g[i * cols..(i + 1) * cols]);
+        total += ce_probs_row(p, |k| if k == y { 1.0 - s + off } else { off }, g, scale) as f64;
     }
     total
 }
