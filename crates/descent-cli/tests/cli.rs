@@ -130,6 +130,7 @@ loss = { name = "sparse_categorical_crossentropy", from_logits = true }
 metrics = ["accuracy", "f1"]
 [fit]
 epochs = 60
+validation_split = 0.2
 verbose = 0
 "#,
     )
@@ -138,6 +139,9 @@ verbose = 0
     assert!(out.status.success(), "{}", text(&out));
     let model_json = std::fs::read_to_string(dir.join("runs/cat-001/model.json")).unwrap();
     assert!(model_json.contains("\"green\""), "categories are saved with the model");
+    // With `stratify`, the validation split is stratified too and reported each epoch.
+    let history = std::fs::read_to_string(dir.join("runs/cat-001/history.csv")).unwrap();
+    assert!(history.starts_with("epoch,loss,accuracy,f1,val_loss,val_accuracy,val_f1"), "{history}");
     let metrics: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("runs/cat-001/metrics.json")).unwrap()).unwrap();
     assert!(metrics["test"]["accuracy"].as_f64().unwrap() > 0.95, "{metrics}");
     // Prediction encodes the text column with the saved categories.

@@ -449,6 +449,56 @@ impl BatchStream for CsvStream {
     }
 }
 
+/// An in-memory data set behind the stream interface (shuffled per epoch, sharded by
+/// row), so code written for streams also takes arrays.
+pub struct ArrayStream {
+    data: crate::data::Dataset,
+    rows: Vec<usize>,
+    pos: usize,
+    seed: u64,
+}
+
+impl ArrayStream {
+    pub fn new(data: crate::data::Dataset, seed: u64, shard: Shard) -> Result<ArrayStream> {
+        shard.check()?;
+        let rows = (0..data.len()).filter(|r| r % shard.world == shard.rank).collect();
+        Ok(ArrayStream { data, rows, pos: 0, seed })
+    }
+}
+
+impl BatchStream for ArrayStream {
+    fn len(&self) -> usize {
+        self.rows.len()
+    }
+    fn features(&self) -> usize {
+        self.data.x.row_len()
+    }
+    fn target_cols(&self) -> usize {
+        self.data.y.row_len().max(1)
+    }
+    fn name(&self) -> String {
+        self.data.name.clone()
+    }
+    fn begin_epoch(&mut self, epoch: u64) -> Result<()> {
+        self.rows.sort_unstable();
+        self.rows.shuffle(&mut rng::derive(self.seed, 0xA77 ^ epoch));
+        self.pos = 0;
+        Ok(())
+    }
+    fn next_batch(&mut self, batch: usize, x: &mut Vec<f32>, y: &mut Vec<f32>) -> Result<usize> {
+        x.clear();
+        y.clear();
+        let end = (self.pos + batch).min(self.rows.len());
+        for &r in &self.rows[self.pos..end] {
+            x.extend_from_slice(self.data.x.row(r));
+            y.extend_from_slice(self.data.y.row(r));
+        }
+        let n = end - self.pos;
+        self.pos = end;
+        Ok(n)
+    }
+}
+
 /// A stream with the preprocessing fitted on the training data applied to its features.
 pub struct Transformed<S: BatchStream> {
     pub inner: S,
@@ -668,6 +718,15 @@ pub(crate) mod tests {
         let e = NpyStream::open(dir.join("cut.npy"), dir.join("y.npy"), 1, 3, Shard::default()).err().unwrap().to_string();
         assert!(e.contains("truncated"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn array_stream_behaves_like_the_file_streams() {
+        let n = 300;
+        let x: Vec<f32> = (0..n).flat_map(|i| [i as f32, 1.0]).collect();
+        let y: Vec<f32> = (0..n).map(|i| 2.0 * i as f32).collect();
+        let data = crate::data::Dataset::new(crate::tensor::Tensor::new(x, &[n, 2]).unwrap(), crate::tensor::Tensor::new(y, &[n, 1]).unwrap(), "mem").unwrap();
+        check_epochs(|shard| Box::new(ArrayStream::new(data.clone(), 5, shard).unwrap()), n);
     }
 
     #[test]

@@ -150,7 +150,18 @@ impl Experiment {
                 None => {}
             }
         }
+        // With `stratify`, the validation split keeps class proportions too (instead of
+        // Keras's last-samples rule).
+        let mut stratified_val = None;
+        if !validate_each_epoch && self.data.stratify && self.fit.validation_split > 0.0 {
+            let (tr, va) = train.stratified_split(self.fit.validation_split as f64, self.seed ^ 0x5A1)?;
+            train = tr;
+            stratified_val = Some(va);
+        }
         let mut preprocessing = Preprocessing::fit_with(&self.data.preprocess(), &train.x);
+        if let Some(v) = &mut stratified_val {
+            preprocessing.apply(&mut v.x)?;
+        }
         preprocessing.categories = self.categories()?;
         preprocessing.apply(&mut train.x)?;
         if let Some(v) = &mut valid {
@@ -172,8 +183,11 @@ impl Experiment {
             FitOptions {
                 epochs: self.fit.epochs,
                 batch_size: self.fit.batch_size,
-                validation_split: if validate_each_epoch { 0.0 } else { self.fit.validation_split },
-                validation_data: valid.as_ref().filter(|_| validate_each_epoch).map(|v| (&v.x, &v.y)),
+                validation_split: if validate_each_epoch || stratified_val.is_some() { 0.0 } else { self.fit.validation_split },
+                validation_data: match &stratified_val {
+                    Some(v) => Some((&v.x, &v.y)),
+                    None => valid.as_ref().filter(|_| validate_each_epoch).map(|v| (&v.x, &v.y)),
+                },
                 shuffle: self.fit.shuffle,
                 verbose: self.fit.verbose,
                 callbacks,

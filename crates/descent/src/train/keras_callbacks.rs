@@ -226,12 +226,13 @@ impl Callback for LearningRateScheduler {
     }
 }
 
-/// Keras's `ModelCheckpoint`: after every epoch (or every `save_freq_epochs`), or only
-/// when `monitor` improved (`save_best_only`), writes the weights
-/// (`model.safetensors`) and, unless `save_weights_only`, the optimizer state
-/// (`optimizer.safetensors`) into `dir`. `{epoch}` in `dir` is replaced by the epoch
-/// (1-based, as Keras's file names). Every file is written atomically, so a crash
-/// mid-write leaves the previous checkpoint intact.
+/// Keras's `ModelCheckpoint`: after every epoch (or every `save_freq_epochs`, or every
+/// `save_freq_steps` training steps), or only when `monitor` improved
+/// (`save_best_only`, at epoch ends), writes the weights (`model.safetensors`) and,
+/// unless `save_weights_only`, the optimizer state (`optimizer.safetensors`) into `dir`.
+/// `{epoch}` in `dir` is replaced by the epoch (1-based, as Keras's file names) and
+/// `{step}` by the global step. Every file is written atomically, so a crash mid-write
+/// leaves the previous checkpoint intact.
 #[derive(Clone, Debug)]
 pub struct ModelCheckpoint {
     pub dir: String,
@@ -239,7 +240,11 @@ pub struct ModelCheckpoint {
     pub save_best_only: bool,
     pub save_weights_only: bool,
     pub save_freq_epochs: usize,
+    /// Save every this many steps instead of at epoch ends (0: off).
+    pub save_freq_steps: usize,
     best: f64,
+    step: usize,
+    epoch: usize,
     /// Folders written, in order.
     pub saved: Vec<PathBuf>,
 }
@@ -252,7 +257,10 @@ impl ModelCheckpoint {
             save_best_only: false,
             save_weights_only: false,
             save_freq_epochs: 1,
+            save_freq_steps: 0,
             best: f64::INFINITY,
+            step: 0,
+            epoch: 0,
             saved: Vec::new(),
         }
     }
@@ -272,9 +280,14 @@ impl ModelCheckpoint {
         self.save_freq_epochs = n.max(1);
         self
     }
+    /// Save every `n` training steps (not at epoch ends).
+    pub fn save_freq_steps(mut self, n: usize) -> Self {
+        self.save_freq_steps = n;
+        self
+    }
 
     fn write(&mut self, epoch: usize, ctx: &TrainContext) -> Result<()> {
-        let dir = PathBuf::from(self.dir.replace("{epoch}", &format!("{:03}", epoch + 1)));
+        let dir = PathBuf::from(self.dir.replace("{epoch}", &format!("{:03}", epoch + 1)).replace("{step}", &self.step.to_string()));
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         write_atomic(dir.join(crate::io::MODEL_WEIGHTS_FILE), &weights_to_bytes(ctx.params)?)?;
         if !self.save_weights_only {
@@ -289,9 +302,21 @@ impl ModelCheckpoint {
 impl Callback for ModelCheckpoint {
     fn on_train_begin(&mut self, _ctx: &mut TrainContext) {
         self.best = self.monitor.worst();
+        self.step = 0;
+    }
+    fn on_epoch_begin(&mut self, epoch: usize, _ctx: &mut TrainContext) {
+        self.epoch = epoch;
+    }
+    fn on_batch_end(&mut self, _batch: usize, _logs: &Logs, ctx: &mut TrainContext) {
+        self.step += 1;
+        if self.save_freq_steps > 0 && self.step % self.save_freq_steps == 0 {
+            if let Err(e) = self.write(self.epoch, ctx) {
+                eprintln!("warning: ModelCheckpoint could not save step {}: {e}", self.step);
+            }
+        }
     }
     fn on_epoch_end(&mut self, epoch: usize, logs: &Logs, ctx: &mut TrainContext) {
-        if (epoch + 1) % self.save_freq_epochs != 0 {
+        if self.save_freq_steps > 0 || (epoch + 1) % self.save_freq_epochs != 0 {
             return;
         }
         if self.save_best_only {
@@ -341,6 +366,9 @@ pub enum CallbackConfig {
         save_weights_only: bool,
         #[serde(default = "one")]
         save_freq_epochs: usize,
+        /// Every N steps instead of at epoch ends (0: off); `{step}` in `dir` names them.
+        #[serde(default)]
+        save_freq_steps: usize,
     },
     CsvLogger {
         /// Relative to the run folder.
@@ -440,14 +468,15 @@ impl CallbackConfig {
                 e.baseline = baseline;
                 Box::new(e.restore_best_weights(restore_best_weights).start_from_epoch(start_from_epoch))
             }
-            CallbackConfig::ModelCheckpoint { dir, monitor, mode, save_best_only, save_weights_only, save_freq_epochs } => {
+            CallbackConfig::ModelCheckpoint { dir, monitor, mode, save_best_only, save_weights_only, save_freq_epochs, save_freq_steps } => {
                 let dir = run_dir.join(dir).to_string_lossy().into_owned();
                 Box::new(
                     ModelCheckpoint::new(&dir)
                         .monitor(&monitor, mode)
                         .save_best_only(save_best_only)
                         .save_weights_only(save_weights_only)
-                        .save_freq_epochs(save_freq_epochs),
+                        .save_freq_epochs(save_freq_epochs)
+                        .save_freq_steps(save_freq_steps),
                 )
             }
             CallbackConfig::CsvLogger { filename, append } => Box::new(CsvLogger::new(run_dir.join(filename)).append(append)),

@@ -95,6 +95,7 @@ fn csv_logger_scheduler_and_checkpoints_on_a_real_fit() {
     let mut sched = LearningRateScheduler::new(|epoch, _| 0.01 * 0.5f32.powi(epoch as i32));
     let mut every = ModelCheckpoint::new(dir.join("every-{epoch}").to_str().unwrap()).save_freq_epochs(2);
     let mut best = ModelCheckpoint::new(dir.join("best").to_str().unwrap()).monitor("val_accuracy", Mode::Auto).save_best_only(true).save_weights_only(true);
+    let mut steps = ModelCheckpoint::new(dir.join("step-{step}").to_str().unwrap()).save_freq_steps(50).save_weights_only(true);
     let history = model
         .fit(
             &train.x,
@@ -103,7 +104,7 @@ fn csv_logger_scheduler_and_checkpoints_on_a_real_fit() {
                 epochs: 4,
                 verbose: 0,
                 validation_split: 0.2,
-                callbacks: vec![Box::new(&mut log), Box::new(&mut sched), Box::new(&mut every), Box::new(&mut best)],
+                callbacks: vec![Box::new(&mut log), Box::new(&mut sched), Box::new(&mut every), Box::new(&mut best), Box::new(&mut steps)],
                 ..Default::default()
             },
         )
@@ -123,6 +124,8 @@ fn csv_logger_scheduler_and_checkpoints_on_a_real_fit() {
     assert!(every.saved[1].ends_with("every-004"));
     assert!(every.saved[1].join(OPTIMIZER_STATE_FILE).exists() && every.saved[1].join(MODEL_WEIGHTS_FILE).exists());
     assert!(!best.saved.is_empty() && !dir.join("best").join(OPTIMIZER_STATE_FILE).exists());
+    // 36 steps per epoch × 4 = 144 steps → saved at steps 50 and 100.
+    assert_eq!(steps.saved.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect::<Vec<_>>(), vec!["step-50", "step-100"]);
     let accs = history.get("val_accuracy").unwrap();
     let rises = 1 + accs.windows(2).enumerate().filter(|(i, w)| w[1] > accs[..=*i].iter().cloned().fold(f64::MIN, f64::max) && w[1] > w[0].min(w[1]) - 1.0).count();
     assert!(best.saved.len() <= rises);
