@@ -273,9 +273,13 @@ impl Store {
 
     pub fn report(&self, number: u64, step: u64, value: f64) -> Result<()> {
         let id = self.trial_id(number)?;
-        // SQLite stores NaN as NULL; keep the column NOT NULL with a sentinel-free rule:
-        // non-finite values are recorded as +inf/-inf's closest REAL, NaN as +inf (worst).
-        let v = if value.is_nan() { f64::INFINITY } else { value };
+        // SQLite stores NaN as NULL, so a diverged value is recorded as the worst one for
+        // the study's direction instead (pruners then treat it as such).
+        let v = match (value.is_nan(), self.info.direction) {
+            (false, _) => value,
+            (true, Direction::Minimize) => f64::INFINITY,
+            (true, Direction::Maximize) => f64::NEG_INFINITY,
+        };
         self.conn
             .execute("INSERT OR REPLACE INTO intermediate (trial_id, step, value) VALUES (?1, ?2, ?3)", params![id, step as i64, v])
             .map_err(self.e())?;
@@ -344,6 +348,10 @@ mod tests {
         assert_eq!(s.claim_queued().unwrap(), None);
         assert_eq!(s.trials().unwrap()[1].attempts, 2);
         assert_eq!(s.best().unwrap().unwrap().number, 0);
+        // A diverged (NaN) value is kept as the worst one for a maximized metric.
+        let n = s.create_trial(&p).unwrap();
+        s.report(n, 1, f64::NAN).unwrap();
+        assert_eq!(s.trials().unwrap()[n as usize].intermediate, vec![(1, f64::NEG_INFINITY)]);
         drop(s);
         // Same name, other direction: refused with an explanation.
         let other = StudyInfo { direction: Direction::Minimize, ..info("a") };

@@ -122,7 +122,7 @@ enum TrainData<'d> {
     /// In memory: shuffled indices, a batch of rows at a time.
     Memory { x: &'d Tensor, y: &'d Tensor, idx: Vec<usize>, rng: rng::Rng, shuffle: bool, pos: usize, batch: usize },
     /// From a background stream; `cur` holds the batch being trained on.
-    Stream { source: &'d mut Prefetch, batch: usize, epoch: u64, cur: Option<(Tensor, Tensor)> },
+    Stream { source: &'d mut Prefetch, batch: usize, cur: Option<(Tensor, Tensor)> },
 }
 
 impl TrainData<'_> {
@@ -163,10 +163,7 @@ impl TrainData<'_> {
                 *pos = 0;
                 Ok(())
             }
-            TrainData::Stream { source, batch, epoch: e, .. } => {
-                *e = epoch as u64;
-                source.begin_epoch(epoch as u64, *batch)
-            }
+            TrainData::Stream { source, batch, .. } => source.begin_epoch(epoch as u64, *batch),
         }
     }
     /// The next batch of the epoch: features, targets and which of their rows.
@@ -444,7 +441,7 @@ impl Sequential {
         let resumed = self.resume_from(options.backup.as_ref())?;
         let validation = options.validation_data.map_or(Validation::None, |(vx, vy)| Validation::Data(vx, vy));
         let batch = options.batch_size.min(source.len());
-        let mut data = TrainData::Stream { source, batch, epoch: 0, cur: None };
+        let mut data = TrainData::Stream { source, batch, cur: None };
         let (mut tape, mut compiled) = self.take_parts()?;
         let result = self.fit_loop(&mut tape, &mut compiled, &mut data, validation, options, resumed);
         self.put_parts(tape, compiled);
