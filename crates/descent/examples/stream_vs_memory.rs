@@ -1,0 +1,82 @@
+//! Does training from a stream wait on I/O? The same model trained one epoch on the same
+//! data, in memory (`fit`) and streamed from memory-mapped `.npy` windows through the
+//! prefetch thread (`fit_stream`), alternating, 3 rounds. With the file in the page cache
+//! the two should run at the same speed; the gap is what streaming costs.
+//! Run: cargo run --release -p descent --example stream_vs_memory
+use std::io::Write;
+use std::time::Instant;
+
+use descent::data::{read_npy, NpyStream, Prefetch, Shard};
+use descent::nn::{Activation, Dense, Loss, Sequential};
+use descent::optim::Adam;
+use descent::tensor::Tensor;
+use descent::train::FitOptions;
+
+const ROWS: usize = 200_000;
+const FEATURES: usize = 128;
+
+fn write_npy(path: &std::path::Path, rows: usize, cols: usize, value: impl Fn(usize, usize) -> f32) {
+    let shape = if cols == 1 { format!("({rows},)") } else { format!("({rows}, {cols})") };
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    f.write_all(b"\x93NUMPY\x01\x00").unwrap();
+    f.write_all(&(header.len() as u16).to_le_bytes()).unwrap();
+    f.write_all(header.as_bytes()).unwrap();
+    for r in 0..rows {
+        for c in 0..cols {
+            f.write_all(&value(r, c).to_le_bytes()).unwrap();
+        }
+    }
+}
+
+fn noise(r: usize, c: usize) -> f32 {
+    let mut h = (r as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (c as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+    h ^= h >> 29;
+    h = h.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    h ^= h >> 32;
+    (h >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+}
+
+fn model() -> Sequential {
+    let mut m = Sequential::new(vec![
+        Box::new(Dense::new(64, Activation::Relu).input_shape(&[FEATURES])),
+        Box::new(Dense::new(2, Activation::Linear)),
+    ])
+    .unwrap();
+    m.compile(Adam::new(1e-3), Loss::sparse_categorical_crossentropy(true), &[]).unwrap();
+    m
+}
+
+fn main() {
+    let dir = std::env::temp_dir().join(format!("descent-stream-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (xp, yp) = (dir.join("x.npy"), dir.join("y.npy"));
+    write_npy(&xp, ROWS, FEATURES, noise);
+    write_npy(&yp, ROWS, 1, |r, _| (noise(r, 0) + noise(r, 1) > 0.0) as u8 as f32);
+    let x = read_npy(&xp).unwrap();
+    let y = Tensor::new(read_npy(&yp).unwrap().into_data(), &[ROWS, 1]).unwrap();
+    let options = || FitOptions { epochs: 1, batch_size: 256, verbose: 0, ..Default::default() };
+    println!("{ROWS} samples × {FEATURES} features ({} MB), batch 256, one epoch each:", ROWS * FEATURES * 4 >> 20);
+    let (mut mem, mut streamed) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        let mut m = model();
+        let t = Instant::now();
+        m.fit(&x, &y, options()).unwrap();
+        mem.push(ROWS as f64 / t.elapsed().as_secs_f64());
+        let mut m = model();
+        let mut source = Prefetch::new(Box::new(NpyStream::open(&xp, &yp, 16, 1, Shard::default()).unwrap()), 4);
+        let t = Instant::now();
+        m.fit_stream(&mut source, options()).unwrap();
+        streamed.push(ROWS as f64 / t.elapsed().as_secs_f64());
+    }
+    mem.sort_by(f64::total_cmp);
+    streamed.sort_by(f64::total_cmp);
+    println!("in memory:            {:>10.0} samples/s (median of 3; range {:.0}–{:.0})", mem[1], mem[0], mem[2]);
+    println!("streamed (prefetch):  {:>10.0} samples/s (median of 3; range {:.0}–{:.0})", streamed[1], streamed[0], streamed[2]);
+    println!("streamed / in memory: {:.2}", streamed[1] / mem[1]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
