@@ -3,33 +3,14 @@
 //! at once would fail) on a 307 MB `.npy` file with a 250 MB limit. The same experiment
 //! loading the data into memory fails under that limit, which shows the limit binds.
 
-use std::io::Write;
 use std::path::Path;
 use std::process::Command;
+
+use descent::data::write_npy_f32;
 
 const ROWS: usize = 300_000;
 const FEATURES: usize = 256;
 const LIMIT_KB: usize = 250_000;
-
-/// Writes an f32 `.npy` of `rows × cols` values produced by `value(row, col)`, in chunks.
-fn write_npy(path: &Path, rows: usize, cols: usize, value: impl Fn(usize, usize) -> f32) {
-    let shape = if cols == 1 { format!("({rows},)") } else { format!("({rows}, {cols})") };
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    f.write_all(b"\x93NUMPY\x01\x00").unwrap();
-    f.write_all(&(header.len() as u16).to_le_bytes()).unwrap();
-    f.write_all(header.as_bytes()).unwrap();
-    for r in 0..rows {
-        for c in 0..cols {
-            f.write_all(&value(r, c).to_le_bytes()).unwrap();
-        }
-    }
-    f.flush().unwrap();
-}
 
 /// A cheap deterministic value in [−1, 1).
 fn noise(r: usize, c: usize) -> f32 {
@@ -79,9 +60,9 @@ fn mapped_data_larger_than_the_memory_limit_trains() {
     let dir = std::env::temp_dir().join(format!("descent-memlimit-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    write_npy(&dir.join("x.npy"), ROWS, FEATURES, noise);
+    write_npy_f32(dir.join("x.npy"), &[ROWS, FEATURES], noise).unwrap();
     // The label: whether the first two features sum above zero.
-    write_npy(&dir.join("y.npy"), ROWS, 1, |r, _| (noise(r, 0) + noise(r, 1) > 0.0) as u8 as f32);
+    write_npy_f32(dir.join("y.npy"), &[ROWS], |r, _| (noise(r, 0) + noise(r, 1) > 0.0) as u8 as f32).unwrap();
     let size = std::fs::metadata(dir.join("x.npy")).unwrap().len();
     assert!(size > LIMIT_KB as u64 * 1024, "the data ({size} bytes) must exceed the limit");
     std::fs::write(dir.join("stream.toml"), experiment(true)).unwrap();

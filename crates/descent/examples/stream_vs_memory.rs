@@ -3,10 +3,9 @@
 //! prefetch thread (`fit_stream`), alternating, 3 rounds. With the file in the page cache
 //! the two should run at the same speed; the gap is what streaming costs.
 //! Run: cargo run --release -p descent --example stream_vs_memory
-use std::io::Write;
 use std::time::Instant;
 
-use descent::data::{read_npy, NpyStream, Prefetch, Shard};
+use descent::data::{read_npy, write_npy_f32, NpyStream, Prefetch, Shard};
 use descent::nn::{Activation, Dense, Loss, Sequential};
 use descent::optim::Adam;
 use descent::tensor::Tensor;
@@ -14,24 +13,6 @@ use descent::train::FitOptions;
 
 const ROWS: usize = 200_000;
 const FEATURES: usize = 128;
-
-fn write_npy(path: &std::path::Path, rows: usize, cols: usize, value: impl Fn(usize, usize) -> f32) {
-    let shape = if cols == 1 { format!("({rows},)") } else { format!("({rows}, {cols})") };
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    f.write_all(b"\x93NUMPY\x01\x00").unwrap();
-    f.write_all(&(header.len() as u16).to_le_bytes()).unwrap();
-    f.write_all(header.as_bytes()).unwrap();
-    for r in 0..rows {
-        for c in 0..cols {
-            f.write_all(&value(r, c).to_le_bytes()).unwrap();
-        }
-    }
-}
 
 fn noise(r: usize, c: usize) -> f32 {
     let mut h = (r as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (c as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
@@ -55,8 +36,8 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("descent-stream-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let (xp, yp) = (dir.join("x.npy"), dir.join("y.npy"));
-    write_npy(&xp, ROWS, FEATURES, noise);
-    write_npy(&yp, ROWS, 1, |r, _| (noise(r, 0) + noise(r, 1) > 0.0) as u8 as f32);
+    write_npy_f32(&xp, &[ROWS, FEATURES], noise).unwrap();
+    write_npy_f32(&yp, &[ROWS], |r, _| (noise(r, 0) + noise(r, 1) > 0.0) as u8 as f32).unwrap();
     let x = read_npy(&xp).unwrap();
     let y = Tensor::new(read_npy(&yp).unwrap().into_data(), &[ROWS, 1]).unwrap();
     let options = || FitOptions { epochs: 1, batch_size: 256, verbose: 0, ..Default::default() };

@@ -9,7 +9,7 @@ mod teacher;
 
 pub use csv_reader::{csv_categories, read_csv, read_csv_encoded, Categories, CsvOptions, LabelColumn};
 pub use idx::read_idx;
-pub use npy::{read_npy, read_npz};
+pub use npy::{read_npy, read_npz, write_npy_f32};
 pub use stream::{ArrayStream, BatchStream, CsvStream, NpyStream, Prefetch, Shard};
 pub use teacher::{teacher_classification, TeacherSpec};
 

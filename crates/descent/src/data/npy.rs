@@ -59,9 +59,53 @@ fn to_tensor<R: Read>(npy: NpyFile<R>, path: &Path, key: Option<&str>) -> Result
     Ok(t)
 }
 
+/// Writes a little-endian f32 `.npy` file (format 1.0, C order) of `shape`, its values
+/// produced by `value(row, column)` and streamed to disk, so files larger than memory can
+/// be made. A 1-D `shape` writes one value per row.
+pub fn write_npy_f32(path: impl AsRef<Path>, shape: &[usize], value: impl Fn(usize, usize) -> f32) -> Result<()> {
+    use std::io::Write;
+    let path = path.as_ref();
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let shape_text = if shape.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_text}, }}");
+    // The spec pads the header with spaces and a newline to a multiple of 64 bytes.
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let io = |e| Error::io(path, e);
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).map_err(io)?);
+    f.write_all(b"\x93NUMPY\x01\x00").map_err(io)?;
+    f.write_all(&(header.len() as u16).to_le_bytes()).map_err(io)?;
+    f.write_all(header.as_bytes()).map_err(io)?;
+    let rows = shape.first().copied().unwrap_or(0);
+    let cols: usize = shape.iter().skip(1).product::<usize>().max(1);
+    for r in 0..rows {
+        for c in 0..cols {
+            f.write_all(&value(r, c).to_le_bytes()).map_err(io)?;
+        }
+    }
+    f.flush().map_err(io)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn written_files_read_back_with_numpy_layout() {
+        let path = std::env::temp_dir().join(format!("descent-write-npy-{}.npy", std::process::id()));
+        write_npy_f32(&path, &[3, 2], |r, c| (10 * r + c) as f32).unwrap();
+        let t = read_npy(&path).unwrap();
+        assert_eq!(t.dims(), &[3, 2]);
+        assert_eq!(t.data(), &[0.0, 1.0, 10.0, 11.0, 20.0, 21.0]);
+        // The header is padded so the data starts on a 64-byte boundary, as numpy writes it.
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!((bytes.len() - 24) % 64, 0);
+        write_npy_f32(&path, &[4], |r, _| r as f32).unwrap();
+        assert_eq!(read_npy(&path).unwrap().dims(), &[4]);
+        std::fs::remove_file(&path).unwrap();
+    }
 
     /// A minimal version-1.0 .npy writer for tests (header padded to 64 bytes).
     fn npy_bytes(descr: &str, shape: &[usize], payload: &[u8]) -> Vec<u8> {

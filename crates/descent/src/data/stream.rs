@@ -638,20 +638,10 @@ impl Drop for Prefetch {
 pub(crate) mod tests {
     use super::*;
 
-    /// Writes a little-endian f32 `.npy` file.
+    /// Writes `data` (row-major, `shape`) as an f32 `.npy` file.
     pub(crate) fn write_npy(path: &Path, shape: &[usize], data: &[f32]) {
-        let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-        let shape_text = if shape.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
-        let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_text}, }}");
-        while (10 + header.len() + 1) % 64 != 0 {
-            header.push(' ');
-        }
-        header.push('\n');
-        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-        bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
-        bytes.extend_from_slice(header.as_bytes());
-        data.iter().for_each(|v| bytes.extend_from_slice(&v.to_le_bytes()));
-        std::fs::write(path, bytes).unwrap();
+        let cols: usize = shape.iter().skip(1).product::<usize>().max(1);
+        crate::data::write_npy_f32(path, shape, |r, c| data[r * cols + c]).unwrap();
     }
 
     fn tmp(name: &str) -> PathBuf {
