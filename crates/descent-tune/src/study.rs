@@ -101,7 +101,11 @@ impl Trial<'_> {
             return Err(Error::Config(format!("trial {}: stored value {value} of `{name}` is outside {dist:?}", self.number)));
         }
         self.params.insert(name.to_string(), value.clone());
-        self.study.lock().set_params(self.number, &self.params)?;
+        // Store the fixed point whole (plus anything asked beyond it): another worker's
+        // grid sampler must see every value this trial has taken, not the part asked so far.
+        let mut stored = self.fixed.clone().unwrap_or_default();
+        stored.extend(self.params.iter().map(|(k, v)| (k.clone(), v.clone())));
+        self.study.lock().set_params(self.number, &stored)?;
         Ok(value)
     }
 
@@ -365,6 +369,31 @@ mod tests {
         seen.sort_by(f64::total_cmp);
         assert_eq!(seen, vec![1.0, 2.0, 3.0, 4.0]);
         assert_eq!(study.best().unwrap().unwrap().value, Some(4.0));
+    }
+
+    #[test]
+    fn parallel_grid_never_repeats_a_point() {
+        // Two workers, a grid point asked for one parameter at a time: each point once.
+        let path = temp_db("grid-par");
+        let space = Space::new(vec![
+            ParamSpec::new("a", Distribution::Int { low: 0, high: 3, step: 1, log: false }),
+            ParamSpec::new("b", Distribution::Int { low: 0, high: 3, step: 1, log: false }),
+        ])
+        .unwrap();
+        let store = Store::open_for_work(&path, StudyInfo { name: "g".into(), direction: Direction::Minimize, metric: "m".into(), config: serde_json::Value::Null }).unwrap();
+        let study = Study::with(store, Box::new(GridSampler::new(&space).unwrap()), Box::new(NoPruner), 1).unwrap();
+        let jobs = std::thread::available_parallelism().map_or(1, |n| n.get()).min(2);
+        let ran = study
+            .optimize(&StudyOptions { n_trials: 100, jobs, ..Default::default() }, |t| {
+                let a = t.suggest("a", &space.params[0].distribution)?.as_f64().unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(2));
+                let b = t.suggest("b", &space.params[1].distribution)?.as_f64().unwrap();
+                Ok(a * 4.0 + b)
+            })
+            .unwrap();
+        let mut values: Vec<f64> = ran.iter().map(|t| t.value.unwrap()).collect();
+        values.sort_by(f64::total_cmp);
+        assert_eq!(values, (0..16).map(|v| v as f64).collect::<Vec<_>>());
     }
 
     #[test]
