@@ -47,7 +47,11 @@ verbose = 0
 
 fn fit_limited(dir: &Path, file: &str) -> std::process::Output {
     let bin = env!("CARGO_BIN_EXE_descent");
+    // Bound what the address space holds besides the data on any machine: two worker
+    // threads and two malloc arenas (each arena reserves 64 MB of address space).
     Command::new("sh")
+        .env("RAYON_NUM_THREADS", "2")
+        .env("MALLOC_ARENA_MAX", "2")
         .arg("-c")
         .arg(format!("ulimit -v {LIMIT_KB} && exec '{bin}' fit {file} --out runs"))
         .current_dir(dir)
