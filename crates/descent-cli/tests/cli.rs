@@ -3,33 +3,10 @@
 
 
 mod common;
-use common::{descent, text, workdir};
-
-fn digits() -> String {
-    concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/digits.csv").to_string()
-}
+use common::{descent, digits, text, workdir};
 
 fn experiment(data: &str, extra_fit: &str) -> String {
-    format!(
-        r#"
-seed = 3
-[data]
-format = "csv"
-path = "{data}"
-test_split = 0.2
-standardize = true
-[model]
-layers = [{{ type = "dense", units = 32, activation = "relu" }}, {{ type = "dense", units = 10 }}]
-[compile]
-optimizer = "adam"
-loss = {{ name = "sparse_categorical_crossentropy", from_logits = true }}
-metrics = ["accuracy"]
-[fit]
-epochs = 4
-verbose = 2
-{extra_fit}
-"#
-    )
+    common::experiment_toml(data, "\"adam\"", 4, 2, extra_fit)
 }
 
 #[test]

@@ -10,30 +10,11 @@ use descent_tune::{Store, TrialState};
 mod common;
 use common::{descent, text, workdir};
 
-/// The classic model on digits with `epochs` epochs and the given optimizer.
+/// The small digits experiment with `epochs` epochs and the given optimizer, written to
+/// `dir/name.toml`.
 fn experiment(dir: &Path, name: &str, epochs: usize, optimizer: &str) -> PathBuf {
-    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/digits.csv");
-    let text = format!(
-        r#"
-seed = 3
-[data]
-format = "csv"
-path = "{data}"
-test_split = 0.2
-standardize = true
-[model]
-layers = [{{ type = "dense", units = 32, activation = "relu" }}, {{ type = "dense", units = 10 }}]
-[compile]
-optimizer = {optimizer}
-loss = {{ name = "sparse_categorical_crossentropy", from_logits = true }}
-metrics = ["accuracy"]
-[fit]
-epochs = {epochs}
-verbose = 0
-"#
-    );
     let path = dir.join(format!("{name}.toml"));
-    std::fs::write(&path, text).unwrap();
+    std::fs::write(&path, common::experiment_toml(&common::digits(), optimizer, epochs, 0, "")).unwrap();
     path
 }
 

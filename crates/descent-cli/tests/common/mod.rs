@@ -20,3 +20,33 @@ pub fn workdir(name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// The bundled digits data.
+pub fn digits() -> String {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/digits.csv").to_string()
+}
+
+/// A small classifier experiment (Dense 32 ReLU → 10, sparse cross-entropy from logits,
+/// accuracy, seed 3, 20% held out) on `data`, with `extra_fit` appended to `[fit]`.
+pub fn experiment_toml(data: &str, optimizer: &str, epochs: usize, verbose: u8, extra_fit: &str) -> String {
+    format!(
+        r#"
+seed = 3
+[data]
+format = "csv"
+path = "{data}"
+test_split = 0.2
+standardize = true
+[model]
+layers = [{{ type = "dense", units = 32, activation = "relu" }}, {{ type = "dense", units = 10 }}]
+[compile]
+optimizer = {optimizer}
+loss = {{ name = "sparse_categorical_crossentropy", from_logits = true }}
+metrics = ["accuracy"]
+[fit]
+epochs = {epochs}
+verbose = {verbose}
+{extra_fit}
+"#
+    )
+}
