@@ -1,9 +1,11 @@
 //! descent's own single-precision GEMM, BLIS-style:
 //!
 //!   for each KC-deep slice p of the shared dimension:
-//!     pack A[:, p] into MR-row micro-panels, B[p, :] into NR-column micro-panels
-//!     for each MR×NR tile of C (tiles split over threads in MC×NCB blocks):
-//!       C_tile (+)= Σ_p A_panel[p] ⊗ B_panel[p]    (register-tiled microkernel)
+//!     pack A[:, p] into MR-row micro-panels (shared by all threads)
+//!     for each MC×NCB block of C (blocks split over threads, column-block-major):
+//!       pack B[p, block columns] into NR-column micro-panels (per thread, kept in L2)
+//!       for each MR×NR tile of the block:
+//!         C_tile (+)= Σ_p A_panel[p] ⊗ B_panel[p]    (register-tiled microkernel)
 //!
 //! Why not the `gemm` crate (DESIGN.md suggested it): it allocates its packing buffers
 //! and a bookkeeping Vec on every call and has no API for caller-provided scratch, so a
@@ -14,26 +16,45 @@
 //! tile, AVX2: 6×16, baseline: 4×8) and chosen at run time. Work is split over M and N
 //! only, never over K, so every element of C is summed in the same order whatever the
 //! thread count.
+//!
+//! What the blocking is for (measured on the 2-core Zen 4 with `examples/gemm_compare.rs`
+//! against the `gemm` crate): the arithmetic of the microkernel was never the limit;
+//! the passes around it were. Deep slices (KC = 1024) pass over C and fork-join once per
+//! 1024 of depth rather than per 256; B is packed by the thread that uses it, into a
+//! buffer that stays in its L2, instead of all of B into one large buffer first; and A is
+//! packed a cache line of each row at a time. Together: W2's forward products went from
+//! 0.79–0.85× to 0.93–0.95× the `gemm` crate, and 2048³ from 0.89× to 1.01×.
 
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 
 use super::simd::{simd_level, SimdLevel};
 
-/// Depth of one packed slice: A and B panels of this depth stay in L1/L2.
-const KC: usize = 256;
-/// Rows of C per parallel task, in micro-panels (19 × 14 = 266 rows with AVX-512 tiles):
-/// tall, narrow tasks keep a task's B panels in L2 while its A block streams from L2 —
-/// measured on this machine against 168 × 256: +8% on W2's forward products, +10% on
-/// its transposed backward one, +2% on 2048³, unchanged on W1's tiny products.
+/// Greatest depth of one packed slice. A slice costs a read and write of C, a packing
+/// pass over A and a fork-join; 1024 measured faster than 256 and 512 on every workload
+/// shape (2048³: 211 vs 188 GFLOP/s), and no slower than 2048.
+const KC: usize = 1024;
+/// Rows of C per parallel task, in micro-panels (19 × 14 = 266 rows with AVX-512 tiles).
+/// 10 and 38 measured the same within noise.
 const MC_PANELS: usize = 19;
-/// Columns of C per parallel task (a multiple of every NR).
+/// Columns of C per parallel task (a multiple of every NR): its packed B block
+/// (64 × KC floats = 256 KiB) stays in the thread's L2 while the A panels stream past it.
 const NCB: usize = 64;
 
+/// Most bytes of packed A at once; taller products are done in chunks of rows. (Unit
+/// tests use a small budget so that their modest shapes go through several chunks.)
+const A_BUDGET: usize = if cfg!(test) { 64 << 10 } else { 8 << 20 };
+
+/// Numbers GEMM calls, so a thread can tell whether its packed B block is still current.
+static CALLS: AtomicU64 = AtomicU64::new(0);
+
 thread_local! {
-    /// Packing scratch for A and B, grown on demand and reused by later calls.
-    static SCRATCH: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    /// Packing scratch for A, grown on demand and reused by later calls.
+    static A_SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// The B block this thread packed last, tagged with its (call, slice start, column block).
+    static B_BLOCK: RefCell<(Option<(u64, usize, usize)>, Vec<f32>)> = const { RefCell::new((None, Vec::new())) };
 }
 
 /// A matrix operand: base slice and strides (in elements) between rows and columns.
@@ -93,56 +114,87 @@ fn driver<const MR: usize, const NR: usize>(
     parallel: bool,
     micro: Micro,
 ) {
+    // Tall products go through in chunks of whole row blocks, so that packed A stays
+    // within A_BUDGET instead of becoming a full copy of A (a 70,000-row A would take
+    // 219 MB); B is packed again per chunk, which costs 1/rows of the arithmetic.
+    let mc = MC_PANELS * MR;
+    let chunk = (A_BUDGET / (slice_depth(k) * std::mem::size_of::<f32>()) / mc).max(1) * mc;
+    for r0 in (0..m).step_by(chunk) {
+        let rows = chunk.min(m - r0);
+        let a_rows = MatRef { data: &a.data[r0 * a.rs..], ..a };
+        let c_rows = &mut c[r0 * n..(r0 + rows) * n];
+        driver_rows::<MR, NR>(c_rows, a_rows, b, rows, k, n, accumulate, parallel, micro);
+    }
+}
+
+/// The product for one chunk of rows (see `driver`).
+#[allow(clippy::too_many_arguments)]
+fn driver_rows<const MR: usize, const NR: usize>(
+    c: &mut [f32],
+    a: MatRef,
+    b: MatRef,
+    m: usize,
+    k: usize,
+    n: usize,
+    accumulate: bool,
+    parallel: bool,
+    micro: Micro,
+) {
     let m_pad = m.div_ceil(MR) * MR;
-    let n_pad = n.div_ceil(NR) * NR;
+    let kc_max = slice_depth(k);
+    let call = CALLS.fetch_add(1, Ordering::Relaxed);
     // Take the scratch out for the duration: a nested call on this thread (rayon work
     // stealing) then finds it empty and uses its own, instead of a double borrow.
-    let (mut ap, mut bp) = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
-    let kc_max = KC.min(k);
-    if ap.len() < m_pad * kc_max {
-        ap.resize(m_pad * kc_max, 0.0);
-    }
-    if bp.len() < n_pad * kc_max {
-        bp.resize(n_pad * kc_max, 0.0);
-    }
+    let mut a_scratch = A_SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
+    let a_packed = aligned(&mut a_scratch, m_pad * kc_max);
     let cptr = CPtr(c.as_mut_ptr());
     // Row blocks start on micro-panel boundaries: a whole number of MR-row panels.
     let mc = MC_PANELS * MR;
     let row_blocks = m.div_ceil(mc);
-    let col_blocks = n.div_ceil(NCB);
-    let tasks = row_blocks * col_blocks;
+    let tasks = row_blocks * n.div_ceil(NCB);
     let mut p0 = 0;
     while p0 < k {
-        let kc = KC.min(k - p0);
-        pack_a::<MR>(&mut ap[..m_pad * kc], a, p0, kc, m, parallel);
-        pack_b::<NR>(&mut bp[..n_pad * kc], b, p0, kc, n, parallel);
+        let kc = kc_max.min(k - p0);
+        pack_a::<MR>(&mut a_packed[..m_pad * kc], a, p0, kc, m, parallel);
         let overwrite = p0 == 0 && !accumulate;
-        let (ap, bp) = (&ap[..m_pad * kc], &bp[..n_pad * kc]);
+        let ap = &a_packed[..m_pad * kc];
+        // Tasks are numbered column-block-major, so the consecutive tasks a thread takes
+        // mostly share one column block and it packs that block of B once.
         let run = |task: usize| {
-            let (rb, cb) = (task / col_blocks, task % col_blocks);
-            let (r_end, c_end) = (((rb + 1) * mc).min(m), ((cb + 1) * NCB).min(n));
-            let mut jr = cb * NCB;
-            while jr < c_end {
-                let mut ir = rb * mc;
-                while ir < r_end {
-                    // SAFETY: the tile [ir, ir+rows) × [jr, jr+cols) lies inside C and
-                    // belongs to this task alone; panels hold kc·MR and kc·NR values.
-                    unsafe {
-                        micro(
-                            kc,
-                            ap.as_ptr().add(ir * kc),
-                            bp.as_ptr().add(jr * kc),
-                            { cptr }.0.add(ir * n + jr),
-                            n,
-                            MR.min(m - ir),
-                            NR.min(n - jr),
-                            overwrite,
-                        );
-                    }
-                    ir += MR;
+            let (cb, rb) = (task / row_blocks, task % row_blocks);
+            let (r0, c0) = (rb * mc, cb * NCB);
+            let (r_end, c_end) = ((r0 + mc).min(m), (c0 + NCB).min(n));
+            B_BLOCK.with(|cell| {
+                let mut cell = cell.borrow_mut();
+                let (tag, scratch) = &mut *cell;
+                let len = (c_end - c0).div_ceil(NR) * NR * kc;
+                if scratch.len() < len + 16 {
+                    *tag = None; // regrowing may move the aligned start
                 }
-                jr += NR;
-            }
+                let bp = aligned(scratch, len);
+                if *tag != Some((call, p0, cb)) {
+                    pack_b_block::<NR>(bp, b, p0, kc, c0, c_end);
+                    *tag = Some((call, p0, cb));
+                }
+                for jr in (c0..c_end).step_by(NR) {
+                    for ir in (r0..r_end).step_by(MR) {
+                        // SAFETY: the tile [ir, ir+rows) × [jr, jr+cols) lies inside C and
+                        // belongs to this task alone; panels hold kc·MR and kc·NR values.
+                        unsafe {
+                            micro(
+                                kc,
+                                ap.as_ptr().add(ir * kc),
+                                bp.as_ptr().add((jr - c0) * kc),
+                                { cptr }.0.add(ir * n + jr),
+                                n,
+                                MR.min(m - ir),
+                                NR.min(n - jr),
+                                overwrite,
+                            );
+                        }
+                    }
+                }
+            });
         };
         if parallel && tasks > 1 {
             (0..tasks).into_par_iter().for_each(run);
@@ -151,7 +203,25 @@ fn driver<const MR: usize, const NR: usize>(
         }
         p0 += kc;
     }
-    SCRATCH.with(|s| *s.borrow_mut() = (ap, bp));
+    A_SCRATCH.with(|s| *s.borrow_mut() = a_scratch);
+}
+
+/// Depth of the K slices for a product of depth `k`: at most KC, and all slices equal
+/// (1100 = 2 × 550 rather than 1024 + 76), since a shallow last slice pays a full pass
+/// over C, a packing pass and a fork-join for little arithmetic.
+fn slice_depth(k: usize) -> usize {
+    k.div_ceil(k.div_ceil(KC))
+}
+
+/// The first `len` values of `buf` from a 64-byte boundary (grown as needed), so that
+/// panel loads never straddle two cache lines.
+fn aligned(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    const LANES: usize = 64 / std::mem::size_of::<f32>();
+    if buf.len() < len + LANES {
+        buf.resize(len + LANES, 0.0);
+    }
+    let skip = buf.as_ptr().align_offset(64).min(LANES);
+    &mut buf[skip..skip + len]
 }
 
 /// A[:, p0..p0+kc] into micro-panels: panel r holds rows r·MR.. as `[kc][MR]`, zero-padded.
@@ -160,17 +230,26 @@ fn pack_a<const MR: usize>(out: &mut [f32], a: MatRef, p0: usize, kc: usize, m: 
         let row0 = r * MR;
         let rows = MR.min(m - row0);
         if a.cs == 1 {
-            // Row-major A: MR rows are read as MR sequential streams (which the hardware
-            // prefetcher follows) so that the panel is written in order; writing it at
-            // stride MR instead measured several times slower.
-            let src: [&[f32]; MR] = std::array::from_fn(|i| {
-                let row = row0 + i.min(rows - 1);
-                &a.data[row * a.rs + p0..][..kc]
-            });
-            for (p, out) in panel.chunks_exact_mut(MR).enumerate() {
-                for (i, o) in out[..rows].iter_mut().enumerate() {
-                    *o = src[i][p];
+            // Row-major A: take a 16-value run (one cache line) of each of the MR rows,
+            // then write it out transposed. Reading element by element down MR rows
+            // instead thrashes L1 when the row stride is a multiple of 4 KiB (k = 1024):
+            // all MR rows fall in one cache set.
+            const RUN: usize = 16;
+            let mut block = [[0.0f32; RUN]; MR];
+            let mut p = 0;
+            while p < kc {
+                let len = RUN.min(kc - p);
+                for (i, run) in block.iter_mut().enumerate().take(rows) {
+                    let start = (row0 + i) * a.rs + p0 + p;
+                    prefetch(a.data, start + 4 * RUN);
+                    run[..len].copy_from_slice(&a.data[start..start + len]);
                 }
+                for (q, out) in panel[p * MR..(p + len) * MR].chunks_exact_mut(MR).enumerate() {
+                    for (o, run) in out.iter_mut().zip(&block).take(rows) {
+                        *o = run[q];
+                    }
+                }
+                p += len;
             }
         } else {
             // Transposed A (rs = 1): for each p, the MR rows are contiguous.
@@ -193,26 +272,40 @@ fn pack_a<const MR: usize>(out: &mut [f32], a: MatRef, p0: usize, kc: usize, m: 
     }
 }
 
-/// B[p0..p0+kc, :] into micro-panels: panel q holds columns q·NR.. as `[kc][NR]`, zero-padded.
-fn pack_b<const NR: usize>(out: &mut [f32], b: MatRef, p0: usize, kc: usize, n: usize, parallel: bool) {
-    let pack = |q: usize, panel: &mut [f32]| {
-        let col0 = q * NR;
-        let cols = NR.min(n - col0);
-        if b.cs == 1 {
-            // Row-major B: each row of the panel is a contiguous slice.
-            for (p, dst) in panel.chunks_exact_mut(NR).enumerate() {
-                let src = &b.data[(p0 + p) * b.rs + col0..];
+/// B[p0..p0+kc, c0..c_end] into consecutive NR-column micro-panels `[kc][NR]`, zero-padded.
+fn pack_b_block<const NR: usize>(out: &mut [f32], b: MatRef, p0: usize, kc: usize, c0: usize, c_end: usize) {
+    let panels = (c_end - c0).div_ceil(NR);
+    if b.cs == 1 {
+        // Row-major B: read each row of the block once, left to right, fetching rows a
+        // few ahead: rows lie a whole row of B apart, too far for the hardware prefetcher.
+        const AHEAD: usize = 8;
+        for p in 0..kc {
+            if p + AHEAD < kc {
+                let ahead = (p0 + p + AHEAD) * b.rs;
+                for col in (c0..c_end).step_by(16) {
+                    prefetch(b.data, ahead + col);
+                }
+            }
+            let row = &b.data[(p0 + p) * b.rs..];
+            for q in 0..panels {
+                let col0 = c0 + q * NR;
+                let cols = NR.min(c_end - col0);
+                let dst = &mut out[(q * kc + p) * NR..][..NR];
                 if cols == NR {
-                    // A fixed-size copy compiles to a few vector moves, not a memmove call.
-                    let whole: &[f32; NR] = src[..NR].try_into().expect("NR values");
+                    let whole: &[f32; NR] = row[col0..col0 + NR].try_into().expect("NR values");
                     dst.copy_from_slice(whole);
                 } else {
-                    dst[..cols].copy_from_slice(&src[..cols]);
+                    dst[..cols].copy_from_slice(&row[col0..col0 + cols]);
                     dst[cols..].fill(0.0);
                 }
             }
-        } else {
-            // Transposed B (rs = 1): each column is contiguous along p; read it in order.
+        }
+    } else {
+        // Transposed B (rs = 1): each column is contiguous along p; read it in order.
+        for q in 0..panels {
+            let col0 = c0 + q * NR;
+            let cols = NR.min(c_end - col0);
+            let panel = &mut out[q * kc * NR..][..kc * NR];
             for j in 0..cols {
                 let src = &b.data[(col0 + j) * b.cs + p0 * b.rs..];
                 for p in 0..kc {
@@ -223,12 +316,19 @@ fn pack_b<const NR: usize>(out: &mut [f32], b: MatRef, p0: usize, kc: usize, n: 
                 panel[p * NR + cols..(p + 1) * NR].fill(0.0);
             }
         }
-    };
-    if parallel {
-        out.par_chunks_mut(NR * kc).enumerate().for_each(|(q, panel)| pack(q, panel));
-    } else {
-        out.chunks_exact_mut(NR * kc).enumerate().for_each(|(q, panel)| pack(q, panel));
     }
+}
+
+/// Asks for the cache line holding `data[at]` (ignored past the end of `data`).
+#[inline(always)]
+fn prefetch(data: &[f32], at: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if at < data.len() {
+        // SAFETY: a prefetch never faults, and the address lies inside `data`.
+        unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(data.as_ptr().add(at) as *const i8) }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (data, at);
 }
 
 /// Baseline tile (no FMA, SSE2 at best): plain multiply-adds the compiler unrolls.
