@@ -13,9 +13,21 @@ const HUGE_PAGE: usize = 2 << 20;
 /// A zero-filled buffer of `len` floats whose 2 MiB-aligned interior is advised to use
 /// huge pages. Large zeroed allocations come straight from `mmap`, untouched, so the
 /// advice applies to their first faults.
+///
+/// Large buffers are then touched here, by a write to each page. Left untouched, a
+/// buffer that is first read (an optimizer's moments) maps the shared zero page and
+/// then takes a second, copy-on-write fault with a TLB shootdown across the threads
+/// when written: that made W2's first training step twice as slow as the next.
 pub fn zeroed(len: usize) -> Vec<f32> {
-    let v = vec![0.0f32; len];
-    advise(&v);
+    let mut v = vec![0.0f32; len];
+    if advise(&v) {
+        const PAGE_FLOATS: usize = 4096 / std::mem::size_of::<f32>();
+        for i in (0..len).step_by(PAGE_FLOATS) {
+            // SAFETY: i < len; a volatile write so that the store (of the value already
+            // there) is not removed as redundant.
+            unsafe { std::ptr::write_volatile(v.as_mut_ptr().add(i), 0.0) };
+        }
+    }
     v
 }
 
@@ -35,11 +47,12 @@ pub fn filled(len: usize, value: f32) -> Vec<f32> {
     v
 }
 
+/// Advises huge pages for `v`'s aligned interior; says whether `v` is large enough to.
 #[cfg(target_os = "linux")]
-fn advise(v: &[f32]) {
+fn advise(v: &[f32]) -> bool {
     let bytes = std::mem::size_of_val(v);
     if bytes < MIN_BYTES {
-        return;
+        return false;
     }
     let start = v.as_ptr() as usize;
     let end = start + bytes;
@@ -52,10 +65,13 @@ fn advise(v: &[f32]) {
             libc::madvise(a as *mut libc::c_void, b - a, libc::MADV_HUGEPAGE);
         }
     }
+    true
 }
 
 #[cfg(not(target_os = "linux"))]
-fn advise(_v: &[f32]) {}
+fn advise(v: &[f32]) -> bool {
+    std::mem::size_of_val(v) >= MIN_BYTES
+}
 
 #[cfg(test)]
 mod tests {
