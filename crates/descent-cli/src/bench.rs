@@ -37,14 +37,15 @@ fn contenders() -> Vec<(String, OptimizerConfig)> {
 
 fn w3_store(seed: u64) -> ParamStore {
     let mut r = rng::seeded(seed);
-    let mut s = ParamStore::new();
+    // Huge-page-backed like a model's store (1,000,000 is a multiple of the alignment).
+    let mut s = ParamStore::with_capacity(TENSORS * 1_000_000);
     for i in 0..TENSORS {
         s.add(format!("t{i}.kernel"), Shape::matrix(1000, 1000), |b| b.iter_mut().for_each(|v| *v = StandardNormal.sample(&mut r)));
     }
     for g in s.grads_mut() {
         *g = StandardNormal.sample(&mut r);
     }
-    s.use_huge_pages();
+    assert_eq!(s.len(), TENSORS * 1_000_000, "the store was allocated at its final size");
     s
 }
 

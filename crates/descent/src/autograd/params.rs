@@ -31,6 +31,8 @@ pub struct ParamStore {
     values: Vec<f32>,
     grads: Vec<f32>,
     entries: Vec<ParamEntry>,
+    /// Set for a store that only measures: `add` lays tensors out but stores nothing.
+    sizing: Option<usize>,
 }
 
 impl ParamStore {
@@ -38,22 +40,38 @@ impl ParamStore {
         Self::default()
     }
 
-    /// Adds a tensor, filled by `init`. Padding between tensors stays zero.
-    pub fn add(&mut self, name: impl Into<String>, shape: Shape, init: impl FnOnce(&mut [f32])) -> ParamId {
-        let offset = self.values.len().div_ceil(ALIGN) * ALIGN;
-        let end = offset + shape.numel();
-        self.values.resize(end, 0.0);
-        self.grads.resize(end, 0.0);
-        init(&mut self.values[offset..end]);
-        self.entries.push(ParamEntry { name: name.into(), shape, offset, trainable: true });
-        ParamId(self.entries.len() - 1)
+    /// A store that only measures how long the flat buffers of the tensors added to it
+    /// would be ([`ParamStore::len`]): nothing is allocated and no initializer runs.
+    pub fn sizing() -> Self {
+        Self { sizing: Some(0), ..Self::default() }
     }
 
-    /// Moves the flat buffers into huge-page-backed memory (see `tensor::alloc`); call
-    /// once all tensors are added. `Sequential::build` does.
-    pub fn use_huge_pages(&mut self) {
-        self.values = crate::tensor::alloc::copied(&self.values);
-        self.grads = crate::tensor::alloc::copied(&self.grads);
+    /// An empty store whose buffers already hold `len` floats of huge-page-backed memory
+    /// (see `tensor::alloc`), touched once here: adding tensors up to that length then
+    /// neither reallocates nor faults pages in. Size it with [`ParamStore::sizing`].
+    pub fn with_capacity(len: usize) -> Self {
+        let empty = |mut v: Vec<f32>| {
+            v.clear();
+            v
+        };
+        let values = empty(crate::tensor::alloc::zeroed(len));
+        let grads = empty(crate::tensor::alloc::zeroed(len));
+        Self { values, grads, ..Self::default() }
+    }
+
+    /// Adds a tensor, filled by `init`. Padding between tensors stays zero.
+    pub fn add(&mut self, name: impl Into<String>, shape: Shape, init: impl FnOnce(&mut [f32])) -> ParamId {
+        let offset = self.len().div_ceil(ALIGN) * ALIGN;
+        let end = offset + shape.numel();
+        if let Some(len) = &mut self.sizing {
+            *len = end;
+        } else {
+            self.values.resize(end, 0.0);
+            self.grads.resize(end, 0.0);
+            init(&mut self.values[offset..end]);
+        }
+        self.entries.push(ParamEntry { name: name.into(), shape, offset, trainable: true });
+        ParamId(self.entries.len() - 1)
     }
 
     pub fn entry(&self, id: ParamId) -> &ParamEntry {
@@ -103,10 +121,10 @@ impl ParamStore {
 
     /// Length of the flat buffers.
     pub fn len(&self) -> usize {
-        self.values.len()
+        self.sizing.unwrap_or(self.values.len())
     }
     pub fn is_empty(&self) -> bool {
-        self.values.is_empty()
+        self.len() == 0
     }
     /// Number of real parameters (excluding padding).
     pub fn count(&self) -> usize {

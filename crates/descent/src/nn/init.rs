@@ -1,6 +1,5 @@
 //! Weight initializers with Keras's names and formulas.
 
-use rand::Rng as _;
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
@@ -50,10 +49,30 @@ impl Initializer {
     }
 }
 
+/// U(−limit, limit): exactly the values of `rng.random_range(-limit..limit)` drawn in
+/// turn (rand 0.9 turns one u64 into one f64 in [1, 2), then `(x − 1)·(high − low) + low`),
+/// but large tensors are filled in parallel pieces: PCG can jump ahead, so each piece
+/// starts where the sequential stream would be. A W2-sized model is built in half the time.
 fn uniform(out: &mut [f32], limit: f64, rng: &mut Rng) {
-    for v in out {
-        *v = rng.random_range(-limit..limit) as f32;
+    use rand::RngCore as _;
+    use rayon::prelude::*;
+    const PIECE: usize = 1 << 16;
+    let (low, scale) = (-limit, limit - -limit);
+    let draw = |out: &mut [f32], rng: &mut Rng| {
+        for v in out {
+            let one_two = f64::from_bits((rng.next_u64() >> 12) | 1f64.to_bits());
+            *v = ((one_two - 1.0) * scale + low) as f32;
+        }
+    };
+    if out.len() < 2 * PIECE || rayon::current_num_threads() == 1 {
+        return draw(out, rng);
     }
+    out.par_chunks_mut(PIECE).enumerate().for_each(|(i, piece)| {
+        let mut at = rng.clone();
+        at.advance((i * PIECE) as u128);
+        draw(piece, &mut at);
+    });
+    rng.advance(out.len() as u128);
 }
 
 /// N(0, σ²) resampled until within 2σ.
@@ -73,6 +92,7 @@ fn truncated_normal(out: &mut [f32], std: f64, rng: &mut Rng) {
 mod tests {
     use super::*;
     use crate::rng::seeded;
+    use rand::Rng as _;
 
     fn moments(init: Initializer, fan_in: usize, fan_out: usize) -> (f64, f64, f64) {
         let mut v = vec![0.0f32; 200_000];
@@ -105,6 +125,18 @@ mod tests {
         assert!(max <= (6.0 / (fi + fo) as f64).sqrt());
         let (_, _, max) = moments(Initializer::HeNormal, fi, fo);
         assert!(max <= 2.0 * (2.0 / fi as f64).sqrt() / TRUNC_STD + 1e-6);
+    }
+
+    #[test]
+    fn parallel_uniform_draws_the_sequential_stream() {
+        for len in [1000, 300_001] {
+            let (mut fast, mut slow) = (seeded(7), seeded(7));
+            let mut got = vec![0.0f32; len];
+            uniform(&mut got, 0.3, &mut fast);
+            let want: Vec<f32> = (0..len).map(|_| slow.random_range(-0.3..0.3) as f32).collect();
+            assert_eq!(got, want, "len {len}");
+            assert_eq!(fast.random::<u64>(), slow.random::<u64>(), "the stream continues in step");
+        }
     }
 
     #[test]

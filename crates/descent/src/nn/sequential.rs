@@ -128,7 +128,15 @@ impl Sequential {
 
     /// Creates all parameters for a per-sample input shape (e.g. `[100]`).
     pub fn build(&mut self, input_shape: &[usize]) -> Result<()> {
-        let mut store = ParamStore::new();
+        // Twice: a sizing pass lays the tensors out, so that the real one writes them
+        // into buffers allocated once at their final size (growing and then moving them
+        // to huge pages touched every page two or three times: 5–25 ms for W2's model).
+        let mut sizing = ParamStore::sizing();
+        let mut shape = input_shape.to_vec();
+        for layer in &mut self.layers {
+            shape = layer.build(&shape, &mut sizing, &mut rng::derive(self.seed, INIT_STREAM))?;
+        }
+        let mut store = ParamStore::with_capacity(sizing.len());
         let mut rng = rng::derive(self.seed, INIT_STREAM);
         let mut shape = input_shape.to_vec();
         let mut outputs = Vec::with_capacity(self.layers.len());
@@ -136,7 +144,7 @@ impl Sequential {
             shape = layer.build(&shape, &mut store, &mut rng)?;
             outputs.push(shape.clone());
         }
-        store.use_huge_pages();
+        debug_assert_eq!(store.len(), sizing.len(), "both passes lay out the same tensors");
         self.store = store;
         self.output_shapes = outputs;
         self.input_shape = Some(input_shape.to_vec());
