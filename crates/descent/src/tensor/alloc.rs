@@ -20,7 +20,7 @@ const HUGE_PAGE: usize = 2 << 20;
 /// when written: that made W2's first training step twice as slow as the next.
 pub fn zeroed(len: usize) -> Vec<f32> {
     let mut v = vec![0.0f32; len];
-    if advise(&v) && std::env::var_os("NO_TOUCH").is_none() {
+    if advise(&v) {
         const PAGE_FLOATS: usize = 4096 / std::mem::size_of::<f32>();
         for i in (0..len).step_by(PAGE_FLOATS) {
             // SAFETY: i < len; a volatile write so that the store (of the value already
