@@ -65,16 +65,12 @@ pub struct MatRef<'a> {
     pub cs: usize,
 }
 
-impl MatRef<'_> {
-    #[inline(always)]
-    fn at(&self, r: usize, c: usize) -> f32 {
-        self.data[r * self.rs + c * self.cs]
-    }
-}
-
 /// `c[m×n] (+)= a[m×k]·b[k×n]` with `c` row-major and contiguous.
+///
+/// Each operand is row-major or transposed (`cs == 1` or `rs == 1`), as `matmul` gives.
 pub fn gemm(c: &mut [f32], a: MatRef, b: MatRef, m: usize, k: usize, n: usize, accumulate: bool, parallel: bool) {
     debug_assert_eq!(c.len(), m * n);
+    assert!((a.cs == 1 || a.rs == 1) && (b.cs == 1 || b.rs == 1), "gemm: one stride of each operand must be 1");
     if m == 0 || n == 0 {
         return;
     }
@@ -230,39 +226,11 @@ fn pack_a<const MR: usize>(out: &mut [f32], a: MatRef, p0: usize, kc: usize, m: 
         let row0 = r * MR;
         let rows = MR.min(m - row0);
         if a.cs == 1 {
-            // Row-major A: take a 16-value run (one cache line) of each of the MR rows,
-            // then write it out transposed. Reading element by element down MR rows
-            // instead thrashes L1 when the row stride is a multiple of 4 KiB (k = 1024):
-            // all MR rows fall in one cache set.
-            const RUN: usize = 16;
-            let mut block = [[0.0f32; RUN]; MR];
-            let mut p = 0;
-            while p < kc {
-                let len = RUN.min(kc - p);
-                for (i, run) in block.iter_mut().enumerate().take(rows) {
-                    let start = (row0 + i) * a.rs + p0 + p;
-                    prefetch(a.data, start + 4 * RUN);
-                    run[..len].copy_from_slice(&a.data[start..start + len]);
-                }
-                for (q, out) in panel[p * MR..(p + len) * MR].chunks_exact_mut(MR).enumerate() {
-                    for (o, run) in out.iter_mut().zip(&block).take(rows) {
-                        *o = run[q];
-                    }
-                }
-                p += len;
-            }
+            // Row-major A: each of the panel's rows is a run along p.
+            pack_runs::<MR>(panel, a.data, row0 * a.rs + p0, a.rs, rows, kc);
         } else {
-            // Transposed A (rs = 1): for each p, the MR rows are contiguous.
-            for p in 0..kc {
-                for i in 0..rows {
-                    panel[p * MR + i] = a.at(row0 + i, p0 + p);
-                }
-            }
-        }
-        if rows < MR {
-            for p in 0..kc {
-                panel[p * MR + rows..(p + 1) * MR].fill(0.0);
-            }
+            // Transposed A (rs = 1): for each p, the panel's MR values are contiguous.
+            pack_rows::<MR>(panel, a.data, p0 * a.cs + row0, a.cs, rows, kc);
         }
     };
     if parallel {
@@ -274,48 +242,89 @@ fn pack_a<const MR: usize>(out: &mut [f32], a: MatRef, p0: usize, kc: usize, m: 
 
 /// B[p0..p0+kc, c0..c_end] into consecutive NR-column micro-panels `[kc][NR]`, zero-padded.
 fn pack_b_block<const NR: usize>(out: &mut [f32], b: MatRef, p0: usize, kc: usize, c0: usize, c_end: usize) {
-    let panels = (c_end - c0).div_ceil(NR);
     if b.cs == 1 {
-        // Row-major B: read each row of the block once, left to right, fetching rows a
-        // few ahead: rows lie a whole row of B apart, too far for the hardware prefetcher.
-        const AHEAD: usize = 8;
+        // Row-major B: each row of the block is read once, left to right, into all the
+        // block's panels (one pass per panel measured slower on 2048³).
         for p in 0..kc {
+            let row = (p0 + p) * b.rs;
             if p + AHEAD < kc {
-                let ahead = (p0 + p + AHEAD) * b.rs;
                 for col in (c0..c_end).step_by(16) {
-                    prefetch(b.data, ahead + col);
+                    prefetch(b.data, row + AHEAD * b.rs + col);
                 }
             }
-            let row = &b.data[(p0 + p) * b.rs..];
-            for q in 0..panels {
+            for (q, panel) in out.chunks_exact_mut(kc * NR).enumerate() {
                 let col0 = c0 + q * NR;
-                let cols = NR.min(c_end - col0);
-                let dst = &mut out[(q * kc + p) * NR..][..NR];
-                if cols == NR {
-                    let whole: &[f32; NR] = row[col0..col0 + NR].try_into().expect("NR values");
-                    dst.copy_from_slice(whole);
-                } else {
-                    dst[..cols].copy_from_slice(&row[col0..col0 + cols]);
-                    dst[cols..].fill(0.0);
-                }
+                copy_padded::<NR>(&mut panel[p * NR..(p + 1) * NR], &b.data[row + col0..], NR.min(c_end - col0));
             }
         }
     } else {
-        // Transposed B (rs = 1): each column is contiguous along p; read it in order.
-        for q in 0..panels {
+        // Transposed B (rs = 1): each of a panel's columns is a run along p.
+        for (q, panel) in out.chunks_exact_mut(kc * NR).enumerate() {
             let col0 = c0 + q * NR;
-            let cols = NR.min(c_end - col0);
-            let panel = &mut out[q * kc * NR..][..kc * NR];
-            for j in 0..cols {
-                let src = &b.data[(col0 + j) * b.cs + p0 * b.rs..];
-                for p in 0..kc {
-                    panel[p * NR + j] = src[p * b.rs];
-                }
-            }
-            for p in 0..kc {
-                panel[p * NR + cols..(p + 1) * NR].fill(0.0);
+            pack_runs::<NR>(panel, b.data, col0 * b.cs + p0, b.cs, NR.min(c_end - col0), kc);
+        }
+    }
+}
+
+/// How many rows ahead packing asks for: consecutive rows lie a whole matrix row apart,
+/// too far for the hardware prefetcher to follow.
+const AHEAD: usize = 8;
+
+/// `dst[..width] = src[..width]`, zeros after.
+#[inline(always)]
+fn copy_padded<const W: usize>(dst: &mut [f32], src: &[f32], width: usize) {
+    if width == W {
+        // A fixed-size copy compiles to a few vector moves, not a memmove call.
+        let whole: &[f32; W] = src[..W].try_into().expect("W values");
+        dst.copy_from_slice(whole);
+    } else {
+        dst[..width].copy_from_slice(&src[..width]);
+        dst[width..].fill(0.0);
+    }
+}
+
+/// `panel[p][i] = data[start + p·stride + i]` for p < kc, i < width (W − width zeros
+/// after): W contiguous values per step of the shared dimension, a plain copy.
+fn pack_rows<const W: usize>(panel: &mut [f32], data: &[f32], start: usize, stride: usize, width: usize, kc: usize) {
+    for (p, dst) in panel.chunks_exact_mut(W).enumerate() {
+        let at = start + p * stride;
+        if p + AHEAD < kc {
+            prefetch(data, at + AHEAD * stride);
+        }
+        copy_padded::<W>(dst, &data[at..], width);
+    }
+}
+
+/// `panel[p][i] = data[start + i·stride + p]` for p < kc, i < width (W − width zeros
+/// after): W runs along the shared dimension, transposed into the panel.
+///
+/// A cache line (16 values) of every run is taken at once and then written out, rather
+/// than walking all W runs for each p: with a stride that is a multiple of 4 KiB
+/// (k = 1024) all W runs fall in one L1 set and thrash it, and walking one run at a time
+/// instead scatters writes over the whole panel.
+fn pack_runs<const W: usize>(panel: &mut [f32], data: &[f32], start: usize, stride: usize, width: usize, kc: usize) {
+    const LINE: usize = 16;
+    let mut block = [[0.0f32; LINE]; W];
+    let mut p = 0;
+    while p < kc {
+        let len = LINE.min(kc - p);
+        for (i, run) in block.iter_mut().enumerate().take(width) {
+            let at = start + i * stride + p;
+            prefetch(data, at + 4 * LINE);
+            if len == LINE {
+                let whole: &[f32; LINE] = data[at..at + LINE].try_into().expect("a line");
+                *run = *whole;
+            } else {
+                run[..len].copy_from_slice(&data[at..at + len]);
             }
         }
+        for (q, dst) in panel[p * W..(p + len) * W].chunks_exact_mut(W).enumerate() {
+            for (o, run) in dst.iter_mut().zip(&block).take(width) {
+                *o = run[q];
+            }
+            dst[width..].fill(0.0);
+        }
+        p += len;
     }
 }
 
