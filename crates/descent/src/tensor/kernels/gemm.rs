@@ -23,7 +23,7 @@
 //! 1024 of depth rather than per 256; B is packed by the thread that uses it, into a
 //! buffer that stays in its L2, instead of all of B into one large buffer first; and A is
 //! packed a cache line of each row at a time. Together: W2's forward products went from
-//! 0.79–0.85× to 0.93–0.95× the `gemm` crate, and 2048³ from 0.89× to 1.01×.
+//! 0.79–0.85× to 0.88–0.97× the `gemm` crate, and 2048³ from 0.89× to 1.00–1.03×.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
