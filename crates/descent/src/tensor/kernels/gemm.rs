@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 
-use super::simd::{simd_level, SimdLevel};
+use super::simd::{prefetch, simd_level, SimdLevel};
 
 /// Greatest depth of one packed slice. A slice costs a read and write of C, a packing
 /// pass over A and a fork-join; 1024 measured faster than 256 and 512 on every workload
@@ -80,16 +80,34 @@ pub fn gemm(c: &mut [f32], a: MatRef, b: MatRef, m: usize, k: usize, n: usize, a
         }
         return;
     }
+    let product = Product { a, b, m, k, n, accumulate, parallel };
     match simd_level() {
-        SimdLevel::Avx512 => driver::<14, 32>(c, a, b, m, k, n, accumulate, parallel, micro_avx512),
-        SimdLevel::Avx2 => driver::<6, 16>(c, a, b, m, k, n, accumulate, parallel, micro_avx2),
-        SimdLevel::Scalar => driver::<4, 8>(c, a, b, m, k, n, accumulate, parallel, micro_scalar),
+        SimdLevel::Avx512 => driver::<14, 32>(c, &product, tile_avx512),
+        SimdLevel::Avx2 => driver::<6, 16>(c, &product, tile_avx2),
+        SimdLevel::Scalar => driver::<4, 8>(c, &product, |_, _| micro_scalar),
     }
+}
+
+/// One call's operands and options: `c[m×n] (+)= a[m×k]·b[k×n]`.
+#[derive(Clone, Copy)]
+struct Product<'a> {
+    a: MatRef<'a>,
+    b: MatRef<'a>,
+    m: usize,
+    k: usize,
+    n: usize,
+    accumulate: bool,
+    parallel: bool,
 }
 
 /// A microkernel: `kc`, packed A panel, packed B panel, C tile pointer, C row stride,
 /// valid rows, valid columns, overwrite (else accumulate).
 type Micro = unsafe fn(usize, *const f32, *const f32, *mut f32, usize, usize, usize, bool);
+
+/// The microkernel for a tile with the given valid rows and columns: edge tiles get one
+/// that computes only their rows (and one vector of columns when that covers them), so
+/// W1's 32-row products do 14 + 14 + 4 rows of work, not 3 × 14.
+type TileKernel = fn(usize, usize) -> Micro;
 
 /// Raw pointer to C that tasks share; each task writes a disjoint set of tiles.
 #[derive(Clone, Copy)]
@@ -98,44 +116,23 @@ struct CPtr(*mut f32);
 unsafe impl Send for CPtr {}
 unsafe impl Sync for CPtr {}
 
-#[allow(clippy::too_many_arguments)]
-fn driver<const MR: usize, const NR: usize>(
-    c: &mut [f32],
-    a: MatRef,
-    b: MatRef,
-    m: usize,
-    k: usize,
-    n: usize,
-    accumulate: bool,
-    parallel: bool,
-    micro: Micro,
-) {
+fn driver<const MR: usize, const NR: usize>(c: &mut [f32], product: &Product, kernel: TileKernel) {
     // Tall products go through in chunks of whole row blocks, so that packed A stays
     // within A_BUDGET instead of becoming a full copy of A (a 70,000-row A would take
     // 219 MB); B is packed again per chunk, which costs 1/rows of the arithmetic.
+    let Product { a, m, k, n, .. } = *product;
     let mc = MC_PANELS * MR;
     let chunk = (A_BUDGET / (slice_depth(k) * std::mem::size_of::<f32>()) / mc).max(1) * mc;
     for r0 in (0..m).step_by(chunk) {
         let rows = chunk.min(m - r0);
-        let a_rows = MatRef { data: &a.data[r0 * a.rs..], ..a };
-        let c_rows = &mut c[r0 * n..(r0 + rows) * n];
-        driver_rows::<MR, NR>(c_rows, a_rows, b, rows, k, n, accumulate, parallel, micro);
+        let part = Product { a: MatRef { data: &a.data[r0 * a.rs..], ..a }, m: rows, ..*product };
+        driver_rows::<MR, NR>(&mut c[r0 * n..(r0 + rows) * n], &part, kernel);
     }
 }
 
 /// The product for one chunk of rows (see `driver`).
-#[allow(clippy::too_many_arguments)]
-fn driver_rows<const MR: usize, const NR: usize>(
-    c: &mut [f32],
-    a: MatRef,
-    b: MatRef,
-    m: usize,
-    k: usize,
-    n: usize,
-    accumulate: bool,
-    parallel: bool,
-    micro: Micro,
-) {
+fn driver_rows<const MR: usize, const NR: usize>(c: &mut [f32], product: &Product, kernel: TileKernel) {
+    let Product { a, b, m, k, n, accumulate, parallel } = *product;
     let m_pad = m.div_ceil(MR) * MR;
     let kc_max = slice_depth(k);
     let call = CALLS.fetch_add(1, Ordering::Relaxed);
@@ -173,20 +170,16 @@ fn driver_rows<const MR: usize, const NR: usize>(
                     *tag = Some((call, p0, cb));
                 }
                 for jr in (c0..c_end).step_by(NR) {
+                    let cols = NR.min(n - jr);
                     for ir in (r0..r_end).step_by(MR) {
+                        let rows = MR.min(m - ir);
+                        let a_panel = ap[ir * kc..].as_ptr();
+                        let b_panel = bp[(jr - c0) * kc..].as_ptr();
                         // SAFETY: the tile [ir, ir+rows) × [jr, jr+cols) lies inside C and
                         // belongs to this task alone; panels hold kc·MR and kc·NR values.
                         unsafe {
-                            micro(
-                                kc,
-                                ap.as_ptr().add(ir * kc),
-                                bp.as_ptr().add((jr - c0) * kc),
-                                { cptr }.0.add(ir * n + jr),
-                                n,
-                                MR.min(m - ir),
-                                NR.min(n - jr),
-                                overwrite,
-                            );
+                            let c_tile = { cptr }.0.add(ir * n + jr);
+                            kernel(rows, cols)(kc, a_panel, b_panel, c_tile, n, rows, cols, overwrite);
                         }
                     }
                 }
@@ -328,18 +321,6 @@ fn pack_runs<const W: usize>(panel: &mut [f32], data: &[f32], start: usize, stri
     }
 }
 
-/// Asks for the cache line holding `data[at]` (ignored past the end of `data`).
-#[inline(always)]
-fn prefetch(data: &[f32], at: usize) {
-    #[cfg(target_arch = "x86_64")]
-    if at < data.len() {
-        // SAFETY: a prefetch never faults, and the address lies inside `data`.
-        unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(data.as_ptr().add(at) as *const i8) }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (data, at);
-}
-
 /// Baseline tile (no FMA, SSE2 at best): plain multiply-adds the compiler unrolls.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
@@ -385,81 +366,130 @@ unsafe fn store_tile<const NR: usize>(tile: &[f32], c: *mut f32, ldc: usize, row
     }
 }
 
-/// AVX-512 tile 14×32: 28 accumulator registers, two B vectors, one broadcast.
+/// Picks `micro_avx512::<R, V>` for a tile: R = valid rows, V = vectors of 16 columns.
+#[cfg(target_arch = "x86_64")]
+fn tile_avx512(rows: usize, cols: usize) -> Micro {
+    macro_rules! pick {
+        ($($r:literal)*) => {
+            match (rows, cols <= 16) {
+                $(($r, true) => micro_avx512::<$r, 1>, ($r, false) => micro_avx512::<$r, 2>,)*
+                _ => unreachable!("a tile has 1 to 14 rows"),
+            }
+        };
+    }
+    pick!(1 2 3 4 5 6 7 8 9 10 11 12 13 14)
+}
+
+/// Picks `micro_avx2::<R, V>` for a tile: R = valid rows, V = vectors of 8 columns.
+#[cfg(target_arch = "x86_64")]
+fn tile_avx2(rows: usize, cols: usize) -> Micro {
+    macro_rules! pick {
+        ($($r:literal)*) => {
+            match (rows, cols <= 8) {
+                $(($r, true) => micro_avx2::<$r, 1>, ($r, false) => micro_avx2::<$r, 2>,)*
+                _ => unreachable!("a tile has 1 to 6 rows"),
+            }
+        };
+    }
+    pick!(1 2 3 4 5 6)
+}
+
+/// AVX-512 tile of R ≤ 14 rows × V·16 columns from 14-row, 32-column panels: the full
+/// 14×32 tile keeps 28 accumulators, two B vectors and one broadcast in registers.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn micro_avx512(kc: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, rows: usize, cols: usize, ow: bool) {
+unsafe fn micro_avx512<const R: usize, const V: usize>(
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+    ow: bool,
+) {
     use std::arch::x86_64::*;
     const MR: usize = 14;
     // SAFETY (whole body): panels hold kc·MR and kc·32 floats; C bounds as in store_tile.
     unsafe {
-        let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+        let mut acc = [[_mm512_setzero_ps(); V]; R];
         for p in 0..kc {
-            let b0 = _mm512_loadu_ps(b.add(p * 32));
-            let b1 = _mm512_loadu_ps(b.add(p * 32 + 16));
+            let bv: [__m512; V] = std::array::from_fn(|v| _mm512_loadu_ps(b.add(p * 32 + v * 16)));
             let ap = a.add(p * MR);
             for (i, row) in acc.iter_mut().enumerate() {
                 let av = _mm512_set1_ps(*ap.add(i));
-                row[0] = _mm512_fmadd_ps(av, b0, row[0]);
-                row[1] = _mm512_fmadd_ps(av, b1, row[1]);
+                for (acc, bv) in row.iter_mut().zip(&bv) {
+                    *acc = _mm512_fmadd_ps(av, *bv, *acc);
+                }
             }
         }
-        if rows == MR && cols == 32 {
+        if rows == R && cols == V * 16 {
             for (i, row) in acc.iter().enumerate() {
-                let dst = c.add(i * ldc);
-                if ow {
-                    _mm512_storeu_ps(dst, row[0]);
-                    _mm512_storeu_ps(dst.add(16), row[1]);
-                } else {
-                    _mm512_storeu_ps(dst, _mm512_add_ps(_mm512_loadu_ps(dst), row[0]));
-                    _mm512_storeu_ps(dst.add(16), _mm512_add_ps(_mm512_loadu_ps(dst.add(16)), row[1]));
+                for (v, acc) in row.iter().enumerate() {
+                    let dst = c.add(i * ldc + v * 16);
+                    _mm512_storeu_ps(dst, if ow { *acc } else { _mm512_add_ps(_mm512_loadu_ps(dst), *acc) });
                 }
             }
         } else {
             let mut tile = [0.0f32; MR * 32];
             for (i, row) in acc.iter().enumerate() {
-                _mm512_storeu_ps(tile.as_mut_ptr().add(i * 32), row[0]);
-                _mm512_storeu_ps(tile.as_mut_ptr().add(i * 32 + 16), row[1]);
+                for (v, acc) in row.iter().enumerate() {
+                    _mm512_storeu_ps(tile.as_mut_ptr().add(i * 32 + v * 16), *acc);
+                }
             }
             store_tile::<32>(&tile, c, ldc, rows, cols, ow);
         }
     }
 }
 
-/// AVX2 tile 6×16: 12 accumulator registers, two B vectors, one broadcast.
+/// AVX2 tile of R ≤ 6 rows × V·8 columns from 6-row, 16-column panels (12 accumulators).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn micro_avx2(kc: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, rows: usize, cols: usize, ow: bool) {
+unsafe fn micro_avx2<const R: usize, const V: usize>(
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+    ow: bool,
+) {
     use std::arch::x86_64::*;
     const MR: usize = 6;
     // SAFETY (whole body): panels hold kc·MR and kc·16 floats; C bounds as in store_tile.
     unsafe {
-        let mut acc = [[_mm256_setzero_ps(); 2]; MR];
+        let mut acc = [[_mm256_setzero_ps(); V]; R];
         for p in 0..kc {
-            let b0 = _mm256_loadu_ps(b.add(p * 16));
-            let b1 = _mm256_loadu_ps(b.add(p * 16 + 8));
+            let bv: [__m256; V] = std::array::from_fn(|v| _mm256_loadu_ps(b.add(p * 16 + v * 8)));
             let ap = a.add(p * MR);
             for (i, row) in acc.iter_mut().enumerate() {
                 let av = _mm256_broadcast_ss(&*ap.add(i));
-                row[0] = _mm256_fmadd_ps(av, b0, row[0]);
-                row[1] = _mm256_fmadd_ps(av, b1, row[1]);
+                for (acc, bv) in row.iter_mut().zip(&bv) {
+                    *acc = _mm256_fmadd_ps(av, *bv, *acc);
+                }
             }
         }
         let mut tile = [0.0f32; MR * 16];
         for (i, row) in acc.iter().enumerate() {
-            _mm256_storeu_ps(tile.as_mut_ptr().add(i * 16), row[0]);
-            _mm256_storeu_ps(tile.as_mut_ptr().add(i * 16 + 8), row[1]);
+            for (v, acc) in row.iter().enumerate() {
+                _mm256_storeu_ps(tile.as_mut_ptr().add(i * 16 + v * 8), *acc);
+            }
         }
         store_tile::<16>(&tile, c, ldc, rows, cols, ow);
     }
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-use micro_scalar as micro_avx512;
+fn tile_avx512(_: usize, _: usize) -> Micro {
+    micro_scalar
+}
 #[cfg(not(target_arch = "x86_64"))]
-use micro_scalar as micro_avx2;
+fn tile_avx2(_: usize, _: usize) -> Micro {
+    micro_scalar
+}
 
 #[allow(clippy::too_many_arguments)]
 unsafe fn micro_scalar(kc: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, rows: usize, cols: usize, ow: bool) {

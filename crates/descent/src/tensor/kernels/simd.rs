@@ -10,6 +10,18 @@ pub enum SimdLevel {
 
 static LEVEL: AtomicU8 = AtomicU8::new(0);
 
+/// Asks for the cache line holding `data[at]` (ignored past the end of `data`).
+#[inline(always)]
+pub fn prefetch(data: &[f32], at: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if at < data.len() {
+        // SAFETY: a prefetch never faults, and the address lies inside `data`.
+        unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(data.as_ptr().add(at) as *const i8) }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (data, at);
+}
+
 /// Detected once; `DESCENT_SIMD=scalar|avx2|avx512` caps it (for tests and benchmarks).
 pub fn simd_level() -> SimdLevel {
     match LEVEL.load(Ordering::Relaxed) {
