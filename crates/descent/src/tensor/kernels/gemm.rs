@@ -1,6 +1,7 @@
 //! descent's own single-precision GEMM, BLIS-style:
 //!
-//!   for each KC-deep slice p of the shared dimension:
+//!   for each chunk of at most A_BUDGET bytes of rows of A:
+//!   for each slice p (at most KC deep, all equal) of the shared dimension:
 //!     pack A[:, p] into MR-row micro-panels (shared by all threads)
 //!     for each MC×NCB block of C (blocks split over threads, column-block-major):
 //!       pack B[p, block columns] into NR-column micro-panels (per thread, kept in L2)
@@ -13,7 +14,8 @@
 //! faults. Here packing buffers live in per-thread scratch that grows once and is reused.
 //!
 //! The microkernel is one generic loop compiled per instruction set (AVX-512: 14×32
-//! tile, AVX2: 6×16, baseline: 4×8) and chosen at run time. Work is split over M and N
+//! tile, AVX2: 6×16, baseline: 4×8) and chosen at run time; edge tiles get copies
+//! specialised to their rows and column vectors. Work is split over M and N
 //! only, never over K, so every element of C is summed in the same order whatever the
 //! thread count.
 //!
@@ -21,9 +23,10 @@
 //! against the `gemm` crate): the arithmetic of the microkernel was never the limit;
 //! the passes around it were. Deep slices (KC = 1024) pass over C and fork-join once per
 //! 1024 of depth rather than per 256; B is packed by the thread that uses it, into a
-//! buffer that stays in its L2, instead of all of B into one large buffer first; and A is
-//! packed a cache line of each row at a time. Together: W2's forward products went from
-//! 0.79–0.85× to 0.88–0.97× the `gemm` crate, and 2048³ from 0.89× to 1.00–1.03×.
+//! buffer that stays in its L2, instead of all of B into one large buffer first; and
+//! panels are transposed a cache line of each row at a time (in AVX-512 registers where
+//! available). Together: W2's forward products went from 0.79–0.85× to 0.93–1.0× the
+//! `gemm` crate, and 2048³ from 0.89× to 0.95–1.03×.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
