@@ -396,35 +396,6 @@ fn transpose_16x16(r: [std::arch::x86_64::__m512; 16]) -> [std::arch::x86_64::__
     out
 }
 
-/// Baseline tile (no FMA, SSE2 at best): plain multiply-adds the compiler unrolls.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-unsafe fn micro_generic<const MR: usize, const NR: usize>(
-    kc: usize,
-    a: *const f32,
-    b: *const f32,
-    c: *mut f32,
-    ldc: usize,
-    rows: usize,
-    cols: usize,
-    overwrite: bool,
-) {
-    let mut acc = [[0.0f32; NR]; MR];
-    for p in 0..kc {
-        // SAFETY: the packed panels hold kc·NR and kc·MR values.
-        let bv: [f32; NR] = unsafe { std::ptr::read_unaligned(b.add(p * NR) as *const [f32; NR]) };
-        let av: [f32; MR] = unsafe { std::ptr::read_unaligned(a.add(p * MR) as *const [f32; MR]) };
-        for i in 0..MR {
-            for j in 0..NR {
-                acc[i][j] += av[i] * bv[j];
-            }
-        }
-    }
-    let tile: &[f32] = acc.as_flattened();
-    // SAFETY: forwarded from the caller.
-    unsafe { store_tile::<NR>(tile, c, ldc, rows, cols, overwrite) }
-}
-
 /// Writes a finished tile (held in `tile`, row stride NR) into C: all of it, or the
 /// valid `rows × cols` corner of an edge tile.
 #[inline(always)]
@@ -469,12 +440,109 @@ fn tile_avx2(rows: usize, cols: usize) -> Micro {
     pick!(1 2 3 4 5 6)
 }
 
-/// AVX-512 tile of R ≤ 14 rows × V·16 columns from 14-row, 32-column panels: the full
-/// 14×32 tile keeps 28 accumulators, two B vectors and one broadcast in registers.
+/// The vector operations a microkernel needs, for one register width.
+trait Lanes {
+    type V: Copy;
+    const WIDTH: usize;
+    unsafe fn zero() -> Self::V;
+    unsafe fn load(p: *const f32) -> Self::V;
+    unsafe fn splat(p: *const f32) -> Self::V;
+    unsafe fn fma(a: Self::V, b: Self::V, acc: Self::V) -> Self::V;
+    unsafe fn add(a: Self::V, b: Self::V) -> Self::V;
+    unsafe fn store(p: *mut f32, v: Self::V);
+}
+
+/// One lane in a scalar register: the baseline (no FMA: multiply, then add, so the
+/// compiler may vectorize with SSE2 without changing results).
+struct Scalar;
+
+impl Lanes for Scalar {
+    type V = f32;
+    const WIDTH: usize = 1;
+    unsafe fn zero() -> f32 {
+        0.0
+    }
+    unsafe fn load(p: *const f32) -> f32 {
+        unsafe { *p }
+    }
+    unsafe fn splat(p: *const f32) -> f32 {
+        unsafe { *p }
+    }
+    unsafe fn fma(a: f32, b: f32, acc: f32) -> f32 {
+        acc + a * b
+    }
+    unsafe fn add(a: f32, b: f32) -> f32 {
+        a + b
+    }
+    unsafe fn store(p: *mut f32, v: f32) {
+        unsafe { *p = v }
+    }
+}
+
+/// Implements [`Lanes`] for one register type from its intrinsics.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+macro_rules! lanes {
+    ($(#[$doc:meta])* $name:ident: $v:ident, $width:literal, $features:literal,
+     $zero:ident, $load:ident, $set1:ident, $fma:ident, $add:ident, $store:ident) => {
+        $(#[$doc])*
+        struct $name;
+
+        impl Lanes for $name {
+            type V = std::arch::x86_64::$v;
+            const WIDTH: usize = $width;
+            #[inline]
+            #[target_feature(enable = $features)]
+            unsafe fn zero() -> Self::V {
+                std::arch::x86_64::$zero()
+            }
+            #[inline]
+            #[target_feature(enable = $features)]
+            unsafe fn load(p: *const f32) -> Self::V {
+                unsafe { std::arch::x86_64::$load(p) }
+            }
+            #[inline]
+            #[target_feature(enable = $features)]
+            unsafe fn splat(p: *const f32) -> Self::V {
+                unsafe { std::arch::x86_64::$set1(*p) }
+            }
+            #[inline]
+            #[target_feature(enable = $features)]
+            unsafe fn fma(a: Self::V, b: Self::V, acc: Self::V) -> Self::V {
+                std::arch::x86_64::$fma(a, b, acc)
+            }
+            #[inline]
+            #[target_feature(enable = $features)]
+            unsafe fn add(a: Self::V, b: Self::V) -> Self::V {
+                std::arch::x86_64::$add(a, b)
+            }
+            #[inline]
+            #[target_feature(enable = $features)]
+            unsafe fn store(p: *mut f32, v: Self::V) {
+                unsafe { std::arch::x86_64::$store(p, v) }
+            }
+        }
+    };
+}
+
+#[cfg(target_arch = "x86_64")]
+lanes!(
+    /// 16 lanes in a zmm register.
+    Zmm: __m512, 16, "avx512f",
+    _mm512_setzero_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_add_ps, _mm512_storeu_ps
+);
+#[cfg(target_arch = "x86_64")]
+lanes!(
+    /// 8 lanes in a ymm register.
+    Ymm: __m256, 8, "avx2,fma",
+    _mm256_setzero_ps, _mm256_loadu_ps, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_add_ps, _mm256_storeu_ps
+);
+
+/// The microkernel, written once: a tile of R ≤ MR rows × V vectors of columns from
+/// MR-row, NR-column panels, accumulated in R·V registers over the slice depth. Inlined
+/// into the `#[target_feature]` wrappers below, which compile it per instruction set.
+#[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn micro_avx512<const R: usize, const V: usize>(
+unsafe fn micro_body<L: Lanes, const MR: usize, const NR: usize, const R: usize, const V: usize>(
     kc: usize,
     a: *const f32,
     b: *const f32,
@@ -484,77 +552,53 @@ unsafe fn micro_avx512<const R: usize, const V: usize>(
     cols: usize,
     ow: bool,
 ) {
-    use std::arch::x86_64::*;
-    const MR: usize = 14;
-    // SAFETY (whole body): panels hold kc·MR and kc·32 floats; C bounds as in store_tile.
+    // SAFETY (whole body): panels hold kc·MR and kc·NR floats; C bounds as in store_tile;
+    // the wrappers enable the instruction set L needs.
     unsafe {
-        let mut acc = [[_mm512_setzero_ps(); V]; R];
+        let mut acc = [[L::zero(); V]; R];
         for p in 0..kc {
-            let bv: [__m512; V] = std::array::from_fn(|v| _mm512_loadu_ps(b.add(p * 32 + v * 16)));
+            let bv: [L::V; V] = std::array::from_fn(|v| L::load(b.add(p * NR + v * L::WIDTH)));
             let ap = a.add(p * MR);
             for (i, row) in acc.iter_mut().enumerate() {
-                let av = _mm512_set1_ps(*ap.add(i));
+                let av = L::splat(ap.add(i));
                 for (acc, bv) in row.iter_mut().zip(&bv) {
-                    *acc = _mm512_fmadd_ps(av, *bv, *acc);
+                    *acc = L::fma(av, *bv, *acc);
                 }
             }
         }
-        if rows == R && cols == V * 16 {
+        if rows == R && cols == V * L::WIDTH {
             for (i, row) in acc.iter().enumerate() {
                 for (v, acc) in row.iter().enumerate() {
-                    let dst = c.add(i * ldc + v * 16);
-                    _mm512_storeu_ps(dst, if ow { *acc } else { _mm512_add_ps(_mm512_loadu_ps(dst), *acc) });
+                    let dst = c.add(i * ldc + v * L::WIDTH);
+                    L::store(dst, if ow { *acc } else { L::add(L::load(dst), *acc) });
                 }
             }
         } else {
-            let mut tile = [0.0f32; MR * 32];
+            let mut tile = [0.0f32; 14 * 32]; // the largest MR × NR
             for (i, row) in acc.iter().enumerate() {
                 for (v, acc) in row.iter().enumerate() {
-                    _mm512_storeu_ps(tile.as_mut_ptr().add(i * 32 + v * 16), *acc);
+                    L::store(tile.as_mut_ptr().add(i * NR + v * L::WIDTH), *acc);
                 }
             }
-            store_tile::<32>(&tile, c, ldc, rows, cols, ow);
+            store_tile::<NR>(&tile, c, ldc, rows, cols, ow);
         }
     }
 }
 
-/// AVX2 tile of R ≤ 6 rows × V·8 columns from 6-row, 16-column panels (12 accumulators).
+/// AVX-512 tile: 14×32 in full (28 accumulators, two B vectors, one broadcast).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn micro_avx512<const R: usize, const V: usize>(kc: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, rows: usize, cols: usize, ow: bool) {
+    unsafe { micro_body::<Zmm, 14, 32, R, V>(kc, a, b, c, ldc, rows, cols, ow) }
+}
+
+/// AVX2 tile: 6×16 in full (12 accumulators).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn micro_avx2<const R: usize, const V: usize>(
-    kc: usize,
-    a: *const f32,
-    b: *const f32,
-    c: *mut f32,
-    ldc: usize,
-    rows: usize,
-    cols: usize,
-    ow: bool,
-) {
-    use std::arch::x86_64::*;
-    const MR: usize = 6;
-    // SAFETY (whole body): panels hold kc·MR and kc·16 floats; C bounds as in store_tile.
-    unsafe {
-        let mut acc = [[_mm256_setzero_ps(); V]; R];
-        for p in 0..kc {
-            let bv: [__m256; V] = std::array::from_fn(|v| _mm256_loadu_ps(b.add(p * 16 + v * 8)));
-            let ap = a.add(p * MR);
-            for (i, row) in acc.iter_mut().enumerate() {
-                let av = _mm256_broadcast_ss(&*ap.add(i));
-                for (acc, bv) in row.iter_mut().zip(&bv) {
-                    *acc = _mm256_fmadd_ps(av, *bv, *acc);
-                }
-            }
-        }
-        let mut tile = [0.0f32; MR * 16];
-        for (i, row) in acc.iter().enumerate() {
-            for (v, acc) in row.iter().enumerate() {
-                _mm256_storeu_ps(tile.as_mut_ptr().add(i * 16 + v * 8), *acc);
-            }
-        }
-        store_tile::<16>(&tile, c, ldc, rows, cols, ow);
-    }
+unsafe fn micro_avx2<const R: usize, const V: usize>(kc: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, rows: usize, cols: usize, ow: bool) {
+    unsafe { micro_body::<Ymm, 6, 16, R, V>(kc, a, b, c, ldc, rows, cols, ow) }
 }
 
 #[cfg(not(target_arch = "x86_64"))]
@@ -568,7 +612,8 @@ fn tile_avx2(_: usize, _: usize) -> Micro {
 
 #[allow(clippy::too_many_arguments)]
 unsafe fn micro_scalar(kc: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, rows: usize, cols: usize, ow: bool) {
-    unsafe { micro_generic::<4, 8>(kc, a, b, c, ldc, rows, cols, ow) }
+    // SAFETY: forwarded from the caller.
+    unsafe { micro_body::<Scalar, 4, 8, 4, 8>(kc, a, b, c, ldc, rows, cols, ow) }
 }
 
 #[cfg(test)]
