@@ -89,6 +89,16 @@ high = 64
     path
 }
 
+/// Kills and reaps the child if the test fails before it does.
+struct Reap(std::process::Child);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn tune_resumes_after_sigkill_without_losing_or_repeating_trials() {
     let dir = workdir("kill");
@@ -96,13 +106,15 @@ fn tune_resumes_after_sigkill_without_losing_or_repeating_trials() {
     let exp = experiment(&dir, "exp", 40, "\"adam\"");
     let study = write_study(&dir, &exp, "refit = false");
     let db = dir.join("study.sqlite");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_descent"))
-        .args(["tune", study.to_str().unwrap(), "--quiet"])
-        .current_dir(&dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = Reap(
+        Command::new(env!("CARGO_BIN_EXE_descent"))
+            .args(["tune", study.to_str().unwrap(), "--quiet"])
+            .current_dir(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     // Wait for two finished trials and one in flight, then SIGKILL.
     let deadline = Instant::now() + Duration::from_secs(120);
     let before_kill = loop {
@@ -112,8 +124,8 @@ fn tune_resumes_after_sigkill_without_losing_or_repeating_trials() {
         let Ok(trials) = store.trials() else { continue };
         let done = trials.iter().filter(|t| t.state == TrialState::Complete).count();
         if done >= 2 && trials.iter().any(|t| t.state == TrialState::Running && !t.params.is_empty()) {
-            child.kill().unwrap();
-            child.wait().unwrap();
+            child.0.kill().unwrap();
+            child.0.wait().unwrap();
             break Store::open_read(&db, None).unwrap().trials().unwrap();
         }
         assert!(done < 10, "the study finished before it could be killed");

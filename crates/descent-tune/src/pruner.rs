@@ -44,6 +44,8 @@ impl Pruner for MedianPruner {
     fn name(&self) -> &'static str {
         "median"
     }
+    // Written as a negated comparison on purpose: NaN on either side counts as worse.
+    #[allow(clippy::neg_cmp_op_on_partial_ord)]
     fn should_prune(&self, trial: &TrialRecord, step: u64, others: &[TrialRecord], direction: Direction) -> bool {
         if step < self.n_warmup_steps {
             return false;

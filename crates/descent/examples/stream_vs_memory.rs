@@ -41,7 +41,7 @@ fn main() {
     let x = read_npy(&xp).unwrap();
     let y = Tensor::new(read_npy(&yp).unwrap().into_data(), &[ROWS, 1]).unwrap();
     let options = || FitOptions { epochs: 1, batch_size: 256, verbose: 0, ..Default::default() };
-    println!("{ROWS} samples × {FEATURES} features ({} MB), batch 256, one epoch each:", ROWS * FEATURES * 4 >> 20);
+    println!("{ROWS} samples × {FEATURES} features ({} MB), batch 256, one epoch each:", (ROWS * FEATURES * 4) >> 20);
     let (mut mem, mut streamed) = (Vec::new(), Vec::new());
     for _ in 0..3 {
         let mut m = model();

@@ -607,7 +607,9 @@ impl Prefetch {
     }
 
     /// The next batch `(x, y, rows)`; `rows == 0` ends the epoch. Give the buffers
-    /// back with [`Prefetch::recycle`] to avoid allocating new ones.
+    /// back with [`Prefetch::recycle`] to avoid allocating new ones. (Not an `Iterator`:
+    /// it can fail, and the caller must recycle each batch before the next.)
+    #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Result<Batch> {
         let ready = self.ready.as_ref().expect("receiver lives until drop");
         let batch = ready.recv().map_err(|_| Error::State("the prefetch thread stopped".into()))?;

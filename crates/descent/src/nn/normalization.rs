@@ -130,7 +130,7 @@ impl Layer for BatchNormalization {
     named_layer!("BatchNormalization", "batch_normalization", BatchNormalization);
     fn build(&mut self, input: &[usize], store: &mut ParamStore, _: &mut Rng) -> Result<Vec<usize>> {
         let c = &self.config;
-        if !(0.0..1.0).contains(&c.momentum) || !(c.epsilon > 0.0) {
+        if !(0.0..1.0).contains(&c.momentum) || c.epsilon.is_nan() || c.epsilon <= 0.0 {
             return Err(Error::Config(format!("layer '{}': momentum {} must be in [0, 1) and epsilon {} > 0", self.name, c.momentum, c.epsilon)));
         }
         let n = flat_features(&self.name, "BatchNormalization", input)?;
@@ -194,7 +194,7 @@ impl Default for LayerNormalization {
 impl Layer for LayerNormalization {
     named_layer!("LayerNormalization", "layer_normalization", LayerNormalization);
     fn build(&mut self, input: &[usize], store: &mut ParamStore, _: &mut Rng) -> Result<Vec<usize>> {
-        if !(self.config.epsilon > 0.0) {
+        if self.config.epsilon.is_nan() || self.config.epsilon <= 0.0 {
             return Err(Error::Config(format!("layer '{}': epsilon {} must be > 0", self.name, self.config.epsilon)));
         }
         let n = flat_features(&self.name, "LayerNormalization", input)?;

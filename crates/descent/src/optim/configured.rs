@@ -226,7 +226,7 @@ impl<R: Rule> Configured<R> {
             }
         }
         if let Some(f) = self.options.ema_overwrite_frequency {
-            if (self.updates_done() + 1) % f == 0 {
+            if (self.updates_done() + 1).is_multiple_of(f) {
                 for e in entries.iter().filter(|e| e.trainable) {
                     values[e.range()].copy_from_slice(&self.ema[e.range()]);
                 }
@@ -284,7 +284,7 @@ impl<R: Rule> Optimizer for Configured<R> {
             Some(k) => {
                 // Keras: on the k-th batch use (accumulated + g)/k, else just accumulate.
                 let grads = store.grads();
-                let is_update = (self.iterations + 1) % k as u64 == 0;
+                let is_update = (self.iterations + 1).is_multiple_of(k as u64);
                 if is_update {
                     let inv = 1.0 / k as f32;
                     self.accumulated.iter_mut().zip(grads).for_each(|(a, g)| *a = (*a + g) * inv);

@@ -69,7 +69,7 @@ pub trait Rule: Clone + Debug + PartialEq + Send + Sync + 'static {
 
 /// Splits a rule's state slice into a fixed-size array (panics on a wrong count, which
 /// is a bug in the rule, not user input).
-pub(crate) fn states<'s, 'a, const N: usize>(state: &'s mut [&'a mut [f32]]) -> [&'s mut [f32]; N] {
+pub(crate) fn states<'s, const N: usize>(state: &'s mut [&mut [f32]]) -> [&'s mut [f32]; N] {
     let mut it = state.iter_mut();
     std::array::from_fn(|_| &mut **it.next().expect("rule state count"))
 }

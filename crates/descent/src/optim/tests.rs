@@ -17,7 +17,7 @@ fn store() -> ParamStore {
 
 fn set_grads(s: &mut ParamStore, step: u64) {
     for (i, g) in s.grads_mut().iter_mut().enumerate() {
-        *g = (((i as u64 * 2654435761 + step * 97) % 2001) as f32 / 1000.0 - 1.0) * if step % 4 == 0 { 0.1 } else { 1.0 };
+        *g = (((i as u64 * 2654435761 + step * 97) % 2001) as f32 / 1000.0 - 1.0) * if step.is_multiple_of(4) { 0.1 } else { 1.0 };
     }
 }
 

@@ -309,14 +309,14 @@ impl Callback for ModelCheckpoint {
     }
     fn on_batch_end(&mut self, _batch: usize, _logs: &Logs, ctx: &mut TrainContext) {
         self.step += 1;
-        if self.save_freq_steps > 0 && self.step % self.save_freq_steps == 0 {
+        if self.save_freq_steps > 0 && self.step.is_multiple_of(self.save_freq_steps) {
             if let Err(e) = self.write(self.epoch, ctx) {
                 eprintln!("warning: ModelCheckpoint could not save step {}: {e}", self.step);
             }
         }
     }
     fn on_epoch_end(&mut self, epoch: usize, logs: &Logs, ctx: &mut TrainContext) {
-        if self.save_freq_steps > 0 || (epoch + 1) % self.save_freq_epochs != 0 {
+        if self.save_freq_steps > 0 || !(epoch + 1).is_multiple_of(self.save_freq_epochs) {
             return;
         }
         if self.save_best_only {

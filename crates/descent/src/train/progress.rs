@@ -74,10 +74,7 @@ impl Callback for ProgressCallback {
             per_step * 1e6,
             logs.format()
         );
-        match self.bar.take() {
-            Some(bar) => bar.finish_and_clear(),
-            None => {}
-        }
+        if let Some(bar) = self.bar.take() { bar.finish_and_clear() }
         println!("{line}");
     }
 }

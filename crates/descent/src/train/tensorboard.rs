@@ -218,7 +218,7 @@ impl Callback for TensorBoard {
             });
         }
         r = r.and_then(|_| train.write(step, "epoch_learning_rate", SummaryValue::Scalar(ctx.optimizer.learning_rate())));
-        if self.histogram_freq > 0 && (epoch + 1) % self.histogram_freq == 0 {
+        if self.histogram_freq > 0 && (epoch + 1).is_multiple_of(self.histogram_freq) {
             let store = &*ctx.params;
             for id in store.ids() {
                 let name = &store.entry(id).name;
@@ -265,8 +265,11 @@ pub mod read {
         None
     }
 
+    /// (field number, wire type, length-delimited payload, varint value) of one field.
+    type Field<'a> = (u32, u8, &'a [u8], u64);
+
     /// (field, wire type, payload) of each field of a message.
-    fn fields(b: &[u8]) -> Option<Vec<(u32, u8, &[u8], u64)>> {
+    fn fields(b: &[u8]) -> Option<Vec<Field<'_>>> {
         let mut pos = 0;
         let mut out = Vec::new();
         while pos < b.len() {

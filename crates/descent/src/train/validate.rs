@@ -7,7 +7,7 @@ use crate::tensor::Tensor;
 /// Number of features per sample the data has, checked against a built model.
 pub fn check_inputs(model: &Sequential, x: &Tensor, source: &str) -> Result<()> {
     if x.shape().rank() < 2 {
-        return Err(Error::shape(format!("{source}"), "inputs of shape [samples, features…]", x.shape()));
+        return Err(Error::shape(source.to_string(), "inputs of shape [samples, features…]", x.shape()));
     }
     x.check_finite(source)?;
     if let Some(input) = model.input_shape() {

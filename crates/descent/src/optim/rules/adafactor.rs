@@ -213,7 +213,7 @@ impl Rule for Adafactor {
         // Pass 2: RMS of u = g/√v, v_ij = (r_i/mean r)·c_j (vectors: v_k).
         let (rv, col) = (&*rv, &*col);
         let row_v = |i: usize| -> (f32, &[f32]) {
-            if matrix { (rv[i] / mean_r, &col[..cols]) } else { (1.0, &rv[..]) }
+            if matrix { (rv[i] / mean_r, &col[..cols]) } else { (1.0, rv) }
         };
         let sum_u = |b: usize, p: &[f32], g: &[f32]| -> f32 {
             let mut total = 0.0f32;

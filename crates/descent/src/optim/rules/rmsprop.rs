@@ -97,8 +97,8 @@ impl Rule for RmsProp {
         };
         let mut it = s.iter_mut();
         let v = &mut **it.next().expect("velocity");
-        let a: &mut [f32] = if self.centered { &mut **it.next().expect("average_grad") } else { &mut [] };
-        let b: &mut [f32] = if h.use_momentum { &mut **it.next().expect("momentum") } else { &mut [] };
+        let a: &mut [f32] = if self.centered { it.next().expect("average_grad") } else { &mut [] };
+        let b: &mut [f32] = if h.use_momentum { it.next().expect("momentum") } else { &mut [] };
         // Split only the buffers this variant keeps.
         match (a.is_empty(), b.is_empty()) {
             (true, true) => for_each_split([p, v], [g], &|[p, v], [g]| rmsprop_kernel(p, v, &mut [], &mut [], g, h)),

@@ -56,9 +56,12 @@ static CALLS: AtomicU64 = AtomicU64::new(0);
 thread_local! {
     /// Packing scratch for A, grown on demand and reused by later calls.
     static A_SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-    /// The B block this thread packed last, tagged with its (call, slice start, column block).
-    static B_BLOCK: RefCell<(Option<(u64, usize, usize)>, Vec<f32>)> = const { RefCell::new((None, Vec::new())) };
+    /// The B block this thread packed last, tagged with what it holds.
+    static B_BLOCK: RefCell<(Option<BlockTag>, Vec<f32>)> = const { RefCell::new((None, Vec::new())) };
 }
+
+/// Which B block a buffer holds: (call number, slice start, column block).
+type BlockTag = (u64, usize, usize);
 
 /// A matrix operand: base slice and strides (in elements) between rows and columns.
 #[derive(Clone, Copy)]

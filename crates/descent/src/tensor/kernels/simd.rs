@@ -103,7 +103,7 @@ pub fn fast_exp(x: f32) -> f32 {
     p = p * r + 8.333_452e-3;
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
+    p = p * r + 5e-1;
     let er = p * r * r + r + 1.0;
     let bits = ((n as i32 + 127) as u32) << 23;
     er * f32::from_bits(bits)
@@ -124,7 +124,7 @@ mod tests {
             x += 0.0137;
         }
         assert!(worst < 4e-7, "worst relative error {worst}");
-        assert_eq!(fast_exp(-1000.0) < 1e-37, true);
+        assert!(fast_exp(-1000.0) < 1e-37);
         assert!(fast_exp(1000.0).is_finite());
     }
 }
