@@ -50,6 +50,9 @@ const NCB: usize = 64;
 /// tests use a small budget so that their modest shapes go through several chunks.)
 const A_BUDGET: usize = if cfg!(test) { 64 << 10 } else { 8 << 20 };
 
+/// Floats in a 64-byte cache line.
+const LINE: usize = 64 / std::mem::size_of::<f32>();
+
 /// Numbers GEMM calls, so a thread can tell whether its packed B block is still current.
 static CALLS: AtomicU64 = AtomicU64::new(0);
 
@@ -167,7 +170,7 @@ fn driver_rows<const MR: usize, const NR: usize>(c: &mut [f32], product: &Produc
                 let mut cell = cell.borrow_mut();
                 let (tag, scratch) = &mut *cell;
                 let len = (c_end - c0).div_ceil(NR) * NR * kc;
-                if scratch.len() < len + 16 {
+                if scratch.len() < len + LINE {
                     *tag = None; // regrowing may move the aligned start
                 }
                 let bp = aligned(scratch, len);
@@ -211,11 +214,10 @@ fn slice_depth(k: usize) -> usize {
 /// The first `len` values of `buf` from a 64-byte boundary (grown as needed), so that
 /// panel loads never straddle two cache lines.
 fn aligned(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
-    const LANES: usize = 64 / std::mem::size_of::<f32>();
-    if buf.len() < len + LANES {
-        buf.resize(len + LANES, 0.0);
+    if buf.len() < len + LINE {
+        buf.resize(len + LINE, 0.0);
     }
-    let skip = buf.as_ptr().align_offset(64).min(LANES);
+    let skip = buf.as_ptr().align_offset(64).min(LINE);
     &mut buf[skip..skip + len]
 }
 
@@ -302,7 +304,6 @@ fn pack_rows<const W: usize>(panel: &mut [f32], data: &[f32], start: usize, stri
 /// (k = 1024) all W runs fall in one L1 set and thrash it, and walking one run at a time
 /// instead scatters writes over the whole panel.
 fn pack_runs<const W: usize>(panel: &mut [f32], data: &[f32], start: usize, stride: usize, width: usize, kc: usize) {
-    const LINE: usize = 16;
     let mut p = 0;
     #[cfg(target_arch = "x86_64")]
     if simd_level() == SimdLevel::Avx512 {
