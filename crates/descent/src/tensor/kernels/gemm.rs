@@ -50,6 +50,9 @@ const NCB: usize = 64;
 /// tests use a small budget so that their modest shapes go through several chunks.)
 const A_BUDGET: usize = if cfg!(test) { 64 << 10 } else { 8 << 20 };
 
+/// Largest B (in floats) that sequential products read in place instead of packing.
+const DIRECT_B_MAX: usize = 16 << 10;
+
 /// Floats in a 64-byte cache line.
 const LINE: usize = 64 / std::mem::size_of::<f32>();
 
@@ -109,9 +112,9 @@ struct Product<'a> {
     parallel: bool,
 }
 
-/// A microkernel: `kc`, packed A panel, packed B panel, C tile pointer, C row stride,
-/// valid rows, valid columns, overwrite (else accumulate).
-type Micro = unsafe fn(usize, *const f32, *const f32, *mut f32, usize, usize, usize, bool);
+/// A microkernel: `kc`, packed A panel, B panel and its row stride (NR when packed),
+/// C tile pointer, C row stride, valid rows, valid columns, overwrite (else accumulate).
+type Micro = unsafe fn(usize, *const f32, *const f32, usize, *mut f32, usize, usize, usize, bool);
 
 /// The microkernel for a tile with the given valid rows and columns: edge tiles get one
 /// that computes only their rows (and one vector of columns when that covers them), so
@@ -154,6 +157,7 @@ fn driver_rows<const MR: usize, const NR: usize>(c: &mut [f32], product: &Produc
     let mc = MC_PANELS * MR;
     let row_blocks = m.div_ceil(mc);
     let tasks = row_blocks * n.div_ceil(NCB);
+    let direct_b = !parallel && b.cs == 1 && k * n <= DIRECT_B_MAX && b.rs % 1024 != 0;
     let mut p0 = 0;
     while p0 < k {
         let kc = kc_max.min(k - p0);
@@ -166,6 +170,24 @@ fn driver_rows<const MR: usize, const NR: usize>(c: &mut [f32], product: &Produc
             let (cb, rb) = (task / row_blocks, task % row_blocks);
             let (r0, c0) = (rb * mc, cb * NCB);
             let (r_end, c_end) = ((r0 + mc).min(m), (c0 + NCB).min(n));
+            // Small row-major products read whole panels of B where they lie: packing a
+            // 100 × 64 weight matrix cost an eighth of W1's product. (Not for large or
+            // 4 KiB-strided B, whose rows would fight over L1 sets; edge panels are packed.)
+            if direct_b && (c_end - c0) % NR == 0 {
+                for jr in (c0..c_end).step_by(NR) {
+                    let b_panel = b.data[p0 * b.rs + jr..][..(kc - 1) * b.rs + NR].as_ptr();
+                    for ir in (r0..r_end).step_by(MR) {
+                        let rows = MR.min(m - ir);
+                        let a_panel = ap[ir * kc..].as_ptr();
+                        // SAFETY: as below; the B rows p0..p0+kc hold NR values from jr.
+                        unsafe {
+                            let c_tile = { cptr }.0.add(ir * n + jr);
+                            kernel(rows, NR)(kc, a_panel, b_panel, b.rs, c_tile, n, rows, NR, overwrite);
+                        }
+                    }
+                }
+                return;
+            }
             B_BLOCK.with(|cell| {
                 let mut cell = cell.borrow_mut();
                 let (tag, scratch) = &mut *cell;
@@ -188,7 +210,7 @@ fn driver_rows<const MR: usize, const NR: usize>(c: &mut [f32], product: &Produc
                         // belongs to this task alone; panels hold kc·MR and kc·NR values.
                         unsafe {
                             let c_tile = { cptr }.0.add(ir * n + jr);
-                            kernel(rows, cols)(kc, a_panel, b_panel, c_tile, n, rows, cols, overwrite);
+                            kernel(rows, cols)(kc, a_panel, b_panel, NR, c_tile, n, rows, cols, overwrite);
                         }
                     }
                 }
@@ -550,18 +572,20 @@ unsafe fn micro_body<L: Lanes, const MR: usize, const NR: usize, const R: usize,
     kc: usize,
     a: *const f32,
     b: *const f32,
+    ldb: usize,
     c: *mut f32,
     ldc: usize,
     rows: usize,
     cols: usize,
     ow: bool,
 ) {
-    // SAFETY (whole body): panels hold kc·MR and kc·NR floats; C bounds as in store_tile;
+    // SAFETY (whole body): A holds kc·MR floats, B kc rows of NR at stride ldb; C bounds
+    // as in store_tile;
     // the wrappers enable the instruction set L needs.
     unsafe {
         let mut acc = [[L::zero(); V]; R];
         for p in 0..kc {
-            let bv: [L::V; V] = std::array::from_fn(|v| L::load(b.add(p * NR + v * L::WIDTH)));
+            let bv: [L::V; V] = std::array::from_fn(|v| L::load(b.add(p * ldb + v * L::WIDTH)));
             let ap = a.add(p * MR);
             for (i, row) in acc.iter_mut().enumerate() {
                 let av = L::splat(ap.add(i));
@@ -593,16 +617,16 @@ unsafe fn micro_body<L: Lanes, const MR: usize, const NR: usize, const R: usize,
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn micro_avx512<const R: usize, const V: usize>(kc: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, rows: usize, cols: usize, ow: bool) {
-    unsafe { micro_body::<Zmm, 14, 32, R, V>(kc, a, b, c, ldc, rows, cols, ow) }
+unsafe fn micro_avx512<const R: usize, const V: usize>(kc: usize, a: *const f32, b: *const f32, ldb: usize, c: *mut f32, ldc: usize, rows: usize, cols: usize, ow: bool) {
+    unsafe { micro_body::<Zmm, 14, 32, R, V>(kc, a, b, ldb, c, ldc, rows, cols, ow) }
 }
 
 /// AVX2 tile: 6×16 in full (12 accumulators).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn micro_avx2<const R: usize, const V: usize>(kc: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, rows: usize, cols: usize, ow: bool) {
-    unsafe { micro_body::<Ymm, 6, 16, R, V>(kc, a, b, c, ldc, rows, cols, ow) }
+unsafe fn micro_avx2<const R: usize, const V: usize>(kc: usize, a: *const f32, b: *const f32, ldb: usize, c: *mut f32, ldc: usize, rows: usize, cols: usize, ow: bool) {
+    unsafe { micro_body::<Ymm, 6, 16, R, V>(kc, a, b, ldb, c, ldc, rows, cols, ow) }
 }
 
 #[cfg(not(target_arch = "x86_64"))]
@@ -615,9 +639,9 @@ fn tile_avx2(_: usize, _: usize) -> Micro {
 }
 
 #[allow(clippy::too_many_arguments)]
-unsafe fn micro_scalar(kc: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, rows: usize, cols: usize, ow: bool) {
+unsafe fn micro_scalar(kc: usize, a: *const f32, b: *const f32, ldb: usize, c: *mut f32, ldc: usize, rows: usize, cols: usize, ow: bool) {
     // SAFETY: forwarded from the caller.
-    unsafe { micro_body::<Scalar, 4, 8, 4, 8>(kc, a, b, c, ldc, rows, cols, ow) }
+    unsafe { micro_body::<Scalar, 4, 8, 4, 8>(kc, a, b, ldb, c, ldc, rows, cols, ow) }
 }
 
 #[cfg(test)]

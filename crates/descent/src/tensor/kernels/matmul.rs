@@ -55,8 +55,9 @@ mod tests {
     #[test]
     fn all_transpose_combinations_match_naive() {
         // Includes shapes with several row blocks for every tile height (300 > 19 × 14),
-        // several K slices (2100 = 3 × 700) and both on the parallel path (300·1100·70).
-        for (m, k, n) in [(7, 13, 5), (1, 1, 1), (33, 300, 47), (64, 257, 100), (200, 30, 600), (300, 70, 130), (20, 2100, 40), (300, 1100, 70)] {
+        // several K slices (2100 = 3 × 700) and both on the parallel path (300·1100·70),
+        // and small ones whose B is read in place (whole 32-column panels).
+        for (m, k, n) in [(7, 13, 5), (1, 1, 1), (33, 300, 47), (64, 257, 100), (200, 30, 600), (300, 70, 130), (20, 2100, 40), (300, 1100, 70), (33, 100, 64), (40, 50, 96), (5, 7, 160)] {
             check_shape(m, k, n);
         }
     }
