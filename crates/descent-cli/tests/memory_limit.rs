@@ -7,19 +7,11 @@ use std::path::Path;
 use std::process::Command;
 
 use descent::data::write_npy_f32;
+use descent::rng::hash_uniform;
 
 const ROWS: usize = 300_000;
 const FEATURES: usize = 256;
 const LIMIT_KB: usize = 250_000;
-
-/// A cheap deterministic value in [−1, 1).
-fn noise(r: usize, c: usize) -> f32 {
-    let mut h = (r as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (c as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
-    h ^= h >> 29;
-    h = h.wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    h ^= h >> 32;
-    (h >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-}
 
 fn experiment(stream: bool) -> String {
     format!(
@@ -64,9 +56,9 @@ fn mapped_data_larger_than_the_memory_limit_trains() {
     let dir = std::env::temp_dir().join(format!("descent-memlimit-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    write_npy_f32(dir.join("x.npy"), &[ROWS, FEATURES], noise).unwrap();
+    write_npy_f32(dir.join("x.npy"), &[ROWS, FEATURES], hash_uniform).unwrap();
     // The label: whether the first two features sum above zero.
-    write_npy_f32(dir.join("y.npy"), &[ROWS], |r, _| (noise(r, 0) + noise(r, 1) > 0.0) as u8 as f32).unwrap();
+    write_npy_f32(dir.join("y.npy"), &[ROWS], |r, _| (hash_uniform(r, 0) + hash_uniform(r, 1) > 0.0) as u8 as f32).unwrap();
     let size = std::fs::metadata(dir.join("x.npy")).unwrap().len();
     assert!(size > LIMIT_KB as u64 * 1024, "the data ({size} bytes) must exceed the limit");
     std::fs::write(dir.join("stream.toml"), experiment(true)).unwrap();

@@ -8,19 +8,12 @@ use std::time::Instant;
 use descent::data::{read_npy, write_npy_f32, NpyStream, Prefetch, Shard};
 use descent::nn::{Activation, Dense, Loss, Sequential};
 use descent::optim::Adam;
+use descent::rng::hash_uniform;
 use descent::tensor::Tensor;
 use descent::train::FitOptions;
 
 const ROWS: usize = 200_000;
 const FEATURES: usize = 128;
-
-fn noise(r: usize, c: usize) -> f32 {
-    let mut h = (r as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (c as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
-    h ^= h >> 29;
-    h = h.wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    h ^= h >> 32;
-    (h >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-}
 
 fn model() -> Sequential {
     let mut m = Sequential::new(vec![
@@ -36,8 +29,8 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("descent-stream-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let (xp, yp) = (dir.join("x.npy"), dir.join("y.npy"));
-    write_npy_f32(&xp, &[ROWS, FEATURES], noise).unwrap();
-    write_npy_f32(&yp, &[ROWS], |r, _| (noise(r, 0) + noise(r, 1) > 0.0) as u8 as f32).unwrap();
+    write_npy_f32(&xp, &[ROWS, FEATURES], hash_uniform).unwrap();
+    write_npy_f32(&yp, &[ROWS], |r, _| (hash_uniform(r, 0) + hash_uniform(r, 1) > 0.0) as u8 as f32).unwrap();
     let x = read_npy(&xp).unwrap();
     let y = Tensor::new(read_npy(&yp).unwrap().into_data(), &[ROWS, 1]).unwrap();
     let options = || FitOptions { epochs: 1, batch_size: 256, verbose: 0, ..Default::default() };
