@@ -4,7 +4,7 @@ use std::path::Path;
 use descent::data::{read_csv, read_npy, CsvOptions, LabelColumn};
 use descent::experiment::{DataSource, Experiment};
 use descent::io::{load_model, write_atomic, SavedModel};
-use descent::nn::{Loss, Sequential};
+use descent::nn::{Loss, Model};
 use descent::optim::LearningRate;
 use descent::tensor::kernels::activation::softmax_row;
 use descent::tensor::kernels::reduce::argmax;
@@ -178,7 +178,7 @@ fn format_predictions(out: &Tensor, saved: &SavedModel) -> String {
 }
 
 pub fn summary(path: &Path) -> Result<()> {
-    let model: Sequential = if path.is_dir() {
+    let model: Model = if path.is_dir() {
         load_model(path)?.0
     } else {
         let exp = Experiment::from_file(path)?;

@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use descent::data::{read_npy, write_npy_f32, NpyStream, Prefetch, Shard};
-use descent::nn::{Activation, Dense, Loss, Sequential};
+use descent::nn::{Activation, Dense, Loss, Model, Sequential};
 use descent::optim::Adam;
 use descent::rng::hash_uniform;
 use descent::tensor::Tensor;
@@ -15,7 +15,7 @@ use descent::train::FitOptions;
 const ROWS: usize = 200_000;
 const FEATURES: usize = 128;
 
-fn model() -> Sequential {
+fn model() -> Model {
     let mut m = Sequential::new(vec![
         Box::new(Dense::new(64, Activation::Relu).input_shape(&[FEATURES])),
         Box::new(Dense::new(2, Activation::Linear)),

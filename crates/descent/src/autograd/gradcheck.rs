@@ -144,6 +144,36 @@ fn matmul_and_add() {
 }
 
 #[test]
+fn concatenate_and_residual_add() {
+    // y = [a | b·W] + skip, the shape of a functional model's merge: each input of the
+    // concatenation gets its own column block of the gradient, and a value used twice
+    // (a feeds the concatenation and the skip) sums both paths.
+    let mut store = ParamStore::new();
+    let a = param(&mut store, "a", [3, 2], pseudo(21, 6, -1.0, 1.0));
+    let b = param(&mut store, "b", [3, 4], pseudo(22, 12, -1.0, 1.0));
+    let w = param(&mut store, "w", [4, 3], pseudo(23, 12, -1.0, 1.0));
+    let skip = param(&mut store, "skip", [3, 3], pseudo(24, 9, -1.0, 1.0));
+    let f = move |t: &mut Tape, s: &ParamStore| {
+        let (av, bv, wv, sv) = (t.param(s, a), t.param(s, b), t.param(s, w), t.param(s, skip));
+        let bw = t.matmul(s, bv, wv).unwrap();
+        let cat = t.concat(s, av, bw).unwrap();
+        let wide = t.concat(s, sv, av).unwrap();
+        let y = t.add(s, cat, wide).unwrap();
+        probe(t, s, y)
+    };
+    check(&mut store, &f, "concat+add");
+    let mut t = Tape::new();
+    let (av, bv) = (t.param(&store, a), t.param(&store, b));
+    let y = t.concat(&store, av, bv).unwrap();
+    assert_eq!(t.shape(y).dims(), &[3, 6]);
+    assert_eq!(&t.value(&store, y)[..6], &[store.value(a)[0], store.value(a)[1], store.value(b)[0], store.value(b)[1], store.value(b)[2], store.value(b)[3]]);
+    let c = param(&mut store, "c", [2, 2], pseudo(25, 4, -1.0, 1.0));
+    let mut t = Tape::new();
+    let (av, cv) = (t.param(&store, a), t.param(&store, c));
+    assert!(t.concat(&store, av, cv).unwrap_err().to_string().contains("concatenate"));
+}
+
+#[test]
 fn every_loss() {
     let rows = 4;
     let cols = 3;

@@ -34,6 +34,8 @@ enum Op {
     MatMul { a: Var, b: Var },
     /// y = a + b (same shapes)
     Add { a: Var, b: Var },
+    /// y = [a | b]: rows of `a: [m, p]` and `b: [m, q]` side by side, `[m, p + q]`.
+    Concat { a: Var, b: Var },
     /// y = x ⊙ m with a constant m (kept in `aux`): dropout's scaled mask.
     MulConst { x: Var },
     /// y = x + c with a constant c: additive noise.
@@ -70,11 +72,14 @@ pub struct Tape {
     grad_enabled: bool,
     /// Penalties recorded by `activity_penalty` since the last reset (added to the loss).
     penalty: f64,
+    /// Scratch for a model's forward pass: the value of each graph tensor, and one
+    /// layer call's arguments. Kept here so a steady-state step allocates nothing.
+    graph_vars: (Vec<Var>, Vec<Var>),
 }
 
 impl Default for Tape {
     fn default() -> Self {
-        Tape { nodes: Vec::new(), len: 0, grad_enabled: true, penalty: 0.0 }
+        Tape { nodes: Vec::new(), len: 0, grad_enabled: true, penalty: 0.0, graph_vars: (Vec::new(), Vec::new()) }
     }
 }
 
@@ -186,6 +191,18 @@ impl Tape {
         });
         self.penalty += penalty;
         out
+    }
+
+    /// Lends the graph-forward scratch buffers out (cleared); give them back with
+    /// [`Tape::return_graph_vars`] so their capacity is kept.
+    pub(crate) fn take_graph_vars(&mut self) -> (Vec<Var>, Vec<Var>) {
+        let (mut a, mut b) = take(&mut self.graph_vars);
+        a.clear();
+        b.clear();
+        (a, b)
+    }
+    pub(crate) fn return_graph_vars(&mut self, vars: (Vec<Var>, Vec<Var>)) {
+        self.graph_vars = vars;
     }
 
     pub fn grad_enabled(&self) -> bool {
@@ -354,6 +371,26 @@ impl Tape {
         self.compute(store, out, |nodes, params, y, _| {
             let (av, bv) = (value_of(nodes, params, a), value_of(nodes, params, b));
             y.iter_mut().zip(av.iter().zip(bv)).for_each(|(y, (a, b))| *y = a + b);
+        });
+        Ok(out)
+    }
+
+    /// `y = [a | b]` for `a: [m, p]`, `b: [m, q]`: each row of `a` followed by the same row
+    /// of `b` (Keras's `Concatenate` along the last axis). Backward splits ∂L/∂y back.
+    pub fn concat(&mut self, store: &ParamStore, a: Var, b: Var) -> Result<Var> {
+        let (sa, sb) = (self.shape(a), self.shape(b));
+        if sa.rank() != 2 || sb.rank() != 2 || sa.rows() != sb.rows() {
+            return Err(Error::shape("concatenate", format!("[{}, features] (as the first input {sa})", sa.rows()), sb));
+        }
+        let (m, p, q) = (sa.rows(), sa.cols(), sb.cols());
+        let rg = self.requires_grad(a) || self.requires_grad(b);
+        let out = self.push(Shape::matrix(m, p + q), Op::Concat { a, b }, rg);
+        self.compute(store, out, |nodes, params, y, _| {
+            let (av, bv) = (value_of(nodes, params, a), value_of(nodes, params, b));
+            for (r, row) in y.chunks_exact_mut(p + q).enumerate() {
+                row[..p].copy_from_slice(&av[r * p..(r + 1) * p]);
+                row[p..].copy_from_slice(&bv[r * q..(r + 1) * q]);
+            }
         });
         Ok(out)
     }
@@ -618,6 +655,21 @@ impl Tape {
                     for v in [a, b] {
                         if nodes[v.idx()].requires_grad {
                             with_grad(nodes, &mut pgrads, v, |_, gv| gv.iter_mut().zip(&g).for_each(|(x, y)| *x += y));
+                        }
+                    }
+                    nodes[i].grad = g;
+                }
+                Op::Concat { a, b } => {
+                    // ∂L/∂a and ∂L/∂b are the left and right column blocks of ∂L/∂y.
+                    let g = take(&mut nodes[i].grad);
+                    let (p, q) = (nodes[a.idx()].shape.cols(), nodes[b.idx()].shape.cols());
+                    for (v, offset, width) in [(a, 0, p), (b, p, q)] {
+                        if nodes[v.idx()].requires_grad {
+                            with_grad(nodes, &mut pgrads, v, |_, gv| {
+                                for (dst, row) in gv.chunks_exact_mut(width).zip(g.chunks_exact(p + q)) {
+                                    dst.iter_mut().zip(&row[offset..offset + width]).for_each(|(d, s)| *d += s);
+                                }
+                            });
                         }
                     }
                     nodes[i].grad = g;

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::LabelColumn;
 use crate::error::{Error, Result};
-use crate::nn::{LayerConfig, Loss, DEFAULT_SEED};
+use crate::nn::{InputConfig, LayerConfig, Loss, DEFAULT_SEED};
 use crate::optim::OptimizerConfig;
 use crate::train::CallbackConfig;
 
@@ -210,7 +210,14 @@ fn default_teacher_classes() -> usize {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSection {
+    /// A functional model's input (`[[model.inputs]]` with `name` and optional `shape`);
+    /// layers refer to it by name. Without it, layers with `inputs` refer to `input_layer`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<InputConfig>,
     pub layers: Vec<LayerConfig>,
+    /// A functional model's output layer (default: the last layer).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

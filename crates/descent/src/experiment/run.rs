@@ -10,7 +10,7 @@ use crate::data::stream::Transformed;
 use crate::data::{csv_categories, read_csv, read_idx, Categories, read_npy, read_npz, teacher_classification, BatchStream, CsvOptions, Dataset, NpyStream, Prefetch, Preprocessing, Shard, TeacherSpec};
 use crate::error::{Error, Result};
 use crate::io::{save_model, write_atomic};
-use crate::nn::{ModelConfig, Sequential};
+use crate::nn::{InputConfig, Model, ModelConfig};
 use crate::tensor::Tensor;
 use crate::train::{check_targets, Callback, CallbackConfig, FitOptions, History, Logs};
 
@@ -28,7 +28,7 @@ pub struct RunSummary {
 
 /// A model trained by [`Experiment::train_on`], with what it was trained with.
 pub struct Trained {
-    pub model: Sequential,
+    pub model: Model,
     /// Fitted on the training samples only.
     pub preprocessing: Preprocessing,
     pub history: History,
@@ -113,12 +113,32 @@ impl Experiment {
     }
 
     /// The model of the `[model]` section for `inputs` features per sample.
-    pub fn build_model(&self, inputs: usize) -> Result<Sequential> {
-        let mut layers = self.model.layers.clone();
-        let declared = layers[0].input_shape_mut().take();
-        let input_shape = declared.unwrap_or_else(|| vec![inputs]);
-        let config = ModelConfig { name: self.name().to_string(), input_shape: Some(input_shape), layers };
-        Sequential::from_config(config)?.with_seed(self.seed)
+    pub fn build_model(&self, inputs: usize) -> Result<Model> {
+        let mut config = ModelConfig {
+            name: self.name().to_string(),
+            input_shape: None,
+            inputs: self.model.inputs.clone(),
+            layers: self.model.layers.clone(),
+            outputs: self.model.outputs.clone(),
+        };
+        if config.is_functional() {
+            if config.inputs.len() > 1 || config.outputs.len() > 1 {
+                return Err(Error::Config(format!(
+                    "`model`: {} inputs and {} outputs, but an experiment's data gives one feature array and one target \
+                     (several inputs and outputs train from Rust today)",
+                    config.inputs.len(),
+                    config.outputs.len()
+                )));
+            }
+            if config.inputs.is_empty() {
+                config.inputs.push(InputConfig { name: "input_layer".into(), shape: None });
+            }
+            config.inputs[0].shape.get_or_insert_with(|| vec![inputs]);
+        } else {
+            let declared = config.layers[0].input_shape_mut().take();
+            config.input_shape = Some(declared.unwrap_or_else(|| vec![inputs]));
+        }
+        Model::from_config(config)?.with_seed(self.seed)
     }
 
     /// Fits the preprocessing on `train`, builds, compiles and trains the model, and
@@ -207,7 +227,7 @@ impl Experiment {
     /// Trains on data streamed from `.npy` files (`stream = true`): preprocessing is
     /// fitted in one pass over the stream, then applied to each batch on the prefetch
     /// thread. Returns the model, its preprocessing, the history and the seconds.
-    fn train_streamed(&self, run_dir: &Path) -> Result<(Sequential, Preprocessing, History, f64, usize)> {
+    fn train_streamed(&self, run_dir: &Path) -> Result<(Model, Preprocessing, History, f64, usize)> {
         let DataSource::Npy { x, y, window_mb, .. } = &self.data.source else {
             return Err(Error::State("train_streamed: not a streamed source".into()));
         };
@@ -265,7 +285,7 @@ impl Experiment {
     fn write_run(
         &self,
         dir: PathBuf,
-        model: Sequential,
+        model: Model,
         prep: Preprocessing,
         history: History,
         test_logs: Logs,

@@ -17,7 +17,7 @@ use super::weights::{tensors_to_bytes, view_to_f32};
 use super::write_atomic;
 use crate::error::{Error, Result};
 use crate::autograd::ParamStore;
-use crate::nn::{Layer, Sequential};
+use crate::nn::{Layer, Model};
 use crate::optim::{Optimizer, OptimizerState};
 use crate::rng::Rng;
 use crate::train::History;
@@ -50,7 +50,7 @@ pub struct Restored {
     pub history: History,
 }
 
-impl Sequential {
+impl Model {
     /// Writes a full checkpoint after `epoch` completed epochs (atomically).
     pub fn save_checkpoint(&self, path: impl AsRef<Path>, epoch: usize, history: &History) -> Result<()> {
         let optimizer = self.optimizer().ok_or_else(|| Error::State("save_checkpoint: compile the model first".into()))?;

@@ -12,7 +12,7 @@ use super::weights::{load_weights, tensors_to_bytes, view_to_f32, weights_to_byt
 use super::write_atomic;
 use crate::data::Preprocessing;
 use crate::error::{Error, Result};
-use crate::nn::{Loss, ModelConfig, Sequential};
+use crate::nn::{Loss, ModelConfig, Model, Sequential};
 use crate::optim::{OptimizerConfig, OptimizerState};
 
 pub const MODEL_CONFIG_FILE: &str = "model.json";
@@ -43,7 +43,7 @@ pub struct SavedModel {
 }
 
 /// Saves architecture, weights, compile settings and optimizer state into `dir`.
-pub fn save_model(model: &Sequential, dir: impl AsRef<Path>, preprocessing: &Preprocessing) -> Result<()> {
+pub fn save_model(model: &Model, dir: impl AsRef<Path>, preprocessing: &Preprocessing) -> Result<()> {
     let dir = dir.as_ref();
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     if !model.is_built() {
@@ -58,7 +58,7 @@ pub fn save_model(model: &Sequential, dir: impl AsRef<Path>, preprocessing: &Pre
         format: FORMAT.into(),
         version: 1,
         seed: model.seed(),
-        model: model.config(),
+        model: model.config()?,
         compile,
         preprocessing: preprocessing.clone(),
     };
@@ -73,7 +73,7 @@ pub fn save_model(model: &Sequential, dir: impl AsRef<Path>, preprocessing: &Pre
 
 /// Loads a model saved by [`save_model`]: rebuilt, weights restored, compiled as it was
 /// (with its optimizer state when saved).
-pub fn load_model(dir: impl AsRef<Path>) -> Result<(Sequential, SavedModel)> {
+pub fn load_model(dir: impl AsRef<Path>) -> Result<(Model, SavedModel)> {
     let dir = dir.as_ref();
     let config_path = dir.join(MODEL_CONFIG_FILE);
     let text = std::fs::read_to_string(&config_path).map_err(|e| Error::io(&config_path, e))?;
@@ -140,7 +140,7 @@ pub fn optimizer_state_from_bytes(bytes: &[u8], path: &Path) -> Result<Optimizer
     Ok(OptimizerState { optimizer, iterations, scalars, buffers })
 }
 
-fn load_optimizer_state(model: &mut Sequential, path: &Path) -> Result<()> {
+fn load_optimizer_state(model: &mut Model, path: &Path) -> Result<()> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let state = optimizer_state_from_bytes(&bytes, path)?;
     let store = model.store.clone();

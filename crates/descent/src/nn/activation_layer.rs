@@ -14,7 +14,7 @@ pub struct ActivationLayer {
 
 impl ActivationLayer {
     pub fn new(activation: Activation) -> Self {
-        Self::from_config(ActivationConfig { activation, name: None, input_shape: None })
+        Self::from_config(ActivationConfig { activation, name: None, input_shape: None, inputs: None })
     }
     pub fn from_config(config: ActivationConfig) -> Self {
         ActivationLayer { name: config.name.clone().unwrap_or_default(), config }

@@ -31,6 +31,7 @@ impl Dense {
             activity_regularizer: None,
             name: None,
             input_shape: None,
+            inputs: None,
         })
     }
 

@@ -3,10 +3,11 @@
 use serde::{Deserialize, Serialize};
 
 use super::noise_layers::{Dropout, DropoutConfig, GaussianNoise, GaussianNoiseConfig};
+use super::merge::{Add, AddConfig, Concatenate, ConcatenateConfig};
 use super::normalization::{BatchNormalization, BatchNormalizationConfig, LayerNormalization, LayerNormalizationConfig};
 use super::{ActivationLayer, Dense, Initializer, Regularizer};
 use crate::autograd::{ParamId, ParamStore, Tape, Var};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::rng::Rng;
 use crate::tensor::kernels::activation::Activation;
 
@@ -24,9 +25,28 @@ pub trait Layer: Send + Sync {
     fn declared_input_shape(&self) -> Option<&[usize]> {
         None
     }
+    /// The names of what this layer is applied to, as declared in a functional config.
+    fn declared_inputs(&self) -> Option<&[String]> {
+        None
+    }
     /// Creates parameters for a per-sample `input` shape; returns the per-sample output shape.
     fn build(&mut self, input: &[usize], store: &mut ParamStore, rng: &mut Rng) -> Result<Vec<usize>>;
     fn forward(&self, tape: &mut Tape, store: &ParamStore, x: Var, training: bool) -> Result<Var>;
+    /// `build` for a layer applied to several tensors (merge layers override it; every
+    /// other layer takes exactly one).
+    fn build_inputs(&mut self, inputs: &[&[usize]], store: &mut ParamStore, rng: &mut Rng) -> Result<Vec<usize>> {
+        match inputs {
+            [one] => self.build(one, store, rng),
+            _ => Err(Error::Config(format!("layer '{}' ({}) takes one input, not {}", self.name(), self.kind(), inputs.len()))),
+        }
+    }
+    /// `forward` over several inputs, in the order of `build_inputs`.
+    fn forward_inputs(&self, tape: &mut Tape, store: &ParamStore, xs: &[Var], training: bool) -> Result<Var> {
+        match xs {
+            [x] => self.forward(tape, store, *x, training),
+            _ => Err(Error::Config(format!("layer '{}' ({}) takes one input, not {}", self.name(), self.kind(), xs.len()))),
+        }
+    }
     /// The parameters this layer owns.
     fn params(&self) -> Vec<ParamId>;
     /// The activation applied last, if any (for the softmax-with-from_logits check).
@@ -66,6 +86,9 @@ macro_rules! named_layer {
         fn declared_input_shape(&self) -> Option<&[usize]> {
             self.config.input_shape.as_deref()
         }
+        fn declared_inputs(&self) -> Option<&[String]> {
+            self.config.inputs.as_deref()
+        }
         fn config(&self) -> $crate::nn::LayerConfig {
             let mut c = self.config.clone();
             c.name = Some(self.name.clone());
@@ -85,6 +108,24 @@ pub enum LayerConfig {
     GaussianNoise(GaussianNoiseConfig),
     BatchNormalization(BatchNormalizationConfig),
     LayerNormalization(LayerNormalizationConfig),
+    Add(AddConfig),
+    Concatenate(ConcatenateConfig),
+}
+
+/// `$f` applied to the config struct inside each variant of a `LayerConfig`.
+macro_rules! each_config {
+    ($self:expr, $c:ident => $body:expr) => {
+        match $self {
+            LayerConfig::Dense($c) => $body,
+            LayerConfig::Activation($c) => $body,
+            LayerConfig::Dropout($c) => $body,
+            LayerConfig::GaussianNoise($c) => $body,
+            LayerConfig::BatchNormalization($c) => $body,
+            LayerConfig::LayerNormalization($c) => $body,
+            LayerConfig::Add($c) => $body,
+            LayerConfig::Concatenate($c) => $body,
+        }
+    };
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -111,6 +152,10 @@ pub struct DenseConfig {
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_shape: Option<Vec<usize>>,
+    /// What this layer is applied to in a functional model: layer or input names
+    /// (default: the previous layer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<Vec<String>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -121,6 +166,10 @@ pub struct ActivationConfig {
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_shape: Option<Vec<usize>>,
+    /// What this layer is applied to in a functional model: layer or input names
+    /// (default: the previous layer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<Vec<String>>,
 }
 
 fn yes() -> bool {
@@ -140,18 +189,24 @@ impl LayerConfig {
             LayerConfig::GaussianNoise(c) => Box::new(GaussianNoise::from_config(c)),
             LayerConfig::BatchNormalization(c) => Box::new(BatchNormalization::from_config(c)),
             LayerConfig::LayerNormalization(c) => Box::new(LayerNormalization::from_config(c)),
+            LayerConfig::Add(c) => Box::new(Add::from_config(c)),
+            LayerConfig::Concatenate(c) => Box::new(Concatenate::from_config(c)),
         }
+    }
+
+    /// What this layer is applied to in a functional model (layer or input names).
+    pub fn inputs_mut(&mut self) -> &mut Option<Vec<String>> {
+        each_config!(self, c => &mut c.inputs)
+    }
+    pub fn inputs(&self) -> Option<&[String]> {
+        each_config!(self, c => c.inputs.as_deref())
+    }
+    pub fn name(&self) -> Option<&str> {
+        each_config!(self, c => c.name.as_deref())
     }
 
     /// The per-sample input shape declared on this (first) layer.
     pub fn input_shape_mut(&mut self) -> &mut Option<Vec<usize>> {
-        match self {
-            LayerConfig::Dense(c) => &mut c.input_shape,
-            LayerConfig::Activation(c) => &mut c.input_shape,
-            LayerConfig::Dropout(c) => &mut c.input_shape,
-            LayerConfig::GaussianNoise(c) => &mut c.input_shape,
-            LayerConfig::BatchNormalization(c) => &mut c.input_shape,
-            LayerConfig::LayerNormalization(c) => &mut c.input_shape,
-        }
+        each_config!(self, c => &mut c.input_shape)
     }
 }

@@ -24,6 +24,10 @@ pub struct DropoutConfig {
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_shape: Option<Vec<usize>>,
+    /// What this layer is applied to in a functional model: layer or input names
+    /// (default: the previous layer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<Vec<String>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -37,6 +41,10 @@ pub struct GaussianNoiseConfig {
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_shape: Option<Vec<usize>>,
+    /// What this layer is applied to in a functional model: layer or input names
+    /// (default: the previous layer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<Vec<String>>,
 }
 
 /// The random stream of a noise layer: seeded at build, advanced by every training step.
@@ -79,7 +87,7 @@ pub struct Dropout {
 
 impl Dropout {
     pub fn new(rate: f32) -> Self {
-        Dropout::from_config(DropoutConfig { rate, seed: None, name: None, input_shape: None })
+        Dropout::from_config(DropoutConfig { rate, seed: None, name: None, input_shape: None, inputs: None })
     }
     pub fn from_config(config: DropoutConfig) -> Self {
         Dropout { name: config.name.clone().unwrap_or_default(), config, stream: Stream::new() }
@@ -135,7 +143,7 @@ pub struct GaussianNoise {
 
 impl GaussianNoise {
     pub fn new(stddev: f32) -> Self {
-        GaussianNoise::from_config(GaussianNoiseConfig { stddev, seed: None, name: None, input_shape: None })
+        GaussianNoise::from_config(GaussianNoiseConfig { stddev, seed: None, name: None, input_shape: None, inputs: None })
     }
     pub fn from_config(config: GaussianNoiseConfig) -> Self {
         GaussianNoise { name: config.name.clone().unwrap_or_default(), config, stream: Stream::new() }

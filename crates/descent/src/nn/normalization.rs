@@ -41,6 +41,10 @@ pub struct BatchNormalizationConfig {
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_shape: Option<Vec<usize>>,
+    /// What this layer is applied to in a functional model: layer or input names
+    /// (default: the previous layer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<Vec<String>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -56,6 +60,10 @@ pub struct LayerNormalizationConfig {
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_shape: Option<Vec<usize>>,
+    /// What this layer is applied to in a functional model: layer or input names
+    /// (default: the previous layer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<Vec<String>>,
 }
 
 /// γ (ones) and β (zeros) of `n` features; fixed (not trainable) unless learned.
@@ -101,6 +109,7 @@ impl BatchNormalization {
             scale: true,
             name: None,
             input_shape: None,
+            inputs: None,
         })
     }
     pub fn from_config(config: BatchNormalizationConfig) -> Self {
@@ -174,7 +183,7 @@ pub struct LayerNormalization {
 
 impl LayerNormalization {
     pub fn new() -> Self {
-        LayerNormalization::from_config(LayerNormalizationConfig { epsilon: default_epsilon(), center: true, scale: true, name: None, input_shape: None })
+        LayerNormalization::from_config(LayerNormalizationConfig { epsilon: default_epsilon(), center: true, scale: true, name: None, input_shape: None, inputs: None })
     }
     pub fn from_config(config: LayerNormalizationConfig) -> Self {
         LayerNormalization { name: config.name.clone().unwrap_or_default(), config, params: None }
@@ -219,7 +228,7 @@ impl Layer for LayerNormalization {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::{Loss, Sequential};
+    use crate::nn::{Loss, Model, Sequential};
     use crate::optim::Sgd;
     use crate::tensor::Tensor;
 
@@ -240,7 +249,7 @@ mod tests {
     }
     /// A one-layer model with Keras's γ and β, compiled with SGD at rate 0 so a training
     /// step changes only the moving statistics.
-    fn one_layer(layer: Box<dyn Layer>, f: &serde_json::Value) -> Sequential {
+    fn one_layer(layer: Box<dyn Layer>, f: &serde_json::Value) -> Model {
         let mut m = Sequential::new(vec![layer]).unwrap();
         m.build(&[4]).unwrap();
         let (g, b) = (flat(&f["gamma"]), flat(&f["beta"]));
@@ -251,7 +260,7 @@ mod tests {
         m.compile(Sgd::new(0.0), Loss::MeanSquaredError, &[]).unwrap();
         m
     }
-    fn training_forward(m: &Sequential, x: &Tensor) -> Vec<f32> {
+    fn training_forward(m: &Model, x: &Tensor) -> Vec<f32> {
         let mut tape = Tape::new();
         let xin = tape.input(Shape::matrix(6, 4), x.data()).unwrap();
         let y = m.forward(&mut tape, xin, true).unwrap();

@@ -15,7 +15,7 @@ use super::Compiled;
 use crate::autograd::Tape;
 use crate::data::Prefetch;
 use crate::error::{Error, Result};
-use crate::nn::{MetricState, Sequential};
+use crate::nn::{MetricState, Model};
 use crate::rng;
 use crate::tensor::{Shape, Tensor};
 
@@ -272,7 +272,7 @@ fn gather_into(out: &mut [f32], t: &Tensor, rows: Rows) {
     }
 }
 
-impl Sequential {
+impl Model {
     /// Runs one batch: forward and loss, and when `train`, backward and an optimizer step.
     /// Returns the summed (not averaged) loss of the batch and updates `metrics`.
     fn run_batch(

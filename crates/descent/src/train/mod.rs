@@ -21,7 +21,7 @@ pub use tensorboard::TensorBoard;
 pub use validate::{check_inputs, check_targets};
 
 use crate::error::{Error, Result};
-use crate::nn::{Activation, Loss, Metric, MetricContext, MetricState, Sequential};
+use crate::nn::{Activation, Loss, Metric, MetricContext, MetricState, Model};
 use crate::optim::Optimizer;
 
 /// What `compile` fixes: how the model is trained and judged.
@@ -55,7 +55,7 @@ pub fn parse_metric(name: &str) -> Result<Metric> {
     Metric::parse(name)
 }
 
-impl Sequential {
+impl Model {
     /// Keras's `compile(optimizer, loss, metrics)`. Returns the warnings it raised (also
     /// printed): e.g. a softmax output fed to a loss that expects logits.
     pub fn compile(
@@ -121,7 +121,7 @@ impl Sequential {
     /// Keras warns when a probability output feeds a loss that expects logits; we also
     /// warn for the opposite mistake, which silently trains on garbage.
     fn loss_warnings(&self, loss: &Loss) -> Vec<String> {
-        let last = self.layers.last().and_then(|l| l.output_activation());
+        let last = self.output_activation();
         let mut out = Vec::new();
         match (last, loss) {
             (Some(Activation::Softmax), l) if l.from_logits() => out.push(format!(
@@ -159,7 +159,7 @@ impl Sequential {
 #[cfg(test)]
 mod tests;
 
-impl Sequential {
+impl Model {
     /// The confusion matrix of a classifier on `(x, y)`: rows are true classes, columns
     /// predicted ones (arg-max of the outputs; one output: thresholded, 2 classes).
     /// `None` for regression losses.

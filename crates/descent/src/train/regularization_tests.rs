@@ -5,7 +5,7 @@
 use crate::autograd::ParamStore;
 use crate::data::{read_csv, CsvOptions, Dataset, LabelColumn, Preprocessing};
 use crate::io::{MODEL_WEIGHTS_FILE, OPTIMIZER_STATE_FILE};
-use crate::nn::{Activation, Dense, Dropout, GaussianNoise, Layer, Loss, Regularizer, Sequential};
+use crate::nn::{Activation, Dense, Dropout, GaussianNoise, Layer, Loss, Regularizer, Model, Sequential};
 use crate::optim::{Adam, Sgd};
 use crate::tensor::Tensor;
 use crate::train::{
@@ -252,7 +252,7 @@ fn regularization_beats_overfitting_on_digits() {
 }
 
 /// Mean cross-entropy of the model's predictions (without any weight penalty).
-fn cross_entropy(model: &mut Sequential, data: &Dataset) -> f64 {
+fn cross_entropy(model: &mut Model, data: &Dataset) -> f64 {
     let pred = model.predict(&data.x, 256).unwrap();
     let mut total = 0.0;
     for i in 0..data.len() {
@@ -365,7 +365,7 @@ fn sample_and_class_weights_follow_keras() {
         m.compile(Sgd::new(0.1), Loss::sparse_categorical_crossentropy(true), &[]).unwrap();
         m
     };
-    let one_epoch = |m: &mut Sequential, sw: Option<&Tensor>, cw: Option<std::collections::BTreeMap<usize, f32>>| {
+    let one_epoch = |m: &mut Model, sw: Option<&Tensor>, cw: Option<std::collections::BTreeMap<usize, f32>>| {
         m.fit(&x, &y, FitOptions { epochs: 1, batch_size: n, shuffle: false, verbose: 0, sample_weight: sw, class_weight: cw, ..Default::default() })
             .unwrap()
             .last("loss")
@@ -438,7 +438,7 @@ fn activity_regularizer_gradient_matches_finite_differences_of_the_loss() {
     stepped.train_on_batch(&x, &y).unwrap();
     let grad: Vec<f64> = w0.iter().zip(stepped.params().values()).map(|(a, b)| (*a - *b) as f64).collect();
     let mut probe = make();
-    let loss_at = |m: &mut Sequential, i: usize, v: f32| {
+    let loss_at = |m: &mut Model, i: usize, v: f32| {
         m.params_mut().values_mut()[i] = v;
         m.evaluate(&x, &y, n).unwrap().get("loss").unwrap()
     };

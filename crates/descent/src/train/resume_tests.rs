@@ -2,7 +2,7 @@
 //! truncated or foreign checkpoints are clear errors that leave the model unchanged.
 
 use crate::data::{read_csv, CsvOptions, Dataset, LabelColumn, Preprocessing};
-use crate::nn::{Activation, Dense, Dropout, Layer, Loss, Sequential};
+use crate::nn::{Activation, Dense, Dropout, Layer, Loss, Model, Sequential};
 use crate::optim::{Adam, Schedule};
 use crate::train::{BackupAndRestore, FitOptions, History};
 
@@ -15,7 +15,7 @@ fn digits() -> Dataset {
     data
 }
 
-fn model(hidden: usize) -> Sequential {
+fn model(hidden: usize) -> Model {
     let layers: Vec<Box<dyn Layer>> = vec![
         Box::new(Dense::new(hidden, Activation::Relu).input_shape(&[64])),
         Box::new(Dropout::new(0.3)),
@@ -28,7 +28,7 @@ fn model(hidden: usize) -> Sequential {
     m
 }
 
-fn fit(m: &mut Sequential, data: &Dataset, epochs: usize, backup: Option<BackupAndRestore>) -> History {
+fn fit(m: &mut Model, data: &Dataset, epochs: usize, backup: Option<BackupAndRestore>) -> History {
     let options = FitOptions { epochs, batch_size: 64, validation_split: 0.2, verbose: 0, backup, ..Default::default() };
     m.fit(&data.x, &data.y, options).unwrap()
 }

@@ -9,7 +9,7 @@
 //!   x = (y − (1−β₁)z)/β₁;   x' = (1 − 1/t)·x + z'/t;   y ← (1−β₁)z' + β₁x'
 //!
 //! (η ramps linearly over `warmup_steps`; z starts at the initial parameters.) Evaluate at
-//! x, as the paper does: `Sequential::use_eval_weights()` swaps it in (Keras evaluates at y).
+//! x, as the paper does: `Model::use_eval_weights()` swaps it in (Keras evaluates at y).
 
 use serde::{Deserialize, Serialize};
 

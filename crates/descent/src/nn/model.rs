@@ -1,0 +1,554 @@
+//! Keras's two model forms over one graph. A `Model` is a list of layer calls (nodes),
+//! each applied to tensors that come before it: the model's inputs first, then each
+//! node's output in order. `Sequential::new(layers)` makes the chain; the functional
+//! form (`Input`, `layer.call(&x)`, `Model::new(inputs, outputs)`, or `inputs = [...]`
+//! in a config) adds branches, merges (`Add`, `Concatenate`), several inputs and
+//! outputs, and layers shared by several calls. Training methods (`compile`, `fit`,
+//! `evaluate`, `predict`) are in the `train` module and serve both forms.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::layer::{Layer, LayerConfig};
+use crate::autograd::{ParamStore, Tape, Var};
+use crate::error::{Error, Result};
+use crate::rng;
+use crate::tensor::kernels::activation::Activation;
+
+/// Default seed: runs are reproducible unless the user asks otherwise.
+pub const DEFAULT_SEED: u64 = 42;
+
+/// Stream of the seed used for weight initialization.
+const INIT_STREAM: u64 = 1;
+
+/// A model input: its name (what layers refer to) and per-sample shape.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputConfig {
+    pub name: String,
+    /// Per-sample shape, e.g. `[64]` (default: the data's features).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shape: Option<Vec<usize>>,
+}
+
+/// The serializable description of a model (saved as `model.json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    #[serde(default = "default_name")]
+    pub name: String,
+    /// Per-sample input shape of a Sequential model, e.g. `[64]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_shape: Option<Vec<usize>>,
+    /// A functional model's inputs, in the order data is given.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<InputConfig>,
+    pub layers: Vec<LayerConfig>,
+    /// A functional model's outputs, by layer name (default: the last layer).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<String>,
+}
+
+impl ModelConfig {
+    /// Functional when it names inputs or outputs or any layer says what it is applied to.
+    pub fn is_functional(&self) -> bool {
+        !self.inputs.is_empty() || !self.outputs.is_empty() || self.layers.iter().any(|l| l.inputs().is_some())
+    }
+}
+
+fn default_name() -> String {
+    "sequential".into()
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelKind {
+    Sequential,
+    Functional,
+}
+
+/// One call of a layer: which layer, applied to which tensors (by tensor id).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Node {
+    pub(crate) layer: usize,
+    pub(crate) inputs: Vec<usize>,
+}
+
+/// A network (layers, their graph, the flat parameter store) plus, once compiled, what
+/// trains it.
+pub struct Model {
+    pub(crate) name: String,
+    kind: ModelKind,
+    pub(crate) layers: Vec<Box<dyn Layer>>,
+    inputs: Vec<InputConfig>,
+    nodes: Vec<Node>,
+    /// Tensor ids of the outputs.
+    outputs: Vec<usize>,
+    /// Per-sample shape of every tensor (inputs, then each node's output); empty until built.
+    shapes: Vec<Vec<usize>>,
+    pub(crate) store: ParamStore,
+    pub(crate) seed: u64,
+    pub(crate) tape: Tape,
+    pub(crate) compiled: Option<crate::train::Compiled>,
+}
+
+/// Keras's `Sequential`: a chain of layers, each applied to the previous one's output.
+/// `Sequential::new` gives a [`Model`], which the training methods take in either form.
+pub enum Sequential {}
+
+impl Sequential {
+    /// A model from layers. If the first layer declares `input_shape`, it is built now
+    /// (as Keras does); otherwise at the first `fit`/`build`.
+    pub fn new(layers: Vec<Box<dyn Layer>>) -> Result<Model> {
+        if layers.is_empty() {
+            return Err(Error::Config("a Sequential model needs at least one layer".into()));
+        }
+        let n = layers.len();
+        let declared = layers[0].declared_input_shape().map(<[usize]>::to_vec);
+        let nodes = (0..n).map(|i| Node { layer: i, inputs: vec![i] }).collect();
+        let input = InputConfig { name: "input_layer".into(), shape: declared };
+        Model::assemble(default_name(), ModelKind::Sequential, layers, vec![input], nodes, vec![n])
+    }
+
+    /// The model a (sequential or functional) configuration describes.
+    pub fn from_config(config: ModelConfig) -> Result<Model> {
+        Model::from_config(config)
+    }
+}
+
+/// Keras's automatic names (`dense`, `dense_1`, …) for the unnamed, then a check that
+/// every name — layers' and inputs' — is unique.
+fn assign_names(layers: &mut [Box<dyn Layer>], inputs: &mut [InputConfig]) -> Result<()> {
+    let mut taken: Vec<String> = layers.iter().map(|l| l.name().to_string()).chain(inputs.iter().map(|i| i.name.clone())).filter(|n| !n.is_empty()).collect();
+    let mut counts: HashMap<&'static str, usize> = HashMap::new();
+    let mut fresh = |base: &'static str, taken: &mut Vec<String>| loop {
+        let c = counts.entry(base).or_insert(0);
+        let candidate = if *c == 0 { base.to_string() } else { format!("{base}_{c}") };
+        *c += 1;
+        if !taken.contains(&candidate) {
+            taken.push(candidate.clone());
+            break candidate;
+        }
+    };
+    for input in inputs.iter_mut().filter(|i| i.name.is_empty()) {
+        input.name = fresh("input_layer", &mut taken);
+    }
+    for layer in layers.iter_mut().filter(|l| l.name().is_empty()) {
+        let name = fresh(layer.default_name(), &mut taken);
+        layer.set_name(name);
+    }
+    let mut seen = std::collections::HashSet::new();
+    for name in layers.iter().map(|l| l.name()).chain(inputs.iter().map(|i| i.name.as_str())) {
+        if !seen.insert(name) {
+            return Err(Error::Config(format!("two layers are named '{name}': layer and input names must be unique")));
+        }
+    }
+    Ok(())
+}
+
+impl Model {
+    /// Checks a graph, names its layers and builds it when every input's shape is known.
+    pub(crate) fn assemble(
+        name: String,
+        kind: ModelKind,
+        mut layers: Vec<Box<dyn Layer>>,
+        mut inputs: Vec<InputConfig>,
+        nodes: Vec<Node>,
+        outputs: Vec<usize>,
+    ) -> Result<Model> {
+        assign_names(&mut layers, &mut inputs)?;
+        if inputs.is_empty() || outputs.is_empty() {
+            return Err(Error::Config("a model needs at least one input and one output".into()));
+        }
+        for (j, node) in nodes.iter().enumerate() {
+            // Every call reads tensors made before it, so the node order is a topological one.
+            debug_assert!(node.layer < layers.len() && node.inputs.iter().all(|&t| t < inputs.len() + j));
+        }
+        let mut model = Model {
+            name,
+            kind,
+            layers,
+            inputs,
+            nodes,
+            outputs,
+            shapes: Vec::new(),
+            store: ParamStore::new(),
+            seed: DEFAULT_SEED,
+            tape: Tape::new(),
+            compiled: None,
+        };
+        let declared: Option<Vec<Vec<usize>>> = model.inputs.iter().map(|i| i.shape.clone()).collect();
+        if let Some(shapes) = declared {
+            model.build_inputs(&shapes)?;
+        }
+        Ok(model)
+    }
+
+    /// The model a (sequential or functional) configuration describes. A functional
+    /// layer without `inputs` is applied to the layer before it (the first input for
+    /// the first layer); names refer to inputs and earlier layers only.
+    pub fn from_config(config: ModelConfig) -> Result<Model> {
+        if !config.is_functional() {
+            let mut model = Sequential::new(config.layers.into_iter().map(LayerConfig::into_layer).collect())?;
+            model.name = config.name;
+            if let (Some(shape), false) = (config.input_shape, model.is_built()) {
+                model.build(&shape)?;
+            }
+            return Ok(model);
+        }
+        let mut inputs = config.inputs;
+        if inputs.is_empty() {
+            inputs.push(InputConfig { name: "input_layer".into(), shape: config.input_shape });
+        }
+        if config.layers.is_empty() {
+            return Err(Error::Config("a model needs at least one layer".into()));
+        }
+        let mut layers: Vec<Box<dyn Layer>> = config.layers.into_iter().map(LayerConfig::into_layer).collect();
+        assign_names(&mut layers, &mut inputs)?;
+        let n_in = inputs.len();
+        let mut tensor_of: HashMap<String, usize> = inputs.iter().enumerate().map(|(i, x)| (x.name.clone(), i)).collect();
+        let mut nodes = Vec::with_capacity(layers.len());
+        for (j, layer) in layers.iter().enumerate() {
+            let ins = match layer.declared_inputs() {
+                Some(names) => names
+                    .iter()
+                    .map(|n| {
+                        tensor_of.get(n).copied().ok_or_else(|| {
+                            Error::Config(format!(
+                                "`model.layers[{j}]` ('{}'): input '{n}' is not a model input or an earlier layer (known: {})",
+                                layer.name(),
+                                known_names(&tensor_of)
+                            ))
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?,
+                None if j == 0 => vec![0],
+                None => vec![n_in + j - 1],
+            };
+            if ins.is_empty() {
+                return Err(Error::Config(format!("`model.layers[{j}]` ('{}'): `inputs` is empty", layer.name())));
+            }
+            nodes.push(Node { layer: j, inputs: ins });
+            tensor_of.insert(layer.name().to_string(), n_in + j);
+        }
+        let outputs = if config.outputs.is_empty() {
+            vec![n_in + layers.len() - 1]
+        } else {
+            config
+                .outputs
+                .iter()
+                .map(|n| {
+                    tensor_of.get(n).copied().ok_or_else(|| {
+                        Error::Config(format!("`model.outputs`: '{n}' is not a layer or input of the model (known: {})", known_names(&tensor_of)))
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?
+        };
+        let name = if config.name == default_name() { "functional".to_string() } else { config.name };
+        Model::assemble(name, ModelKind::Functional, layers, inputs, nodes, outputs)
+    }
+
+    /// The graph as a config: layers in call order, each functional one with the names
+    /// of what it is applied to. Shared layers (one layer called twice) have no config
+    /// form yet and are an error here.
+    pub fn config(&self) -> Result<ModelConfig> {
+        let layers: Vec<LayerConfig> = self.nodes.iter().map(|n| self.layers[n.layer].config()).collect();
+        if self.kind == ModelKind::Sequential {
+            return Ok(ModelConfig { name: self.name.clone(), input_shape: self.input_shape().map(<[usize]>::to_vec), inputs: Vec::new(), layers, outputs: Vec::new() });
+        }
+        if self.nodes.len() != self.layers.len() {
+            let shared = (0..self.layers.len()).find(|&l| self.nodes.iter().filter(|n| n.layer == l).count() > 1).unwrap_or(0);
+            return Err(Error::Config(format!(
+                "model '{}': layer '{}' is called more than once (shared weights), which a saved config cannot express yet",
+                self.name,
+                self.layers[shared].name()
+            )));
+        }
+        let mut layers = layers;
+        for (config, node) in layers.iter_mut().zip(&self.nodes) {
+            *config.inputs_mut() = Some(node.inputs.iter().map(|&t| self.tensor_name(t).to_string()).collect());
+        }
+        let inputs = self.inputs.iter().enumerate().map(|(i, x)| InputConfig { name: x.name.clone(), shape: self.shapes.get(i).cloned().or(x.shape.clone()) }).collect();
+        let outputs = self.outputs.iter().map(|&t| self.tensor_name(t).to_string()).collect();
+        Ok(ModelConfig { name: self.name.clone(), input_shape: None, inputs, layers, outputs })
+    }
+
+    /// An input's name, or the name of the layer whose call made the tensor.
+    fn tensor_name(&self, t: usize) -> &str {
+        match t.checked_sub(self.inputs.len()) {
+            None => &self.inputs[t].name,
+            Some(j) => self.layers[self.nodes[j].layer].name(),
+        }
+    }
+
+    pub fn kind(&self) -> ModelKind {
+        self.kind
+    }
+
+    /// Renames the model (the run and summary title).
+    pub fn with_name(mut self, name: &str) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Sets the seed for weight initialization (rebuilding if already built), shuffling
+    /// and splits. The same seed gives bit-identical training.
+    pub fn with_seed(mut self, seed: u64) -> Result<Self> {
+        self.seed = seed;
+        if self.is_built() {
+            let shapes = self.shapes[..self.inputs.len()].to_vec();
+            self.build_inputs(&shapes)?;
+        }
+        Ok(self)
+    }
+
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    pub fn is_built(&self) -> bool {
+        !self.shapes.is_empty()
+    }
+
+    /// Creates all parameters for a per-sample input shape (e.g. `[100]`) of a
+    /// single-input model.
+    pub fn build(&mut self, input_shape: &[usize]) -> Result<()> {
+        if self.inputs.len() != 1 {
+            return Err(Error::Config(format!("model '{}' has {} inputs: build it with one shape per input", self.name, self.inputs.len())));
+        }
+        self.build_inputs(&[input_shape.to_vec()])
+    }
+
+    /// Creates all parameters for one per-sample shape per input.
+    pub fn build_inputs(&mut self, input_shapes: &[Vec<usize>]) -> Result<()> {
+        if input_shapes.len() != self.inputs.len() {
+            return Err(Error::shape(format!("building model '{}'", self.name), format!("{} input shapes", self.inputs.len()), input_shapes.len()));
+        }
+        // Twice: a sizing pass lays the tensors out, so that the real one writes them
+        // into buffers allocated once at their final size (growing and then moving them
+        // to huge pages touched every page two or three times: 5–25 ms for W2's model).
+        let mut sizing = ParamStore::sizing();
+        self.build_pass(input_shapes, &mut sizing)?;
+        let mut store = ParamStore::with_capacity(sizing.len());
+        let shapes = self.build_pass(input_shapes, &mut store)?;
+        debug_assert_eq!(store.len(), sizing.len(), "both passes lay out the same tensors");
+        self.store = store;
+        self.shapes = shapes;
+        Ok(())
+    }
+
+    /// Builds every layer at its first call, in call order; a shared layer's later calls
+    /// must see the shapes of its first. Returns every tensor's shape.
+    fn build_pass(&mut self, input_shapes: &[Vec<usize>], store: &mut ParamStore) -> Result<Vec<Vec<usize>>> {
+        let mut rng = rng::derive(self.seed, INIT_STREAM);
+        let mut shapes = input_shapes.to_vec();
+        let mut first_call: Vec<Option<(Vec<Vec<usize>>, Vec<usize>)>> = vec![None; self.layers.len()];
+        for node in &self.nodes {
+            let ins: Vec<Vec<usize>> = node.inputs.iter().map(|&t| shapes[t].clone()).collect();
+            let out = match &first_call[node.layer] {
+                Some((first_ins, out)) if *first_ins == ins => out.clone(),
+                Some((first_ins, _)) => {
+                    return Err(Error::shape(
+                        format!("shared layer '{}' called again", self.layers[node.layer].name()),
+                        format!("inputs {first_ins:?} (as its first call)"),
+                        format!("{ins:?}"),
+                    ))
+                }
+                None => {
+                    let refs: Vec<&[usize]> = ins.iter().map(Vec::as_slice).collect();
+                    let out = self.layers[node.layer].build_inputs(&refs, store, &mut rng)?;
+                    first_call[node.layer] = Some((ins, out.clone()));
+                    out
+                }
+            };
+            shapes.push(out);
+        }
+        Ok(shapes)
+    }
+
+    /// Per-sample shape of the first input (after build).
+    pub fn input_shape(&self) -> Option<&[usize]> {
+        self.shapes.first().map(Vec::as_slice)
+    }
+
+    pub fn num_inputs(&self) -> usize {
+        self.inputs.len()
+    }
+    pub fn num_outputs(&self) -> usize {
+        self.outputs.len()
+    }
+    /// The inputs' names, in the order data is given.
+    pub fn input_names(&self) -> impl Iterator<Item = &str> {
+        self.inputs.iter().map(|i| i.name.as_str())
+    }
+
+    /// Per-sample shape of the first output (after build).
+    pub fn output_shape(&self) -> Option<&[usize]> {
+        self.shapes.get(self.outputs[0]).map(Vec::as_slice)
+    }
+
+    /// Number of outputs per sample.
+    pub fn output_units(&self) -> usize {
+        self.output_shape().map_or(0, |s| s.iter().product())
+    }
+
+    /// The activation applied last on the way to the first output, if any (for the
+    /// softmax-with-from_logits warning).
+    pub fn output_activation(&self) -> Option<Activation> {
+        let j = self.outputs[0].checked_sub(self.inputs.len())?;
+        self.layers[self.nodes[j].layer].output_activation()
+    }
+
+    pub fn layers(&self) -> &[Box<dyn Layer>] {
+        &self.layers
+    }
+    pub fn params(&self) -> &ParamStore {
+        &self.store
+    }
+    pub fn params_mut(&mut self) -> &mut ParamStore {
+        &mut self.store
+    }
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Applies the model to `x` on `tape` (a single-input model); returns its first output.
+    pub fn forward(&self, tape: &mut Tape, x: Var, training: bool) -> Result<Var> {
+        self.forward_inputs(tape, &[x], training)
+    }
+
+    /// Applies the model to one value per input; returns its first output.
+    pub fn forward_inputs(&self, tape: &mut Tape, xs: &[Var], training: bool) -> Result<Var> {
+        let mut vars = tape.take_graph_vars();
+        let result = self.run_nodes(tape, xs, training, &mut vars);
+        let out = vars.0.get(self.outputs[0]).copied();
+        tape.return_graph_vars(vars);
+        result?;
+        out.ok_or_else(|| Error::State(format!("model '{}' computed no output", self.name)))
+    }
+
+    /// Applies the model to one value per input; `outputs` receives every output.
+    pub fn forward_outputs(&self, tape: &mut Tape, xs: &[Var], training: bool, outputs: &mut Vec<Var>) -> Result<()> {
+        let mut vars = tape.take_graph_vars();
+        let result = self.run_nodes(tape, xs, training, &mut vars);
+        outputs.clear();
+        if result.is_ok() {
+            outputs.extend(self.outputs.iter().map(|&t| vars.0[t]));
+        }
+        tape.return_graph_vars(vars);
+        result
+    }
+
+    /// Every node in order; `vars.0` ends with every tensor's value, `vars.1` is scratch
+    /// for one call's arguments (both reused from the tape: no allocation per step).
+    fn run_nodes(&self, tape: &mut Tape, xs: &[Var], training: bool, (vars, args): &mut (Vec<Var>, Vec<Var>)) -> Result<()> {
+        if xs.len() != self.inputs.len() {
+            return Err(Error::shape(format!("model '{}'", self.name), format!("{} inputs", self.inputs.len()), xs.len()));
+        }
+        vars.extend_from_slice(xs);
+        for node in &self.nodes {
+            args.clear();
+            args.extend(node.inputs.iter().map(|&t| vars[t]));
+            let y = self.layers[node.layer].forward_inputs(tape, &self.store, args, training)?;
+            vars.push(y);
+        }
+        Ok(())
+    }
+
+    /// A Keras-style table: layers, output shapes, parameter counts and, for functional
+    /// models, the input rows and what each layer is connected to.
+    pub fn summary(&self) -> String {
+        let functional = self.kind == ModelKind::Functional;
+        let shape_of = |t: usize| {
+            self.shapes.get(t).map_or("?".to_string(), |s| {
+                let dims: Vec<String> = s.iter().map(|d| d.to_string()).collect();
+                format!("(None, {})", dims.join(", "))
+            })
+        };
+        let mut header = vec!["Layer (type)".to_string(), "Output Shape".to_string(), "Param #".to_string()];
+        if functional {
+            header.push("Connected to".to_string());
+        }
+        // Rows of cells; a cell may span several lines (one per connection).
+        let mut rows: Vec<Vec<Vec<String>>> = vec![header.into_iter().map(|h| vec![h]).collect()];
+        if functional {
+            for (i, input) in self.inputs.iter().enumerate() {
+                rows.push(vec![vec![format!("{} (InputLayer)", input.name)], vec![shape_of(i)], vec!["0".into()], vec!["-".into()]]);
+            }
+        }
+        let mut counted = vec![false; self.layers.len()];
+        for (j, node) in self.nodes.iter().enumerate() {
+            let layer = &self.layers[node.layer];
+            // A shared layer's parameters are counted at its first call.
+            let count: usize = if std::mem::replace(&mut counted[node.layer], true) {
+                0
+            } else {
+                layer.params().iter().map(|p| self.store.entry(*p).shape.numel()).sum()
+            };
+            let mut row = vec![vec![format!("{} ({})", layer.name(), layer.kind())], vec![shape_of(self.inputs.len() + j)], vec![group_digits(count)]];
+            if functional {
+                let n = node.inputs.len();
+                row.push(node.inputs.iter().enumerate().map(|(k, &t)| format!("{}{}", self.tensor_name(t), if k + 1 < n { "," } else { "" })).collect());
+            }
+            rows.push(row);
+        }
+        let cols = rows[0].len();
+        let widths: Vec<usize> = (0..cols).map(|c| rows.iter().flat_map(|r| r[c].iter()).map(|s| s.chars().count()).max().unwrap_or(0)).collect();
+        let line = "─".repeat(widths.iter().sum::<usize>() + 2 * (cols - 1));
+        let mut out = format!("Model: \"{}\"\n{line}\n", self.name);
+        for (i, row) in rows.iter().enumerate() {
+            let height = row.iter().map(Vec::len).max().unwrap_or(1);
+            for k in 0..height {
+                let cells: Vec<String> = row
+                    .iter()
+                    .zip(&widths)
+                    .enumerate()
+                    .map(|(c, (cell, &w))| {
+                        let s = cell.get(k).map_or("", String::as_str);
+                        // Parameter counts right-aligned, as Keras prints them.
+                        if c == 2 { format!("{s:>w$}") } else { format!("{s:<w$}") }
+                    })
+                    .collect();
+                out += cells.join("  ").trim_end();
+                out += "\n";
+            }
+            if i == 0 {
+                out += &format!("{line}\n");
+            }
+        }
+        let total = self.store.count();
+        let trainable: usize = self.store.entries().iter().filter(|e| e.trainable).map(|e| e.shape.numel()).sum();
+        out += &format!("{line}\n Total params: {} ({})\n", group_digits(total), human_bytes(total * 4));
+        out += &format!(" Trainable params: {}\n", group_digits(trainable));
+        out += &format!(" Non-trainable params: {}\n", group_digits(total - trainable));
+        out
+    }
+}
+
+fn known_names(tensor_of: &HashMap<String, usize>) -> String {
+    let mut names: Vec<(&usize, &String)> = tensor_of.iter().map(|(n, t)| (t, n)).collect();
+    names.sort();
+    names.iter().map(|(_, n)| n.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+fn group_digits(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn human_bytes(b: usize) -> String {
+    if b < 1024 {
+        format!("{b} B")
+    } else if b < 1 << 20 {
+        format!("{:.2} KB", b as f64 / 1024.0)
+    } else {
+        format!("{:.2} MB", b as f64 / (1 << 20) as f64)
+    }
+}
