@@ -43,6 +43,24 @@ fn fit_evaluate_predict_summary() {
 }
 
 #[test]
+fn the_bundled_residual_example_fits_and_shows_its_graph() {
+    let dir = workdir("residual");
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/residual.toml");
+    let body = std::fs::read_to_string(example).unwrap().replace("../data/digits.csv", &digits()).replace("epochs = 10", "epochs = 3\nverbose = 0");
+    std::fs::write(dir.join("residual.toml"), body).unwrap();
+    let summary = descent(&["summary", "residual.toml"], &dir);
+    let out = text(&summary);
+    assert!(summary.status.success(), "{out}");
+    assert!(out.contains("Connected to") && out.contains("pixels (InputLayer)") && out.contains("skip (Add)") && out.contains("hidden,"), "{out}");
+    let fit = descent(&["fit", "residual.toml"], &dir);
+    assert!(fit.status.success(), "{}", text(&fit));
+    let summary = descent(&["summary", "runs/residual-001"], &dir);
+    assert!(text(&summary).contains("block (Dense)") && text(&summary).contains("Total params: 8,970"), "{}", text(&summary));
+    let eval = descent(&["evaluate", "runs/residual-001"], &dir);
+    assert!(eval.status.success() && text(&eval).contains("accuracy"), "{}", text(&eval));
+}
+
+#[test]
 fn documented_errors() {
     let dir = workdir("errors");
     let cases: Vec<(&str, String, &str)> = vec![

@@ -356,6 +356,29 @@ impl Experiment {
         if self.model.layers.is_empty() {
             return bad("model.layers", "needs at least one layer".into());
         }
+        // A functional graph's names are checked now, before any data is read (shapes
+        // come with the data).
+        let graph = crate::nn::ModelConfig {
+            name: self.name().to_string(),
+            input_shape: None,
+            inputs: self.model.inputs.iter().map(|i| InputConfig { name: i.name.clone(), shape: None }).collect(),
+            layers: self.model.layers.clone(),
+            outputs: self.model.outputs.clone(),
+        };
+        if graph.is_functional() {
+            if graph.inputs.len() > 1 || graph.outputs.len() > 1 {
+                return bad(
+                    if graph.inputs.len() > 1 { "model.inputs" } else { "model.outputs" },
+                    format!(
+                        "{} inputs and {} outputs, but an experiment's data gives one feature array and one target \
+                         (models with several inputs or outputs train from Rust today)",
+                        graph.inputs.len(),
+                        graph.outputs.len()
+                    ),
+                );
+            }
+            crate::nn::Model::from_config(graph)?;
+        }
         if self.fit.epochs == 0 {
             return bad("fit.epochs", "must be at least 1".into());
         }

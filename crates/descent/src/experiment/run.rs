@@ -122,14 +122,6 @@ impl Experiment {
             outputs: self.model.outputs.clone(),
         };
         if config.is_functional() {
-            if config.inputs.len() > 1 || config.outputs.len() > 1 {
-                return Err(Error::Config(format!(
-                    "`model`: {} inputs and {} outputs, but an experiment's data gives one feature array and one target \
-                     (several inputs and outputs train from Rust today)",
-                    config.inputs.len(),
-                    config.outputs.len()
-                )));
-            }
             if config.inputs.is_empty() {
                 config.inputs.push(InputConfig { name: "input_layer".into(), shape: None });
             }

@@ -1,6 +1,32 @@
 use super::*;
 
 const CLASSIC: &str = include_str!("../../../../examples/classic.toml");
+const RESIDUAL: &str = include_str!("../../../../examples/residual.toml");
+
+#[test]
+fn bundled_residual_experiment_is_a_functional_graph() {
+    let exp = Experiment::from_toml(RESIDUAL).unwrap();
+    assert_eq!(Experiment::from_toml(&exp.to_toml()).unwrap(), exp);
+    let model = exp.build_model(64).unwrap();
+    assert_eq!(model.kind(), crate::nn::ModelKind::Functional);
+    assert_eq!(model.input_names().collect::<Vec<_>>(), ["pixels"]);
+    let s = model.summary();
+    assert!(s.contains("skip (Add)") && s.contains("hidden,") && s.contains("block (Dense)") && s.contains("Total params: 8,970"), "{s}");
+    // Same split, optimizer and budget as the classic experiment: only the model differs.
+    let classic = Experiment::from_toml(CLASSIC).unwrap();
+    assert_eq!((&exp.data, &exp.compile, &exp.fit, exp.seed), (&classic.data, &classic.compile, &classic.fit, classic.seed));
+
+    let bad = |from: &str, to: &str| {
+        assert!(RESIDUAL.contains(from), "{from}");
+        Experiment::from_toml(&RESIDUAL.replacen(from, to, 1)).unwrap_err().to_string()
+    };
+    let e = bad("inputs = [\"hidden\", \"block\"]", "inputs = [\"hiden\", \"block\"]");
+    assert!(e.contains("`model.layers[2]`") && e.contains("'skip'") && e.contains("'hiden'") && e.contains("pixels, hidden, block"), "{e}");
+    let e = bad("inputs = [\"pixels\"]", "input = [\"pixels\"]");
+    assert!(e.contains("unknown field `input`") && e.contains("inputs"), "{e}");
+    let e = bad("name = \"pixels\"", "name = \"pixels\"\n[[model.inputs]]\nname = \"second\"");
+    assert!(e.contains("`model.inputs`") && e.contains("2 inputs"), "{e}");
+}
 
 #[test]
 fn bundled_classic_experiment_parses() {

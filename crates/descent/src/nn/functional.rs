@@ -94,7 +94,16 @@ impl SharedLayer {
             None => {
                 let layer = state.layer.as_mut().ok_or_else(|| Error::State("this layer already belongs to a model".into()))?;
                 let refs: Vec<&[usize]> = ins.iter().map(Vec::as_slice).collect();
-                let out = layer.build_inputs(&refs, &mut ParamStore::sizing(), &mut rng::derive(0, 0))?;
+                // Names come when the model is assembled; errors now say the default one.
+                let unnamed = layer.name().is_empty();
+                if unnamed {
+                    layer.set_name(layer.default_name().to_string());
+                }
+                let out = layer.build_inputs(&refs, &mut ParamStore::sizing(), &mut rng::derive(0, 0));
+                if unnamed {
+                    layer.set_name(String::new());
+                }
+                let out = out?;
                 state.first = Some((ins, out.clone()));
                 out
             }

@@ -4,6 +4,8 @@ mod activation_layer;
 mod confusion;
 mod dense;
 mod functional;
+#[cfg(test)]
+mod functional_tests;
 mod init;
 mod layer;
 mod loss;

@@ -1,0 +1,246 @@
+//! The functional form: the same network as a chain gives the Sequential model's numbers
+//! bit for bit; merges, shared layers and several inputs and outputs compute and
+//! differentiate correctly; configs and saved folders give the same graph back; and
+//! every malformed graph is an error naming the layer.
+
+use crate::autograd::{Tape, Var};
+use crate::data::{read_csv, CsvOptions, Dataset, LabelColumn, Preprocessing};
+use crate::io::{load_model, save_model, weights_to_bytes};
+use crate::nn::{Activation, Add, Call, Concatenate, Dense, Input, Loss, Model, ModelConfig, ModelKind, Sequential, SharedLayer};
+use crate::optim::Adam;
+use crate::tensor::kernels::loss::LossKind;
+use crate::tensor::{Shape, Tensor};
+use crate::train::FitOptions;
+
+fn digits() -> (Dataset, Dataset) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/digits.csv");
+    let options = CsvOptions { label_column: Some(LabelColumn::Name("label".into())), ..Default::default() };
+    let (x, y) = read_csv(path, &options).unwrap();
+    let data = Dataset::new(x, y.unwrap(), "digits").unwrap();
+    let (mut train, mut test) = data.train_test_split(0.2, 42).unwrap();
+    let prep = Preprocessing::fit(None, true, &train.x);
+    prep.apply(&mut train.x).unwrap();
+    prep.apply(&mut test.x).unwrap();
+    (train, test)
+}
+
+fn quiet(epochs: usize) -> FitOptions<'static> {
+    FitOptions { epochs, verbose: 0, ..Default::default() }
+}
+
+fn compiled(mut m: Model) -> Model {
+    m.compile(Adam::new(0.001), Loss::sparse_categorical_crossentropy(true), &["accuracy"]).unwrap();
+    m
+}
+
+/// The residual MLP of examples/residual.toml: two hidden layers with a skip around the second.
+fn residual(seed: u64) -> Model {
+    let x = Input::named("pixels", &[64]);
+    let h = Dense::new(64, Activation::Relu).call(&x).unwrap();
+    let r = Dense::new(64, Activation::Relu).call(&h).unwrap();
+    let s = Add::new().call_on(&[&h, &r]).unwrap();
+    let y = Dense::new(10, Activation::Linear).call(&s).unwrap();
+    compiled(Model::new(&[x], &[y]).unwrap().with_seed(seed).unwrap())
+}
+
+#[test]
+fn a_functional_chain_trains_bit_for_bit_like_sequential() {
+    let (train, test) = digits();
+    let seq = Sequential::new(vec![
+        Box::new(Dense::new(64, Activation::Relu).input_shape(&[64])),
+        Box::new(Dense::new(10, Activation::Linear)),
+    ])
+    .unwrap();
+    let x = Input::new(&[64]);
+    let h = Dense::new(64, Activation::Relu).call(&x).unwrap();
+    let y = Dense::new(10, Activation::Linear).call(&h).unwrap();
+    let fun = Model::new(&[x], &[y]).unwrap();
+    assert_eq!((seq.kind(), fun.kind()), (ModelKind::Sequential, ModelKind::Functional));
+    let (mut seq, mut fun) = (compiled(seq.with_seed(5).unwrap()), compiled(fun.with_seed(5).unwrap()));
+    assert_eq!(weights_to_bytes(seq.params()).unwrap(), weights_to_bytes(fun.params()).unwrap(), "same initial weights");
+    let hs = seq.fit(&train.x, &train.y, quiet(2)).unwrap();
+    let hf = fun.fit(&train.x, &train.y, quiet(2)).unwrap();
+    assert_eq!(hs.get("loss"), hf.get("loss"));
+    assert_eq!(seq.params().values(), fun.params().values());
+    assert_eq!(seq.predict(&test.x, 32).unwrap(), fun.predict(&test.x, 32).unwrap());
+}
+
+#[test]
+fn residual_model_learns_digits_and_survives_save_and_load() {
+    let (train, test) = digits();
+    let mut model = residual(3);
+    model.fit(&train.x, &train.y, quiet(10)).unwrap();
+    let acc = model.evaluate(&test.x, &test.y, 32).unwrap().get("accuracy").unwrap();
+    assert!(acc >= 0.95, "held-out accuracy {acc}");
+    let dir = std::env::temp_dir().join(format!("descent-functional-{}", std::process::id()));
+    save_model(&model, &dir, &Preprocessing::default()).unwrap();
+    let (mut loaded, saved) = load_model(&dir).unwrap();
+    assert_eq!(loaded.kind(), ModelKind::Functional);
+    assert_eq!(saved.model, model.config().unwrap());
+    assert_eq!(saved.model.layers[2].inputs(), Some(&["dense".to_string(), "dense_1".to_string()][..]));
+    assert_eq!(model.predict(&test.x, 32).unwrap(), loaded.predict(&test.x, 32).unwrap());
+    // Optimizer state came back as well: another epoch continues identically.
+    model.fit(&train.x, &train.y, quiet(1)).unwrap();
+    loaded.fit(&train.x, &train.y, quiet(1)).unwrap();
+    assert_eq!(model.params().values(), loaded.params().values());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn configs_name_what_each_layer_is_applied_to() {
+    let json = serde_json::json!({
+        "name": "branches",
+        "inputs": [{ "name": "x", "shape": [6] }],
+        "layers": [
+            { "type": "dense", "name": "left", "units": 4, "activation": "relu", "inputs": ["x"] },
+            { "type": "dense", "name": "right", "units": 3, "inputs": ["x"] },
+            { "type": "concatenate", "name": "both", "inputs": ["left", "right"] },
+            { "type": "dense", "name": "head", "units": 2 }
+        ]
+    });
+    let config: ModelConfig = serde_json::from_value(json).unwrap();
+    let model = Model::from_config(config.clone()).unwrap();
+    assert_eq!(model.output_shape(), Some(&[2usize][..]));
+    // A layer without `inputs` follows the one before it; the config round-trips.
+    let again = model.config().unwrap();
+    assert_eq!(again.layers[3].inputs(), Some(&["both".to_string()][..]));
+    assert_eq!(Model::from_config(again.clone()).unwrap().config().unwrap(), again);
+    let s = model.summary();
+    for want in ["x (InputLayer)", "Connected to", "both (Concatenate)", "(None, 7)", "left,", "right", "head (Dense)", "Total params: 65"] {
+        assert!(s.contains(want), "summary lacks {want:?}:\n{s}");
+    }
+}
+
+/// Mean squared error of `model` on fixed data, through the tape, and its node.
+fn mse(model: &Model, tape: &mut Tape, x: &[f32], n: usize, target: &[f32]) -> (f32, Var) {
+    tape.reset();
+    let xin = tape.input(Shape::matrix(n, x.len() / n), x).unwrap();
+    let y = model.forward(tape, xin, true).unwrap();
+    let loss = tape.loss(model.params(), y, target, LossKind::Mse).unwrap();
+    (tape.scalar(loss), loss)
+}
+
+#[test]
+fn a_shared_layer_sums_the_gradients_of_its_calls() {
+    // y = Dense_s(Dense_s(x)) + x with one set of weights: the analytic gradient of
+    // each parameter equals central finite differences of the loss.
+    let x = Input::new(&[3]);
+    let shared = SharedLayer::new(Dense::new(3, Activation::Tanh));
+    let a = shared.call(&x).unwrap();
+    let b = shared.call(&a).unwrap();
+    let y = Add::new().call_on(&[&b, &x]).unwrap();
+    let mut model = Model::new(&[x], &[y]).unwrap();
+    assert_eq!(model.params().count(), 12, "one kernel and bias for both calls");
+    let input = [0.3f32, -0.8, 0.5, 1.1, 0.2, -0.4];
+    let target = [0.1f32, 0.4, -0.3, -0.2, 0.6, 0.0];
+    let mut tape = Tape::new();
+    let (_, root) = mse(&model, &mut tape, &input, 2, &target);
+    model.params_mut().zero_grads();
+    tape.backward(root, model.params_mut()).unwrap();
+    let analytic = model.params().grads().to_vec();
+    let h = 1e-3f32;
+    for j in model.params().entries().iter().flat_map(|e| e.range()).collect::<Vec<_>>() {
+        let orig = model.params().values()[j];
+        model.params_mut().values_mut()[j] = orig + h;
+        let up = mse(&model, &mut tape, &input, 2, &target).0 as f64;
+        model.params_mut().values_mut()[j] = orig - h;
+        let down = mse(&model, &mut tape, &input, 2, &target).0 as f64;
+        model.params_mut().values_mut()[j] = orig;
+        let numeric = (up - down) / (2.0 * h as f64);
+        assert!((analytic[j] as f64 - numeric).abs() <= 1e-3 + 1e-2 * numeric.abs(), "param {j}: analytic {} vs numeric {numeric}", analytic[j]);
+    }
+    // A shared layer is one config entry but two calls: saving says so.
+    assert!(model.config().unwrap_err().to_string().contains("called more than once"));
+}
+
+#[test]
+fn several_inputs_and_outputs() {
+    let a = Input::named("a", &[2]);
+    let b = Input::named("b", &[3]);
+    let joined = Concatenate::new().name("joined").call_on(&[&a, &b]).unwrap();
+    let head = Dense::new(1, Activation::Linear).call(&joined).unwrap();
+    let model = Model::new(&[a, b], &[head, joined]).unwrap();
+    assert_eq!((model.num_inputs(), model.num_outputs()), (2, 2));
+    assert_eq!(model.input_names().collect::<Vec<_>>(), ["a", "b"]);
+    let mut tape = Tape::new();
+    let va = tape.input(Shape::matrix(2, 2), &[1.0, 2.0, 3.0, 4.0]).unwrap();
+    let vb = tape.input(Shape::matrix(2, 3), &[5.0, 6.0, 7.0, 8.0, 9.0, 10.0]).unwrap();
+    let mut outs = Vec::new();
+    model.forward_outputs(&mut tape, &[va, vb], false, &mut outs).unwrap();
+    assert_eq!(tape.shape(outs[0]).dims(), &[2, 1]);
+    assert_eq!(tape.value(model.params(), outs[1]), &[1.0, 2.0, 5.0, 6.0, 7.0, 3.0, 4.0, 8.0, 9.0, 10.0]);
+    let w = model.params().value(model.params().find("dense.kernel").unwrap()).to_vec();
+    let want: f32 = [1.0, 2.0, 5.0, 6.0, 7.0].iter().zip(&w).map(|(x, w)| x * w).sum();
+    assert!((tape.value(model.params(), outs[0])[0] - want).abs() < 1e-5);
+    let config = model.config().unwrap();
+    assert_eq!(config.outputs, ["dense", "joined"]);
+    assert_eq!(Model::from_config(config.clone()).unwrap().config().unwrap(), config);
+    assert!(model.forward(&mut tape, va, false).unwrap_err().to_string().contains("2 inputs"));
+}
+
+#[test]
+fn malformed_graphs_are_errors_that_name_the_layer() {
+    let from = |json: serde_json::Value| Model::from_config(serde_json::from_value(json).unwrap()).map(|_| ()).unwrap_err().to_string();
+    let e = from(serde_json::json!({ "inputs": [{ "name": "x", "shape": [4] }], "layers": [
+        { "type": "dense", "name": "a", "units": 2, "inputs": ["x"] },
+        { "type": "dense", "name": "b", "units": 2, "inputs": ["later"] },
+        { "type": "dense", "name": "later", "units": 2 } ] }));
+    assert!(e.contains("model.layers[1]") && e.contains("'b'") && e.contains("'later'") && e.contains("known: x, a"), "{e}");
+    let e = from(serde_json::json!({ "inputs": [{ "name": "x", "shape": [4] }], "layers": [
+        { "type": "dense", "name": "a", "units": 2, "inputs": ["x"] },
+        { "type": "add", "name": "sum", "inputs": ["x", "a"] } ] }));
+    assert!(e.contains("'sum' (Add)") && e.contains("[4]") && e.contains("[2]"), "{e}");
+    let e = from(serde_json::json!({ "inputs": [{ "name": "x", "shape": [4] }], "layers": [
+        { "type": "add", "name": "sum", "inputs": ["x"] } ] }));
+    assert!(e.contains("two or more inputs"), "{e}");
+    let e = from(serde_json::json!({ "inputs": [{ "name": "x", "shape": [4] }], "layers": [
+        { "type": "dense", "name": "x", "units": 2 } ] }));
+    assert!(e.contains("two layers are named 'x'"), "{e}");
+    let e = from(serde_json::json!({ "inputs": [{ "name": "x", "shape": [4] }], "outputs": ["nope"], "layers": [
+        { "type": "dense", "units": 2 } ] }));
+    assert!(e.contains("model.outputs") && e.contains("'nope'"), "{e}");
+
+    let x = Input::new(&[4]);
+    let other = Input::new(&[4]);
+    let shared = SharedLayer::new(Dense::new(4, Activation::Relu));
+    let h = shared.call(&x).unwrap();
+    let e = shared.call(&Input::new(&[3])).map(|_| ()).unwrap_err().to_string();
+    assert!(e.contains("shared layer") && e.contains("[3]"), "{e}");
+    let mixed = Add::new().call_on(&[&h, &other]).unwrap();
+    let e = Model::new(&[x.clone()], &[mixed]).map(|_| ()).unwrap_err().to_string();
+    assert!(e.contains("not among the model's inputs"), "{e}");
+    let e = Model::new(&[h.clone()], &[h.clone()]).map(|_| ()).unwrap_err().to_string();
+    assert!(e.contains("not an `Input`"), "{e}");
+    Model::new(&[x.clone()], &[h.clone()]).unwrap();
+    let e = Model::new(&[x], &[h]).map(|_| ()).unwrap_err().to_string();
+    assert!(e.contains("already belongs to another model"), "{e}");
+    let e = Dense::new(3, Activation::Relu).call(&Input::new(&[2, 2])).map(|_| ()).unwrap_err().to_string();
+    assert!(e.contains("Dense") && e.contains("[2, 2]"), "{e}");
+}
+
+#[test]
+fn functional_training_is_bit_identical_for_any_thread_count() {
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| {
+            let (train, _) = crate::data::teacher_classification(&crate::data::TeacherSpec::W1, 512, 1, 5).unwrap();
+            let x = Input::new(&[100]);
+            let h = Dense::new(384, Activation::Relu).call(&x).unwrap();
+            let r = Dense::new(384, Activation::Gelu { approximate: false }).call(&h).unwrap();
+            let s = Add::new().call_on(&[&h, &r]).unwrap();
+            let c = Concatenate::new().call_on(&[&s, &x]).unwrap();
+            let y = Dense::new(10, Activation::Linear).call(&c).unwrap();
+            let mut m = compiled(Model::new(&[x], &[y]).unwrap().with_seed(9).unwrap());
+            m.fit(&train.x, &train.y, FitOptions { epochs: 2, batch_size: 128, verbose: 0, ..Default::default() }).unwrap();
+            weights_to_bytes(m.params()).unwrap()
+        })
+    };
+    assert!(run(1) == run(2), "1 vs 2 threads differ");
+}
+
+#[test]
+fn predictions_of_a_saved_functional_model_need_its_input_width() {
+    let mut model = residual(1);
+    let e = model.predict(&Tensor::zeros(&[2, 5]).unwrap(), 8).unwrap_err().to_string();
+    assert!(e.contains("64 features"), "{e}");
+}
