@@ -8,7 +8,7 @@
 //! reads and writes each buffer once. [`chain`] offers the same pieces as optax-style
 //! composable transforms for building your own.
 //!
-//! Adding an optimizer: one file in `rules/` and one line in [`RuleConfig`].
+//! Adding an optimizer: one file in `rules/` and one row in the optimizer table (`optimizer_table!`).
 
 pub mod chain;
 mod configured;
@@ -67,29 +67,6 @@ pub struct OptimizerState {
     pub buffers: Vec<(String, Vec<f32>)>,
 }
 
-/// Every optimizer's hyperparameters, by name.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "name", rename_all = "snake_case")]
-pub enum RuleConfig {
-    Sgd(Sgd),
-    Rmsprop(RmsProp),
-    Adam(Adam),
-    /// Adam with decoupled weight decay (weight_decay defaults to 0.004, as in Keras).
-    Adamw(Adam),
-    Adamax(Adamax),
-    Nadam(Nadam),
-    Radam(RAdam),
-    Adagrad(Adagrad),
-    Adadelta(Adadelta),
-    Adafactor(Adafactor),
-    Ftrl(Ftrl),
-    Lion(Lion),
-    Lamb(Lamb),
-    Lars(Lars),
-    Rprop(Rprop),
-    ScheduleFreeAdamw(ScheduleFreeAdamW),
-}
-
 /// An optimizer as written in configs: `"adam"`, or a table mixing the optimizer's own
 /// hyperparameters and the common options:
 /// `{ name = "sgd", learning_rate = 0.1, momentum = 0.9, clipnorm = 1.0 }`.
@@ -133,80 +110,79 @@ fn boxed<R: Rule>(rule: &R, options: &Options) -> Result<Box<dyn Optimizer>> {
     Ok(Box::new(o))
 }
 
-impl OptimizerConfig {
-    /// Checks every value and creates the optimizer.
-    pub fn build(&self) -> Result<Box<dyn Optimizer>> {
-        let o = &self.options;
-        match &self.rule {
-            RuleConfig::Sgd(r) => boxed(r, o),
-            RuleConfig::Rmsprop(r) => boxed(r, o),
-            RuleConfig::Adam(r) => boxed(r, o),
-            RuleConfig::Adamw(r) => {
-                let mut o = o.clone();
-                o.weight_decay.get_or_insert(0.004);
-                boxed(r, &o)
+/// The one table of optimizers, each row: the variant and its rule (hyperparameters +
+/// fused kernel, in `rules/`), the name configs use, a sensible first learning rate to
+/// try on a small network with standardized inputs, and the options the name implies.
+/// It generates [`RuleConfig`], [`OptimizerConfig::build`], [`OptimizerConfig::name`],
+/// [`OptimizerConfig::NAMES`] and [`OptimizerConfig::starting_learning_rate`].
+///
+/// The starting rates were checked on digits (`examples/optimizers.rs` and the README's
+/// table): Keras's defaults are far too small for Adadelta, Adagrad and Ftrl; Lion wants
+/// a few times less than Adam; LARS's trust ratio shrinks steps by its trust
+/// coefficient, so it wants a large one.
+macro_rules! optimizer_table {
+    ($($(#[$doc:meta])* $variant:ident($rule:ty) = $name:literal, start $lr:expr $(, implies |$o:ident| $implied:expr)?;)*) => {
+        /// Every optimizer's hyperparameters, by name.
+        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = "name", rename_all = "snake_case")]
+        pub enum RuleConfig {
+            $($(#[$doc])* $variant($rule),)*
+        }
+
+        impl OptimizerConfig {
+            /// Checks every value and creates the optimizer.
+            pub fn build(&self) -> Result<Box<dyn Optimizer>> {
+                match &self.rule {
+                    $(RuleConfig::$variant(r) => {
+                        #[allow(unused_mut)]
+                        let mut options = self.options.clone();
+                        $({ let $o = &mut options; $implied; })?
+                        boxed(r, &options)
+                    })*
+                }
             }
-            RuleConfig::Adamax(r) => boxed(r, o),
-            RuleConfig::Nadam(r) => boxed(r, o),
-            RuleConfig::Radam(r) => boxed(r, o),
-            RuleConfig::Adagrad(r) => boxed(r, o),
-            RuleConfig::Adadelta(r) => boxed(r, o),
-            RuleConfig::Adafactor(r) => boxed(r, o),
-            RuleConfig::Ftrl(r) => boxed(r, o),
-            RuleConfig::Lion(r) => boxed(r, o),
-            RuleConfig::Lamb(r) => boxed(r, o),
-            RuleConfig::Lars(r) => boxed(r, o),
-            RuleConfig::Rprop(r) => boxed(r, o),
-            RuleConfig::ScheduleFreeAdamw(r) => boxed(r, o),
+
+            pub fn name(&self) -> &'static str {
+                match &self.rule {
+                    $(RuleConfig::$variant(_) => $name,)*
+                }
+            }
+
+            /// Every optimizer name, for listings and error messages.
+            pub const NAMES: [&'static str; [$($name),*].len()] = [$($name),*];
+
+            /// A sensible first learning rate to try for each optimizer (see the table).
+            pub fn starting_learning_rate(name: &str) -> Option<f32> {
+                match name {
+                    $($name => Some($lr),)*
+                    _ => None,
+                }
+            }
         }
-    }
+    };
+}
 
-    pub fn name(&self) -> &'static str {
-        match &self.rule {
-            RuleConfig::Sgd(_) => "sgd",
-            RuleConfig::Rmsprop(_) => "rmsprop",
-            RuleConfig::Adam(_) => "adam",
-            RuleConfig::Adamw(_) => "adamw",
-            RuleConfig::Adamax(_) => "adamax",
-            RuleConfig::Nadam(_) => "nadam",
-            RuleConfig::Radam(_) => "radam",
-            RuleConfig::Adagrad(_) => "adagrad",
-            RuleConfig::Adadelta(_) => "adadelta",
-            RuleConfig::Adafactor(_) => "adafactor",
-            RuleConfig::Ftrl(_) => "ftrl",
-            RuleConfig::Lion(_) => "lion",
-            RuleConfig::Lamb(_) => "lamb",
-            RuleConfig::Lars(_) => "lars",
-            RuleConfig::Rprop(_) => "rprop",
-            RuleConfig::ScheduleFreeAdamw(_) => "schedule_free_adamw",
-        }
-    }
+optimizer_table! {
+    Sgd(Sgd) = "sgd", start 0.1;
+    Rmsprop(RmsProp) = "rmsprop", start 0.001;
+    Adam(Adam) = "adam", start 0.001;
+    /// Adam with decoupled weight decay (weight_decay defaults to 0.004, as in Keras).
+    Adamw(Adam) = "adamw", start 0.001, implies |o| { o.weight_decay.get_or_insert(0.004); };
+    Adamax(Adamax) = "adamax", start 0.01;
+    Nadam(Nadam) = "nadam", start 0.001;
+    Radam(RAdam) = "radam", start 0.003;
+    Adagrad(Adagrad) = "adagrad", start 0.1;
+    Adadelta(Adadelta) = "adadelta", start 1.0;
+    Adafactor(Adafactor) = "adafactor", start 0.01;
+    Ftrl(Ftrl) = "ftrl", start 0.1;
+    Lion(Lion) = "lion", start 3e-4;
+    Lamb(Lamb) = "lamb", start 0.003;
+    Lars(Lars) = "lars", start 1.0;
+    Rprop(Rprop) = "rprop", start 0.01;
+    ScheduleFreeAdamw(ScheduleFreeAdamW) = "schedule_free_adamw", start 0.0025;
+}
 
-    /// Every optimizer name, for listings and error messages.
-    pub const NAMES: [&'static str; 16] = [
-        "sgd", "rmsprop", "adam", "adamw", "adamax", "nadam", "radam", "adagrad", "adadelta", "adafactor", "ftrl", "lion",
-        "lamb", "lars", "rprop", "schedule_free_adamw",
-    ];
-
-    /// A sensible first learning rate to try for each optimizer on a small network with
-    /// standardized inputs (checked on digits: see `examples/optimizers.rs` and the
-    /// README's table). Keras's defaults are far too small for Adadelta, Adagrad and
-    /// Ftrl; Lion wants a few times less than Adam; LARS's trust ratio shrinks steps by
-    /// its trust coefficient, so it wants a large one.
-    pub fn starting_learning_rate(name: &str) -> Option<f32> {
-        Some(match name {
-            "sgd" => 0.1,
-            "rmsprop" | "adam" | "adamw" | "nadam" => 0.001,
-            "radam" | "lamb" => 0.003,
-            "adamax" | "adafactor" | "rprop" => 0.01,
-            "schedule_free_adamw" => 0.0025,
-            "adagrad" | "ftrl" => 0.1,
-            "adadelta" | "lars" => 1.0,
-            "lion" => 3e-4,
-            _ => return None,
-        })
-    }
-
+impl OptimizerConfig {
     /// The default configuration of a named optimizer.
     pub fn named(name: &str) -> Result<OptimizerConfig> {
         serde_json::from_value(serde_json::json!({ "name": name })).map_err(|e| Error::Config(format!("optimizer: {e}")))
