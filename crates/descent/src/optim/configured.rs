@@ -10,7 +10,7 @@
 use super::options::{Options, Prep};
 use super::rule::{Rule, StateInit, StepCtx, TensorInfo, MAX_STATE};
 use super::schedule::LearningRate;
-use super::{Optimizer, OptimizerConfig, OptimizerState};
+use super::{GradSource, GradStats, Optimizer, OptimizerConfig, OptimizerState};
 use crate::autograd::ParamStore;
 use crate::error::{Error, Result};
 use crate::tensor::alloc;
@@ -135,29 +135,32 @@ impl<R: Rule> Configured<R> {
         self.lr.at(self.iterations) * self.lr_scale
     }
 
-    /// The update proper (after accumulation): clipping, decay and the rule's kernels.
-    fn update(&mut self, store: &mut ParamStore, use_accumulated: bool) {
-        let needs_norms = self.options.clipnorm.is_some() || self.options.global_clipnorm.is_some() || self.options.skip_nonfinite;
+    /// Per-tensor and global gradient norms into `self.norms` (the global one last).
+    fn compute_norms(&mut self, store: &ParamStore, use_accumulated: bool) {
+        let (raw_grads, entries) = (store.grads(), store.entries());
+        let grads: &[f32] = if use_accumulated { &self.accumulated } else { raw_grads };
+        let mut norms = std::mem::take(&mut self.norms);
+        let mut partials = std::mem::take(&mut self.partials);
+        norms.resize(entries.len() + 1, 0.0);
+        let mut total = 0.0f64;
+        for (i, e) in entries.iter().enumerate() {
+            norms[i] = 0.0;
+            if e.trainable {
+                let ss = sum_squares_fixed_order(&grads[e.range()], &mut partials);
+                total += ss as f64;
+                norms[i] = ss.sqrt();
+            }
+        }
+        norms[entries.len()] = total.sqrt() as f32;
+        self.norms = norms;
+        self.partials = partials;
+    }
+
+    /// The update proper (after accumulation and norms): clipping, decay and the rule's
+    /// kernels, fused.
+    fn update(&mut self, store: &mut ParamStore, use_accumulated: bool, global: f32) {
         let (values, raw_grads, entries) = store.parts_mut();
         let grads: &[f32] = if use_accumulated { &self.accumulated } else { raw_grads };
-        if needs_norms {
-            let mut norms = std::mem::take(&mut self.norms);
-            let mut partials = std::mem::take(&mut self.partials);
-            norms.resize(entries.len() + 1, 0.0);
-            let mut total = 0.0f64;
-            for (i, e) in entries.iter().enumerate() {
-                norms[i] = 0.0;
-                if e.trainable {
-                    let ss = sum_squares_fixed_order(&grads[e.range()], &mut partials);
-                    total += ss as f64;
-                    norms[i] = ss.sqrt();
-                }
-            }
-            norms[entries.len()] = total.sqrt() as f32;
-            self.norms = norms;
-            self.partials = partials;
-        }
-        let global = self.norms.last().copied().unwrap_or(0.0);
         if self.options.skip_nonfinite && !global.is_finite() {
             self.skipped += 1;
             return;
@@ -276,26 +279,47 @@ impl<R: Rule> Optimizer for Configured<R> {
         self.skipped
     }
 
-    fn step(&mut self, store: &mut ParamStore) {
+    fn accumulate(&mut self, store: &ParamStore) -> GradSource {
         if self.len != store.len() {
             self.init(store.values());
         }
-        match self.options.gradient_accumulation_steps.filter(|k| *k > 1) {
-            Some(k) => {
-                // Keras: on the k-th batch use (accumulated + g)/k, else just accumulate.
-                let grads = store.grads();
-                let is_update = (self.iterations + 1).is_multiple_of(k as u64);
-                if is_update {
-                    let inv = 1.0 / k as f32;
-                    self.accumulated.iter_mut().zip(grads).for_each(|(a, g)| *a = (*a + g) * inv);
-                    self.update(store, true);
-                    self.accumulated.fill(0.0);
-                } else {
-                    self.accumulated.iter_mut().zip(grads).for_each(|(a, g)| *a += g);
-                }
-            }
-            None => self.update(store, false),
+        let Some(k) = self.options.gradient_accumulation_steps.filter(|k| *k > 1) else {
+            return GradSource::Raw;
+        };
+        // Keras: on the k-th batch use (accumulated + g)/k, else just accumulate.
+        let grads = store.grads();
+        if (self.iterations + 1).is_multiple_of(k as u64) {
+            let inv = 1.0 / k as f32;
+            self.accumulated.iter_mut().zip(grads).for_each(|(a, g)| *a = (*a + g) * inv);
+            GradSource::Accumulated
+        } else {
+            self.accumulated.iter_mut().zip(grads).for_each(|(a, g)| *a += g);
+            GradSource::Pending
         }
+    }
+
+    fn grad_stats(&mut self, store: &ParamStore, source: GradSource) -> GradStats {
+        let needs_norms = self.options.clipnorm.is_some() || self.options.global_clipnorm.is_some() || self.options.skip_nonfinite;
+        if !needs_norms || source == GradSource::Pending {
+            return GradStats::default();
+        }
+        self.compute_norms(store, source == GradSource::Accumulated);
+        GradStats { global_norm: self.norms.last().copied() }
+    }
+
+    fn apply(&mut self, store: &mut ParamStore, source: GradSource, stats: &GradStats) {
+        let accumulated = match source {
+            GradSource::Pending => return,
+            GradSource::Raw => false,
+            GradSource::Accumulated => true,
+        };
+        self.update(store, accumulated, stats.global_norm.unwrap_or(0.0));
+        if accumulated {
+            self.accumulated.fill(0.0);
+        }
+    }
+
+    fn finish_step(&mut self, store: &mut ParamStore) {
         if self.options.use_ema {
             self.update_ema(store);
         }

@@ -41,9 +41,33 @@ pub trait Optimizer: Send {
     fn skipped_steps(&self) -> u64 {
         0
     }
-    /// One update of every trainable parameter from its gradient. State buffers are
-    /// allocated on the first step, never afterwards.
-    fn step(&mut self, params: &mut ParamStore);
+    /// One update of every trainable parameter from its gradient: the stages below, in
+    /// order. State buffers are allocated on the first step, never afterwards.
+    fn step(&mut self, params: &mut ParamStore) {
+        let source = self.accumulate(params);
+        if source != GradSource::Pending {
+            let stats = self.grad_stats(params, source);
+            self.apply(params, source, &stats);
+        }
+        self.finish_step(params);
+    }
+    /// Stage 1, gradient accumulation: adds this batch's gradients in and says which
+    /// gradients the update reads (none on a batch that only accumulates).
+    fn accumulate(&mut self, _params: &ParamStore) -> GradSource {
+        GradSource::Raw
+    }
+    /// Stage 2, one pass of norms and finiteness over the gradients the update reads
+    /// (computed when clipping by norm or skipping non-finite steps needs them).
+    fn grad_stats(&mut self, _params: &ParamStore, _source: GradSource) -> GradStats {
+        GradStats::default()
+    }
+    /// Stage 3, the fused rule: clipping, weight decay and the optimizer's math in one
+    /// pass over each buffer. (For an optimizer without stages, its whole `step`.)
+    fn apply(&mut self, params: &mut ParamStore, _source: GradSource, _stats: &GradStats) {
+        self.step(params)
+    }
+    /// Stage 4, after the update: the EMA of the weights, and the step count.
+    fn finish_step(&mut self, _params: &mut ParamStore) {}
     /// The moving average of the weights, when `use_ema` is on (same layout as the store).
     fn ema_weights(&self) -> Option<&[f32]> {
         None
@@ -56,6 +80,24 @@ pub trait Optimizer: Send {
     fn save_state(&self) -> OptimizerState;
     fn load_state(&mut self, state: &OptimizerState, params: &ParamStore) -> Result<()>;
     fn config(&self) -> OptimizerConfig;
+}
+
+/// Which gradients an update reads (see [`Optimizer::accumulate`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GradSource {
+    /// This batch's gradients, in the parameter store.
+    Raw,
+    /// The mean of the accumulated batches (`gradient_accumulation_steps`).
+    Accumulated,
+    /// This batch was only accumulated: no update.
+    Pending,
+}
+
+/// What the statistics pass found.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct GradStats {
+    /// The global gradient norm, when it was computed; non-finite if any gradient is.
+    pub global_norm: Option<f32>,
 }
 
 /// Everything needed to continue an optimizer exactly where it stopped.
