@@ -9,7 +9,8 @@ use std::process::Command;
 use std::time::Instant;
 
 use descent::data::{teacher_classification, TeacherSpec};
-use descent::nn::{Activation, Dense, Loss, Sequential};
+use descent::nn::{Activation, Dense, Loss};
+use descent::train::Sequential;
 use descent::optim::Adam;
 use descent::train::{Callback, FitOptions, Logs, TrainContext};
 use descent::{Error, Result};

@@ -3,8 +3,9 @@ use std::path::Path;
 
 use descent::data::{read_csv, read_npy, CsvOptions, LabelColumn};
 use descent::experiment::{DataSource, Experiment};
-use descent::io::{load_model, write_atomic, SavedModel};
-use descent::nn::{Loss, Model};
+use descent::io::{write_atomic, SavedModel};
+use descent::nn::Loss;
+use descent::train::Model;
 use descent::optim::LearningRate;
 use descent::tensor::kernels::activation::softmax_row;
 use descent::tensor::kernels::reduce::argmax;
@@ -51,7 +52,7 @@ fn run_experiment(run: &Path) -> Result<Experiment> {
 }
 
 pub fn evaluate(run: &Path, data: Option<&Path>, label_column: Option<String>) -> Result<()> {
-    let (mut model, saved) = load_model(run)?;
+    let (mut model, saved) = Model::load(run)?;
     let batch = 256;
     let (mut x, y, source) = match data {
         Some(path) => {
@@ -115,7 +116,7 @@ fn read_features(input: &Path, run: &Path, categories: &[descent::data::Categori
 }
 
 pub fn predict(run: &Path, input: &Path, output: Option<&Path>) -> Result<()> {
-    let (mut model, saved) = load_model(run)?;
+    let (mut model, saved) = Model::load(run)?;
     let mut x = read_features(input, run, &saved.preprocessing.categories)?;
     check_inputs(&model, &x, &input.display().to_string())?;
     saved.preprocessing.apply(&mut x)?;
@@ -179,7 +180,7 @@ fn format_predictions(out: &Tensor, saved: &SavedModel) -> String {
 
 pub fn summary(path: &Path) -> Result<()> {
     let model: Model = if path.is_dir() {
-        load_model(path)?.0
+        Model::load(path)?.0
     } else {
         let exp = Experiment::from_file(path)?;
         let (train, _) = exp.load_splits()?;

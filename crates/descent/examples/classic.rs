@@ -9,7 +9,8 @@
 //!     cargo run --release -p descent --example classic
 
 use descent::data::{read_csv, CsvOptions, Dataset, LabelColumn, Preprocessing};
-use descent::nn::{Activation, Dense, Loss, Sequential};
+use descent::nn::{Activation, Dense, Loss};
+use descent::train::Sequential;
 use descent::optim::Adam;
 use descent::train::FitOptions;
 

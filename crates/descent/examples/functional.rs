@@ -14,7 +14,8 @@
 //!     cargo run --release -p descent --example functional
 
 use descent::data::{read_csv, CsvOptions, Dataset, LabelColumn, Preprocessing};
-use descent::nn::{Activation, Add, Call, Concatenate, Dense, Input, Loss, Model};
+use descent::nn::{Activation, Add, Call, Concatenate, Dense, Input, Loss};
+use descent::train::Model;
 use descent::optim::Adam;
 use descent::train::FitOptions;
 

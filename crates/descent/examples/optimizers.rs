@@ -6,7 +6,8 @@
 //! a full-batch method: the whole training split per step, 100 steps), seed 42.
 
 use descent::data::{read_csv, CsvOptions, Dataset, LabelColumn, Preprocessing};
-use descent::nn::{Activation, Dense, Loss, Sequential};
+use descent::nn::{Activation, Dense, Loss};
+use descent::train::Sequential;
 use descent::optim::OptimizerConfig;
 use descent::train::FitOptions;
 

@@ -6,7 +6,8 @@
 use std::time::Instant;
 
 use descent::data::{read_npy, write_npy_f32, NpyStream, Prefetch, Shard};
-use descent::nn::{Activation, Dense, Loss, Model, Sequential};
+use descent::nn::{Activation, Dense, Loss};
+use descent::train::{Model, Sequential};
 use descent::optim::Adam;
 use descent::rng::hash_uniform;
 use descent::tensor::Tensor;

@@ -7,7 +7,8 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use descent::nn::{Activation, Add, Call, Concatenate, Dense, Input, Loss, Model, Sequential, SharedLayer};
+use descent::nn::{Activation, Add, Call, Concatenate, Dense, Input, Loss, SharedLayer};
+use descent::train::{Model, Sequential};
 use descent::optim::{Adam, RmsProp, Sgd};
 use descent::tensor::Tensor;
 

@@ -209,6 +209,12 @@ impl Tape {
         self.grad_enabled
     }
 
+    /// Switches recording for backward on or off (what [`Tape::no_grad`] does around a
+    /// closure, for callers that need the tape's owner inside it).
+    pub fn set_grad_enabled(&mut self, on: bool) {
+        self.grad_enabled = on;
+    }
+
     /// Runs `f` without recording what backward would need (evaluation, prediction).
     pub fn no_grad<R>(&mut self, f: impl FnOnce(&mut Tape) -> R) -> R {
         let before = self.grad_enabled;

@@ -377,7 +377,7 @@ impl Experiment {
                     ),
                 );
             }
-            crate::nn::Model::from_config(graph)?;
+            crate::nn::Network::from_config(graph)?;
         }
         if self.fit.epochs == 0 {
             return bad("fit.epochs", "must be at least 1".into());

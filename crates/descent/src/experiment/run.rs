@@ -9,8 +9,9 @@ use super::{DataSource, Experiment};
 use crate::data::stream::Transformed;
 use crate::data::{csv_categories, read_csv, read_idx, Categories, read_npy, read_npz, teacher_classification, BatchStream, CsvOptions, Dataset, NpyStream, Prefetch, Preprocessing, Shard, TeacherSpec};
 use crate::error::{Error, Result};
-use crate::io::{save_model, write_atomic};
-use crate::nn::{InputConfig, Model, ModelConfig};
+use crate::io::write_atomic;
+use crate::nn::{InputConfig, ModelConfig};
+use crate::train::Model;
 use crate::tensor::Tensor;
 use crate::train::{check_targets, Callback, CallbackConfig, FitOptions, History, Logs};
 
@@ -308,7 +309,7 @@ impl Experiment {
         final_metrics.insert("test_samples".into(), test_samples.into());
         let json = serde_json::to_string_pretty(&final_metrics).map_err(|e| Error::State(e.to_string()))?;
         write_atomic(dir.join("metrics.json"), json.as_bytes())?;
-        save_model(&model, &dir, &prep)?;
+        model.save(&dir, &prep)?;
         Ok(RunSummary { dir, history, test: test_logs, train_seconds, steps, warnings })
     }
 }

@@ -17,10 +17,8 @@ use super::weights::{tensors_to_bytes, view_to_f32};
 use super::write_atomic;
 use crate::error::{Error, Result};
 use crate::autograd::ParamStore;
-use crate::nn::{Layer, Model};
-use crate::optim::{Optimizer, OptimizerState};
+use crate::optim::OptimizerState;
 use crate::rng::Rng;
-use crate::train::History;
 
 const FORMAT: &str = "descent.checkpoint";
 
@@ -42,99 +40,66 @@ struct State {
     params: Vec<(String, Vec<usize>)>,
 }
 
-/// What a checkpoint restores besides the model and optimizer.
+/// Everything a checkpoint holds besides the weights, as plain data.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Restored {
+pub struct Checkpoint {
     /// Epochs completed when it was written (training resumes at this epoch index).
     pub epoch: usize,
-    pub history: History,
+    /// The history so far: epoch numbers, and each metric's values.
+    pub history_epochs: Vec<usize>,
+    pub history: Vec<(String, Vec<f64>)>,
+    pub optimizer: OptimizerState,
+    /// (layer name, generator state) of every layer with a random stream.
+    pub rngs: Vec<(String, Rng)>,
 }
 
-impl Model {
-    /// Writes a full checkpoint after `epoch` completed epochs (atomically).
-    pub fn save_checkpoint(&self, path: impl AsRef<Path>, epoch: usize, history: &History) -> Result<()> {
-        let optimizer = self.optimizer().ok_or_else(|| Error::State("save_checkpoint: compile the model first".into()))?;
-        write_checkpoint(path.as_ref(), self.params(), optimizer, self.layers(), epoch, history)
+/// Reads a checkpoint written by [`write_checkpoint`] for the parameters of `store`
+/// (same names, order and shapes): its state and one weight vector per parameter. A
+/// truncated or corrupt file, or another model's, is an error naming the file and
+/// what differs.
+pub fn read_checkpoint(path: &Path, store: &ParamStore) -> Result<(Checkpoint, Vec<Vec<f32>>)> {
+    let bad = |m: String| Error::format(path, m);
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let corrupt = |e: safetensors::SafeTensorError| bad(format!("not a valid checkpoint (truncated or corrupt?): {e}"));
+    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(corrupt)?;
+    let st = SafeTensors::deserialize(&bytes).map_err(corrupt)?;
+    let meta = header.metadata().clone().unwrap_or_default();
+    if meta.get("format").map(String::as_str) != Some(FORMAT) {
+        return Err(bad(format!("not a descent checkpoint (format `{}`)", meta.get("format").map_or("none", |s| s))));
     }
-
-    /// Restores weights, optimizer state and random streams from a checkpoint written
-    /// by [`Sequential::save_checkpoint`] for this same model (compiled with the same
-    /// optimizer). A truncated or corrupt file, or another model's, is an error naming
-    /// the file and what differs; the model is unchanged then.
-    pub fn load_checkpoint(&mut self, path: impl AsRef<Path>) -> Result<Restored> {
-        let path = path.as_ref();
-        let bad = |m: String| Error::format(path, m);
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let corrupt = |e: safetensors::SafeTensorError| bad(format!("not a valid checkpoint (truncated or corrupt?): {e}"));
-        let (_, header) = SafeTensors::read_metadata(&bytes).map_err(corrupt)?;
-        let st = SafeTensors::deserialize(&bytes).map_err(corrupt)?;
-        let meta = header.metadata().clone().unwrap_or_default();
-        if meta.get("format").map(String::as_str) != Some(FORMAT) {
-            return Err(bad(format!("not a descent checkpoint (format `{}`)", meta.get("format").map_or("none", |s| s))));
-        }
-        let state: State = serde_json::from_str(meta.get("state").map_or("", |s| s)).map_err(|e| bad(format!("checkpoint state: {e}")))?;
-        // Same model: the same parameters, in the same order, with the same shapes.
-        let store = self.params();
-        let mine: Vec<(String, Vec<usize>)> = store.ids().map(|id| (store.entry(id).name.clone(), store.entry(id).shape.dims().to_vec())).collect();
-        if mine != state.params {
-            let describe = |p: &[(String, Vec<usize>)]| p.iter().map(|(n, s)| format!("{n} {s:?}")).collect::<Vec<_>>().join(", ");
-            return Err(bad(format!(
-                "written for another model: it holds {}; this model has {}",
-                describe(&state.params),
-                describe(&mine)
-            )));
-        }
-        let optimizer = self.optimizer().ok_or_else(|| Error::State("load_checkpoint: compile the model first".into()))?;
-        if optimizer.name() != state.optimizer && optimizer.save_state().optimizer != state.optimizer {
-            return Err(bad(format!("written with optimizer `{}`, but the model is compiled with `{}`", state.optimizer, optimizer.name())));
-        }
-        // Read everything before changing anything.
-        let mut weights = Vec::new();
-        for (name, _) in &state.params {
-            let key = format!("model/{name}");
-            let view = st.tensor(&key).map_err(|e| bad(format!("`{key}`: {e}")))?;
-            weights.push(view_to_f32(&view, path, &key)?);
-        }
-        let mut buffers = Vec::new();
-        for name in st.names() {
-            if let Some(b) = name.strip_prefix("optimizer/") {
-                let view = st.tensor(name).map_err(|e| bad(e.to_string()))?;
-                buffers.push((b.to_string(), view_to_f32(&view, path, name)?));
-            }
-        }
-        buffers.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut scalars = Vec::new();
-        for (n, v) in &state.scalars {
-            scalars.push((n.clone(), v.parse::<f64>().map_err(|_| bad(format!("scalar `{n}` is not a number: {v}")))?));
-        }
-        let opt_state = OptimizerState { optimizer: state.optimizer.clone(), iterations: state.iterations, scalars, buffers };
-        let snapshot = self.params().clone();
-        let compiled = self.compiled.as_mut().expect("checked above");
-        compiled.optimizer.load_state(&opt_state, &snapshot).map_err(|e| bad(e.to_string()))?;
-        let store = self.params_mut();
-        let ids: Vec<_> = store.ids().collect();
-        for (id, w) in ids.into_iter().zip(weights) {
-            store.value_mut(id).copy_from_slice(&w);
-        }
-        for (layer, rng) in state.rngs {
-            if let Some(l) = self.layers().iter().find(|l| l.name() == layer) {
-                l.set_rng_state(rng);
-            }
-        }
-        Ok(Restored { epoch: state.epoch, history: History { epochs: state.history_epochs, metrics: state.history } })
+    let state: State = serde_json::from_str(meta.get("state").map_or("", |s| s)).map_err(|e| bad(format!("checkpoint state: {e}")))?;
+    // Same model: the same parameters, in the same order, with the same shapes.
+    let mine: Vec<(String, Vec<usize>)> = store.ids().map(|id| (store.entry(id).name.clone(), store.entry(id).shape.dims().to_vec())).collect();
+    if mine != state.params {
+        let describe = |p: &[(String, Vec<usize>)]| p.iter().map(|(n, s)| format!("{n} {s:?}")).collect::<Vec<_>>().join(", ");
+        return Err(bad(format!("written for another model: it holds {}; this model has {}", describe(&state.params), describe(&mine))));
     }
+    let mut weights = Vec::new();
+    for (name, _) in &state.params {
+        let key = format!("model/{name}");
+        let view = st.tensor(&key).map_err(|e| bad(format!("`{key}`: {e}")))?;
+        weights.push(view_to_f32(&view, path, &key)?);
+    }
+    let mut buffers = Vec::new();
+    for name in st.names() {
+        if let Some(b) = name.strip_prefix("optimizer/") {
+            let view = st.tensor(name).map_err(|e| bad(e.to_string()))?;
+            buffers.push((b.to_string(), view_to_f32(&view, path, name)?));
+        }
+    }
+    buffers.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut scalars = Vec::new();
+    for (n, v) in &state.scalars {
+        scalars.push((n.clone(), v.parse::<f64>().map_err(|_| bad(format!("scalar `{n}` is not a number: {v}")))?));
+    }
+    let optimizer = OptimizerState { optimizer: state.optimizer, iterations: state.iterations, scalars, buffers };
+    let checkpoint = Checkpoint { epoch: state.epoch, history_epochs: state.history_epochs, history: state.history, optimizer, rngs: state.rngs };
+    Ok((checkpoint, weights))
 }
 
-/// [`Sequential::save_checkpoint`] from the model's parts (the fit loop holds them apart).
-pub(crate) fn write_checkpoint(
-    path: &Path,
-    store: &ParamStore,
-    optimizer: &dyn Optimizer,
-    layers: &[Box<dyn Layer>],
-    epoch: usize,
-    history: &History,
-) -> Result<()> {
-    let opt = optimizer.save_state();
+/// Writes `store`'s weights and `checkpoint` into one safetensors file, atomically.
+pub fn write_checkpoint(path: &Path, store: &ParamStore, checkpoint: &Checkpoint) -> Result<()> {
+    let opt = &checkpoint.optimizer;
     let mut tensors: Vec<(String, Vec<usize>, &[f32])> = store
         .ids()
         .map(|id| (format!("model/{}", store.entry(id).name), store.entry(id).shape.dims().to_vec(), store.value(id)))
@@ -144,13 +109,13 @@ pub(crate) fn write_checkpoint(
     }
     let state = State {
         version: 1,
-        epoch,
-        history_epochs: history.epochs.clone(),
-        history: history.metrics.clone(),
+        epoch: checkpoint.epoch,
+        history_epochs: checkpoint.history_epochs.clone(),
+        history: checkpoint.history.clone(),
         optimizer: opt.optimizer.clone(),
         iterations: opt.iterations,
         scalars: opt.scalars.iter().map(|(n, v)| (n.clone(), format!("{v:?}"))).collect(),
-        rngs: layers.iter().filter_map(|l| l.rng_state().map(|r| (l.name().to_string(), r))).collect(),
+        rngs: checkpoint.rngs.clone(),
         params: store.ids().map(|id| (store.entry(id).name.clone(), store.entry(id).shape.dims().to_vec())).collect(),
     };
     let mut meta = HashMap::new();

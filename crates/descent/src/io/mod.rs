@@ -7,10 +7,9 @@ mod model_file;
 mod weights;
 
 pub use atomic::write_atomic;
-pub(crate) use checkpoint::write_checkpoint;
-pub use checkpoint::Restored;
+pub use checkpoint::{read_checkpoint, write_checkpoint, Checkpoint};
 pub use model_file::{
-    load_model, optimizer_state_from_bytes, optimizer_state_to_bytes, save_model, SavedModel, MODEL_CONFIG_FILE,
+    load_model, optimizer_state_from_bytes, optimizer_state_to_bytes, save_model, CompileConfig, LoadedModel, SavedModel, MODEL_CONFIG_FILE,
     MODEL_WEIGHTS_FILE, OPTIMIZER_STATE_FILE,
 };
 pub use weights::{load_weights, save_weights, weights_to_bytes, weights_to_bytes_named};

@@ -12,7 +12,7 @@ use super::weights::{load_weights, tensors_to_bytes, view_to_f32, weights_to_byt
 use super::write_atomic;
 use crate::data::Preprocessing;
 use crate::error::{Error, Result};
-use crate::nn::{Loss, ModelConfig, Model, Sequential};
+use crate::nn::{Loss, ModelConfig, Network};
 use crate::optim::{OptimizerConfig, OptimizerState};
 
 pub const MODEL_CONFIG_FILE: &str = "model.json";
@@ -42,38 +42,47 @@ pub struct SavedModel {
     pub preprocessing: Preprocessing,
 }
 
-/// Saves architecture, weights, compile settings and optimizer state into `dir`.
-pub fn save_model(model: &Model, dir: impl AsRef<Path>, preprocessing: &Preprocessing) -> Result<()> {
+/// Saves a network's architecture and weights into `dir`, with its compile settings and
+/// optimizer state when given. Weights first, config last: a reader never sees a config
+/// without its weights.
+pub fn save_model(
+    network: &Network,
+    dir: impl AsRef<Path>,
+    compile: Option<&CompileConfig>,
+    optimizer_state: Option<&OptimizerState>,
+    preprocessing: &Preprocessing,
+) -> Result<()> {
     let dir = dir.as_ref();
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    if !model.is_built() {
+    if !network.is_built() {
         return Err(Error::State("save_model: the model has no weights yet (build or fit it first)".into()));
     }
-    let compile = model.compiled().map(|c| CompileConfig {
-        optimizer: c.optimizer.config(),
-        loss: c.loss,
-        metrics: c.metrics.iter().map(|(n, _)| n.clone()).collect(),
-    });
     let saved = SavedModel {
         format: FORMAT.into(),
         version: 1,
-        seed: model.seed(),
-        model: model.config()?,
-        compile,
+        seed: network.seed(),
+        model: network.config()?,
+        compile: compile.cloned(),
         preprocessing: preprocessing.clone(),
     };
     let json = serde_json::to_string_pretty(&saved).map_err(|e| Error::State(e.to_string()))?;
-    // Weights first, config last: a reader never sees a config without its weights.
-    write_atomic(dir.join(MODEL_WEIGHTS_FILE), &weights_to_bytes(model.params())?)?;
-    if let Some(opt) = model.optimizer().filter(|o| o.iterations() > 0) {
-        write_atomic(dir.join(OPTIMIZER_STATE_FILE), &optimizer_state_to_bytes(&opt.save_state())?)?;
+    write_atomic(dir.join(MODEL_WEIGHTS_FILE), &weights_to_bytes(network.params())?)?;
+    if let Some(state) = optimizer_state {
+        write_atomic(dir.join(OPTIMIZER_STATE_FILE), &optimizer_state_to_bytes(state)?)?;
     }
     write_atomic(dir.join(MODEL_CONFIG_FILE), json.as_bytes())
 }
 
-/// Loads a model saved by [`save_model`]: rebuilt, weights restored, compiled as it was
-/// (with its optimizer state when saved).
-pub fn load_model(dir: impl AsRef<Path>) -> Result<(Model, SavedModel)> {
+/// What a saved model folder holds, read back: the network (rebuilt, weights restored),
+/// `model.json`, and the optimizer state when one was saved.
+pub struct LoadedModel {
+    pub network: Network,
+    pub saved: SavedModel,
+    pub optimizer_state: Option<OptimizerState>,
+}
+
+/// Reads a folder written by [`save_model`].
+pub fn load_model(dir: impl AsRef<Path>) -> Result<LoadedModel> {
     let dir = dir.as_ref();
     let config_path = dir.join(MODEL_CONFIG_FILE);
     let text = std::fs::read_to_string(&config_path).map_err(|e| Error::io(&config_path, e))?;
@@ -82,20 +91,20 @@ pub fn load_model(dir: impl AsRef<Path>) -> Result<(Model, SavedModel)> {
     if saved.format != FORMAT {
         return Err(Error::format(&config_path, format!("format is `{}`, expected `{FORMAT}`", saved.format)));
     }
-    let mut model = Sequential::from_config(saved.model.clone())?.with_seed(saved.seed)?;
-    if !model.is_built() {
+    let mut network = Network::from_config(saved.model.clone())?.with_seed(saved.seed)?;
+    if !network.is_built() {
         return Err(Error::format(&config_path, "the model has no input_shape, so its weights cannot be placed"));
     }
-    load_weights(&mut model, dir.join(MODEL_WEIGHTS_FILE))?;
-    if let Some(c) = &saved.compile {
-        let metrics: Vec<&str> = c.metrics.iter().map(String::as_str).collect();
-        model.compile(c.optimizer.build()?, c.loss, &metrics)?;
-        let state_path = dir.join(OPTIMIZER_STATE_FILE);
-        if state_path.exists() {
-            load_optimizer_state(&mut model, &state_path)?;
+    load_weights(&mut network, dir.join(MODEL_WEIGHTS_FILE))?;
+    let state_path = dir.join(OPTIMIZER_STATE_FILE);
+    let optimizer_state = match saved.compile.is_some() && state_path.exists() {
+        true => {
+            let bytes = std::fs::read(&state_path).map_err(|e| Error::io(&state_path, e))?;
+            Some(optimizer_state_from_bytes(&bytes, &state_path)?)
         }
-    }
-    Ok((model, saved))
+        false => None,
+    };
+    Ok(LoadedModel { network, saved, optimizer_state })
 }
 
 /// Optimizer state as safetensors: one tensor per buffer; step count, optimizer name
@@ -138,12 +147,4 @@ pub fn optimizer_state_from_bytes(bytes: &[u8], path: &Path) -> Result<Optimizer
     }
     buffers.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(OptimizerState { optimizer, iterations, scalars, buffers })
-}
-
-fn load_optimizer_state(model: &mut Model, path: &Path) -> Result<()> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let state = optimizer_state_from_bytes(&bytes, path)?;
-    let store = model.store.clone();
-    let compiled = model.compiled.as_mut().ok_or_else(|| Error::State("not compiled".into()))?;
-    compiled.optimizer.load_state(&state, &store).map_err(|e| Error::format(path, e.to_string()))
 }

@@ -10,7 +10,7 @@ use safetensors::SafeTensors;
 use super::write_atomic;
 use crate::autograd::ParamStore;
 use crate::error::{Error, Result};
-use crate::nn::Model;
+use crate::nn::Network;
 
 /// Serializes named f32 buffers (name, shape, data) into safetensors bytes.
 pub fn tensors_to_bytes(tensors: &[(String, Vec<usize>, &[f32])], metadata: Option<HashMap<String, String>>) -> Result<Vec<u8>> {
@@ -44,7 +44,7 @@ pub fn weights_to_bytes(store: &ParamStore) -> Result<Vec<u8>> {
 }
 
 /// Writes the model's weights (atomically).
-pub fn save_weights(model: &Model, path: impl AsRef<Path>) -> Result<()> {
+pub fn save_weights(model: &Network, path: impl AsRef<Path>) -> Result<()> {
     write_atomic(path, &weights_to_bytes(model.params())?)
 }
 
@@ -62,7 +62,7 @@ pub(crate) fn view_to_f32(view: &TensorView, path: &Path, name: &str) -> Result<
 /// Loads weights into a built model. Each parameter `<layer>.kernel` is looked up by name;
 /// a PyTorch-style `<layer>.weight` of shape `[out, in]` is accepted and transposed, so
 /// models exported from PyTorch (`nn.Linear`) or Keras load directly.
-pub fn load_weights(model: &mut Model, path: impl AsRef<Path>) -> Result<()> {
+pub fn load_weights(model: &mut Network, path: impl AsRef<Path>) -> Result<()> {
     let path = path.as_ref();
     if !model.is_built() {
         return Err(Error::State("load_weights: build the model (give input_shape) before loading weights".into()));

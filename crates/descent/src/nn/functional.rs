@@ -1,9 +1,11 @@
 //! Describing a functional model as Keras does: `Input` makes a symbolic tensor, calling
 //! a layer on symbolic tensors makes another (its shape checked on the spot), and
-//! `Model::new(inputs, outputs)` collects every call between them into the graph.
+//! `Network::functional(inputs, outputs)` (Keras's `Model(inputs, outputs)`, which is
+//! `train::Model::new`) collects every call between them into the graph.
 //!
 //! ```
-//! use descent::nn::{Activation, Add, Call, Dense, Input, Model};
+//! use descent::nn::{Activation, Add, Call, Dense, Input};
+//! use descent::train::Model;
 //! let x = Input::new(&[64]);
 //! let h = Dense::new(64, Activation::Relu).call(&x)?;
 //! let r = Dense::new(64, Activation::Relu).call(&h)?;
@@ -19,7 +21,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use super::layer::Layer;
-use super::model::{InputConfig, Model, ModelKind, Node};
+use super::model::{InputConfig, ModelKind, Network, Node};
 use crate::autograd::ParamStore;
 use crate::error::{Error, Result};
 use crate::rng;
@@ -48,6 +50,8 @@ impl SymbolicTensor {
 /// Keras's `keras.Input`: a model input of a per-sample shape.
 pub enum Input {}
 
+// `Input::new` returns the symbolic tensor, as `keras.Input` does.
+#[allow(clippy::new_ret_no_self)]
 impl Input {
     /// An input named automatically (`input_layer`, `input_layer_1`, …).
     pub fn new(shape: &[usize]) -> SymbolicTensor {
@@ -164,10 +168,10 @@ impl Collect {
     }
 }
 
-impl Model {
+impl Network {
     /// Keras's `Model(inputs, outputs)`: the layers called between `inputs` and
-    /// `outputs`, built now (every input has a shape). Each layer moves into the model.
-    pub fn new(inputs: &[SymbolicTensor], outputs: &[SymbolicTensor]) -> Result<Model> {
+    /// `outputs`, built now (every input has a shape). Each layer moves into the network.
+    pub fn functional(inputs: &[SymbolicTensor], outputs: &[SymbolicTensor]) -> Result<Network> {
         let mut c = Collect { ids: HashMap::new(), layer_ids: HashMap::new(), layers: Vec::new(), nodes: Vec::new(), n_inputs: inputs.len() };
         let mut input_configs = Vec::with_capacity(inputs.len());
         for (i, x) in inputs.iter().enumerate() {
@@ -185,6 +189,6 @@ impl Model {
             .iter()
             .map(|l| l.0.borrow_mut().layer.take().ok_or_else(|| Error::State("a layer of these outputs already belongs to another model".into())))
             .collect::<Result<Vec<_>>>()?;
-        Model::assemble("functional".into(), ModelKind::Functional, layers, input_configs, c.nodes, outputs)
+        Network::assemble("functional".into(), ModelKind::Functional, layers, input_configs, c.nodes, outputs)
     }
 }

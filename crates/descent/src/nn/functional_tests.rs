@@ -5,8 +5,9 @@
 
 use crate::autograd::{Tape, Var};
 use crate::data::{read_csv, CsvOptions, Dataset, LabelColumn, Preprocessing};
-use crate::io::{load_model, save_model, weights_to_bytes};
-use crate::nn::{Activation, Add, Call, Concatenate, Dense, Input, Loss, Model, ModelConfig, ModelKind, Sequential, SharedLayer};
+use crate::io::weights_to_bytes;
+use crate::nn::{Activation, Add, Call, Concatenate, Dense, Input, Loss, ModelConfig, ModelKind, SharedLayer};
+use crate::train::{Model, Sequential};
 use crate::optim::Adam;
 use crate::tensor::kernels::loss::LossKind;
 use crate::tensor::{Shape, Tensor};
@@ -73,8 +74,8 @@ fn residual_model_learns_digits_and_survives_save_and_load() {
     let acc = model.evaluate(&test.x, &test.y, 32).unwrap().get("accuracy").unwrap();
     assert!(acc >= 0.95, "held-out accuracy {acc}");
     let dir = std::env::temp_dir().join(format!("descent-functional-{}", std::process::id()));
-    save_model(&model, &dir, &Preprocessing::default()).unwrap();
-    let (mut loaded, saved) = load_model(&dir).unwrap();
+    model.save(&dir, &Preprocessing::default()).unwrap();
+    let (mut loaded, saved) = Model::load(&dir).unwrap();
     assert_eq!(loaded.kind(), ModelKind::Functional);
     assert_eq!(saved.model, model.config().unwrap());
     assert_eq!(saved.model.layers[2].inputs(), Some(&["dense".to_string(), "dense_1".to_string()][..]));
@@ -207,11 +208,11 @@ fn malformed_graphs_are_errors_that_name_the_layer() {
     let e = shared.call(&Input::new(&[3])).map(|_| ()).unwrap_err().to_string();
     assert!(e.contains("shared layer") && e.contains("[3]"), "{e}");
     let mixed = Add::new().call_on(&[&h, &other]).unwrap();
-    let e = Model::new(&[x.clone()], &[mixed]).map(|_| ()).unwrap_err().to_string();
+    let e = Model::new(std::slice::from_ref(&x), &[mixed]).map(|_| ()).unwrap_err().to_string();
     assert!(e.contains("not among the model's inputs"), "{e}");
-    let e = Model::new(&[h.clone()], &[h.clone()]).map(|_| ()).unwrap_err().to_string();
+    let e = Model::new(std::slice::from_ref(&h), std::slice::from_ref(&h)).map(|_| ()).unwrap_err().to_string();
     assert!(e.contains("not an `Input`"), "{e}");
-    Model::new(&[x.clone()], &[h.clone()]).unwrap();
+    Model::new(std::slice::from_ref(&x), std::slice::from_ref(&h)).unwrap();
     let e = Model::new(&[x], &[h]).map(|_| ()).unwrap_err().to_string();
     assert!(e.contains("already belongs to another model"), "{e}");
     let e = Dense::new(3, Activation::Relu).call(&Input::new(&[2, 2])).map(|_| ()).unwrap_err().to_string();

@@ -1,4 +1,6 @@
-//! Layers, initializers, losses, metrics and the model (Sequential and functional forms).
+//! Model descriptions: layers, initializers, regularizers, losses, metrics, and the
+//! `Network` (Sequential and functional graphs). Nothing here trains or saves: that is
+//! `train` and `io`, above.
 
 mod activation_layer;
 mod confusion;
@@ -29,4 +31,4 @@ pub use metrics::{average_precision, roc_auc, Metric, MetricContext, MetricState
 pub use noise_layers::{Dropout, DropoutConfig, GaussianNoise, GaussianNoiseConfig};
 pub use normalization::{BatchNormalization, BatchNormalizationConfig, LayerNormalization, LayerNormalizationConfig};
 pub use regularizer::Regularizer;
-pub use model::{InputConfig, Model, ModelConfig, ModelKind, Sequential, DEFAULT_SEED};
+pub use model::{InputConfig, ModelConfig, ModelKind, Network, DEFAULT_SEED};

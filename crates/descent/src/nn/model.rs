@@ -1,10 +1,11 @@
-//! Keras's two model forms over one graph. A `Model` is a list of layer calls (nodes),
-//! each applied to tensors that come before it: the model's inputs first, then each
-//! node's output in order. `Sequential::new(layers)` makes the chain; the functional
-//! form (`Input`, `layer.call(&x)`, `Model::new(inputs, outputs)`, or `inputs = [...]`
+//! A network: Keras's two model forms over one graph. A `Network` is a list of layer
+//! calls (nodes), each applied to tensors that come before it: the inputs first, then
+//! each node's output in order. [`Network::sequential`] makes the chain; the functional
+//! form ([`Network::functional`] over `Input` and `layer.call(&x)`, or `inputs = [...]`
 //! in a config) adds branches, merges (`Add`, `Concatenate`), several inputs and
-//! outputs, and layers shared by several calls. Training methods (`compile`, `fit`,
-//! `evaluate`, `predict`) are in the `train` module and serve both forms.
+//! outputs, and layers shared by several calls. A network describes a model and owns
+//! its parameters; what trains it (tape, optimizer, loss, metrics) is the `train`
+//! module's `Trainer`, and Keras's `Model` / `Sequential` pair the two.
 
 use std::collections::HashMap;
 
@@ -67,6 +68,9 @@ pub enum ModelKind {
     Functional,
 }
 
+/// A layer's first call: its input shapes and output shape (later calls must match).
+type FirstCall = (Vec<Vec<usize>>, Vec<usize>);
+
 /// One call of a layer: which layer, applied to which tensors (by tensor id).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Node {
@@ -74,9 +78,8 @@ pub(crate) struct Node {
     pub(crate) inputs: Vec<usize>,
 }
 
-/// A network (layers, their graph, the flat parameter store) plus, once compiled, what
-/// trains it.
-pub struct Model {
+/// Layers, their graph and the flat parameter store.
+pub struct Network {
     pub(crate) name: String,
     kind: ModelKind,
     pub(crate) layers: Vec<Box<dyn Layer>>,
@@ -88,32 +91,6 @@ pub struct Model {
     shapes: Vec<Vec<usize>>,
     pub(crate) store: ParamStore,
     pub(crate) seed: u64,
-    pub(crate) tape: Tape,
-    pub(crate) compiled: Option<crate::train::Compiled>,
-}
-
-/// Keras's `Sequential`: a chain of layers, each applied to the previous one's output.
-/// `Sequential::new` gives a [`Model`], which the training methods take in either form.
-pub enum Sequential {}
-
-impl Sequential {
-    /// A model from layers. If the first layer declares `input_shape`, it is built now
-    /// (as Keras does); otherwise at the first `fit`/`build`.
-    pub fn new(layers: Vec<Box<dyn Layer>>) -> Result<Model> {
-        if layers.is_empty() {
-            return Err(Error::Config("a Sequential model needs at least one layer".into()));
-        }
-        let n = layers.len();
-        let declared = layers[0].declared_input_shape().map(<[usize]>::to_vec);
-        let nodes = (0..n).map(|i| Node { layer: i, inputs: vec![i] }).collect();
-        let input = InputConfig { name: "input_layer".into(), shape: declared };
-        Model::assemble(default_name(), ModelKind::Sequential, layers, vec![input], nodes, vec![n])
-    }
-
-    /// The model a (sequential or functional) configuration describes.
-    pub fn from_config(config: ModelConfig) -> Result<Model> {
-        Model::from_config(config)
-    }
 }
 
 /// Keras's automatic names (`dense`, `dense_1`, …) for the unnamed, then a check that
@@ -146,7 +123,21 @@ fn assign_names(layers: &mut [Box<dyn Layer>], inputs: &mut [InputConfig]) -> Re
     Ok(())
 }
 
-impl Model {
+impl Network {
+    /// Keras's `Sequential`: a chain of layers, each applied to the previous one's
+    /// output. If the first layer declares `input_shape`, it is built now (as Keras
+    /// does); otherwise at the first `fit`/`build`.
+    pub fn sequential(layers: Vec<Box<dyn Layer>>) -> Result<Network> {
+        if layers.is_empty() {
+            return Err(Error::Config("a Sequential model needs at least one layer".into()));
+        }
+        let n = layers.len();
+        let declared = layers[0].declared_input_shape().map(<[usize]>::to_vec);
+        let nodes = (0..n).map(|i| Node { layer: i, inputs: vec![i] }).collect();
+        let input = InputConfig { name: "input_layer".into(), shape: declared };
+        Network::assemble(default_name(), ModelKind::Sequential, layers, vec![input], nodes, vec![n])
+    }
+
     /// Checks a graph, names its layers and builds it when every input's shape is known.
     pub(crate) fn assemble(
         name: String,
@@ -155,7 +146,7 @@ impl Model {
         mut inputs: Vec<InputConfig>,
         nodes: Vec<Node>,
         outputs: Vec<usize>,
-    ) -> Result<Model> {
+    ) -> Result<Network> {
         assign_names(&mut layers, &mut inputs)?;
         if inputs.is_empty() || outputs.is_empty() {
             return Err(Error::Config("a model needs at least one input and one output".into()));
@@ -164,7 +155,7 @@ impl Model {
             // Every call reads tensors made before it, so the node order is a topological one.
             debug_assert!(node.layer < layers.len() && node.inputs.iter().all(|&t| t < inputs.len() + j));
         }
-        let mut model = Model {
+        let mut model = Network {
             name,
             kind,
             layers,
@@ -174,8 +165,6 @@ impl Model {
             shapes: Vec::new(),
             store: ParamStore::new(),
             seed: DEFAULT_SEED,
-            tape: Tape::new(),
-            compiled: None,
         };
         let declared: Option<Vec<Vec<usize>>> = model.inputs.iter().map(|i| i.shape.clone()).collect();
         if let Some(shapes) = declared {
@@ -187,9 +176,9 @@ impl Model {
     /// The model a (sequential or functional) configuration describes. A functional
     /// layer without `inputs` is applied to the layer before it (the first input for
     /// the first layer); names refer to inputs and earlier layers only.
-    pub fn from_config(config: ModelConfig) -> Result<Model> {
+    pub fn from_config(config: ModelConfig) -> Result<Network> {
         if !config.is_functional() {
-            let mut model = Sequential::new(config.layers.into_iter().map(LayerConfig::into_layer).collect())?;
+            let mut model = Network::sequential(config.layers.into_iter().map(LayerConfig::into_layer).collect())?;
             model.name = config.name;
             if let (Some(shape), false) = (config.input_shape, model.is_built()) {
                 model.build(&shape)?;
@@ -245,7 +234,7 @@ impl Model {
                 .collect::<Result<Vec<_>>>()?
         };
         let name = if config.name == default_name() { "functional".to_string() } else { config.name };
-        Model::assemble(name, ModelKind::Functional, layers, inputs, nodes, outputs)
+        Network::assemble(name, ModelKind::Functional, layers, inputs, nodes, outputs)
     }
 
     /// The graph as a config: layers in call order, each functional one with the names
@@ -342,7 +331,7 @@ impl Model {
     fn build_pass(&mut self, input_shapes: &[Vec<usize>], store: &mut ParamStore) -> Result<Vec<Vec<usize>>> {
         let mut rng = rng::derive(self.seed, INIT_STREAM);
         let mut shapes = input_shapes.to_vec();
-        let mut first_call: Vec<Option<(Vec<Vec<usize>>, Vec<usize>)>> = vec![None; self.layers.len()];
+        let mut first_call: Vec<Option<FirstCall>> = vec![None; self.layers.len()];
         for node in &self.nodes {
             let ins: Vec<Vec<usize>> = node.inputs.iter().map(|&t| shapes[t].clone()).collect();
             let out = match &first_call[node.layer] {

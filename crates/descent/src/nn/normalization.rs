@@ -228,7 +228,8 @@ impl Layer for LayerNormalization {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::{Loss, Model, Sequential};
+    use crate::nn::Loss;
+use crate::train::{Model, Sequential};
     use crate::optim::Sgd;
     use crate::tensor::Tensor;
 

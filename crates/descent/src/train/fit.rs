@@ -1,21 +1,17 @@
-//! The training loop. One step, top to bottom:
-//!
-//!   gather batch rows into the tape's input buffer → forward through the layers →
-//!   loss (its gradient computed in the same pass) → zero the flat gradient buffer →
-//!   backward → one fused optimizer pass over the flat parameter buffer.
-//!
-//! The tape keeps its buffers between steps, so after the first step nothing allocates.
+//! Keras's `fit`, `evaluate`, `predict` and `train_on_batch` over the [`Trainer`]: the
+//! epoch loop (data order, validation, callbacks, backups) around its step.
 
 use rand::seq::SliceRandom;
 
 use super::callbacks::{Callback, History, Logs, TrainContext};
 use super::progress::ProgressCallback;
 use super::validate::{check_inputs, check_targets};
-use super::Compiled;
-use crate::autograd::Tape;
+use super::batch::{batches, gather_into, Rows, SampleWeights};
+use super::checkpoint::Restored;
+use super::{Model, Trainer};
 use crate::data::Prefetch;
 use crate::error::{Error, Result};
-use crate::nn::{MetricState, Model};
+use crate::nn::MetricState;
 use crate::rng;
 use crate::tensor::{Shape, Tensor};
 
@@ -46,34 +42,6 @@ pub struct FitOptions<'a> {
     pub class_weight: Option<std::collections::BTreeMap<usize, f32>>,
 }
 
-/// Per-sample weights of a fit, from `sample_weight` and `class_weight`.
-struct SampleWeights<'a> {
-    per_sample: Option<&'a [f32]>,
-    per_class: Vec<f32>,
-    sparse: bool,
-}
-
-impl SampleWeights<'_> {
-    /// Fills `out` with the weights of `rows` (targets `y` as the loss takes them).
-    fn fill(&self, out: &mut Vec<f32>, y: &Tensor, rows: Rows) {
-        let n = rows.len(y.rows());
-        out.clear();
-        for k in 0..n {
-            let r = match rows {
-                Rows::All => k,
-                Rows::Span(a, _) => a + k,
-                Rows::Pick(idx) => idx[k],
-            };
-            let mut w = self.per_sample.map_or(1.0, |s| s[r]);
-            if !self.per_class.is_empty() {
-                let t = y.row(r);
-                let class = if self.sparse { t[0] as usize } else if t.len() == 1 { (t[0] > 0.5) as usize } else { crate::tensor::kernels::reduce::argmax(t) };
-                w *= self.per_class.get(class).copied().unwrap_or(1.0);
-            }
-            out.push(w);
-        }
-    }
-}
 
 /// Keras's `BackupAndRestore`: after every epoch a full checkpoint (weights, optimizer
 /// state and step count, random streams, epoch, history) is written atomically to
@@ -204,148 +172,8 @@ enum Validation<'v> {
     Split(&'v Tensor, &'v Tensor, &'v [usize]),
 }
 
-/// Which rows of a dataset a batch takes.
-#[derive(Clone, Copy)]
-enum Rows<'a> {
-    All,
-    /// Consecutive rows `start..end`.
-    Span(usize, usize),
-    Pick(&'a [usize]),
-}
-
-impl Rows<'_> {
-    fn len(&self, total: usize) -> usize {
-        match self {
-            Rows::All => total,
-            Rows::Span(a, b) => b - a,
-            Rows::Pick(idx) => idx.len(),
-        }
-    }
-
-    /// The rows of `t` when they are contiguous.
-    fn slice<'t>(&self, t: &'t Tensor) -> Option<&'t [f32]> {
-        let n = t.row_len();
-        match *self {
-            Rows::All => Some(t.data()),
-            Rows::Span(a, b) => Some(&t.data()[a * n..b * n]),
-            Rows::Pick(_) => None,
-        }
-    }
-}
-
-/// Batches of at most `batch` rows covering `rows`, in order.
-fn batches<'a>(rows: Rows<'a>, total: usize, batch: usize) -> impl Iterator<Item = Rows<'a>> {
-    let n = rows.len(total);
-    let (picks, start) = match rows {
-        Rows::Pick(idx) => (Some(idx), 0),
-        Rows::Span(a, _) => (None, a),
-        Rows::All => (None, 0),
-    };
-    (0..n).step_by(batch.max(1)).map(move |i| {
-        let j = (i + batch).min(n);
-        match picks {
-            Some(idx) => Rows::Pick(&idx[i..j]),
-            None => Rows::Span(start + i, start + j),
-        }
-    })
-}
-
-/// Copies the chosen rows of `t` (each `row_len` values) into `out`, in order.
-fn gather(out: &mut Vec<f32>, t: &Tensor, rows: Rows) {
-    match (rows.slice(t), rows) {
-        (Some(s), _) => out.extend_from_slice(s),
-        (None, Rows::Pick(idx)) => idx.iter().for_each(|&i| out.extend_from_slice(t.row(i))),
-        (None, _) => unreachable!("contiguous rows have a slice"),
-    }
-}
-
-fn gather_into(out: &mut [f32], t: &Tensor, rows: Rows) {
-    match (rows.slice(t), rows) {
-        (Some(s), _) => out.copy_from_slice(s),
-        (None, Rows::Span(..) | Rows::All) => unreachable!("contiguous rows have a slice"),
-        (None, Rows::Pick(idx)) => {
-            let n = t.row_len();
-            for (dst, &i) in out.chunks_exact_mut(n).zip(idx) {
-                dst.copy_from_slice(t.row(i));
-            }
-        }
-    }
-}
 
 impl Model {
-    /// Runs one batch: forward and loss, and when `train`, backward and an optimizer step.
-    /// Returns the summed (not averaged) loss of the batch and updates `metrics`.
-    fn run_batch(
-        &mut self,
-        tape: &mut Tape,
-        compiled: &mut Compiled,
-        x: &Tensor,
-        y: &Tensor,
-        rows: Rows,
-        metrics: &mut [MetricState],
-        train: bool,
-        weights: Option<&SampleWeights>,
-    ) -> Result<f64> {
-        tape.reset();
-        let n = rows.len(x.rows());
-        let xin = tape.input_with(Shape::matrix(n, x.row_len()), |buf| gather_into(buf, x, rows));
-        let out = self.forward(tape, xin, train)?;
-        let out_cols = tape.shape(out).cols().max(1);
-        let loss = tape.loss_weighted(
-            &self.store,
-            out,
-            compiled.loss.kind(),
-            |t| {
-                gather(t, y, rows);
-                compiled.loss.smooth_targets(t, out_cols);
-            },
-            |w| match weights {
-                Some(sw) => sw.fill(w, y, rows),
-                None => w.clear(),
-            },
-        )?;
-        let penalty = if train {
-            self.store.zero_grads();
-            tape.backward(loss, &mut self.store)?;
-            let penalty = self.regularize(true);
-            compiled.optimizer.step(&mut self.store);
-            for layer in &self.layers {
-                layer.update_state(tape, &mut self.store);
-            }
-            penalty
-        } else {
-            self.regularize(false)
-        };
-        let cols = tape.shape(out).cols().max(1);
-        for m in metrics.iter_mut() {
-            m.update(tape.value(&self.store, out), tape.targets(loss), cols);
-        }
-        Ok((tape.scalar(loss) as f64 + penalty + tape.penalty()) * n as f64)
-    }
-
-    /// Every layer's weight penalties (Keras's regularization losses): their sum, which
-    /// the reported loss includes, and with `grads`, their gradients added to the
-    /// parameter gradients before the optimizer step.
-    fn regularize(&mut self, grads: bool) -> f64 {
-        let mut total = 0.0;
-        let mut g = grads.then(|| self.store.take_grads());
-        let store = &self.store;
-        for layer in &self.layers {
-            layer.regularizers(&mut |id, r| {
-                let range = store.entry(id).range();
-                let w = &store.values()[range.clone()];
-                total += match &mut g {
-                    Some(g) => r.apply(w, &mut g[range]),
-                    None => r.penalty(w),
-                };
-            });
-        }
-        if let Some(g) = g {
-            self.store.restore_grads(g);
-        }
-        total
-    }
-
     /// Builds the model for `x` if needed and checks `x` (and `y`) against it.
     fn prepare(&mut self, x: &Tensor, y: Option<&Tensor>, source: &str) -> Result<()> {
         if !self.is_built() {
@@ -356,20 +184,18 @@ impl Model {
         }
         check_inputs(self, x, source)?;
         if let Some(y) = y {
-            let compiled = self.compiled.as_ref().ok_or_else(not_compiled)?;
-            check_targets(&compiled.loss, self.output_units(), x, y, source)?;
+            let trainer = self.trainer.as_ref().ok_or_else(not_compiled)?;
+            check_targets(&trainer.loss, self.output_units(), x, y, source)?;
         }
         Ok(())
     }
 
-    fn take_parts(&mut self) -> Result<(Tape, Compiled)> {
-        let compiled = self.compiled.take().ok_or_else(not_compiled)?;
-        Ok((std::mem::take(&mut self.tape), compiled))
-    }
-
-    fn put_parts(&mut self, tape: Tape, compiled: Compiled) {
-        self.tape = tape;
-        self.compiled = Some(compiled);
+    /// Runs `f` with the trainer moved out of the model (so the loop can hold both).
+    fn with_trainer<R>(&mut self, f: impl FnOnce(&mut Self, &mut Trainer) -> Result<R>) -> Result<R> {
+        let mut trainer = self.trainer.take().ok_or_else(not_compiled)?;
+        let result = f(self, &mut trainer);
+        self.trainer = Some(trainer);
+        result
     }
 
     /// Keras's `fit`: trains for `epochs` over `(x, y)` and returns the per-epoch history.
@@ -409,10 +235,7 @@ impl Model {
             pos: 0,
             batch: options.batch_size.min(split_at),
         };
-        let (mut tape, mut compiled) = self.take_parts()?;
-        let result = self.fit_loop(&mut tape, &mut compiled, &mut data, validation, options, resumed);
-        self.put_parts(tape, compiled);
-        result
+        self.with_trainer(|m, trainer| m.fit_loop(trainer, &mut data, validation, options, resumed))
     }
 
     /// `fit` over a stream (data larger than memory): batches come from `source`'s
@@ -442,15 +265,12 @@ impl Model {
         let validation = options.validation_data.map_or(Validation::None, |(vx, vy)| Validation::Data(vx, vy));
         let batch = options.batch_size.min(source.len());
         let mut data = TrainData::Stream { source, batch, cur: None };
-        let (mut tape, mut compiled) = self.take_parts()?;
-        let result = self.fit_loop(&mut tape, &mut compiled, &mut data, validation, options, resumed);
-        self.put_parts(tape, compiled);
-        result
+        self.with_trainer(|m, trainer| m.fit_loop(trainer, &mut data, validation, options, resumed))
     }
 
     /// With a backup that exists, restores weights, optimizer, random streams, epoch and
     /// history from it (the fit then resumes after that epoch).
-    fn resume_from(&mut self, backup: Option<&BackupAndRestore>) -> Result<Option<crate::io::Restored>> {
+    fn resume_from(&mut self, backup: Option<&BackupAndRestore>) -> Result<Option<Restored>> {
         let Some(b) = backup else { return Ok(None) };
         std::fs::create_dir_all(&b.backup_dir).map_err(|e| Error::io(&b.backup_dir, e))?;
         if b.path().exists() { self.load_checkpoint(b.path()).map(Some) } else { Ok(None) }
@@ -458,12 +278,11 @@ impl Model {
 
     fn fit_loop(
         &mut self,
-        tape: &mut Tape,
-        compiled: &mut Compiled,
+        trainer: &mut Trainer,
         data: &mut TrainData,
         validation: Validation,
         mut options: FitOptions,
-        resumed: Option<crate::io::Restored>,
+        resumed: Option<Restored>,
     ) -> Result<History> {
         let total = data.samples();
         let batch = data.batch();
@@ -488,11 +307,11 @@ impl Model {
                 if let Some(w) = per_class.iter().find(|w| !(w.is_finite() && **w >= 0.0)) {
                     return Err(Error::Config(format!("fit: class_weight {w} must be finite and ≥ 0")));
                 }
-                Some(SampleWeights { per_sample: per_sample.map(Tensor::data), per_class, sparse: compiled.loss.sparse_targets() })
+                Some(SampleWeights { per_sample: per_sample.map(Tensor::data), per_class, sparse: trainer.loss.sparse_targets() })
             }
         };
-        let mut metrics = compiled.metric_states(outputs);
-        let mut val_metrics = compiled.metric_states(outputs);
+        let mut metrics = trainer.metric_states(outputs);
+        let mut val_metrics = trainer.metric_states(outputs);
 
         let (start_epoch, mut history) = match resumed {
             Some(r) => (r.epoch, r.history),
@@ -513,8 +332,8 @@ impl Model {
         macro_rules! notify {
             ($method:ident $(, $arg:expr)*) => {{
                 let mut ctx = TrainContext {
-                    params: &mut self.store,
-                    optimizer: compiled.optimizer.as_mut(),
+                    params: &mut self.network.store,
+                    optimizer: trainer.optimizer.as_mut(),
                     epochs: options.epochs,
                     steps_per_epoch: steps,
                     stop_training: false,
@@ -538,7 +357,7 @@ impl Model {
             let mut seen = 0usize;
             let mut b = 0;
             while let Some((x, y, rows)) = data.next()? {
-                loss_sum += self.run_batch(tape, compiled, x, y, rows, &mut metrics, true, weights.as_ref())?;
+                loss_sum += trainer.train_step(&mut self.network, (x, y, rows), &mut metrics, weights.as_ref())?;
                 seen += rows.len(x.rows());
                 b += 1;
                 logs.set("loss", loss_sum / seen as f64);
@@ -555,8 +374,8 @@ impl Model {
                 logs.set(&m.name, m.result());
             }
             let val_loss = match validation {
-                Validation::Data(vx, vy) => Some(self.evaluate_rows(tape, compiled, vx, vy, Rows::All, batch, &mut val_metrics)?),
-                Validation::Split(x, y, idx) => Some(self.evaluate_rows(tape, compiled, x, y, Rows::Pick(idx), batch, &mut val_metrics)?),
+                Validation::Data(vx, vy) => Some(evaluate_rows(&self.network, trainer, vx, vy, Rows::All, batch, &mut val_metrics)?),
+                Validation::Split(x, y, idx) => Some(evaluate_rows(&self.network, trainer, x, y, Rows::Pick(idx), batch, &mut val_metrics)?),
                 Validation::None => None,
             };
             if let Some(val_loss) = val_loss {
@@ -567,7 +386,7 @@ impl Model {
             }
             history.record(epoch, &logs);
             if let Some(b) = &options.backup {
-                crate::io::write_checkpoint(&b.path(), &self.store, compiled.optimizer.as_ref(), &self.layers, epoch + 1, &history)?;
+                super::checkpoint::write(&b.path(), &self.network, trainer.optimizer.as_ref(), epoch + 1, &history)?;
             }
             stop |= notify!(on_epoch_end, epoch, &logs);
         }
@@ -582,39 +401,16 @@ impl Model {
         Ok(history)
     }
 
-    /// Mean loss over the chosen rows, without recording for backward; fills `metrics`.
-    #[allow(clippy::too_many_arguments)]
-    fn evaluate_rows(
-        &mut self,
-        tape: &mut Tape,
-        compiled: &mut Compiled,
-        x: &Tensor,
-        y: &Tensor,
-        rows: Rows,
-        batch: usize,
-        metrics: &mut [MetricState],
-    ) -> Result<f64> {
-        metrics.iter_mut().for_each(MetricState::reset);
-        let total = rows.len(x.rows());
-        let mut loss_sum = 0.0;
-        tape.no_grad(|tape| -> Result<()> {
-            for b in batches(rows, x.rows(), batch) {
-                loss_sum += self.run_batch(tape, compiled, x, y, b, metrics, false, None)?;
-            }
-            Ok(())
-        })?;
-        Ok(loss_sum / total.max(1) as f64)
-    }
-
     /// Keras's `evaluate`: loss and metrics over `(x, y)`, in batches of `batch_size`.
     pub fn evaluate(&mut self, x: &Tensor, y: &Tensor, batch_size: usize) -> Result<Logs> {
         self.prepare(x, Some(y), "evaluation data")?;
-        let (mut tape, mut compiled) = self.take_parts()?;
-        let mut metrics = compiled.metric_states(self.output_units());
-        let result = self.evaluate_rows(&mut tape, &mut compiled, x, y, Rows::All, batch_size.max(1), &mut metrics);
-        self.put_parts(tape, compiled);
+        let (loss, metrics) = self.with_trainer(|m, trainer| {
+            let mut metrics = trainer.metric_states(m.output_units());
+            let loss = evaluate_rows(&m.network, trainer, x, y, Rows::All, batch_size.max(1), &mut metrics)?;
+            Ok((loss, metrics))
+        })?;
         let mut logs = Logs::new();
-        logs.set("loss", result?);
+        logs.set("loss", loss);
         for m in &metrics {
             logs.set(&m.name, m.result());
         }
@@ -627,20 +423,25 @@ impl Model {
             return Err(Error::State("predict: the model has no weights yet (build, fit or load it first)".into()));
         }
         check_inputs(self, x, "prediction inputs")?;
-        let mut tape = std::mem::take(&mut self.tape);
-        let outputs = self.output_units();
+        // An uncompiled model predicts too, on a tape of its own.
+        let mut own = None;
+        let tape = match &mut self.trainer {
+            Some(t) => &mut t.tape,
+            None => own.insert(crate::autograd::Tape::new()),
+        };
+        let net = &self.network;
+        let outputs = net.output_units();
         let mut out = Vec::with_capacity(x.rows() * outputs);
         let result = tape.no_grad(|tape| -> Result<()> {
             for rows in batches(Rows::All, x.rows(), batch_size) {
                 tape.reset();
                 let n = rows.len(x.rows());
                 let xin = tape.input_with(Shape::matrix(n, x.row_len()), |b| gather_into(b, x, rows));
-                let y = self.forward(tape, xin, false)?;
-                out.extend_from_slice(tape.value(&self.store, y));
+                let y = net.forward(tape, xin, false)?;
+                out.extend_from_slice(tape.value(&net.store, y));
             }
             Ok(())
         });
-        self.tape = tape;
         result?;
         Tensor::new(out, &[x.rows(), outputs])
     }
@@ -649,13 +450,29 @@ impl Model {
     /// loss. After the first call with a given batch shape, this allocates nothing.
     pub fn train_on_batch(&mut self, x: &Tensor, y: &Tensor) -> Result<f32> {
         self.prepare(x, Some(y), "batch")?;
-        let (mut tape, mut compiled) = self.take_parts()?;
-        let result = self.run_batch(&mut tape, &mut compiled, x, y, Rows::All, &mut [], true, None);
-        self.put_parts(tape, compiled);
-        Ok((result? / x.rows().max(1) as f64) as f32)
+        let loss = self.with_trainer(|m, trainer| trainer.train_step(&mut m.network, (x, y, Rows::All), &mut [], None))?;
+        Ok((loss / x.rows().max(1) as f64) as f32)
     }
 }
 
 fn not_compiled() -> Error {
     Error::State("the model must be compiled (optimizer, loss, metrics) before training or evaluation".into())
+}
+
+/// Mean loss over the chosen rows, without recording for backward; fills `metrics`.
+fn evaluate_rows(net: &crate::nn::Network, trainer: &mut Trainer, x: &Tensor, y: &Tensor, rows: Rows, batch: usize, metrics: &mut [MetricState]) -> Result<f64> {
+    metrics.iter_mut().for_each(MetricState::reset);
+    let total = rows.len(x.rows());
+    let mut loss_sum = 0.0;
+    let was = trainer.tape.grad_enabled();
+    trainer.tape.set_grad_enabled(false);
+    let result = (|| -> Result<()> {
+        for b in batches(rows, x.rows(), batch) {
+            loss_sum += trainer.eval_step(net, (x, y, b), metrics)?;
+        }
+        Ok(())
+    })();
+    trainer.tape.set_grad_enabled(was);
+    result?;
+    Ok(loss_sum / total.max(1) as f64)
 }

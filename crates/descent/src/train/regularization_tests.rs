@@ -5,7 +5,8 @@
 use crate::autograd::ParamStore;
 use crate::data::{read_csv, CsvOptions, Dataset, LabelColumn, Preprocessing};
 use crate::io::{MODEL_WEIGHTS_FILE, OPTIMIZER_STATE_FILE};
-use crate::nn::{Activation, Dense, Dropout, GaussianNoise, Layer, Loss, Regularizer, Model, Sequential};
+use crate::nn::{Activation, Dense, Dropout, GaussianNoise, Layer, Loss, Regularizer};
+use crate::train::{Model, Sequential};
 use crate::optim::{Adam, Sgd};
 use crate::tensor::Tensor;
 use crate::train::{

@@ -2,7 +2,8 @@
 //! truncated or foreign checkpoints are clear errors that leave the model unchanged.
 
 use crate::data::{read_csv, CsvOptions, Dataset, LabelColumn, Preprocessing};
-use crate::nn::{Activation, Dense, Dropout, Layer, Loss, Model, Sequential};
+use crate::nn::{Activation, Dense, Dropout, Layer, Loss};
+use crate::train::{Model, Sequential};
 use crate::optim::{Adam, Schedule};
 use crate::train::{BackupAndRestore, FitOptions, History};
 

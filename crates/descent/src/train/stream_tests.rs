@@ -3,7 +3,8 @@
 
 use crate::data::{read_csv, BatchStream, CsvOptions, Dataset, LabelColumn, NpyStream, Prefetch, Preprocessing, Shard};
 use crate::experiment::Experiment;
-use crate::nn::{Activation, Dense, Loss, Sequential};
+use crate::nn::{Activation, Dense, Loss};
+use crate::train::Sequential;
 use crate::optim::Adam;
 use crate::train::FitOptions;
 
@@ -82,7 +83,7 @@ verbose = 0
     assert!(run.history.last("accuracy").unwrap() > 0.9, "{:?}", run.history);
     assert!(run.dir.join("model.safetensors").is_file());
     // The preprocessing fitted on the stream is saved with the model.
-    let (_, saved) = crate::io::load_model(&run.dir).unwrap();
+    let (_, saved) = crate::train::Model::load(&run.dir).unwrap();
     assert_eq!(saved.preprocessing.standardize.unwrap().mean.len(), 64);
     // Streamed data cannot be split.
     let e = Experiment::from_toml(&text.replace("test_split = 0.0", "test_split = 0.2")).unwrap_err().to_string();

@@ -1,6 +1,7 @@
 use crate::data::{read_csv, CsvOptions, Dataset, LabelColumn, Preprocessing};
-use crate::io::{load_model, save_model, weights_to_bytes};
-use crate::nn::{Activation, Dense, Loss, Model, Sequential};
+use crate::io::weights_to_bytes;
+use crate::nn::{Activation, Dense, Loss};
+use crate::train::{Model, Sequential};
 use crate::optim::{Adam, Sgd};
 use crate::tensor::Tensor;
 use crate::train::{FitOptions, LambdaCallback};
@@ -113,8 +114,8 @@ fn save_then_load_gives_identical_predictions_and_state() {
     let mut model = classic(64, 3);
     model.fit(&train.x, &train.y, quiet(2)).unwrap();
     let dir = std::env::temp_dir().join(format!("descent-save-{}", std::process::id()));
-    save_model(&model, &dir, &Preprocessing::default()).unwrap();
-    let (mut loaded, saved) = load_model(&dir).unwrap();
+    model.save(&dir, &Preprocessing::default()).unwrap();
+    let (mut loaded, saved) = Model::load(&dir).unwrap();
     assert_eq!(saved.model, model.config().unwrap());
     assert_eq!(model.predict(&test.x, 32).unwrap(), loaded.predict(&test.x, 32).unwrap());
     // The optimizer state came back too: one more epoch continues identically.

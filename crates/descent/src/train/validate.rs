@@ -1,11 +1,11 @@
 //! Checks on data given to fit / evaluate / predict, with errors that say what and where.
 
 use crate::error::{Error, Result};
-use crate::nn::{Loss, Model};
+use crate::nn::{Loss, Network};
 use crate::tensor::Tensor;
 
 /// Number of features per sample the data has, checked against a built model.
-pub fn check_inputs(model: &Model, x: &Tensor, source: &str) -> Result<()> {
+pub fn check_inputs(model: &Network, x: &Tensor, source: &str) -> Result<()> {
     if x.shape().rank() < 2 {
         return Err(Error::shape(source.to_string(), "inputs of shape [samples, features…]", x.shape()));
     }
