@@ -151,6 +151,9 @@ impl Model {
         }
         Ok(())
     }
+
+    /// Keras warns when a probability output feeds a loss that expects logits; we also
+    /// warn for the opposite mistake, which silently trains on garbage.
     fn loss_warnings(&self, loss: &Loss) -> Vec<String> {
         let last = self.output_activation();
         let mut out = Vec::new();
