@@ -1,8 +1,10 @@
-//! `descent bench w1|w2`: the MLP workloads of WORKLOADS.md, descent beside PyTorch.
+//! `descent bench w1|w2`: the MLP workloads of docs/workloads.md, descent beside JAX
+//! (a whole epoch as one jitted `lax.scan`, the strongest peer on small models, and a
+//! jitted step per batch), PyTorch eager and Keras.
 //!
 //! Each measurement runs in its own process (descent re-executes itself as
 //! `descent bench-child w1|w2`), so peak memory and start-up are measured the same way
-//! for both systems; rounds alternate descent and PyTorch, and medians are reported.
+//! for every system; rounds alternate the systems, and medians are reported.
 
 use std::path::Path;
 use std::process::Command;
@@ -120,11 +122,12 @@ pub fn mlp(workload: &str, rounds: usize, python: Option<&Path>, out_dir: &Path)
     let me = std::env::current_exe().map_err(|e| Error::State(e.to_string()))?;
     let python = python.filter(|p| p.exists());
     let threads = rayon::current_num_threads().to_string();
-    // (system, runs): descent, then PyTorch and Keras when the venv has them.
+    // (system, runs): descent, then the peers when the venv has them, strongest first.
     let mut systems: Vec<(&str, Vec<serde_json::Value>)> = vec![("descent", Vec::new())];
     if python.is_some() {
-        systems.push(("PyTorch", Vec::new()));
-        systems.push(("Keras", Vec::new()));
+        for peer in ["JAX scan", "JAX step", "PyTorch", "Keras"] {
+            systems.push((peer, Vec::new()));
+        }
     }
     for round in 0..rounds {
         eprintln!("round {}/{rounds}", round + 1);
@@ -133,6 +136,12 @@ pub fn mlp(workload: &str, rounds: usize, python: Option<&Path>, out_dir: &Path)
                 "descent" => {
                     let mut c = Command::new(&me);
                     c.args(["bench-child", workload]);
+                    c
+                }
+                "JAX scan" | "JAX step" => {
+                    let mut c = Command::new(python.expect("venv"));
+                    let form = if *system == "JAX scan" { "scan" } else { "step" };
+                    c.args(["bench/mlp_jax.py", workload, "--form", form, "--threads", &threads]);
                     c
                 }
                 "PyTorch" => {
@@ -190,7 +199,7 @@ pub fn mlp(workload: &str, rounds: usize, python: Option<&Path>, out_dir: &Path)
         md += &format!("descent reaches {g:.0} GFLOP/s = {:.0}% of this machine's sgemm ceiling ({ceiling:.0} GFLOP/s: the best of descent's GEMM and, with --features compare-gemm, the gemm crate; measured by this command).\n", 100.0 * g / ceiling);
     }
     if python.is_none() {
-        md += "\nPyTorch and Keras were not run (no .venv/bin/python: `bash scripts/setup_python.sh`).\n";
+        md += "\nJAX, PyTorch and Keras were not run (no .venv/bin/python: `bash scripts/setup_python.sh`).\n";
     }
     println!("{md}");
     std::fs::create_dir_all(out_dir).map_err(|e| Error::Io { path: out_dir.into(), source: e })?;

@@ -179,6 +179,46 @@ fn several_inputs_and_outputs() {
     assert!(model.forward(&mut tape, va, false).unwrap_err().to_string().contains("2 inputs"));
 }
 
+/// Columns `from..to` of every row.
+fn columns(t: &Tensor, from: usize, to: usize) -> Tensor {
+    let data = (0..t.rows()).flat_map(|r| t.row(r)[from..to].to_vec()).collect();
+    Tensor::new(data, &[t.rows(), to - from]).unwrap()
+}
+
+#[test]
+fn a_model_with_two_inputs_trains_like_one_on_their_concatenation() {
+    // The top and bottom halves of each digit as two inputs, joined and classified, is
+    // the one-input model on the whole image: same initial weights (the same single
+    // kernel), same batches, so the same numbers bit for bit.
+    let (train, test) = digits();
+    let (top, bottom) = (columns(&train.x, 0, 32), columns(&train.x, 32, 64));
+    let (test_top, test_bottom) = (columns(&test.x, 0, 32), columns(&test.x, 32, 64));
+    let a = Input::named("top", &[32]);
+    let b = Input::named("bottom", &[32]);
+    let joined = Concatenate::new().call_on(&[&a, &b]).unwrap();
+    let y = Dense::new(10, Activation::Linear).call(&joined).unwrap();
+    let mut two = compiled(Model::new(&[a, b], &[y]).unwrap().with_seed(4).unwrap());
+    let mut one = compiled(Sequential::new(vec![Box::new(Dense::new(10, Activation::Linear).input_shape(&[64]))]).unwrap().with_seed(4).unwrap());
+    let options = || FitOptions { epochs: 3, verbose: 0, validation_split: 0.1, ..Default::default() };
+    let h2 = two.fit_inputs(&[&top, &bottom], &train.y, options()).unwrap();
+    let h1 = one.fit(&train.x, &train.y, options()).unwrap();
+    assert_eq!(h2.get("val_accuracy"), h1.get("val_accuracy"));
+    assert_eq!(two.params().values(), one.params().values());
+    let e2 = two.evaluate_inputs(&[&test_top, &test_bottom], &test.y, 32).unwrap();
+    assert_eq!(e2.get("accuracy"), one.evaluate(&test.x, &test.y, 32).unwrap().get("accuracy"));
+    // A linear model after 3 epochs of Adam 0.001: well above chance (0.1), still learning.
+    assert!(e2.get("accuracy").unwrap() > 0.5, "{e2:?}");
+    assert_eq!(two.predict_inputs(&[&test_top, &test_bottom], 50).unwrap(), one.predict(&test.x, 50).unwrap());
+
+    // One tensor for two inputs, mismatched samples, a wrong width: each names what is wrong.
+    let e = two.fit(&train.x, &train.y, options()).unwrap_err().to_string();
+    assert!(e.contains("1 input tensor(s)") && e.contains("2 inputs (top, bottom)"), "{e}");
+    let e = two.evaluate_inputs(&[&top, &test_bottom], &test.y, 32).unwrap_err().to_string();
+    assert!(e.contains("input 'bottom'") && e.contains("samples"), "{e}");
+    let e = two.predict_inputs(&[&top, &train.x], 32).unwrap_err().to_string();
+    assert!(e.contains("input 'bottom'") && e.contains("32 features"), "{e}");
+}
+
 #[test]
 fn malformed_graphs_are_errors_that_name_the_layer() {
     let from = |json: serde_json::Value| Model::from_config(serde_json::from_value(json).unwrap()).map(|_| ()).unwrap_err().to_string();

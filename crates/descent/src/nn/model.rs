@@ -360,6 +360,11 @@ impl Network {
         self.shapes.first().map(Vec::as_slice)
     }
 
+    /// Per-sample shape of every input, in order (after build).
+    pub fn input_shapes(&self) -> impl Iterator<Item = &[usize]> {
+        self.shapes.iter().take(if self.is_built() { self.inputs.len() } else { 0 }).map(Vec::as_slice)
+    }
+
     pub fn num_inputs(&self) -> usize {
         self.inputs.len()
     }

@@ -3,6 +3,32 @@
 
 use crate::tensor::Tensor;
 
+/// The features of a batch source: one tensor per model input, all with the same rows.
+#[derive(Clone, Copy)]
+pub(crate) enum Inputs<'a> {
+    One(&'a Tensor),
+    Many(&'a [&'a Tensor]),
+}
+
+impl<'a> Inputs<'a> {
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Inputs::One(_) => 1,
+            Inputs::Many(xs) => xs.len(),
+        }
+    }
+    pub(crate) fn get(&self, i: usize) -> &'a Tensor {
+        match self {
+            Inputs::One(x) => x,
+            Inputs::Many(xs) => xs[i],
+        }
+    }
+    /// Samples (rows of the first input; every input has as many).
+    pub(crate) fn rows(&self) -> usize {
+        self.get(0).rows()
+    }
+}
+
 /// Per-sample weights of a fit, from `sample_weight` and `class_weight`.
 pub(crate) struct SampleWeights<'a> {
     pub(crate) per_sample: Option<&'a [f32]>,

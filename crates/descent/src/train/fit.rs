@@ -5,8 +5,8 @@ use rand::seq::SliceRandom;
 
 use super::callbacks::{Callback, History, Logs, TrainContext};
 use super::progress::ProgressCallback;
-use super::validate::{check_inputs, check_targets};
-use super::batch::{batches, gather_into, Rows, SampleWeights};
+use super::batch::{batches, gather_into, Inputs, Rows, SampleWeights};
+use super::validate::{check_input, check_targets};
 use super::checkpoint::Restored;
 use super::{Model, Trainer};
 use crate::data::Prefetch;
@@ -88,7 +88,7 @@ impl Default for FitOptions<'_> {
 /// Where `fit_loop` gets its training batches.
 enum TrainData<'d> {
     /// In memory: shuffled indices, a batch of rows at a time.
-    Memory { x: &'d Tensor, y: &'d Tensor, idx: Vec<usize>, rng: rng::Rng, shuffle: bool, pos: usize, batch: usize },
+    Memory { xs: Inputs<'d>, y: &'d Tensor, idx: Vec<usize>, rng: rng::Rng, shuffle: bool, pos: usize, batch: usize },
     /// From a background stream; `cur` holds the batch being trained on.
     Stream { source: &'d mut Prefetch, batch: usize, cur: Option<(Tensor, Tensor)> },
 }
@@ -104,7 +104,7 @@ impl TrainData<'_> {
     /// Rows of the underlying data (what per-sample weights index).
     fn rows_total(&self) -> usize {
         match self {
-            TrainData::Memory { x, .. } => x.rows(),
+            TrainData::Memory { xs, .. } => xs.rows(),
             TrainData::Stream { source, .. } => source.len(),
         }
     }
@@ -135,16 +135,16 @@ impl TrainData<'_> {
         }
     }
     /// The next batch of the epoch: features, targets and which of their rows.
-    fn next(&mut self) -> Result<Option<(&Tensor, &Tensor, Rows<'_>)>> {
+    fn next(&mut self) -> Result<Option<(Inputs<'_>, &Tensor, Rows<'_>)>> {
         match self {
-            TrainData::Memory { x, y, idx, pos, batch, .. } => {
+            TrainData::Memory { xs, y, idx, pos, batch, .. } => {
                 if *pos >= idx.len() {
                     return Ok(None);
                 }
                 let end = (*pos + *batch).min(idx.len());
                 let rows = Rows::Pick(&idx[*pos..end]);
                 *pos = end;
-                Ok(Some((x, y, rows)))
+                Ok(Some((*xs, y, rows)))
             }
             TrainData::Stream { source, cur, .. } => {
                 if let Some((bx, by)) = cur.take() {
@@ -157,7 +157,7 @@ impl TrainData<'_> {
                 let (f, t) = (source.features(), source.target_cols());
                 let (bx, by) = (Tensor::new(bx, &[n, f])?, Tensor::new(by, &[n, t])?);
                 let (bx, by) = cur.insert((bx, by));
-                Ok(Some((bx, by, Rows::All)))
+                Ok(Some((Inputs::One(bx), by, Rows::All)))
             }
         }
     }
@@ -167,25 +167,48 @@ impl TrainData<'_> {
 #[derive(Clone, Copy)]
 enum Validation<'v> {
     None,
-    Data(&'v Tensor, &'v Tensor),
+    Data(Inputs<'v>, &'v Tensor),
     /// The rows `idx` of the training arrays (Keras's `validation_split`).
-    Split(&'v Tensor, &'v Tensor, &'v [usize]),
+    Split(Inputs<'v>, &'v Tensor, &'v [usize]),
 }
 
 
 impl Model {
-    /// Builds the model for `x` if needed and checks `x` (and `y`) against it.
-    fn prepare(&mut self, x: &Tensor, y: Option<&Tensor>, source: &str) -> Result<()> {
+    /// Builds the model for `xs` if needed and checks `xs` (and `y`) against it: one
+    /// tensor per input, each with that input's features, all with the same samples.
+    fn prepare(&mut self, xs: Inputs, y: Option<&Tensor>, source: &str) -> Result<()> {
+        self.prepare_inputs(xs, source)?;
+        if let Some(y) = y {
+            let trainer = self.trainer.as_ref().ok_or_else(not_compiled)?;
+            check_targets(&trainer.loss, self.output_units(), xs.get(0), y, source)?;
+        }
+        Ok(())
+    }
+
+    /// The inputs' part of [`Model::prepare`] (prediction needs no compiled model).
+    fn prepare_inputs(&mut self, xs: Inputs, source: &str) -> Result<()> {
+        if xs.len() != self.num_inputs() {
+            return Err(Error::Config(format!(
+                "{source}: {} input tensor(s) for model '{}', which has {} inputs ({})",
+                xs.len(),
+                self.name(),
+                self.num_inputs(),
+                self.input_names().collect::<Vec<_>>().join(", ")
+            )));
+        }
+        let x = xs.get(0);
         if !self.is_built() {
             if x.shape().rank() < 2 {
                 return Err(Error::shape(source, "inputs of shape [samples, features…]", x.shape()));
             }
             self.build(&[x.row_len()])?;
         }
-        check_inputs(self, x, source)?;
-        if let Some(y) = y {
-            let trainer = self.trainer.as_ref().ok_or_else(not_compiled)?;
-            check_targets(&trainer.loss, self.output_units(), x, y, source)?;
+        for i in 0..xs.len() {
+            check_input(self, i, xs.get(i), source)?;
+            if xs.get(i).rows() != x.rows() {
+                let name = self.input_names().nth(i).unwrap_or("?").to_string();
+                return Err(Error::shape(format!("{source}, input '{name}'"), format!("{} samples (as the first input)", x.rows()), xs.get(i).rows()));
+            }
         }
         Ok(())
     }
@@ -200,7 +223,17 @@ impl Model {
 
     /// Keras's `fit`: trains for `epochs` over `(x, y)` and returns the per-epoch history.
     pub fn fit(&mut self, x: &Tensor, y: &Tensor, options: FitOptions) -> Result<History> {
-        self.prepare(x, Some(y), "training data")?;
+        self.fit_with(Inputs::One(x), y, options)
+    }
+
+    /// `fit` for a model with several inputs: one tensor per input, in the model's input
+    /// order, all with the same samples. Validation by `validation_split`.
+    pub fn fit_inputs(&mut self, xs: &[&Tensor], y: &Tensor, options: FitOptions) -> Result<History> {
+        self.fit_with(Inputs::Many(xs), y, options)
+    }
+
+    fn fit_with(&mut self, xs: Inputs, y: &Tensor, options: FitOptions) -> Result<History> {
+        self.prepare(xs, Some(y), "training data")?;
         if options.batch_size == 0 {
             return Err(Error::Config("fit: batch_size must be at least 1".into()));
         }
@@ -208,10 +241,10 @@ impl Model {
             return Err(Error::Config(format!("fit: validation_split = {} is outside [0, 1)", options.validation_split)));
         }
         if let Some((vx, vy)) = options.validation_data {
-            self.prepare(vx, Some(vy), "validation data")?;
+            self.prepare(Inputs::One(vx), Some(vy), "validation data")?;
         }
         let resumed = self.resume_from(options.backup.as_ref())?;
-        let total = x.rows();
+        let total = xs.rows();
         let split_at = if options.validation_data.is_none() && options.validation_split > 0.0 {
             (total as f64 * (1.0 - options.validation_split as f64)).floor() as usize
         } else {
@@ -222,12 +255,12 @@ impl Model {
         }
         let val_idx: Vec<usize> = (split_at..total).collect();
         let validation = match options.validation_data {
-            Some((vx, vy)) => Validation::Data(vx, vy),
-            None if !val_idx.is_empty() => Validation::Split(x, y, &val_idx),
+            Some((vx, vy)) => Validation::Data(Inputs::One(vx), vy),
+            None if !val_idx.is_empty() => Validation::Split(xs, y, &val_idx),
             None => Validation::None,
         };
         let mut data = TrainData::Memory {
-            x,
+            xs,
             y,
             idx: (0..split_at).collect(),
             rng: rng::derive(self.seed, SHUFFLE_STREAM),
@@ -259,10 +292,10 @@ impl Model {
             return Err(Error::shape(format!("streamed data {}", source.name()), format!("{want} features per sample"), source.features()));
         }
         if let Some((vx, vy)) = options.validation_data {
-            self.prepare(vx, Some(vy), "validation data")?;
+            self.prepare(Inputs::One(vx), Some(vy), "validation data")?;
         }
         let resumed = self.resume_from(options.backup.as_ref())?;
-        let validation = options.validation_data.map_or(Validation::None, |(vx, vy)| Validation::Data(vx, vy));
+        let validation = options.validation_data.map_or(Validation::None, |(vx, vy)| Validation::Data(Inputs::One(vx), vy));
         let batch = options.batch_size.min(source.len());
         let mut data = TrainData::Stream { source, batch, cur: None };
         self.with_trainer(|m, trainer| m.fit_loop(trainer, &mut data, validation, options, resumed))
@@ -356,9 +389,9 @@ impl Model {
             let mut loss_sum = 0.0;
             let mut seen = 0usize;
             let mut b = 0;
-            while let Some((x, y, rows)) = data.next()? {
-                loss_sum += trainer.train_step(&mut self.network, (x, y, rows), &mut metrics, weights.as_ref())?;
-                seen += rows.len(x.rows());
+            while let Some((xs, y, rows)) = data.next()? {
+                loss_sum += trainer.train_step(&mut self.network, (xs, y, rows), &mut metrics, weights.as_ref())?;
+                seen += rows.len(xs.rows());
                 b += 1;
                 logs.set("loss", loss_sum / seen as f64);
                 // Ranking metrics (AUC) sort everything seen: computed once per epoch.
@@ -375,7 +408,7 @@ impl Model {
             }
             let val_loss = match validation {
                 Validation::Data(vx, vy) => Some(evaluate_rows(&self.network, trainer, vx, vy, Rows::All, batch, &mut val_metrics)?),
-                Validation::Split(x, y, idx) => Some(evaluate_rows(&self.network, trainer, x, y, Rows::Pick(idx), batch, &mut val_metrics)?),
+                Validation::Split(xs, y, idx) => Some(evaluate_rows(&self.network, trainer, xs, y, Rows::Pick(idx), batch, &mut val_metrics)?),
                 Validation::None => None,
             };
             if let Some(val_loss) = val_loss {
@@ -403,10 +436,19 @@ impl Model {
 
     /// Keras's `evaluate`: loss and metrics over `(x, y)`, in batches of `batch_size`.
     pub fn evaluate(&mut self, x: &Tensor, y: &Tensor, batch_size: usize) -> Result<Logs> {
-        self.prepare(x, Some(y), "evaluation data")?;
+        self.evaluate_with(Inputs::One(x), y, batch_size)
+    }
+
+    /// `evaluate` for a model with several inputs (one tensor per input).
+    pub fn evaluate_inputs(&mut self, xs: &[&Tensor], y: &Tensor, batch_size: usize) -> Result<Logs> {
+        self.evaluate_with(Inputs::Many(xs), y, batch_size)
+    }
+
+    fn evaluate_with(&mut self, xs: Inputs, y: &Tensor, batch_size: usize) -> Result<Logs> {
+        self.prepare(xs, Some(y), "evaluation data")?;
         let (loss, metrics) = self.with_trainer(|m, trainer| {
             let mut metrics = trainer.metric_states(m.output_units());
-            let loss = evaluate_rows(&m.network, trainer, x, y, Rows::All, batch_size.max(1), &mut metrics)?;
+            let loss = evaluate_rows(&m.network, trainer, xs, y, Rows::All, batch_size.max(1), &mut metrics)?;
             Ok((loss, metrics))
         })?;
         let mut logs = Logs::new();
@@ -419,10 +461,19 @@ impl Model {
 
     /// Keras's `predict`: the model's raw outputs for `x`, `[samples, outputs]`.
     pub fn predict(&mut self, x: &Tensor, batch_size: usize) -> Result<Tensor> {
+        self.predict_with(Inputs::One(x), batch_size)
+    }
+
+    /// `predict` for a model with several inputs (one tensor per input): its first output.
+    pub fn predict_inputs(&mut self, xs: &[&Tensor], batch_size: usize) -> Result<Tensor> {
+        self.predict_with(Inputs::Many(xs), batch_size)
+    }
+
+    fn predict_with(&mut self, xs: Inputs, batch_size: usize) -> Result<Tensor> {
         if !self.is_built() {
             return Err(Error::State("predict: the model has no weights yet (build, fit or load it first)".into()));
         }
-        check_inputs(self, x, "prediction inputs")?;
+        self.prepare_inputs(xs, "prediction inputs")?;
         // An uncompiled model predicts too, on a tape of its own.
         let mut own = None;
         let tape = match &mut self.trainer {
@@ -430,27 +481,32 @@ impl Model {
             None => own.insert(crate::autograd::Tape::new()),
         };
         let net = &self.network;
-        let outputs = net.output_units();
-        let mut out = Vec::with_capacity(x.rows() * outputs);
+        let (outputs, total) = (net.output_units(), xs.rows());
+        let mut out = Vec::with_capacity(total * outputs);
+        let mut vars = Vec::with_capacity(xs.len());
         let result = tape.no_grad(|tape| -> Result<()> {
-            for rows in batches(Rows::All, x.rows(), batch_size) {
+            for rows in batches(Rows::All, total, batch_size) {
                 tape.reset();
-                let n = rows.len(x.rows());
-                let xin = tape.input_with(Shape::matrix(n, x.row_len()), |b| gather_into(b, x, rows));
-                let y = net.forward(tape, xin, false)?;
+                let n = rows.len(total);
+                vars.clear();
+                for i in 0..xs.len() {
+                    let x = xs.get(i);
+                    vars.push(tape.input_with(Shape::matrix(n, x.row_len()), |b| gather_into(b, x, rows)));
+                }
+                let y = net.forward_inputs(tape, &vars, false)?;
                 out.extend_from_slice(tape.value(&net.store, y));
             }
             Ok(())
         });
         result?;
-        Tensor::new(out, &[x.rows(), outputs])
+        Tensor::new(out, &[total, outputs])
     }
 
     /// One gradient step on a whole batch (Keras's `train_on_batch`); returns its mean
     /// loss. After the first call with a given batch shape, this allocates nothing.
     pub fn train_on_batch(&mut self, x: &Tensor, y: &Tensor) -> Result<f32> {
-        self.prepare(x, Some(y), "batch")?;
-        let loss = self.with_trainer(|m, trainer| trainer.train_step(&mut m.network, (x, y, Rows::All), &mut [], None))?;
+        self.prepare(Inputs::One(x), Some(y), "batch")?;
+        let loss = self.with_trainer(|m, trainer| trainer.train_step(&mut m.network, (Inputs::One(x), y, Rows::All), &mut [], None))?;
         Ok((loss / x.rows().max(1) as f64) as f32)
     }
 }
@@ -460,15 +516,15 @@ fn not_compiled() -> Error {
 }
 
 /// Mean loss over the chosen rows, without recording for backward; fills `metrics`.
-fn evaluate_rows(net: &crate::nn::Network, trainer: &mut Trainer, x: &Tensor, y: &Tensor, rows: Rows, batch: usize, metrics: &mut [MetricState]) -> Result<f64> {
+fn evaluate_rows(net: &crate::nn::Network, trainer: &mut Trainer, xs: Inputs, y: &Tensor, rows: Rows, batch: usize, metrics: &mut [MetricState]) -> Result<f64> {
     metrics.iter_mut().for_each(MetricState::reset);
-    let total = rows.len(x.rows());
+    let total = rows.len(xs.rows());
     let mut loss_sum = 0.0;
     let was = trainer.tape.grad_enabled();
     trainer.tape.set_grad_enabled(false);
     let result = (|| -> Result<()> {
-        for b in batches(rows, x.rows(), batch) {
-            loss_sum += trainer.eval_step(net, (x, y, b), metrics)?;
+        for b in batches(rows, xs.rows(), batch) {
+            loss_sum += trainer.eval_step(net, (xs, y, b), metrics)?;
         }
         Ok(())
     })();

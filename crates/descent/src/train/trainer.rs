@@ -15,8 +15,8 @@
 //!
 //! The tape keeps its buffers between steps, so after the first step nothing allocates.
 
-use super::batch::{gather, gather_into, Rows, SampleWeights};
-use crate::autograd::Tape;
+use super::batch::{gather, gather_into, Inputs, Rows, SampleWeights};
+use crate::autograd::{Tape, Var};
 use crate::error::Result;
 use crate::nn::{Loss, Metric, MetricContext, MetricState, Network};
 use crate::optim::{GradSource, GradStats, Optimizer};
@@ -31,13 +31,15 @@ pub struct Trainer {
     /// Warnings raised at compile (also printed to stderr).
     pub warnings: Vec<String>,
     pub(crate) tape: Tape,
+    /// The tape values of the batch's inputs, one per model input (reused).
+    input_vars: Vec<Var>,
     /// The statistics pass of the last step (global gradient norm when computed).
     last_stats: GradStats,
 }
 
 impl Trainer {
     pub fn new(optimizer: Box<dyn Optimizer>, loss: Loss, metrics: Vec<(String, Metric)>, warnings: Vec<String>) -> Self {
-        Trainer { optimizer, loss, metrics, warnings, tape: Tape::new(), last_stats: GradStats::default() }
+        Trainer { optimizer, loss, metrics, warnings, tape: Tape::new(), input_vars: Vec::new(), last_stats: GradStats::default() }
     }
 
     /// Fresh metric accumulators for a model with `outputs` outputs; `accuracy` resolves
@@ -64,12 +66,12 @@ impl Trainer {
     pub(crate) fn train_step(
         &mut self,
         net: &mut Network,
-        (x, y, rows): (&Tensor, &Tensor, Rows),
+        (xs, y, rows): (Inputs, &Tensor, Rows),
         metrics: &mut [MetricState],
         weights: Option<&SampleWeights>,
     ) -> Result<f64> {
-        let n = rows.len(x.rows());
-        let (out, loss) = self.forward_loss(net, (x, y, rows), weights, true)?;
+        let n = rows.len(xs.rows());
+        let (out, loss) = self.forward_loss(net, (xs, y, rows), weights, true)?;
         net.store.zero_grads();
         self.tape.backward(loss, &mut net.store)?;
         let penalty = self.apply_gradients(net);
@@ -82,9 +84,9 @@ impl Trainer {
 
     /// The loss of the chosen rows without recording for backward (call inside
     /// `tape.no_grad`); summed over the batch, regularization included.
-    pub(crate) fn eval_step(&mut self, net: &Network, (x, y, rows): (&Tensor, &Tensor, Rows), metrics: &mut [MetricState]) -> Result<f64> {
-        let n = rows.len(x.rows());
-        let (out, loss) = self.forward_loss(net, (x, y, rows), None, false)?;
+    pub(crate) fn eval_step(&mut self, net: &Network, (xs, y, rows): (Inputs, &Tensor, Rows), metrics: &mut [MetricState]) -> Result<f64> {
+        let n = rows.len(xs.rows());
+        let (out, loss) = self.forward_loss(net, (xs, y, rows), None, false)?;
         let penalty = regularize(net, None);
         self.update_metrics(net, out, loss, metrics);
         Ok((self.tape.scalar(loss) as f64 + penalty + self.tape.penalty()) * n as f64)
@@ -94,15 +96,19 @@ impl Trainer {
     fn forward_loss(
         &mut self,
         net: &Network,
-        (x, y, rows): (&Tensor, &Tensor, Rows),
+        (xs, y, rows): (Inputs, &Tensor, Rows),
         weights: Option<&SampleWeights>,
         training: bool,
-    ) -> Result<(crate::autograd::Var, crate::autograd::Var)> {
+    ) -> Result<(Var, Var)> {
         let tape = &mut self.tape;
         tape.reset();
-        let n = rows.len(x.rows());
-        let xin = tape.input_with(Shape::matrix(n, x.row_len()), |buf| gather_into(buf, x, rows));
-        let out = net.forward(tape, xin, training)?;
+        let n = rows.len(xs.rows());
+        self.input_vars.clear();
+        for i in 0..xs.len() {
+            let x = xs.get(i);
+            self.input_vars.push(tape.input_with(Shape::matrix(n, x.row_len()), |buf| gather_into(buf, x, rows)));
+        }
+        let out = net.forward_inputs(tape, &self.input_vars, training)?;
         let out_cols = tape.shape(out).cols().max(1);
         let loss_fn = self.loss;
         let loss = tape.loss_weighted(
@@ -136,7 +142,7 @@ impl Trainer {
         penalty
     }
 
-    fn update_metrics(&self, net: &Network, out: crate::autograd::Var, loss: crate::autograd::Var, metrics: &mut [MetricState]) {
+    fn update_metrics(&self, net: &Network, out: Var, loss: Var, metrics: &mut [MetricState]) {
         let cols = self.tape.shape(out).cols().max(1);
         for m in metrics.iter_mut() {
             m.update(self.tape.value(&net.store, out), self.tape.targets(loss), cols);

@@ -1,21 +1,38 @@
 //! Checks on data given to fit / evaluate / predict, with errors that say what and where.
 
 use crate::error::{Error, Result};
-use crate::nn::{Loss, Network};
+use crate::nn::{Loss, ModelKind, Network};
 use crate::tensor::Tensor;
 
-/// Number of features per sample the data has, checked against a built model.
+/// Number of features per sample the data has, checked against a built single-input
+/// model.
 pub fn check_inputs(model: &Network, x: &Tensor, source: &str) -> Result<()> {
+    if model.num_inputs() != 1 {
+        return Err(Error::Config(format!(
+            "{source}: one input tensor for model '{}', which has {} inputs ({}): give one tensor per input",
+            model.name(),
+            model.num_inputs(),
+            model.input_names().collect::<Vec<_>>().join(", ")
+        )));
+    }
+    check_input(model, 0, x, source)
+}
+
+/// The data for input `index` of a built model: finite, with that input's features.
+pub fn check_input(model: &Network, index: usize, x: &Tensor, source: &str) -> Result<()> {
     if x.shape().rank() < 2 {
         return Err(Error::shape(source.to_string(), "inputs of shape [samples, features…]", x.shape()));
     }
     x.check_finite(source)?;
-    if let Some(input) = model.input_shape() {
+    if let Some(input) = model.input_shapes().nth(index) {
         let want: usize = input.iter().product();
         if x.row_len() != want {
-            let first = model.layers().first().map_or("?", |l| l.name());
+            let what = match model.kind() {
+                ModelKind::Sequential => format!("layer '{}' (the model's input)", model.layers().first().map_or("?", |l| l.name())),
+                ModelKind::Functional => format!("input '{}' of the model", model.input_names().nth(index).unwrap_or("?")),
+            };
             return Err(Error::shape(
-                format!("layer '{first}' (the model's input) fed from {source}"),
+                format!("{what} fed from {source}"),
                 format!("{want} features per sample (input_shape {input:?})"),
                 format!("{} features (data shape {})", x.row_len(), x.shape()),
             ));
