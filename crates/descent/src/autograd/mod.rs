@@ -3,6 +3,7 @@
 //! The tape is reused across training steps: `reset()` forgets the ops but keeps every
 //! node's buffers, so a steady-state step (same shapes each time) allocates nothing.
 
+mod ops;
 mod params;
 mod tape;
 

@@ -1,0 +1,78 @@
+//! Dense: y = act(x·W + b) with `x: [batch, in]`, `W: [in, out]`, `b: [out]` — one GEMM
+//! and one fused bias + activation pass forward; backward ∂L/∂z = ∂L/∂y ⊙ act'(z), then
+//! ∂b = Σ_rows ∂z, ∂W = xᵀ·∂z, ∂x = ∂z·Wᵀ.
+
+use super::{value_of, Backward, Op, Saved};
+use crate::autograd::{ParamStore, Tape, Var};
+use crate::error::{Error, Result};
+use crate::tensor::kernels::activation::{act_backward_inplace, bias_act_inplace, Activation};
+use crate::tensor::kernels::matmul::matmul;
+use crate::tensor::kernels::reduce::col_sums;
+use crate::tensor::Shape;
+
+/// What dense's backward reads besides the output: the pre-activation z = x·W + b, kept
+/// only for activations whose derivative needs their input (GELU, ELU, softplus, …).
+struct DenseSaved<'a> {
+    pre_activation: &'a [f32],
+}
+
+impl<'a> DenseSaved<'a> {
+    fn of(saved: &'a Saved) -> Self {
+        DenseSaved { pre_activation: &saved[0] }
+    }
+}
+
+impl Tape {
+    /// `y = act(x·W + b)` with `x: [batch, in]`, `W: [in, out]`, `b: [out]`.
+    pub fn dense(&mut self, store: &ParamStore, x: Var, w: Var, b: Option<Var>, act: Activation) -> Result<Var> {
+        let (xs, ws) = (self.shape(x), self.shape(w));
+        if xs.rank() != 2 || ws.rank() != 2 || xs.cols() != ws.dims()[0] {
+            return Err(Error::shape("dense", format!("x [batch, {}] for kernel {ws}", ws.dims()[0]), xs));
+        }
+        let (m, k, n) = (xs.rows(), ws.dims()[0], ws.dims()[1]);
+        if let Some(b) = b {
+            if self.shape(b).numel() != n {
+                return Err(Error::shape("dense bias", n, self.shape(b)));
+            }
+        }
+        let rg = self.requires_grad(x) || self.requires_grad(w) || b.is_some_and(|b| self.requires_grad(b));
+        let out = self.push(Shape::matrix(m, n), Op::Dense { x, w, b, act }, rg);
+        let keep_input = rg && self.grad_enabled() && act.needs_input_for_backward();
+        self.compute(store, out, |nodes, params, y, saved| {
+            matmul(y, value_of(nodes, params, x), value_of(nodes, params, w), m, k, n, false, false, false);
+            let bias = b.map_or(&[][..], |b| value_of(nodes, params, b));
+            if keep_input {
+                bias_act_inplace(y, bias, n, Activation::Linear);
+                let pre_activation = &mut saved[0];
+                pre_activation.clear();
+                pre_activation.extend_from_slice(y);
+                bias_act_inplace(y, &[], n, act);
+            } else {
+                bias_act_inplace(y, bias, n, act);
+            }
+        });
+        Ok(out)
+    }
+}
+
+pub(super) fn backward(ctx: &mut Backward, i: usize, x: Var, w: Var, b: Option<Var>, act: Activation) {
+    let shape = ctx.nodes[i].shape;
+    let (m, n) = (shape.rows(), shape.cols());
+    let k = ctx.nodes[x.idx()].shape.cols();
+    ctx.with_own(i, |ctx, g, saved| {
+        // ∂L/∂z = ∂L/∂y ⊙ act'(z), in place in this node's gradient buffer.
+        act_backward_inplace(g, &ctx.nodes[i].value, DenseSaved::of(saved).pre_activation, n, act);
+        // ∂L/∂b = Σ_rows ∂L/∂z
+        if let Some(b) = b.filter(|b| ctx.requires_grad(*b)) {
+            ctx.with_grad(b, |_, _, gb| col_sums(gb, g, n, true));
+        }
+        // ∂L/∂W = xᵀ·∂L/∂z
+        if ctx.requires_grad(w) {
+            ctx.with_grad(w, |nodes, pvals, gw| matmul(gw, value_of(nodes, pvals, x), g, k, m, n, true, false, true));
+        }
+        // ∂L/∂x = ∂L/∂z·Wᵀ
+        if ctx.requires_grad(x) {
+            ctx.with_grad(x, |nodes, pvals, gx| matmul(gx, g, value_of(nodes, pvals, w), m, n, k, false, true, true));
+        }
+    });
+}

@@ -1,0 +1,174 @@
+//! The tape's ops, one file each: the `Tape` method that records and computes the op
+//! (forward), its `backward` beside it, and a named struct for what backward reads from
+//! the node's saved buffers. This file holds what they share: the [`Op`] record, the
+//! saved buffers, the backward context and the dispatch of the reverse sweep.
+//!
+//! Saved buffers are a node's reusable storage: each op names the slots it uses in its
+//! own `…Saved` struct (layout in one place), and the buffers keep their capacity from
+//! step to step, so a steady-state step allocates nothing.
+
+mod activation;
+mod activity_penalty;
+mod add;
+mod add_const;
+mod batch_norm;
+mod concat;
+mod dense;
+mod layer_norm;
+mod loss;
+mod matmul;
+mod mul_const;
+
+use std::mem::take;
+use std::ops::Range;
+
+use super::tape::{Node, Var};
+use crate::tensor::kernels::activation::Activation;
+
+/// What a node computes, from which values. Each variant's op lives in its own file.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Op {
+    /// Data fed in; never needs a gradient.
+    Input,
+    /// A view of a parameter in the `ParamStore` (values and gradients live there).
+    Param { range: (usize, usize) },
+    Dense { x: Var, w: Var, b: Option<Var>, act: Activation },
+    Act { x: Var, act: Activation },
+    MatMul { a: Var, b: Var },
+    Add { a: Var, b: Var },
+    Concat { a: Var, b: Var },
+    MulConst { x: Var },
+    AddConst { x: Var },
+    ActivityPenalty { x: Var, l1: f32, l2: f32 },
+    LayerNorm { x: Var, gamma: Var, beta: Var },
+    BatchNorm { x: Var, gamma: Var, beta: Var, fixed: bool },
+    Loss { pred: Var },
+}
+
+/// A node's reusable saved buffers; each op's `…Saved` struct says what its slots hold.
+pub(crate) type Saved = [Vec<f32>; 3];
+
+/// Where a value's storage is: a tape node's buffer or a range of the parameter store.
+pub(crate) fn param_range(op: &Op) -> Option<Range<usize>> {
+    match op {
+        Op::Param { range } => Some(range.0..range.1),
+        _ => None,
+    }
+}
+
+pub(crate) fn value_of<'a>(nodes: &'a [Node], params: &'a [f32], v: Var) -> &'a [f32] {
+    let n = &nodes[v.idx()];
+    match param_range(&n.op) {
+        Some(r) => &params[r],
+        None => &n.value,
+    }
+}
+
+/// What an op's backward works with: every node of the pass, the parameter values and
+/// the flat parameter gradients.
+pub(crate) struct Backward<'a> {
+    pub(crate) nodes: &'a mut [Node],
+    pub(crate) pvals: &'a [f32],
+    pub(crate) pgrads: &'a mut [f32],
+}
+
+impl Backward<'_> {
+    pub(crate) fn requires_grad(&self, v: Var) -> bool {
+        self.nodes[v.idx()].requires_grad
+    }
+
+    /// Runs `f` with a mutable view of `v`'s gradient and shared access to all nodes.
+    pub(crate) fn with_grad<R>(&mut self, v: Var, f: impl FnOnce(&[Node], &[f32], &mut [f32]) -> R) -> R {
+        match param_range(&self.nodes[v.idx()].op) {
+            Some(r) => f(self.nodes, self.pvals, &mut self.pgrads[r]),
+            None => {
+                let mut g = take(&mut self.nodes[v.idx()].grad);
+                let out = f(self.nodes, self.pvals, &mut g);
+                self.nodes[v.idx()].grad = g;
+                out
+            }
+        }
+    }
+
+    /// Adds `g` into the gradient of `v`, when it needs one.
+    pub(crate) fn accumulate(&mut self, v: Var, g: &[f32]) {
+        if self.requires_grad(v) {
+            self.with_grad(v, |_, _, gv| gv.iter_mut().zip(g).for_each(|(a, b)| *a += b));
+        }
+    }
+
+    /// Runs `f` with node `i`'s gradient and saved buffers moved out (so the inputs'
+    /// gradients can be written meanwhile), then puts them back.
+    pub(crate) fn with_own<R>(&mut self, i: usize, f: impl FnOnce(&mut Self, &mut Vec<f32>, &Saved) -> R) -> R {
+        let mut g = take(&mut self.nodes[i].grad);
+        let saved = take(&mut self.nodes[i].saved);
+        let out = f(self, &mut g, &saved);
+        self.nodes[i].grad = g;
+        self.nodes[i].saved = saved;
+        out
+    }
+}
+
+/// Disjoint ranges of one buffer, mutably (any may be absent).
+pub(crate) fn split_disjoint<const N: usize>(mut buf: &mut [f32], ranges: [Option<Range<usize>>; N]) -> [Option<&mut [f32]>; N] {
+    let mut order: [usize; N] = std::array::from_fn(|i| i);
+    order.sort_by_key(|&i| ranges[i].as_ref().map_or(usize::MAX, |r| r.start));
+    let mut out: [Option<&mut [f32]>; N] = std::array::from_fn(|_| None);
+    let mut offset = 0;
+    for i in order {
+        if let Some(r) = &ranges[i] {
+            let (_, tail) = std::mem::take(&mut buf).split_at_mut(r.start - offset);
+            let (mid, tail) = tail.split_at_mut(r.end - r.start);
+            out[i] = Some(mid);
+            buf = tail;
+            offset = r.end;
+        }
+    }
+    out
+}
+
+/// Node `i`'s backward: adds its contribution to its inputs' gradients.
+pub(crate) fn backward(ctx: &mut Backward, i: usize) {
+    match ctx.nodes[i].op {
+        Op::Input | Op::Param { .. } => {}
+        Op::Dense { x, w, b, act } => dense::backward(ctx, i, x, w, b, act),
+        Op::Act { x, act } => activation::backward(ctx, i, x, act),
+        Op::MatMul { a, b } => matmul::backward(ctx, i, a, b),
+        Op::Add { a, b } => add::backward(ctx, i, a, b),
+        Op::Concat { a, b } => concat::backward(ctx, i, a, b),
+        Op::MulConst { x } => mul_const::backward(ctx, i, x),
+        Op::AddConst { x } => add_const::backward(ctx, i, x),
+        Op::ActivityPenalty { x, l1, l2 } => activity_penalty::backward(ctx, i, x, l1, l2),
+        Op::LayerNorm { x, gamma, beta } => layer_norm::backward(ctx, i, x, gamma, beta),
+        Op::BatchNorm { x, gamma, beta, fixed } => batch_norm::backward(ctx, i, (x, gamma, beta), fixed),
+        Op::Loss { pred } => loss::backward(ctx, i, pred),
+    }
+}
+
+/// A normalization's backward: γ's values and mutable views of the gradients of x, γ
+/// and β (each `None` when it needs none). Their buffers are moved out of the nodes (or
+/// are disjoint ranges of the parameter gradients) for the duration.
+pub(crate) fn norm_grads(
+    ctx: &mut Backward,
+    (x, gamma, beta): (Var, Var, Var),
+    f: impl FnOnce(&[f32], Option<&mut [f32]>, Option<&mut [f32]>, Option<&mut [f32]>),
+) {
+    let nodes = &mut *ctx.nodes;
+    // γ is normally a parameter, read from the store without a copy.
+    let gamma_values: std::borrow::Cow<[f32]> = match param_range(&nodes[gamma.idx()].op) {
+        Some(r) => std::borrow::Cow::Borrowed(&ctx.pvals[r]),
+        None => std::borrow::Cow::Owned(nodes[gamma.idx()].value.clone()),
+    };
+    let mut own = |v: Var| -> Option<Vec<f32>> {
+        (nodes[v.idx()].requires_grad && param_range(&nodes[v.idx()].op).is_none()).then(|| take(&mut nodes[v.idx()].grad))
+    };
+    let (mut gx, mut gg, mut gb) = (own(x), own(gamma), own(beta));
+    let range = |v: Var| if nodes[v.idx()].requires_grad { param_range(&nodes[v.idx()].op) } else { None };
+    let [px, pg, pb] = split_disjoint(ctx.pgrads, [range(x), range(gamma), range(beta)]);
+    f(&gamma_values, gx.as_deref_mut().or(px), gg.as_deref_mut().or(pg), gb.as_deref_mut().or(pb));
+    for (v, buf) in [(x, gx), (gamma, gg), (beta, gb)] {
+        if let Some(b) = buf {
+            nodes[v.idx()].grad = b;
+        }
+    }
+}
