@@ -14,7 +14,7 @@ use crate::tensor::Shape;
 
 const H: f32 = 3e-3;
 
-fn pseudo(seed: u64, n: usize, lo: f32, hi: f32) -> Vec<f32> {
+pub(super) fn pseudo(seed: u64, n: usize, lo: f32, hi: f32) -> Vec<f32> {
     let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
     (0..n)
         .map(|_| {
@@ -26,7 +26,7 @@ fn pseudo(seed: u64, n: usize, lo: f32, hi: f32) -> Vec<f32> {
 }
 
 /// Checks every parameter's analytic gradient against finite differences of `f`.
-fn check(store: &mut ParamStore, f: &dyn Fn(&mut Tape, &ParamStore) -> Var, what: &str) {
+pub(super) fn check(store: &mut ParamStore, f: &dyn Fn(&mut Tape, &ParamStore) -> Var, what: &str) {
     let mut tape = Tape::new();
     let root = f(&mut tape, store);
     store.zero_grads();
@@ -62,7 +62,7 @@ fn param(store: &mut ParamStore, name: &str, dims: [usize; 2], vals: Vec<f32>) -
 }
 
 /// Reduces any output to a scalar whose gradient differs for every output element.
-fn probe(tape: &mut Tape, store: &ParamStore, y: Var) -> Var {
+pub(super) fn probe(tape: &mut Tape, store: &ParamStore, y: Var) -> Var {
     let s = tape.shape(y);
     let c = pseudo(99, s.cols(), -1.0, 1.0);
     let cvar = tape.input(Shape::matrix(s.cols(), 1), &c).unwrap();

@@ -11,3 +11,5 @@ pub use params::{ParamEntry, ParamId, ParamStore};
 pub use tape::{Tape, Var};
 #[cfg(test)]
 mod gradcheck;
+#[cfg(test)]
+mod gradcheck_nd;

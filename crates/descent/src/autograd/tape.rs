@@ -28,6 +28,8 @@ pub(crate) struct Node {
     pub(crate) value: Vec<f32>,
     pub(crate) grad: Vec<f32>,
     pub(crate) saved: Saved,
+    /// Integer operands of the op (token or class ids), kept as integers.
+    pub(crate) ints: Vec<u32>,
 }
 
 /// The record of one forward pass. See the module docs for the reuse contract.
@@ -115,6 +117,7 @@ impl Tape {
                 value: Vec::new(),
                 grad: Vec::new(),
                 saved: Saved::default(),
+                ints: Vec::new(),
             });
         }
         let node = &mut self.nodes[self.len];

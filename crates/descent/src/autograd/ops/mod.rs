@@ -12,12 +12,24 @@ mod activity_penalty;
 mod add;
 mod add_const;
 mod batch_norm;
+mod batched_matmul;
+mod broadcast;
 mod concat;
 mod dense;
+mod gather;
 mod layer_norm;
 mod loss;
 mod matmul;
 mod mul_const;
+mod nd;
+mod permute;
+mod reduce;
+mod reshape;
+mod slice;
+mod softmax;
+
+pub use broadcast::Broadcast;
+pub use reduce::Reduction;
 
 use std::mem::take;
 use std::ops::Range;
@@ -43,6 +55,14 @@ pub(crate) enum Op {
     LayerNorm { x: Var, gamma: Var, beta: Var },
     BatchNorm { x: Var, gamma: Var, beta: Var, fixed: bool },
     Loss { pred: Var },
+    Reshape { x: Var },
+    Permute { x: Var, axes: [u8; 4] },
+    Broadcast { a: Var, b: Var, kind: Broadcast },
+    BatchedMatMul { a: Var, b: Var },
+    Softmax { x: Var, axis: u8 },
+    Reduce { x: Var, axis: u8, kind: Reduction },
+    Slice { x: Var, axis: u8, start: u32 },
+    Gather { table: Var },
 }
 
 /// A node's reusable saved buffers; each op's `…Saved` struct says what its slots hold.
@@ -142,6 +162,14 @@ pub(crate) fn backward(ctx: &mut Backward, i: usize) {
         Op::LayerNorm { x, gamma, beta } => layer_norm::backward(ctx, i, x, gamma, beta),
         Op::BatchNorm { x, gamma, beta, fixed } => batch_norm::backward(ctx, i, (x, gamma, beta), fixed),
         Op::Loss { pred } => loss::backward(ctx, i, pred),
+        Op::Reshape { x } => reshape::backward(ctx, i, x),
+        Op::Permute { x, axes } => permute::backward(ctx, i, x, axes),
+        Op::Broadcast { a, b, kind } => broadcast::backward(ctx, i, a, b, kind),
+        Op::BatchedMatMul { a, b } => batched_matmul::backward(ctx, i, a, b),
+        Op::Softmax { x, axis } => softmax::backward(ctx, i, x, axis as usize),
+        Op::Reduce { x, axis, kind } => reduce::backward(ctx, i, x, axis as usize, kind),
+        Op::Slice { x, axis, start } => slice::backward(ctx, i, x, axis as usize, start as usize),
+        Op::Gather { table } => gather::backward(ctx, i, table),
     }
 }
 
