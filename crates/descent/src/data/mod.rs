@@ -275,6 +275,21 @@ impl Preprocessing {
     }
 }
 
+/// The bundled digits, split 80/20 with seed 42 and standardized on the training part
+/// (the classic experiment's data), for tests across the crate.
+#[cfg(test)]
+pub(crate) fn digits_for_tests() -> (Dataset, Dataset) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/digits.csv");
+    let options = CsvOptions { label_column: Some(LabelColumn::Name("label".into())), ..Default::default() };
+    let (x, y) = read_csv(path, &options).unwrap();
+    let data = Dataset::new(x, y.unwrap(), "digits").unwrap();
+    let (mut train, mut test) = data.train_test_split(0.2, 42).unwrap();
+    let prep = Preprocessing::fit(None, true, &train.x);
+    prep.apply(&mut train.x).unwrap();
+    prep.apply(&mut test.x).unwrap();
+    (train, test)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

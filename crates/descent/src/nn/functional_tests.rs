@@ -4,7 +4,7 @@
 //! every malformed graph is an error naming the layer.
 
 use crate::autograd::{Tape, Var};
-use crate::data::{read_csv, CsvOptions, Dataset, LabelColumn, Preprocessing};
+use crate::data::{Dataset, Preprocessing};
 use crate::io::weights_to_bytes;
 use crate::nn::{Activation, Add, Call, Concatenate, Dense, Input, Loss, ModelConfig, ModelKind, SharedLayer};
 use crate::train::{Model, Sequential};
@@ -14,15 +14,7 @@ use crate::tensor::{Shape, Tensor};
 use crate::train::FitOptions;
 
 fn digits() -> (Dataset, Dataset) {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/digits.csv");
-    let options = CsvOptions { label_column: Some(LabelColumn::Name("label".into())), ..Default::default() };
-    let (x, y) = read_csv(path, &options).unwrap();
-    let data = Dataset::new(x, y.unwrap(), "digits").unwrap();
-    let (mut train, mut test) = data.train_test_split(0.2, 42).unwrap();
-    let prep = Preprocessing::fit(None, true, &train.x);
-    prep.apply(&mut train.x).unwrap();
-    prep.apply(&mut test.x).unwrap();
-    (train, test)
+    crate::data::digits_for_tests()
 }
 
 fn quiet(epochs: usize) -> FitOptions<'static> {

@@ -36,6 +36,31 @@ pub struct ConcatenateConfig {
     pub inputs: Option<Vec<String>>,
 }
 
+/// The `Layer` methods every merge layer writes the same way: it takes two or more
+/// inputs (so the single-input `build` and `forward` are errors), has no parameters,
+/// and folds its inputs with a pairwise tape op.
+macro_rules! merge_layer {
+    ($kind:literal, $pairwise:ident) => {
+        fn build(&mut self, _: &[usize], _: &mut ParamStore, _: &mut Rng) -> Result<Vec<usize>> {
+            Err(one_input(&self.name, $kind, 1))
+        }
+        fn forward(&self, _: &mut Tape, _: &ParamStore, _: Var, _: bool) -> Result<Var> {
+            Err(one_input(&self.name, $kind, 1))
+        }
+        fn forward_inputs(&self, tape: &mut Tape, store: &ParamStore, xs: &[Var], _training: bool) -> Result<Var> {
+            at_least_two(&self.name, $kind, xs.len())?;
+            let mut merged = xs[0];
+            for &x in &xs[1..] {
+                merged = tape.$pairwise(store, merged, x)?;
+            }
+            Ok(merged)
+        }
+        fn params(&self) -> Vec<ParamId> {
+            Vec::new()
+        }
+    };
+}
+
 fn last_axis() -> i64 {
     -1
 }
@@ -74,30 +99,14 @@ impl Add {
 
 impl Layer for Add {
     named_layer!("Add", "add", Add);
+    merge_layer!("Add", add);
 
-    fn build(&mut self, _: &[usize], _: &mut ParamStore, _: &mut Rng) -> Result<Vec<usize>> {
-        Err(one_input(&self.name, "Add", 1))
-    }
     fn build_inputs(&mut self, inputs: &[&[usize]], _: &mut ParamStore, _: &mut Rng) -> Result<Vec<usize>> {
         at_least_two(&self.name, "Add", inputs.len())?;
         if let Some(other) = inputs.iter().find(|s| **s != inputs[0]) {
             return Err(Error::shape(format!("layer '{}' (Add)", self.name), format!("inputs of one shape {:?}", inputs[0]), format!("{other:?}")));
         }
         Ok(inputs[0].to_vec())
-    }
-    fn forward(&self, _: &mut Tape, _: &ParamStore, _: Var, _: bool) -> Result<Var> {
-        Err(one_input(&self.name, "Add", 1))
-    }
-    fn forward_inputs(&self, tape: &mut Tape, store: &ParamStore, xs: &[Var], _training: bool) -> Result<Var> {
-        at_least_two(&self.name, "Add", xs.len())?;
-        let mut sum = xs[0];
-        for &x in &xs[1..] {
-            sum = tape.add(store, sum, x)?;
-        }
-        Ok(sum)
-    }
-    fn params(&self) -> Vec<ParamId> {
-        Vec::new()
     }
 }
 
@@ -130,10 +139,8 @@ impl Concatenate {
 
 impl Layer for Concatenate {
     named_layer!("Concatenate", "concatenate", Concatenate);
+    merge_layer!("Concatenate", concat);
 
-    fn build(&mut self, _: &[usize], _: &mut ParamStore, _: &mut Rng) -> Result<Vec<usize>> {
-        Err(one_input(&self.name, "Concatenate", 1))
-    }
     fn build_inputs(&mut self, inputs: &[&[usize]], _: &mut ParamStore, _: &mut Rng) -> Result<Vec<usize>> {
         at_least_two(&self.name, "Concatenate", inputs.len())?;
         if !matches!(self.config.axis, -1 | 1) {
@@ -146,19 +153,5 @@ impl Layer for Concatenate {
             return Err(Error::shape(format!("layer '{}' (Concatenate)", self.name), "flat per-sample inputs [features]", format!("{bad:?}")));
         }
         Ok(vec![inputs.iter().map(|s| s[0]).sum()])
-    }
-    fn forward(&self, _: &mut Tape, _: &ParamStore, _: Var, _: bool) -> Result<Var> {
-        Err(one_input(&self.name, "Concatenate", 1))
-    }
-    fn forward_inputs(&self, tape: &mut Tape, store: &ParamStore, xs: &[Var], _training: bool) -> Result<Var> {
-        at_least_two(&self.name, "Concatenate", xs.len())?;
-        let mut joined = xs[0];
-        for &x in &xs[1..] {
-            joined = tape.concat(store, joined, x)?;
-        }
-        Ok(joined)
-    }
-    fn params(&self) -> Vec<ParamId> {
-        Vec::new()
     }
 }

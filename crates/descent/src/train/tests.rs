@@ -1,4 +1,4 @@
-use crate::data::{read_csv, CsvOptions, Dataset, LabelColumn, Preprocessing};
+use crate::data::{Dataset, Preprocessing};
 use crate::io::weights_to_bytes;
 use crate::nn::{Activation, Dense, Loss};
 use crate::train::{Model, Sequential};
@@ -7,15 +7,7 @@ use crate::tensor::Tensor;
 use crate::train::{FitOptions, LambdaCallback};
 
 fn digits() -> (Dataset, Dataset) {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/digits.csv");
-    let options = CsvOptions { label_column: Some(LabelColumn::Name("label".into())), ..Default::default() };
-    let (x, y) = read_csv(path, &options).unwrap();
-    let data = Dataset::new(x, y.unwrap(), "digits").unwrap();
-    let (mut train, mut test) = data.train_test_split(0.2, 42).unwrap();
-    let prep = Preprocessing::fit(None, true, &train.x);
-    prep.apply(&mut train.x).unwrap();
-    prep.apply(&mut test.x).unwrap();
-    (train, test)
+    crate::data::digits_for_tests()
 }
 
 fn classic(inputs: usize, seed: u64) -> Model {
