@@ -6,8 +6,6 @@ mod activation_layer;
 mod confusion;
 mod dense;
 mod functional;
-#[cfg(test)]
-mod functional_tests;
 mod init;
 mod layer;
 mod loss;

@@ -6,8 +6,12 @@ mod batch;
 mod callbacks;
 mod checkpoint;
 mod fit;
+#[cfg(test)]
+mod functional_tests;
 mod keras_callbacks;
 mod model;
+#[cfg(test)]
+mod normalization_tests;
 mod progress;
 pub mod tensorboard;
 #[cfg(test)]
