@@ -159,7 +159,7 @@ impl Collect {
                 if l == next {
                     self.layers.push(layer.clone());
                 }
-                self.nodes.push(Node { layer: l, inputs: ins });
+                self.nodes.push(Node { layer: l, inputs: ins, name: None });
                 let id = self.n_inputs + self.nodes.len() - 1;
                 self.ids.insert(Rc::as_ptr(&t.0), id);
                 Ok(id)

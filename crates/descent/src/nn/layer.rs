@@ -110,6 +110,24 @@ pub enum LayerConfig {
     LayerNormalization(LayerNormalizationConfig),
     Add(AddConfig),
     Concatenate(ConcatenateConfig),
+    /// A further call of an earlier layer, with the same weights (a shared layer).
+    Call(CallConfig),
+}
+
+/// `type = "call"`: calls the earlier layer `layer` again on `inputs` (one set of weights
+/// for every call; gradients sum over the calls). `name` names this call's output.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallConfig {
+    pub layer: String,
+    /// Names this call's output (default `<layer>_call_<k>`, k counting the layer's calls).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<Vec<String>>,
+    /// A call has no shape of its own to declare.
+    #[serde(skip)]
+    pub input_shape: Option<Vec<usize>>,
 }
 
 /// `$f` applied to the config struct inside each variant of a `LayerConfig`.
@@ -124,6 +142,7 @@ macro_rules! each_config {
             LayerConfig::LayerNormalization($c) => $body,
             LayerConfig::Add($c) => $body,
             LayerConfig::Concatenate($c) => $body,
+            LayerConfig::Call($c) => $body,
         }
     };
 }
@@ -180,9 +199,10 @@ fn zeros() -> Initializer {
 }
 
 impl LayerConfig {
-    /// Instantiates the layer (unbuilt: parameters come at `build`).
-    pub fn into_layer(self) -> Box<dyn Layer> {
-        match self {
+    /// Instantiates the layer (unbuilt: parameters come at `build`). A `call` entry is
+    /// no layer of its own (it calls an earlier one) and is an error here.
+    pub fn into_layer(self) -> Result<Box<dyn Layer>> {
+        Ok(match self {
             LayerConfig::Dense(c) => Box::new(Dense::from_config(c)),
             LayerConfig::Activation(c) => Box::new(ActivationLayer::from_config(c)),
             LayerConfig::Dropout(c) => Box::new(Dropout::from_config(c)),
@@ -191,7 +211,10 @@ impl LayerConfig {
             LayerConfig::LayerNormalization(c) => Box::new(LayerNormalization::from_config(c)),
             LayerConfig::Add(c) => Box::new(Add::from_config(c)),
             LayerConfig::Concatenate(c) => Box::new(Concatenate::from_config(c)),
-        }
+            LayerConfig::Call(c) => {
+                return Err(Error::Config(format!("a `call` of layer '{}' calls an earlier layer of a functional model; it is not a layer of its own", c.layer)))
+            }
+        })
     }
 
     /// What this layer is applied to in a functional model (layer or input names).

@@ -21,7 +21,7 @@ pub use activation_layer::ActivationLayer;
 pub use dense::Dense;
 pub use functional::{Call, Input, SharedLayer, SymbolicTensor};
 pub use init::Initializer;
-pub use layer::{ActivationConfig, DenseConfig, Layer, LayerConfig};
+pub use layer::{ActivationConfig, CallConfig, DenseConfig, Layer, LayerConfig};
 pub use loss::Loss;
 pub use merge::{Add, AddConfig, Concatenate, ConcatenateConfig};
 pub use confusion::{Average, ConfusionMatrix};

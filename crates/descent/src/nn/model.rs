@@ -54,7 +54,9 @@ pub struct ModelConfig {
 impl ModelConfig {
     /// Functional when it names inputs or outputs or any layer says what it is applied to.
     pub fn is_functional(&self) -> bool {
-        !self.inputs.is_empty() || !self.outputs.is_empty() || self.layers.iter().any(|l| l.inputs().is_some())
+        !self.inputs.is_empty()
+            || !self.outputs.is_empty()
+            || self.layers.iter().any(|l| l.inputs().is_some() || matches!(l, LayerConfig::Call(_)))
     }
 }
 
@@ -76,6 +78,9 @@ type FirstCall = (Vec<Vec<usize>>, Vec<usize>);
 pub(crate) struct Node {
     pub(crate) layer: usize,
     pub(crate) inputs: Vec<usize>,
+    /// The output's name when this is a further call of its layer (a shared layer);
+    /// a layer's first call is named by the layer.
+    pub(crate) name: Option<String>,
 }
 
 /// Layers, their graph and the flat parameter store.
@@ -123,6 +128,26 @@ fn assign_names(layers: &mut [Box<dyn Layer>], inputs: &mut [InputConfig]) -> Re
     Ok(())
 }
 
+/// Names the output of every further call of a layer that has no name yet
+/// (`<layer>_call_<k>`), and checks call names against every other name.
+fn name_later_calls(layers: &[Box<dyn Layer>], inputs: &[InputConfig], nodes: &mut [Node]) -> Result<()> {
+    let mut calls = vec![0usize; layers.len()];
+    let mut taken: std::collections::HashSet<String> = layers.iter().map(|l| l.name().to_string()).chain(inputs.iter().map(|i| i.name.clone())).collect();
+    for node in nodes.iter_mut() {
+        calls[node.layer] += 1;
+        if calls[node.layer] == 1 {
+            node.name = None;
+            continue;
+        }
+        let name = node.name.take().unwrap_or_else(|| format!("{}_call_{}", layers[node.layer].name(), calls[node.layer] - 1));
+        if !taken.insert(name.clone()) {
+            return Err(Error::Config(format!("two layers are named '{name}': layer and input names must be unique")));
+        }
+        node.name = Some(name);
+    }
+    Ok(())
+}
+
 impl Network {
     /// Keras's `Sequential`: a chain of layers, each applied to the previous one's
     /// output. If the first layer declares `input_shape`, it is built now (as Keras
@@ -133,7 +158,7 @@ impl Network {
         }
         let n = layers.len();
         let declared = layers[0].declared_input_shape().map(<[usize]>::to_vec);
-        let nodes = (0..n).map(|i| Node { layer: i, inputs: vec![i] }).collect();
+        let nodes = (0..n).map(|i| Node { layer: i, inputs: vec![i], name: None }).collect();
         let input = InputConfig { name: "input_layer".into(), shape: declared };
         Network::assemble(default_name(), ModelKind::Sequential, layers, vec![input], nodes, vec![n])
     }
@@ -147,7 +172,9 @@ impl Network {
         nodes: Vec<Node>,
         outputs: Vec<usize>,
     ) -> Result<Network> {
+        let mut nodes = nodes;
         assign_names(&mut layers, &mut inputs)?;
+        name_later_calls(&layers, &inputs, &mut nodes)?;
         if inputs.is_empty() || outputs.is_empty() {
             return Err(Error::Config("a model needs at least one input and one output".into()));
         }
@@ -178,7 +205,7 @@ impl Network {
     /// the first layer); names refer to inputs and earlier layers only.
     pub fn from_config(config: ModelConfig) -> Result<Network> {
         if !config.is_functional() {
-            let mut model = Network::sequential(config.layers.into_iter().map(LayerConfig::into_layer).collect())?;
+            let mut model = Network::sequential(config.layers.into_iter().map(LayerConfig::into_layer).collect::<Result<_>>()?)?;
             model.name = config.name;
             if let (Some(shape), false) = (config.input_shape, model.is_built()) {
                 model.build(&shape)?;
@@ -192,20 +219,47 @@ impl Network {
         if config.layers.is_empty() {
             return Err(Error::Config("a model needs at least one layer".into()));
         }
-        let mut layers: Vec<Box<dyn Layer>> = config.layers.into_iter().map(LayerConfig::into_layer).collect();
+        // Entries in order: a new layer, or a further call of an earlier one.
+        enum Entry {
+            Layer(usize),
+            Call(super::layer::CallConfig),
+        }
+        let mut layers: Vec<Box<dyn Layer>> = Vec::with_capacity(config.layers.len());
+        let mut entries = Vec::with_capacity(config.layers.len());
+        for entry in config.layers {
+            match entry {
+                LayerConfig::Call(call) => entries.push(Entry::Call(call)),
+                other => {
+                    entries.push(Entry::Layer(layers.len()));
+                    layers.push(other.into_layer()?);
+                }
+            }
+        }
         assign_names(&mut layers, &mut inputs)?;
         let n_in = inputs.len();
         let mut tensor_of: HashMap<String, usize> = inputs.iter().enumerate().map(|(i, x)| (x.name.clone(), i)).collect();
-        let mut nodes = Vec::with_capacity(layers.len());
-        for (j, layer) in layers.iter().enumerate() {
-            let ins = match layer.declared_inputs() {
+        let mut defined = vec![false; layers.len()];
+        let mut nodes: Vec<Node> = Vec::with_capacity(entries.len());
+        for (j, entry) in entries.iter().enumerate() {
+            let (layer, declared, name) = match entry {
+                Entry::Layer(l) => (*l, layers[*l].declared_inputs(), None),
+                Entry::Call(c) => {
+                    let l = layers.iter().position(|x| x.name() == c.layer).filter(|&l| defined[l]).ok_or_else(|| {
+                        Error::Config(format!("`model.layers[{j}]` (a call): '{}' is not an earlier layer of the model", c.layer))
+                    })?;
+                    // The default name is the one assembly gives: `<layer>_call_<k>`.
+                    let k = nodes.iter().filter(|n| n.layer == l).count();
+                    (l, c.inputs.as_deref(), Some(c.name.clone().unwrap_or_else(|| format!("{}_call_{k}", c.layer))))
+                }
+            };
+            let what = name.as_deref().unwrap_or(layers[layer].name()).to_string();
+            let ins = match declared {
                 Some(names) => names
                     .iter()
                     .map(|n| {
                         tensor_of.get(n).copied().ok_or_else(|| {
                             Error::Config(format!(
-                                "`model.layers[{j}]` ('{}'): input '{n}' is not a model input or an earlier layer (known: {})",
-                                layer.name(),
+                                "`model.layers[{j}]` ('{what}'): input '{n}' is not a model input or an earlier layer (known: {})",
                                 known_names(&tensor_of)
                             ))
                         })
@@ -215,13 +269,17 @@ impl Network {
                 None => vec![n_in + j - 1],
             };
             if ins.is_empty() {
-                return Err(Error::Config(format!("`model.layers[{j}]` ('{}'): `inputs` is empty", layer.name())));
+                return Err(Error::Config(format!("`model.layers[{j}]` ('{what}'): `inputs` is empty")));
             }
-            nodes.push(Node { layer: j, inputs: ins });
-            tensor_of.insert(layer.name().to_string(), n_in + j);
+            defined[layer] = true;
+            nodes.push(Node { layer, inputs: ins, name });
+            let out_name = nodes[j].name.clone().unwrap_or_else(|| layers[layer].name().to_string());
+            if tensor_of.insert(out_name.clone(), n_in + j).is_some() {
+                return Err(Error::Config(format!("two layers are named '{out_name}': layer and input names must be unique")));
+            }
         }
         let outputs = if config.outputs.is_empty() {
-            vec![n_in + layers.len() - 1]
+            vec![n_in + nodes.len() - 1]
         } else {
             config
                 .outputs
@@ -238,25 +296,33 @@ impl Network {
     }
 
     /// The graph as a config: layers in call order, each functional one with the names
-    /// of what it is applied to. Shared layers (one layer called twice) have no config
-    /// form yet and are an error here.
+    /// of what it is applied to; a further call of a shared layer is a `call` entry.
     pub fn config(&self) -> Result<ModelConfig> {
-        let layers: Vec<LayerConfig> = self.nodes.iter().map(|n| self.layers[n.layer].config()).collect();
         if self.kind == ModelKind::Sequential {
+            let layers = self.nodes.iter().map(|n| self.layers[n.layer].config()).collect();
             return Ok(ModelConfig { name: self.name.clone(), input_shape: self.input_shape().map(<[usize]>::to_vec), inputs: Vec::new(), layers, outputs: Vec::new() });
         }
-        if self.nodes.len() != self.layers.len() {
-            let shared = (0..self.layers.len()).find(|&l| self.nodes.iter().filter(|n| n.layer == l).count() > 1).unwrap_or(0);
-            return Err(Error::Config(format!(
-                "model '{}': layer '{}' is called more than once (shared weights), which a saved config cannot express yet",
-                self.name,
-                self.layers[shared].name()
-            )));
-        }
-        let mut layers = layers;
-        for (config, node) in layers.iter_mut().zip(&self.nodes) {
-            *config.inputs_mut() = Some(node.inputs.iter().map(|&t| self.tensor_name(t).to_string()).collect());
-        }
+        // A layer's first call is its entry; a further call of it is a `call` entry.
+        let layers = self
+            .nodes
+            .iter()
+            .map(|node| {
+                let inputs = Some(node.inputs.iter().map(|&t| self.tensor_name(t).to_string()).collect());
+                match &node.name {
+                    None => {
+                        let mut config = self.layers[node.layer].config();
+                        *config.inputs_mut() = inputs;
+                        config
+                    }
+                    Some(name) => LayerConfig::Call(super::layer::CallConfig {
+                        layer: self.layers[node.layer].name().to_string(),
+                        name: Some(name.clone()),
+                        inputs,
+                        input_shape: None,
+                    }),
+                }
+            })
+            .collect();
         let inputs = self.inputs.iter().enumerate().map(|(i, x)| InputConfig { name: x.name.clone(), shape: self.shapes.get(i).cloned().or(x.shape.clone()) }).collect();
         let outputs = self.outputs.iter().map(|&t| self.tensor_name(t).to_string()).collect();
         Ok(ModelConfig { name: self.name.clone(), input_shape: None, inputs, layers, outputs })
@@ -266,7 +332,7 @@ impl Network {
     fn tensor_name(&self, t: usize) -> &str {
         match t.checked_sub(self.inputs.len()) {
             None => &self.inputs[t].name,
-            Some(j) => self.layers[self.nodes[j].layer].name(),
+            Some(j) => self.nodes[j].name.as_deref().unwrap_or(self.layers[self.nodes[j].layer].name()),
         }
     }
 
@@ -479,7 +545,11 @@ impl Network {
             } else {
                 layer.params().iter().map(|p| self.store.entry(*p).shape.numel()).sum()
             };
-            let mut row = vec![vec![format!("{} ({})", layer.name(), layer.kind())], vec![shape_of(self.inputs.len() + j)], vec![group_digits(count)]];
+            let title = match &node.name {
+                None => format!("{} ({})", layer.name(), layer.kind()),
+                Some(call) => format!("{call} (call of {})", layer.name()),
+            };
+            let mut row = vec![vec![title], vec![shape_of(self.inputs.len() + j)], vec![group_digits(count)]];
             if functional {
                 let n = node.inputs.len();
                 row.push(node.inputs.iter().enumerate().map(|(k, &t)| format!("{}{}", self.tensor_name(t), if k + 1 < n { "," } else { "" })).collect());

@@ -142,8 +142,72 @@ fn a_shared_layer_sums_the_gradients_of_its_calls() {
         let numeric = (up - down) / (2.0 * h as f64);
         assert!((analytic[j] as f64 - numeric).abs() <= 1e-3 + 1e-2 * numeric.abs(), "param {j}: analytic {} vs numeric {numeric}", analytic[j]);
     }
-    // A shared layer is one config entry but two calls: saving says so.
-    assert!(model.config().unwrap_err().to_string().contains("called more than once"));
+    // In a config, the second call is a `call` entry: the same graph and weights come back.
+    let config = model.config().unwrap();
+    assert!(matches!(&config.layers[1], crate::nn::LayerConfig::Call(c) if c.layer == "dense" && c.name.as_deref() == Some("dense_call_1")), "{:?}", config.layers);
+    assert_eq!(config.layers[2].inputs(), Some(&["dense_call_1".to_string(), "input_layer".to_string()][..]));
+    let again = Model::from_config(config.clone()).unwrap();
+    assert_eq!(again.config().unwrap(), config);
+    assert_eq!(again.params().count(), 12);
+    assert!(model.summary().contains("dense_call_1 (call of dense)"), "{}", model.summary());
+    model.compile(Adam::new(0.01), Loss::MeanSquaredError, &[]).unwrap();
+    let x = Tensor::new(input.to_vec(), &[2, 3]).unwrap();
+    let y = Tensor::new(target.to_vec(), &[2, 3]).unwrap();
+    model.train_on_batch(&x, &y).unwrap();
+    let dir = std::env::temp_dir().join(format!("descent-shared-{}", std::process::id()));
+    model.save(&dir, &Default::default()).unwrap();
+    let (mut loaded, _) = Model::load(&dir).unwrap();
+    assert_eq!(loaded.predict(&x, 2).unwrap(), model.predict(&x, 2).unwrap());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_call_entry_calls_an_earlier_layer_again() {
+    let config: ModelConfig = serde_json::from_value(serde_json::json!({
+        "inputs": [{ "name": "a", "shape": [4] }, { "name": "b", "shape": [4] }],
+        "layers": [
+            { "type": "dense", "name": "encoder", "units": 3, "activation": "tanh", "inputs": ["a"] },
+            { "type": "call", "layer": "encoder", "inputs": ["b"] },
+            { "type": "add", "name": "both", "inputs": ["encoder", "encoder_call_1"] }
+        ]
+    }))
+    .unwrap();
+    let model = Model::from_config(config.clone()).unwrap();
+    assert_eq!(model.params().count(), 15, "one encoder: 4·3 + 3");
+    assert_eq!(model.config().unwrap().layers[1], crate::nn::LayerConfig::Call(crate::nn::CallConfig {
+        layer: "encoder".into(),
+        name: Some("encoder_call_1".into()),
+        inputs: Some(vec!["b".into()]),
+        input_shape: None,
+    }));
+    // The same input on both sides: the two calls compute the same values.
+    let mut tape = Tape::new();
+    let v = tape.input(Shape::matrix(1, 4), &[0.5, -1.0, 2.0, 0.1]).unwrap();
+    let y = model.forward_inputs(&mut tape, &[v, v], false).unwrap();
+    let one = {
+        let mut t = Tape::new();
+        let single: ModelConfig = serde_json::from_value(serde_json::json!({
+            "inputs": [{ "name": "a", "shape": [4] }],
+            "layers": [{ "type": "dense", "name": "encoder", "units": 3, "activation": "tanh" }]
+        }))
+        .unwrap();
+        let m = Model::from_config(single).unwrap();
+        let v = t.input(Shape::matrix(1, 4), &[0.5, -1.0, 2.0, 0.1]).unwrap();
+        let h = m.forward(&mut t, v, false).unwrap();
+        t.value(m.params(), h).iter().map(|x| 2.0 * x).collect::<Vec<f32>>()
+    };
+    assert_eq!(tape.value(model.params(), y), &one[..], "same seed, same encoder weights: 2·encoder(x)");
+
+    let bad = |layers: serde_json::Value| {
+        let c: ModelConfig = serde_json::from_value(serde_json::json!({ "inputs": [{ "name": "a", "shape": [4] }], "layers": layers })).unwrap();
+        Model::from_config(c).map(|_| ()).unwrap_err().to_string()
+    };
+    let e = bad(serde_json::json!([{ "type": "call", "layer": "later" }, { "type": "dense", "name": "later", "units": 2 }]));
+    assert!(e.contains("model.layers[0]") && e.contains("'later' is not an earlier layer"), "{e}");
+    let e = bad(serde_json::json!([{ "type": "dense", "name": "d", "units": 4 }, { "type": "call", "layer": "d", "name": "d" }]));
+    assert!(e.contains("two layers are named 'd'"), "{e}");
+    let e: Result<ModelConfig, _> = serde_json::from_value(serde_json::json!({ "layers": [{ "type": "call", "layer": "d", "units": 3 }] }));
+    assert!(e.unwrap_err().to_string().contains("unknown field `units`"));
 }
 
 #[test]
