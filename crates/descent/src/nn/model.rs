@@ -128,6 +128,11 @@ fn assign_names(layers: &mut [Box<dyn Layer>], inputs: &mut [InputConfig]) -> Re
     Ok(())
 }
 
+/// The default name of the k-th further call (k ≥ 1) of `layer`: `<layer>_call_<k>`.
+fn call_name(layer: &str, k: usize) -> String {
+    format!("{layer}_call_{k}")
+}
+
 /// Names the output of every further call of a layer that has no name yet
 /// (`<layer>_call_<k>`), and checks call names against every other name.
 fn name_later_calls(layers: &[Box<dyn Layer>], inputs: &[InputConfig], nodes: &mut [Node]) -> Result<()> {
@@ -139,7 +144,7 @@ fn name_later_calls(layers: &[Box<dyn Layer>], inputs: &[InputConfig], nodes: &m
             node.name = None;
             continue;
         }
-        let name = node.name.take().unwrap_or_else(|| format!("{}_call_{}", layers[node.layer].name(), calls[node.layer] - 1));
+        let name = node.name.take().unwrap_or_else(|| call_name(layers[node.layer].name(), calls[node.layer] - 1));
         if !taken.insert(name.clone()) {
             return Err(Error::Config(format!("two layers are named '{name}': layer and input names must be unique")));
         }
@@ -169,10 +174,9 @@ impl Network {
         kind: ModelKind,
         mut layers: Vec<Box<dyn Layer>>,
         mut inputs: Vec<InputConfig>,
-        nodes: Vec<Node>,
+        mut nodes: Vec<Node>,
         outputs: Vec<usize>,
     ) -> Result<Network> {
-        let mut nodes = nodes;
         assign_names(&mut layers, &mut inputs)?;
         name_later_calls(&layers, &inputs, &mut nodes)?;
         if inputs.is_empty() || outputs.is_empty() {
@@ -247,9 +251,8 @@ impl Network {
                     let l = layers.iter().position(|x| x.name() == c.layer).filter(|&l| defined[l]).ok_or_else(|| {
                         Error::Config(format!("`model.layers[{j}]` (a call): '{}' is not an earlier layer of the model", c.layer))
                     })?;
-                    // The default name is the one assembly gives: `<layer>_call_<k>`.
                     let k = nodes.iter().filter(|n| n.layer == l).count();
-                    (l, c.inputs.as_deref(), Some(c.name.clone().unwrap_or_else(|| format!("{}_call_{k}", c.layer))))
+                    (l, c.inputs.as_deref(), Some(c.name.clone().unwrap_or_else(|| call_name(&c.layer, k))))
                 }
             };
             let what = name.as_deref().unwrap_or(layers[layer].name()).to_string();
