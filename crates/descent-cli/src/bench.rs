@@ -91,7 +91,8 @@ fn time_optimizer(cfg: &OptimizerConfig, store: &mut ParamStore) -> Result<(f64,
 
 /// The ceiling for an optimizer with `states` buffers (see `kernels::bandwidth`).
 fn time_ceiling(store: &mut ParamStore, states: &mut [Vec<f32>]) -> f64 {
-    let (values, grads, _) = store.parts_mut();
+    let (mut values, grads, _) = store.host_parts_mut();
+    let (values, grads) = (std::ops::DerefMut::deref_mut(&mut values), std::ops::Deref::deref(&grads));
     time_steps(|| traffic_pass(values, states, grads))
 }
 

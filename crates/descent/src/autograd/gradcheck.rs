@@ -10,7 +10,7 @@
 use super::{ParamId, ParamStore, Tape, Var};
 use crate::tensor::kernels::activation::Activation;
 use crate::tensor::kernels::loss::LossKind;
-use crate::tensor::Shape;
+use crate::tensor::{Shape, Targets};
 
 const H: f32 = 3e-3;
 
@@ -69,7 +69,7 @@ pub(super) fn probe(tape: &mut Tape, store: &ParamStore, y: Var) -> Var {
     let col = tape.matmul(store, y, cvar).unwrap();
     // Mean of (y·c − 0.5)² over rows: a smooth scalar touching every element of y.
     let target = vec![0.5; s.rows()];
-    tape.loss(store, col, &target, LossKind::Mse).unwrap()
+    tape.loss(store, col, Targets::Values(&target), LossKind::Mse).unwrap()
 }
 
 fn all_activations() -> Vec<Activation> {
@@ -205,7 +205,9 @@ fn every_loss() {
         let p = param(&mut store, "pred", [rows, cols], pred);
         let f = move |t: &mut Tape, s: &ParamStore| {
             let pv = t.param(s, p);
-            t.loss(s, pv, &target, kind).unwrap()
+            let classes: Vec<u32> = target.iter().map(|v| *v as u32).collect();
+            let targets = if kind.sparse_targets() { Targets::Classes(&classes) } else { Targets::Values(&target) };
+            t.loss(s, pv, targets, kind).unwrap()
         };
         check(&mut store, &f, &format!("{kind:?}"));
     }
@@ -221,13 +223,13 @@ fn intermediate_gradients_flow_through_chains() {
     let w1 = param(&mut store, "w1", [3, 4], pseudo(32, 12, -0.8, 0.8));
     let b1 = param(&mut store, "b1", [1, 4], pseudo(33, 4, -0.2, 0.2));
     let w2 = param(&mut store, "w2", [4, 3], pseudo(34, 12, -0.8, 0.8));
-    let labels = vec![0.0, 1.0, 2.0, 1.0, 0.0];
+    let labels = vec![0u32, 1, 2, 1, 0];
     let f = move |t: &mut Tape, s: &ParamStore| {
         let xv = t.param(s, x);
         let (w1v, b1v, w2v) = (t.param(s, w1), t.param(s, b1), t.param(s, w2));
         let h = t.dense(s, xv, w1v, Some(b1v), Activation::Tanh).unwrap();
         let z = t.dense(s, h, w2v, None, Activation::Linear).unwrap();
-        t.loss(s, z, &labels, LossKind::SparseCeLogits { smoothing: 0.0 }).unwrap()
+        t.loss(s, z, Targets::Classes(&labels), LossKind::SparseCeLogits { smoothing: 0.0 }).unwrap()
     };
     check(&mut store, &f, "two-layer chain");
 }

@@ -3,7 +3,7 @@
 //! step is then one fused pass over memory, zeroing gradients one memset, and a checkpoint
 //! or an all-reduce one buffer.
 
-use crate::tensor::Shape;
+use crate::tensor::{Backend, DeviceSlice, DeviceVec, HostMut, HostRef, Shape, B};
 
 /// Tensors start at multiples of 16 floats (64 bytes, one cache line / AVX-512 register).
 const ALIGN: usize = 16;
@@ -28,8 +28,8 @@ impl ParamEntry {
 
 #[derive(Clone, Debug, Default)]
 pub struct ParamStore {
-    values: Vec<f32>,
-    grads: Vec<f32>,
+    values: DeviceVec,
+    grads: DeviceVec,
     entries: Vec<ParamEntry>,
     /// Set for a store that only measures: `add` lays tensors out but stores nothing.
     sizing: Option<usize>,
@@ -50,12 +50,12 @@ impl ParamStore {
     /// (see `tensor::alloc`), touched once here: adding tensors up to that length then
     /// neither reallocates nor faults pages in. Size it with [`ParamStore::sizing`].
     pub fn with_capacity(len: usize) -> Self {
-        let empty = |mut v: Vec<f32>| {
-            v.clear();
+        let empty = |mut v: DeviceVec| {
+            B::clear(&mut v);
             v
         };
-        let values = empty(crate::tensor::alloc::zeroed(len));
-        let grads = empty(crate::tensor::alloc::zeroed(len));
+        let values = empty(B::zeros(len));
+        let grads = empty(B::zeros(len));
         Self { values, grads, ..Self::default() }
     }
 
@@ -66,9 +66,9 @@ impl ParamStore {
         if let Some(len) = &mut self.sizing {
             *len = end;
         } else {
-            self.values.resize(end, 0.0);
-            self.grads.resize(end, 0.0);
-            init(&mut self.values[offset..end]);
+            B::resize(&mut self.values, end);
+            B::resize(&mut self.grads, end);
+            B::write_with(B::range_mut(&mut self.values, offset..end), init);
         }
         self.entries.push(ParamEntry { name: name.into(), shape, offset, trainable: true });
         ParamId(self.entries.len() - 1)
@@ -90,38 +90,60 @@ impl ParamStore {
         self.entries[id.0].trainable = trainable;
     }
 
-    pub fn value(&self, id: ParamId) -> &[f32] {
-        &self.values[self.entries[id.0].range()]
+    /// One tensor's values, read on the host.
+    pub fn value(&self, id: ParamId) -> HostRef<'_> {
+        B::host(self.device_value(id))
     }
-    pub fn value_mut(&mut self, id: ParamId) -> &mut [f32] {
+    pub fn value_mut(&mut self, id: ParamId) -> HostMut<'_> {
+        B::host_mut(self.device_value_mut(id))
+    }
+    pub fn grad(&self, id: ParamId) -> HostRef<'_> {
+        B::host(B::range(&self.grads, self.entries[id.0].range()))
+    }
+    /// One tensor's values where they live, for kernels.
+    pub fn device_value(&self, id: ParamId) -> &DeviceSlice {
+        B::range(&self.values, self.entries[id.0].range())
+    }
+    pub fn device_value_mut(&mut self, id: ParamId) -> &mut DeviceSlice {
         let r = self.entries[id.0].range();
-        &mut self.values[r]
-    }
-    pub fn grad(&self, id: ParamId) -> &[f32] {
-        &self.grads[self.entries[id.0].range()]
+        B::range_mut(&mut self.values, r)
     }
 
-    /// The whole flat parameter buffer (including alignment padding).
-    pub fn values(&self) -> &[f32] {
+    /// The whole flat parameter buffer (including alignment padding), on the host.
+    pub fn values(&self) -> HostRef<'_> {
+        B::host(&self.values)
+    }
+    pub fn values_mut(&mut self) -> HostMut<'_> {
+        B::host_mut(&mut self.values)
+    }
+    pub fn grads(&self) -> HostRef<'_> {
+        B::host(&self.grads)
+    }
+    pub fn grads_mut(&mut self) -> HostMut<'_> {
+        B::host_mut(&mut self.grads)
+    }
+    /// The flat buffers where they live, for kernels.
+    pub fn device_values(&self) -> &DeviceSlice {
         &self.values
     }
-    pub fn values_mut(&mut self) -> &mut [f32] {
-        &mut self.values
-    }
-    pub fn grads(&self) -> &[f32] {
+    pub fn device_grads(&self) -> &DeviceSlice {
         &self.grads
     }
-    pub fn grads_mut(&mut self) -> &mut [f32] {
+    pub fn device_grads_mut(&mut self) -> &mut DeviceSlice {
         &mut self.grads
     }
+    /// Host views of the parameters (mutable) and gradients, with the tensor layout.
+    pub fn host_parts_mut(&mut self) -> (HostMut<'_>, HostRef<'_>, &[ParamEntry]) {
+        (B::host_mut(&mut self.values), B::host(&self.grads), &self.entries)
+    }
     /// Parameters (mutable), gradients and the tensor layout at once, for optimizer steps.
-    pub fn parts_mut(&mut self) -> (&mut [f32], &[f32], &[ParamEntry]) {
+    pub fn parts_mut(&mut self) -> (&mut DeviceSlice, &DeviceSlice, &[ParamEntry]) {
         (&mut self.values, &self.grads, &self.entries)
     }
 
     /// Length of the flat buffers.
     pub fn len(&self) -> usize {
-        self.sizing.unwrap_or(self.values.len())
+        self.sizing.unwrap_or(B::len(&self.values))
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -132,13 +154,13 @@ impl ParamStore {
     }
 
     pub fn zero_grads(&mut self) {
-        self.grads.fill(0.0);
+        B::fill(&mut self.grads, 0.0);
     }
 
-    pub(crate) fn take_grads(&mut self) -> Vec<f32> {
+    pub(crate) fn take_grads(&mut self) -> DeviceVec {
         std::mem::take(&mut self.grads)
     }
-    pub(crate) fn restore_grads(&mut self, grads: Vec<f32>) {
+    pub(crate) fn restore_grads(&mut self, grads: DeviceVec) {
         self.grads = grads;
     }
 }

@@ -7,7 +7,7 @@ use std::mem::take;
 use super::ops::{self, param_range, value_of, Backward, Op, Saved};
 use super::params::{ParamId, ParamStore};
 use crate::error::{Error, Result};
-use crate::tensor::Shape;
+use crate::tensor::{Backend, DeviceInts, DeviceSlice, DeviceVec, HostRef, Shape, B};
 
 /// A value on the tape (index of its node).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,11 +25,11 @@ pub(crate) struct Node {
     pub(crate) shape: Shape,
     pub(crate) op: Op,
     pub(crate) requires_grad: bool,
-    pub(crate) value: Vec<f32>,
-    pub(crate) grad: Vec<f32>,
+    pub(crate) value: DeviceVec,
+    pub(crate) grad: DeviceVec,
     pub(crate) saved: Saved,
     /// Integer operands of the op (token or class ids), kept as integers.
-    pub(crate) ints: Vec<u32>,
+    pub(crate) ints: DeviceInts,
 }
 
 /// The record of one forward pass. See the module docs for the reuse contract.
@@ -114,10 +114,10 @@ impl Tape {
                 shape,
                 op,
                 requires_grad,
-                value: Vec::new(),
-                grad: Vec::new(),
+                value: DeviceVec::default(),
+                grad: DeviceVec::default(),
                 saved: Saved::default(),
-                ints: Vec::new(),
+                ints: DeviceInts::default(),
             });
         }
         let node = &mut self.nodes[self.len];
@@ -125,7 +125,7 @@ impl Tape {
         node.op = op;
         node.requires_grad = requires_grad;
         // Resizing within capacity does not allocate: steady-state steps reuse buffers.
-        node.value.resize(n, 0.0);
+        B::resize(&mut node.value, n);
         self.len += 1;
         Var((self.len - 1) as u32)
     }
@@ -146,7 +146,7 @@ impl Tape {
     /// Adds input data, filled in place by `fill` (e.g. gathering a shuffled batch).
     pub fn input_with(&mut self, shape: Shape, fill: impl FnOnce(&mut [f32])) -> Var {
         let v = self.push(shape, Op::Input, false);
-        fill(&mut self.nodes[v.idx()].value);
+        B::write_with(&mut self.nodes[v.idx()].value, fill);
         v
     }
 
@@ -169,13 +169,18 @@ impl Tape {
     }
 
     /// The value of `v` (parameters are read from `store`).
-    pub fn value<'a>(&'a self, store: &'a ParamStore, v: Var) -> &'a [f32] {
-        value_of(&self.nodes[..self.len], store.values(), v)
+    pub fn value<'a>(&'a self, store: &'a ParamStore, v: Var) -> HostRef<'a> {
+        B::host(self.device_value(store, v))
+    }
+
+    /// The value of `v` where it lives, for kernels.
+    pub(crate) fn device_value<'a>(&'a self, store: &'a ParamStore, v: Var) -> &'a DeviceSlice {
+        value_of(&self.nodes[..self.len], store.device_values(), v)
     }
 
     /// The gradient of the last `backward` with respect to a non-parameter value.
-    pub fn grad(&self, v: Var) -> &[f32] {
-        &self.nodes[v.idx()].grad
+    pub fn grad(&self, v: Var) -> HostRef<'_> {
+        B::host(&self.nodes[v.idx()].grad)
     }
 
     pub(crate) fn requires_grad(&self, v: Var) -> bool {
@@ -185,17 +190,17 @@ impl Tape {
     /// Computes the op of the freshly pushed node `out`: `f` gets every node (to read
     /// inputs), the parameter values, and the node's value and saved buffers, moved out
     /// meanwhile.
-    pub(crate) fn compute(&mut self, store: &ParamStore, out: Var, f: impl FnOnce(&[Node], &[f32], &mut [f32], &mut Saved)) {
+    pub(crate) fn compute(&mut self, store: &ParamStore, out: Var, f: impl FnOnce(&[Node], &DeviceSlice, &mut DeviceSlice, &mut Saved)) {
         let mut value = take(&mut self.nodes[out.idx()].value);
         let mut saved = take(&mut self.nodes[out.idx()].saved);
-        f(&self.nodes[..self.len], store.values(), &mut value, &mut saved);
+        f(&self.nodes[..self.len], store.device_values(), &mut value, &mut saved);
         self.nodes[out.idx()].value = value;
         self.nodes[out.idx()].saved = saved;
     }
 
     /// Scalar value of a loss node.
     pub fn scalar(&self, v: Var) -> f32 {
-        self.nodes[v.idx()].value[0]
+        B::read(&self.nodes[v.idx()].value, 0)
     }
 
     /// Back-propagates from the scalar `root`, accumulating parameter gradients into
@@ -211,16 +216,16 @@ impl Tape {
         for node in &mut self.nodes[..self.len] {
             if node.requires_grad && param_range(&node.op).is_none() {
                 let n = node.shape.numel();
-                node.grad.resize(n, 0.0);
-                node.grad.fill(0.0);
+                B::resize(&mut node.grad, n);
+                B::fill(&mut node.grad, 0.0);
             }
         }
         if !self.requires_grad(root) {
             return Ok(());
         }
-        self.nodes[root.idx()].grad[0] = 1.0;
+        B::fill(B::range_mut(&mut self.nodes[root.idx()].grad, 0..1), 1.0);
         let mut pgrads = store.take_grads();
-        let mut ctx = Backward { nodes: &mut self.nodes[..self.len], pvals: store.values(), pgrads: &mut pgrads };
+        let mut ctx = Backward { nodes: &mut self.nodes[..self.len], pvals: store.device_values(), pgrads: &mut pgrads };
         for i in (0..=root.idx()).rev() {
             if ctx.nodes[i].requires_grad {
                 ops::backward(&mut ctx, i);

@@ -1,4 +1,4 @@
-//! Loss configuration with Keras's names and defaults; the math is in `tensor::kernels::loss`.
+//! Loss configuration with Keras's names and defaults; the math is the backend's `loss` kernel.
 
 use serde::{Deserialize, Serialize};
 

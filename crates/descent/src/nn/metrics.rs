@@ -17,6 +17,7 @@ use super::Loss;
 use crate::error::{Error, Result};
 use crate::tensor::kernels::activation::softmax_row;
 use crate::tensor::kernels::reduce::argmax;
+use crate::tensor::Targets;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Metric {
@@ -216,14 +217,14 @@ impl MetricState {
     }
 
     /// Adds a batch: `pred` is `[rows, cols]`, `target` as the loss takes it.
-    pub fn update(&mut self, pred: &[f32], target: &[f32], cols: usize) {
+    pub fn update(&mut self, pred: &[f32], target: Targets, cols: usize) {
         let (threshold, metric, ctx) = (self.ctx.threshold, self.metric, self.ctx);
         let class = |r: usize| true_class(&ctx, target, r, cols);
         match &mut self.acc {
             Accumulator::Count { hits, count } => match metric {
                 Metric::BinaryAccuracy => {
-                    for (p, t) in pred.iter().zip(target) {
-                        *hits += ((*p > threshold) == (*t > 0.5)) as u32 as f64;
+                    for (i, p) in pred.iter().enumerate().take(target.len()) {
+                        *hits += ((*p > threshold) == (target.value(i) > 0.5)) as u32 as f64;
                         *count += 1.0;
                     }
                 }
@@ -246,8 +247,8 @@ impl MetricState {
             },
             Accumulator::Confusion(c) => {
                 if self.binary {
-                    for (p, t) in pred.iter().zip(target) {
-                        c.add((*t > 0.5) as usize, (*p > threshold) as usize);
+                    for (i, p) in pred.iter().enumerate().take(target.len()) {
+                        c.add((target.value(i) > 0.5) as usize, (*p > threshold) as usize);
                     }
                 } else {
                     for (r, row) in pred.chunks_exact(cols).enumerate() {
@@ -257,13 +258,13 @@ impl MetricState {
             }
             Accumulator::Kept { pred: kp, target: kt } => {
                 kp.extend_from_slice(pred);
-                kt.extend_from_slice(target);
+                kt.extend((0..target.len()).map(|i| target.value(i)));
             }
             Accumulator::Regression { n, sse, sae, mean, m2 } => {
-                for (prow, trow) in pred.chunks_exact(cols).zip(target.chunks_exact(cols)) {
+                for (r, prow) in pred.chunks_exact(cols).enumerate().take(target.len() / cols) {
                     *n += 1.0;
                     for j in 0..cols {
-                        let (p, y) = (prow[j] as f64, trow[j] as f64);
+                        let (p, y) = (prow[j] as f64, target.value(r * cols + j) as f64);
                         sse[j] += (p - y) * (p - y);
                         sae[j] += (p - y).abs();
                         let delta = y - mean[j];
@@ -342,7 +343,9 @@ impl MetricState {
         if self.ctx.from_logits {
             probs.chunks_exact_mut(cols).for_each(softmax_row);
         }
-        let truth: Vec<usize> = (0..rows).map(|r| true_class(&self.ctx, target, r, cols)).collect();
+        // Kept targets are numbers (a sparse class as its index).
+        let kept = Targets::Values(target);
+        let truth: Vec<usize> = (0..rows).map(|r| true_class(&self.ctx, kept, r, cols)).collect();
         let per: Vec<f64> = (0..cols)
             .map(|c| {
                 let s: Vec<f64> = (0..rows).map(|r| probs[r * cols + c] as f64).collect();
@@ -355,8 +358,12 @@ impl MetricState {
 }
 
 /// The true class of row `r`: the sparse index, or the arg-max of a one-hot row.
-fn true_class(ctx: &MetricContext, target: &[f32], r: usize, cols: usize) -> usize {
-    if ctx.sparse_targets { target[r] as usize } else { argmax(&target[r * cols..(r + 1) * cols]) }
+fn true_class(ctx: &MetricContext, target: Targets, r: usize, cols: usize) -> usize {
+    match target {
+        Targets::Classes(c) => c[r] as usize,
+        Targets::Values(v) if ctx.sparse_targets => v[r] as usize,
+        Targets::Values(v) => argmax(&v[r * cols..(r + 1) * cols]),
+    }
 }
 
 /// Indices of `scores` from highest to lowest.
@@ -445,11 +452,11 @@ mod tests {
     #[test]
     fn streaming_accuracy_counts() {
         let mut m = MetricState::new("accuracy", Metric::SparseCategoricalAccuracy, ctx(2, true, false), false);
-        m.update(&[0.1, 0.9, 0.8, 0.2], &[1.0, 1.0], 2);
-        m.update(&[0.3, 0.7], &[1.0], 2);
+        m.update(&[0.1, 0.9, 0.8, 0.2], Targets::Classes(&[1, 1]), 2);
+        m.update(&[0.3, 0.7], Targets::Classes(&[1]), 2);
         assert!((m.result() - 2.0 / 3.0).abs() < 1e-12);
         let mut b = MetricState::new("accuracy", Metric::BinaryAccuracy, ctx(1, false, true), true);
-        b.update(&[-1.0, 2.0, 0.5, -0.1], &[0.0, 1.0, 0.0, 0.0], 1);
+        b.update(&[-1.0, 2.0, 0.5, -0.1], Targets::Values(&[0.0, 1.0, 0.0, 0.0]), 1);
         assert_eq!(b.result(), 0.75);
     }
 
@@ -508,7 +515,10 @@ mod reference_tests {
                 let mut state = MetricState::new(metric, m, ctx, binary_loss);
                 for start in (0..rows).step_by(7) {
                     let end = (start + 7).min(rows);
-                    state.update(&pred[start * outputs..end * outputs], &target[start * tcols..end * tcols], outputs);
+                    let t = &target[start * tcols..end * tcols];
+                    let classes: Vec<u32> = t.iter().map(|v| *v as u32).collect();
+                    let t = if sparse { Targets::Classes(&classes) } else { Targets::Values(t) };
+                    state.update(&pred[start * outputs..end * outputs], t, outputs);
                 }
                 let (got, want) = (state.result(), want.as_f64().unwrap());
                 assert!((got - want).abs() < 1e-9 * want.abs().max(1.0), "{name} {metric}: {got} vs scikit-learn {want}");

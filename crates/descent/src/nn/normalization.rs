@@ -11,7 +11,7 @@ use super::layer::{named_layer, Layer};
 use crate::autograd::{ParamId, ParamStore, Tape, Var};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
-use crate::tensor::Shape;
+use crate::tensor::{Backend, Shape, B};
 
 fn default_momentum() -> f32 {
     0.99
@@ -169,8 +169,8 @@ impl Layer for BatchNormalization {
         let Some(y) = self.last.lock().unwrap_or_else(|p| p.into_inner()).take() else { return };
         let (Some([_, _, mean, var]), Some((bm, bv))) = (self.params, tape.batch_stats(y)) else { return };
         let m = self.config.momentum;
-        store.value_mut(mean).iter_mut().zip(bm).for_each(|(a, b)| *a = m * *a + (1.0 - m) * b);
-        store.value_mut(var).iter_mut().zip(bv).for_each(|(a, b)| *a = m * *a + (1.0 - m) * b);
+        B::lerp_toward(store.device_value_mut(mean), bm, m);
+        B::lerp_toward(store.device_value_mut(var), bv, m);
     }
 }
 

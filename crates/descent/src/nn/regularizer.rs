@@ -1,6 +1,7 @@
 //! Weight penalties (Keras's `L1`, `L2`, `L1L2` regularizers): added to the loss and,
 //! through their gradient, to the parameter's gradient before the optimizer step.
 
+use crate::tensor::{Backend, DeviceSlice, B};
 use serde::{Deserialize, Serialize};
 
 /// penalty(w) = l1 · Σ|w| + l2 · Σ w²   (Keras's definitions; no ½ on the L2 term).
@@ -22,22 +23,14 @@ impl Regularizer {
         Regularizer { l1, l2 }
     }
 
-    pub fn penalty(&self, w: &[f32]) -> f64 {
-        let (mut abs, mut sq) = (0.0f64, 0.0f64);
-        for &v in w {
-            abs += v.abs() as f64;
-            sq += (v as f64) * (v as f64);
-        }
+    pub fn penalty(&self, w: &DeviceSlice) -> f64 {
+        let (abs, sq) = B::abs_and_square_sums(w);
         self.l1 as f64 * abs + self.l2 as f64 * sq
     }
 
     /// Adds ∂penalty/∂w = l1 · sign(w) + 2 · l2 · w to `g` and returns the penalty.
-    pub fn apply(&self, w: &[f32], g: &mut [f32]) -> f64 {
-        let (l1, l2x2) = (self.l1, 2.0 * self.l2);
-        for (g, &v) in g.iter_mut().zip(w) {
-            let sign = if v > 0.0 { 1.0 } else if v < 0.0 { -1.0 } else { 0.0 };
-            *g += l1 * sign + l2x2 * v;
-        }
+    pub fn apply(&self, w: &DeviceSlice, g: &mut DeviceSlice) -> f64 {
+        B::penalty_grad(g, w, self.l1, self.l2);
         self.penalty(w)
     }
 
@@ -61,14 +54,16 @@ mod tests {
     fn penalty_and_gradient_match_finite_differences() {
         let r = Regularizer::l1_l2(0.01, 0.05);
         let w = [0.5f32, -1.5, 0.25, 2.0];
-        assert!((r.penalty(&w) - (0.01 * 4.25 + 0.05 * (0.25 + 2.25 + 0.0625 + 4.0))).abs() < 1e-7);
-        let mut g = [0.0f32; 4];
-        r.apply(&w, &mut g);
+        let penalty = |w: &[f32]| r.penalty(&B::from_host(w));
+        assert!((penalty(&w) - (0.01 * 4.25 + 0.05 * (0.25 + 2.25 + 0.0625 + 4.0))).abs() < 1e-7);
+        let mut gd = B::zeros(4);
+        r.apply(&B::from_host(&w), &mut gd);
+        let g = B::host(&gd);
         for i in 0..4 {
             let (mut a, mut b) = (w, w);
             a[i] += 1e-3;
             b[i] -= 1e-3;
-            let fd = (r.penalty(&a) - r.penalty(&b)) / 2e-3;
+            let fd = (penalty(&a) - penalty(&b)) / 2e-3;
             assert!((g[i] as f64 - fd).abs() < 1e-4, "{i}: {} vs {fd}", g[i]);
         }
     }

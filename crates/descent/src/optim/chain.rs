@@ -16,6 +16,8 @@
 //! one kernel each (the tests check that they agree); a chain costs one pass per
 //! transform, so prefer the named ones where they fit.
 
+use std::ops::{Deref, DerefMut};
+
 use super::schedule::LearningRate;
 use super::{Optimizer, OptimizerConfig, OptimizerState};
 use crate::autograd::{ParamEntry, ParamStore};
@@ -242,7 +244,10 @@ impl Optimizer for Chain {
         self.iterations
     }
     fn step(&mut self, store: &mut ParamStore) {
-        let (values, grads, entries) = store.parts_mut();
+        // Transforms are host code (any closure a user writes): they see host views,
+        // which are plain borrows on the CPU backend.
+        let (mut values, grads, entries) = store.host_parts_mut();
+        let (values, grads) = (values.deref_mut(), Deref::deref(&grads));
         self.updates.clear();
         self.updates.extend_from_slice(grads);
         for e in entries.iter().filter(|e| !e.trainable) {

@@ -13,9 +13,7 @@ use super::schedule::LearningRate;
 use super::{GradSource, GradStats, Optimizer, OptimizerConfig, OptimizerState};
 use crate::autograd::ParamStore;
 use crate::error::{Error, Result};
-use crate::tensor::alloc;
-use crate::tensor::kernels::parallel::MIN_PARALLEL_LEN;
-use crate::tensor::kernels::reduce::sum_squares;
+use crate::tensor::{Backend, DeviceSlice, DeviceVec, B};
 
 #[derive(Clone, Debug)]
 pub struct Configured<R: Rule> {
@@ -26,11 +24,10 @@ pub struct Configured<R: Rule> {
     iterations: u64,
     skipped: u64,
     state_names: Vec<&'static str>,
-    state: Vec<Vec<f32>>,
-    accumulated: Vec<f32>,
-    ema: Vec<f32>,
+    state: Vec<DeviceVec>,
+    accumulated: DeviceVec,
+    ema: DeviceVec,
     norms: Vec<f32>,
-    partials: Vec<f32>,
     /// Parameter count the state was allocated for (0 before the first step).
     len: usize,
 }
@@ -47,10 +44,9 @@ impl<R: Rule> Configured<R> {
             skipped: 0,
             state_names: Vec::new(),
             state: Vec::new(),
-            accumulated: Vec::new(),
-            ema: Vec::new(),
+            accumulated: DeviceVec::default(),
+            ema: DeviceVec::default(),
             norms: Vec::new(),
-            partials: Vec::new(),
             len: 0,
         }
     }
@@ -109,8 +105,8 @@ impl<R: Rule> Configured<R> {
         self
     }
 
-    fn init(&mut self, values: &[f32]) {
-        let n = values.len();
+    fn init(&mut self, values: &DeviceSlice) {
+        let n = B::len(values);
         self.len = n;
         let lr0 = self.lr.at(0);
         let buffers = self.rule.state_buffers(lr0);
@@ -119,15 +115,15 @@ impl<R: Rule> Configured<R> {
         self.state = buffers
             .iter()
             .map(|(_, init)| match init {
-                StateInit::Const(c) => alloc::filled(n, *c),
-                StateInit::Params => alloc::copied(values),
+                StateInit::Const(c) => filled(n, *c),
+                StateInit::Params => copied(values),
             })
             .collect();
         if self.options.gradient_accumulation_steps.is_some_and(|k| k > 1) {
-            self.accumulated = alloc::zeroed(n);
+            self.accumulated = B::zeros(n);
         }
         if self.options.use_ema {
-            self.ema = alloc::copied(values);
+            self.ema = copied(values);
         }
     }
 
@@ -137,30 +133,27 @@ impl<R: Rule> Configured<R> {
 
     /// Per-tensor and global gradient norms into `self.norms` (the global one last).
     fn compute_norms(&mut self, store: &ParamStore, use_accumulated: bool) {
-        let (raw_grads, entries) = (store.grads(), store.entries());
-        let grads: &[f32] = if use_accumulated { &self.accumulated } else { raw_grads };
-        let mut norms = std::mem::take(&mut self.norms);
-        let mut partials = std::mem::take(&mut self.partials);
+        let (raw_grads, entries) = (store.device_grads(), store.entries());
+        let grads: &DeviceSlice = if use_accumulated { &self.accumulated } else { raw_grads };
+        let norms = &mut self.norms;
         norms.resize(entries.len() + 1, 0.0);
         let mut total = 0.0f64;
         for (i, e) in entries.iter().enumerate() {
             norms[i] = 0.0;
             if e.trainable {
-                let ss = sum_squares_fixed_order(&grads[e.range()], &mut partials);
+                let ss = B::sum_squares(B::range(grads, e.range()));
                 total += ss as f64;
                 norms[i] = ss.sqrt();
             }
         }
         norms[entries.len()] = total.sqrt() as f32;
-        self.norms = norms;
-        self.partials = partials;
     }
 
     /// The update proper (after accumulation and norms): clipping, decay and the rule's
     /// kernels, fused.
     fn update(&mut self, store: &mut ParamStore, use_accumulated: bool, global: f32) {
         let (values, raw_grads, entries) = store.parts_mut();
-        let grads: &[f32] = if use_accumulated { &self.accumulated } else { raw_grads };
+        let grads: &DeviceSlice = if use_accumulated { &self.accumulated } else { raw_grads };
         if self.options.skip_nonfinite && !global.is_finite() {
             self.skipped += 1;
             return;
@@ -204,13 +197,12 @@ impl<R: Rule> Configured<R> {
                 end += 1;
             }
             let range = entries[i].offset..entries[end - 1].range().end;
-            let mut slots: [&mut [f32]; MAX_STATE] = Default::default();
-            for (slot, buf) in slots.iter_mut().zip(self.state.iter_mut()) {
-                *slot = &mut buf[range.clone()];
-            }
+            let mut state = self.state.iter_mut();
+            let mut slots: [Option<&mut DeviceSlice>; MAX_STATE] = std::array::from_fn(|_| state.next().map(|b| B::range_mut(b, range.clone())));
             let ctx = StepCtx { t, lr, prep };
             let info = TensorInfo { name: &entries[i].name, shape: entries[i].shape };
-            self.rule.update(&ctx, info, &mut values[range.clone()], &grads[range], &mut slots[..n_state]);
+            let rule = &self.rule;
+            B::with_host(B::range_mut(values, range.clone()), B::range(grads, range), &mut slots[..n_state], |p, g, s| rule.update(&ctx, info, p, g, s));
             i = end;
         }
     }
@@ -224,14 +216,12 @@ impl<R: Rule> Configured<R> {
         let m = if self.updates_done() == 0 { 0.0 } else { self.options.ema_momentum };
         let (values, _, entries) = store.parts_mut();
         for e in entries.iter().filter(|e| e.trainable) {
-            for (a, p) in self.ema[e.range()].iter_mut().zip(&values[e.range()]) {
-                *a = m * *a + (1.0 - m) * *p;
-            }
+            B::lerp_toward(B::range_mut(&mut self.ema, e.range()), B::range(values, e.range()), m);
         }
         if let Some(f) = self.options.ema_overwrite_frequency {
             if (self.updates_done() + 1).is_multiple_of(f) {
                 for e in entries.iter().filter(|e| e.trainable) {
-                    values[e.range()].copy_from_slice(&self.ema[e.range()]);
+                    B::copy(B::range_mut(values, e.range()), B::range(&self.ema, e.range()));
                 }
             }
         }
@@ -242,23 +232,18 @@ fn same_prep(a: &Prep, b: &Prep) -> bool {
     a.scale == b.scale && a.clip == b.clip && a.l2 == b.l2 && a.keep == b.keep
 }
 
-/// Σx² with a summation order fixed by the data length alone: fixed-size chunks (summed
-/// in parallel when large), then the chunk sums in order.
-fn sum_squares_fixed_order(x: &[f32], partials: &mut Vec<f32>) -> f32 {
-    if x.len() < MIN_PARALLEL_LEN || rayon::current_num_threads() == 1 {
-        let mut total = 0.0f32;
-        for c in x.chunks(MIN_PARALLEL_LEN) {
-            total += sum_squares(c);
-        }
-        return total;
+fn filled(n: usize, value: f32) -> DeviceVec {
+    let mut v = B::zeros(n);
+    if value != 0.0 {
+        B::fill(&mut v, value);
     }
-    use rayon::prelude::*;
-    let chunks = x.len().div_ceil(MIN_PARALLEL_LEN);
-    if partials.len() < chunks {
-        partials.resize(chunks, 0.0);
-    }
-    partials[..chunks].par_iter_mut().zip(x.par_chunks(MIN_PARALLEL_LEN)).for_each(|(s, c)| *s = sum_squares(c));
-    partials[..chunks].iter().sum()
+    v
+}
+
+fn copied(values: &DeviceSlice) -> DeviceVec {
+    let mut v = B::zeros(B::len(values));
+    B::copy(&mut v, values);
+    v
 }
 
 impl<R: Rule> Optimizer for Configured<R> {
@@ -281,19 +266,18 @@ impl<R: Rule> Optimizer for Configured<R> {
 
     fn accumulate(&mut self, store: &ParamStore) -> GradSource {
         if self.len != store.len() {
-            self.init(store.values());
+            self.init(store.device_values());
         }
         let Some(k) = self.options.gradient_accumulation_steps.filter(|k| *k > 1) else {
             return GradSource::Raw;
         };
         // Keras: on the k-th batch use (accumulated + g)/k, else just accumulate.
-        let grads = store.grads();
+        let grads = store.device_grads();
         if (self.iterations + 1).is_multiple_of(k as u64) {
-            let inv = 1.0 / k as f32;
-            self.accumulated.iter_mut().zip(grads).for_each(|(a, g)| *a = (*a + g) * inv);
+            B::add_then_scale(&mut self.accumulated, grads, 1.0 / k as f32);
             GradSource::Accumulated
         } else {
-            self.accumulated.iter_mut().zip(grads).for_each(|(a, g)| *a += g);
+            B::add_assign(&mut self.accumulated, grads);
             GradSource::Pending
         }
     }
@@ -315,7 +299,7 @@ impl<R: Rule> Optimizer for Configured<R> {
         };
         self.update(store, accumulated, stats.global_norm.unwrap_or(0.0));
         if accumulated {
-            self.accumulated.fill(0.0);
+            B::fill(&mut self.accumulated, 0.0);
         }
     }
 
@@ -327,14 +311,16 @@ impl<R: Rule> Optimizer for Configured<R> {
     }
 
     fn ema_weights(&self) -> Option<&[f32]> {
-        if self.options.use_ema && !self.ema.is_empty() { Some(&self.ema) } else { None }
+        if self.options.use_ema && B::len(&self.ema) > 0 { Some(B::host(&self.ema)) } else { None }
     }
 
     fn eval_weights(&self, params: &ParamStore) -> Option<Vec<f32>> {
         if self.state.is_empty() {
             return None;
         }
-        let mut x = self.rule.eval_weights(params.values(), &self.state)?;
+        let state: Vec<&[f32]> = self.state.iter().map(|s| B::host(s)).collect();
+        let values = params.values();
+        let mut x = self.rule.eval_weights(std::ops::Deref::deref(&values), &state)?;
         // Frozen tensors were never updated: keep their values.
         for e in params.entries().iter().filter(|e| !e.trainable) {
             x[e.range()].copy_from_slice(&params.values()[e.range()]);
@@ -344,12 +330,12 @@ impl<R: Rule> Optimizer for Configured<R> {
 
     fn save_state(&self) -> OptimizerState {
         let mut buffers: Vec<(String, Vec<f32>)> =
-            self.state_names.iter().zip(&self.state).map(|(n, b)| (n.to_string(), b.clone())).collect();
-        if !self.accumulated.is_empty() {
-            buffers.push(("accumulated_grads".into(), self.accumulated.clone()));
+            self.state_names.iter().zip(&self.state).map(|(n, b)| (n.to_string(), B::host(b).to_vec())).collect();
+        if B::len(&self.accumulated) > 0 {
+            buffers.push(("accumulated_grads".into(), B::host(&self.accumulated).to_vec()));
         }
-        if !self.ema.is_empty() {
-            buffers.push(("ema".into(), self.ema.clone()));
+        if B::len(&self.ema) > 0 {
+            buffers.push(("ema".into(), B::host(&self.ema).to_vec()));
         }
         let mut scalars: Vec<(String, f64)> = self.rule.scalar_state().into_iter().map(|(n, v)| (n.to_string(), v)).collect();
         scalars.push(("lr_scale".into(), self.lr_scale as f64));
@@ -361,14 +347,14 @@ impl<R: Rule> Optimizer for Configured<R> {
         if state.optimizer != R::NAME {
             return Err(Error::State(format!("optimizer state is for `{}`, not `{}`", state.optimizer, R::NAME)));
         }
-        self.init(params.values());
+        self.init(params.device_values());
         let n = params.len();
-        let mut targets: Vec<(&str, &mut Vec<f32>)> =
+        let mut targets: Vec<(&str, &mut DeviceVec)> =
             self.state_names.iter().copied().zip(self.state.iter_mut()).collect();
-        if !self.accumulated.is_empty() {
+        if B::len(&self.accumulated) > 0 {
             targets.push(("accumulated_grads", &mut self.accumulated));
         }
-        if !self.ema.is_empty() {
+        if B::len(&self.ema) > 0 {
             targets.push(("ema", &mut self.ema));
         }
         for (name, target) in targets {
@@ -384,7 +370,7 @@ impl<R: Rule> Optimizer for Configured<R> {
                     saved.1.len()
                 )));
             }
-            target.copy_from_slice(&saved.1);
+            B::write_with(target, |t| t.copy_from_slice(&saved.1));
         }
         self.rule.load_scalar_state(&state.scalars);
         let scalar = |k: &str| state.scalars.iter().find(|(n, _)| n == k).map(|(_, v)| *v);

@@ -69,7 +69,7 @@ pub trait Optimizer: Send {
     /// Stage 4, after the update: the EMA of the weights, and the step count.
     fn finish_step(&mut self, _params: &mut ParamStore) {}
     /// The moving average of the weights, when `use_ema` is on (same layout as the store).
-    fn ema_weights(&self) -> Option<&[f32]> {
+    fn ema_weights(&self) -> Option<crate::tensor::HostRef<'_>> {
         None
     }
     /// The weights to evaluate at, when they differ from the training iterate: the

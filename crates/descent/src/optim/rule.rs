@@ -58,11 +58,14 @@ pub trait Rule: Clone + Debug + PartialEq + Send + Sync + 'static {
     fn load_scalar_state(&mut self, _values: &[(String, f64)]) {}
     /// Updates one tensor in place. `g` is the raw gradient: apply `ctx.prep.grad(g, p)` and
     /// `ctx.prep.decay(p)` to each element as it is read.
+    ///
+    /// This is the rule's CPU kernel. The optimizer runs it through
+    /// [`Backend::with_host`](crate::tensor::Backend::with_host): a plain borrow on the CPU.
     fn update(&self, ctx: &StepCtx, tensor: TensorInfo, p: &mut [f32], g: &[f32], state: &mut [&mut [f32]]);
     fn to_config(&self) -> RuleConfig;
     /// The evaluation point, for rules whose parameters hold another sequence (from the
     /// flat parameters and this rule's state buffers, in `state_buffers` order).
-    fn eval_weights(&self, _params: &[f32], _state: &[Vec<f32>]) -> Option<Vec<f32>> {
+    fn eval_weights(&self, _params: &[f32], _state: &[&[f32]]) -> Option<Vec<f32>> {
         None
     }
 }

@@ -1,11 +1,19 @@
-//! Tensors: f32 storage on a device, with a shape. The CPU kernels live in `kernels`.
+//! Tensors: shapes and layouts, the backend seam (`backend`: the trait every kernel is
+//! reached through, and its buffers) and the CPU kernels behind it (`kernels`).
+//! [`Tensor`] is the user's host-side value (inputs, targets, predictions).
 
 #[macro_use]
 pub mod kernels;
 pub mod alloc;
+pub mod backend;
+mod layout;
 mod shape;
+mod targets;
 
+pub use backend::{Backend, DeviceInts, DeviceSlice, DeviceVec, HostMut, HostRef, B};
+pub use layout::{contiguous_strides, Layout};
 pub use shape::Shape;
+pub use targets::{Targets, TargetsMut};
 
 use crate::error::{Error, Result};
 

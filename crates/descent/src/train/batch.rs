@@ -113,6 +113,17 @@ pub(crate) fn gather(out: &mut Vec<f32>, t: &Tensor, rows: Rows) {
     }
 }
 
+/// The classes of the chosen rows of a one-column label tensor, as integers (the data
+/// layer checked that every label is a whole number in range).
+pub(crate) fn gather_classes(out: &mut Vec<u32>, t: &Tensor, rows: Rows) {
+    let class = |v: &f32| *v as u32;
+    match (rows.slice(t), rows) {
+        (Some(s), _) => out.extend(s.iter().map(class)),
+        (None, Rows::Pick(idx)) => out.extend(idx.iter().map(|&i| class(&t.row(i)[0]))),
+        (None, _) => unreachable!("contiguous rows have a slice"),
+    }
+}
+
 pub(crate) fn gather_into(out: &mut [f32], t: &Tensor, rows: Rows) {
     match (rows.slice(t), rows) {
         (Some(s), _) => out.copy_from_slice(s),

@@ -109,7 +109,7 @@ fn mse(model: &Model, tape: &mut Tape, x: &[f32], n: usize, target: &[f32]) -> (
     tape.reset();
     let xin = tape.input(Shape::matrix(n, x.len() / n), x).unwrap();
     let y = model.forward(tape, xin, true).unwrap();
-    let loss = tape.loss(model.params(), y, target, LossKind::Mse).unwrap();
+    let loss = tape.loss(model.params(), y, crate::tensor::Targets::Values(target), LossKind::Mse).unwrap();
     (tape.scalar(loss), loss)
 }
 

@@ -15,12 +15,12 @@
 //!
 //! The tape keeps its buffers between steps, so after the first step nothing allocates.
 
-use super::batch::{gather, gather_into, Inputs, Rows, SampleWeights};
+use super::batch::{gather, gather_classes, gather_into, Inputs, Rows, SampleWeights};
 use crate::autograd::{Tape, Var};
 use crate::error::Result;
 use crate::nn::{Loss, Metric, MetricContext, MetricState, Network};
 use crate::optim::{GradSource, GradStats, Optimizer};
-use crate::tensor::{Shape, Tensor};
+use crate::tensor::{Backend, DeviceVec, Shape, TargetsMut, Tensor, B};
 
 /// What trains a network: fixed by `compile`, then reused by every step.
 pub struct Trainer {
@@ -115,9 +115,12 @@ impl Trainer {
             &net.store,
             out,
             loss_fn.kind(),
-            |t| {
-                gather(t, y, rows);
-                loss_fn.smooth_targets(t, out_cols);
+            |t| match t {
+                TargetsMut::Values(t) => {
+                    gather(t, y, rows);
+                    loss_fn.smooth_targets(t, out_cols);
+                }
+                TargetsMut::Classes(c) => gather_classes(c, y, rows),
             },
             |w| match weights {
                 Some(sw) => sw.fill(w, y, rows),
@@ -175,15 +178,15 @@ fn regularize_with_gradients(net: &mut Network) -> f64 {
 
 /// Every layer's weight penalties (Keras's regularization losses): their sum and, with
 /// `grads`, their gradients added in.
-fn regularize(net: &Network, mut grads: Option<&mut Vec<f32>>) -> f64 {
+fn regularize(net: &Network, mut grads: Option<&mut DeviceVec>) -> f64 {
     let mut total = 0.0;
     let store = &net.store;
     for layer in &net.layers {
         layer.regularizers(&mut |id, r| {
             let range = store.entry(id).range();
-            let w = &store.values()[range.clone()];
+            let w = B::range(store.device_values(), range.clone());
             total += match &mut grads {
-                Some(g) => r.apply(w, &mut g[range]),
+                Some(g) => r.apply(w, B::range_mut(g, range)),
                 None => r.penalty(w),
             };
         });

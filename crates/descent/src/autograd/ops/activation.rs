@@ -3,12 +3,13 @@
 
 use super::{value_of, Backward, Op, Saved};
 use crate::autograd::{ParamStore, Tape, Var};
-use crate::tensor::kernels::activation::{act_backward_inplace, bias_act_inplace, Activation};
+use crate::tensor::kernels::activation::Activation;
+use crate::tensor::{Backend, DeviceSlice, B};
 
 /// What the activation's backward reads besides the output: its input, for activations
 /// whose derivative needs it.
 struct ActivationSaved<'a> {
-    input: &'a [f32],
+    input: &'a DeviceSlice,
 }
 
 impl<'a> ActivationSaved<'a> {
@@ -27,13 +28,13 @@ impl Tape {
         let cols = xs.cols().max(1);
         self.compute(store, out, |nodes, params, y, saved| {
             let xv = value_of(nodes, params, x);
-            y.copy_from_slice(xv);
+            B::copy(y, xv);
+            let input = &mut saved[0];
+            B::resize(input, if keep_input { B::len(xv) } else { 0 });
             if keep_input {
-                let input = &mut saved[0];
-                input.clear();
-                input.extend_from_slice(xv);
+                B::copy(input, xv);
             }
-            bias_act_inplace(y, &[], cols, act);
+            B::bias_act(y, None, cols, act);
         });
         out
     }
@@ -42,7 +43,7 @@ impl Tape {
 pub(super) fn backward(ctx: &mut Backward, i: usize, x: Var, act: Activation) {
     let cols = ctx.nodes[i].shape.cols().max(1);
     ctx.with_own(i, |ctx, g, saved| {
-        act_backward_inplace(g, &ctx.nodes[i].value, ActivationSaved::of(saved).input, cols, act);
+        B::act_backward(g, &ctx.nodes[i].value, ActivationSaved::of(saved).input, cols, act);
         ctx.accumulate(x, g);
     });
 }

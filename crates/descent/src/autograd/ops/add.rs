@@ -3,6 +3,8 @@
 use super::{value_of, Backward, Op};
 use crate::autograd::{ParamStore, Tape, Var};
 use crate::error::{Error, Result};
+use crate::tensor::{Backend, B};
+
 
 impl Tape {
     /// `y = a + b`, same shapes.
@@ -14,8 +16,7 @@ impl Tape {
         let rg = self.requires_grad(a) || self.requires_grad(b);
         let out = self.push(sa, Op::Add { a, b }, rg);
         self.compute(store, out, |nodes, params, y, _| {
-            let (av, bv) = (value_of(nodes, params, a), value_of(nodes, params, b));
-            y.iter_mut().zip(av.iter().zip(bv)).for_each(|(y, (a, b))| *y = a + b);
+            B::add(y, value_of(nodes, params, a), value_of(nodes, params, b));
         });
         Ok(out)
     }

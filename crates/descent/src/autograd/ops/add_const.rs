@@ -3,6 +3,8 @@
 
 use super::{value_of, Backward, Op};
 use crate::autograd::{ParamStore, Tape, Var};
+use crate::tensor::{Backend, B};
+
 
 impl Tape {
     /// `y = x + c` for a constant `c` shaped like `x`, written by `fill` straight into the
@@ -12,9 +14,8 @@ impl Tape {
         let rg = self.requires_grad(x);
         let out = self.push(xs, Op::AddConst { x }, rg);
         self.compute(store, out, |nodes, params, y, _| {
-            fill(y);
-            let xv = value_of(nodes, params, x);
-            y.iter_mut().zip(xv).for_each(|(y, x)| *y += x);
+            B::write_with(y, fill);
+            B::add_assign(y, value_of(nodes, params, x));
         });
         out
     }

@@ -4,22 +4,22 @@
 use super::{norm_grads, value_of, Backward, Op, Saved};
 use crate::autograd::{ParamStore, Tape, Var};
 use crate::error::Result;
-use crate::tensor::kernels::norm;
-use crate::tensor::Shape;
+use crate::tensor::{Backend, DeviceSlice, Shape, B};
 
 /// What backward (and the moving averages) read: x̂, and per column the mean, the
 /// variance and 1/σ used.
 struct BatchNormSaved<'a> {
-    xhat: &'a [f32],
-    mean: &'a [f32],
-    var: &'a [f32],
-    inv_std: &'a [f32],
+    xhat: &'a DeviceSlice,
+    mean: &'a DeviceSlice,
+    var: &'a DeviceSlice,
+    inv_std: &'a DeviceSlice,
 }
 
 impl<'a> BatchNormSaved<'a> {
     fn of(saved: &'a Saved, n: usize) -> Self {
         let stats = &saved[1];
-        BatchNormSaved { xhat: &saved[0], mean: &stats[..n], var: &stats[n..2 * n], inv_std: &stats[2 * n..3 * n] }
+        let part = |k: usize| B::range(stats, k * n..(k + 1) * n);
+        BatchNormSaved { xhat: &saved[0], mean: part(0), var: part(1), inv_std: part(2) }
     }
 }
 
@@ -32,25 +32,20 @@ impl Tape {
         let out = self.push(Shape::matrix(m, n), Op::BatchNorm { x, gamma, beta, fixed: fixed.is_some() }, rg);
         self.compute(store, out, |nodes, params, y, saved| {
             let [xhat, stats, _] = saved;
-            xhat.resize(m * n, 0.0);
-            stats.resize(3 * n, 0.0);
-            let (mean, rest) = stats.split_at_mut(n);
-            let (var, inv) = rest.split_at_mut(n);
-            let (xv, g, b) = (value_of(nodes, params, x), value_of(nodes, params, gamma), value_of(nodes, params, beta));
-            match fixed {
-                None => norm::batch_norm_forward(xv, g, b, eps, y, xhat, mean, var, inv),
-                Some((mm, mv)) => {
-                    mean.copy_from_slice(value_of(nodes, params, mm));
-                    var.copy_from_slice(value_of(nodes, params, mv));
-                    norm::batch_norm_inference(xv, g, b, mean, var, eps, y, xhat, inv);
-                }
+            B::resize(xhat, m * n);
+            B::resize(stats, 3 * n);
+            if let Some((mm, mv)) = fixed {
+                B::copy(B::range_mut(stats, 0..n), value_of(nodes, params, mm));
+                B::copy(B::range_mut(stats, n..2 * n), value_of(nodes, params, mv));
             }
+            let (xv, g, b) = (value_of(nodes, params, x), value_of(nodes, params, gamma), value_of(nodes, params, beta));
+            B::batch_norm(xv, g, b, eps, fixed.is_some(), y, xhat, stats);
         });
         Ok(out)
     }
 
     /// The batch mean and variance a `batch_norm` node computed (for moving averages).
-    pub fn batch_stats(&self, v: Var) -> Option<(&[f32], &[f32])> {
+    pub fn batch_stats(&self, v: Var) -> Option<(&DeviceSlice, &DeviceSlice)> {
         let node = self.node(v);
         match node.op {
             Op::BatchNorm { .. } => {
@@ -66,6 +61,6 @@ pub(super) fn backward(ctx: &mut Backward, i: usize, (x, gamma, beta): (Var, Var
     let n = ctx.nodes[i].shape.cols();
     ctx.with_own(i, |ctx, g, saved| {
         let s = BatchNormSaved::of(saved, n);
-        norm_grads(ctx, (x, gamma, beta), |gv, gx, gg, gb| norm::batch_norm_backward(g, s.xhat, s.inv_std, gv, fixed, gx, gg, gb));
+        norm_grads(ctx, (x, gamma, beta), |gv, gx, gg, gb| B::batch_norm_backward(g, s.xhat, s.inv_std, gv, fixed, gx, gg, gb));
     });
 }

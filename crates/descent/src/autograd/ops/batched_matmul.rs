@@ -5,8 +5,7 @@
 use super::{value_of, Backward, Op};
 use crate::autograd::{ParamStore, Tape, Var};
 use crate::error::{Error, Result};
-use crate::tensor::kernels::matmul::matmul;
-use crate::tensor::Shape;
+use crate::tensor::{Backend, Shape, B};
 
 /// (batches, m, k, n, whether b is shared) of a valid product.
 fn dims(sa: Shape, sb: Shape) -> Option<(usize, usize, usize, usize, bool)> {
@@ -36,8 +35,8 @@ impl Tape {
         self.compute(store, out, |nodes, params, y, _| {
             let (av, bv) = (value_of(nodes, params, a), value_of(nodes, params, b));
             for t in 0..batches {
-                let bt = if shared { bv } else { &bv[t * k * n..(t + 1) * k * n] };
-                matmul(&mut y[t * m * n..(t + 1) * m * n], &av[t * m * k..(t + 1) * m * k], bt, m, k, n, false, false, false);
+                let bt = if shared { bv } else { B::range(bv, t * k * n..(t + 1) * k * n) };
+                B::matmul(B::range_mut(y, t * m * n..(t + 1) * m * n), B::range(av, t * m * k..(t + 1) * m * k), bt, m, k, n, false, false, false);
             }
         });
         Ok(out)
@@ -53,8 +52,8 @@ pub(super) fn backward(ctx: &mut Backward, i: usize, a: Var, b: Var) {
             ctx.with_grad(a, |nodes, pvals, ga| {
                 let bv = value_of(nodes, pvals, b);
                 for t in 0..batches {
-                    let bt = if shared { bv } else { &bv[t * k * n..(t + 1) * k * n] };
-                    matmul(&mut ga[t * m * k..(t + 1) * m * k], &g[t * m * n..(t + 1) * m * n], bt, m, n, k, false, true, true);
+                    let bt = if shared { bv } else { B::range(bv, t * k * n..(t + 1) * k * n) };
+                    B::matmul(B::range_mut(ga, t * m * k..(t + 1) * m * k), B::range(g, t * m * n..(t + 1) * m * n), bt, m, n, k, false, true, true);
                 }
             });
         }
@@ -62,8 +61,8 @@ pub(super) fn backward(ctx: &mut Backward, i: usize, a: Var, b: Var) {
             ctx.with_grad(b, |nodes, pvals, gb| {
                 let av = value_of(nodes, pvals, a);
                 for t in 0..batches {
-                    let gbt = if shared { &mut gb[..] } else { &mut gb[t * k * n..(t + 1) * k * n] };
-                    matmul(gbt, &av[t * m * k..(t + 1) * m * k], &g[t * m * n..(t + 1) * m * n], k, m, n, true, false, true);
+                    let gbt = if shared { &mut *gb } else { B::range_mut(gb, t * k * n..(t + 1) * k * n) };
+                    B::matmul(gbt, B::range(av, t * m * k..(t + 1) * m * k), B::range(g, t * m * n..(t + 1) * m * n), k, m, n, true, false, true);
                 }
             });
         }

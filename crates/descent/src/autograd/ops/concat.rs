@@ -4,7 +4,7 @@
 use super::{value_of, Backward, Op};
 use crate::autograd::{ParamStore, Tape, Var};
 use crate::error::{Error, Result};
-use crate::tensor::Shape;
+use crate::tensor::{Backend, Shape, B};
 
 impl Tape {
     /// `y = [a | b]` for `a: [m, p]`, `b: [m, q]`: each row of `a` followed by the same row
@@ -18,11 +18,7 @@ impl Tape {
         let rg = self.requires_grad(a) || self.requires_grad(b);
         let out = self.push(Shape::matrix(m, p + q), Op::Concat { a, b }, rg);
         self.compute(store, out, |nodes, params, y, _| {
-            let (av, bv) = (value_of(nodes, params, a), value_of(nodes, params, b));
-            for (r, row) in y.chunks_exact_mut(p + q).enumerate() {
-                row[..p].copy_from_slice(&av[r * p..(r + 1) * p]);
-                row[p..].copy_from_slice(&bv[r * q..(r + 1) * q]);
-            }
+            B::concat_cols(y, value_of(nodes, params, a), value_of(nodes, params, b), p, q);
         });
         Ok(out)
     }
@@ -33,11 +29,7 @@ pub(super) fn backward(ctx: &mut Backward, i: usize, a: Var, b: Var) {
     ctx.with_own(i, |ctx, g, _| {
         for (v, offset, width) in [(a, 0, p), (b, p, q)] {
             if ctx.requires_grad(v) {
-                ctx.with_grad(v, |_, _, gv| {
-                    for (dst, row) in gv.chunks_exact_mut(width).zip(g.chunks_exact(p + q)) {
-                        dst.iter_mut().zip(&row[offset..offset + width]).for_each(|(d, s)| *d += s);
-                    }
-                });
+                ctx.with_grad(v, |_, _, gv| B::add_col_block(gv, g, offset, width, p + q));
             }
         }
     });

@@ -5,15 +5,13 @@
 use super::{value_of, Backward, Op, Saved};
 use crate::autograd::{ParamStore, Tape, Var};
 use crate::error::{Error, Result};
-use crate::tensor::kernels::activation::{act_backward_inplace, bias_act_inplace, Activation};
-use crate::tensor::kernels::matmul::matmul;
-use crate::tensor::kernels::reduce::col_sums;
-use crate::tensor::Shape;
+use crate::tensor::kernels::activation::Activation;
+use crate::tensor::{Backend, DeviceSlice, Shape, B};
 
 /// What dense's backward reads besides the output: the pre-activation z = x·W + b, kept
 /// only for activations whose derivative needs their input (GELU, ELU, softplus, …).
 struct DenseSaved<'a> {
-    pre_activation: &'a [f32],
+    pre_activation: &'a DeviceSlice,
 }
 
 impl<'a> DenseSaved<'a> {
@@ -39,16 +37,17 @@ impl Tape {
         let out = self.push(Shape::matrix(m, n), Op::Dense { x, w, b, act }, rg);
         let keep_input = rg && self.grad_enabled() && act.needs_input_for_backward();
         self.compute(store, out, |nodes, params, y, saved| {
-            matmul(y, value_of(nodes, params, x), value_of(nodes, params, w), m, k, n, false, false, false);
-            let bias = b.map_or(&[][..], |b| value_of(nodes, params, b));
+            B::matmul(y, value_of(nodes, params, x), value_of(nodes, params, w), m, k, n, false, false, false);
+            let bias = b.map(|b| value_of(nodes, params, b));
+            let pre_activation = &mut saved[0];
             if keep_input {
-                bias_act_inplace(y, bias, n, Activation::Linear);
-                let pre_activation = &mut saved[0];
-                pre_activation.clear();
-                pre_activation.extend_from_slice(y);
-                bias_act_inplace(y, &[], n, act);
+                B::bias_act(y, bias, n, Activation::Linear);
+                B::resize(pre_activation, m * n);
+                B::copy(pre_activation, y);
+                B::bias_act(y, None, n, act);
             } else {
-                bias_act_inplace(y, bias, n, act);
+                B::clear(pre_activation);
+                B::bias_act(y, bias, n, act);
             }
         });
         Ok(out)
@@ -61,18 +60,18 @@ pub(super) fn backward(ctx: &mut Backward, i: usize, x: Var, w: Var, b: Option<V
     let k = ctx.nodes[x.idx()].shape.cols();
     ctx.with_own(i, |ctx, g, saved| {
         // ∂L/∂z = ∂L/∂y ⊙ act'(z), in place in this node's gradient buffer.
-        act_backward_inplace(g, &ctx.nodes[i].value, DenseSaved::of(saved).pre_activation, n, act);
+        B::act_backward(g, &ctx.nodes[i].value, DenseSaved::of(saved).pre_activation, n, act);
         // ∂L/∂b = Σ_rows ∂L/∂z
         if let Some(b) = b.filter(|b| ctx.requires_grad(*b)) {
-            ctx.with_grad(b, |_, _, gb| col_sums(gb, g, n, true));
+            ctx.with_grad(b, |_, _, gb| B::col_sums(gb, g, n, true));
         }
         // ∂L/∂W = xᵀ·∂L/∂z
         if ctx.requires_grad(w) {
-            ctx.with_grad(w, |nodes, pvals, gw| matmul(gw, value_of(nodes, pvals, x), g, k, m, n, true, false, true));
+            ctx.with_grad(w, |nodes, pvals, gw| B::matmul(gw, value_of(nodes, pvals, x), g, k, m, n, true, false, true));
         }
         // ∂L/∂x = ∂L/∂z·Wᵀ
         if ctx.requires_grad(x) {
-            ctx.with_grad(x, |nodes, pvals, gx| matmul(gx, g, value_of(nodes, pvals, w), m, n, k, false, true, true));
+            ctx.with_grad(x, |nodes, pvals, gx| B::matmul(gx, g, value_of(nodes, pvals, w), m, n, k, false, true, true));
         }
     });
 }

@@ -5,7 +5,7 @@
 use super::{value_of, Backward, Op};
 use crate::autograd::{ParamStore, Tape, Var};
 use crate::error::{Error, Result};
-use crate::tensor::Shape;
+use crate::tensor::{Backend, Shape, B};
 
 impl Tape {
     /// Rows `ids` of `table` (`[V, D]`), shaped `ids_shape + [D]`. Every id must be below V.
@@ -26,13 +26,9 @@ impl Tape {
         let rg = self.requires_grad(table);
         let out = self.push(Shape::new(&dims)?, Op::Gather { table }, rg);
         let node = self.node_mut(out);
-        node.ints.clear();
-        node.ints.extend_from_slice(ids);
+        B::ints_write(&mut node.ints, ids);
         self.compute(store, out, |nodes, params, y, _| {
-            let tv = value_of(nodes, params, table);
-            for (dst, &id) in y.chunks_exact_mut(width).zip(&nodes[out.idx()].ints) {
-                dst.copy_from_slice(&tv[id as usize * width..(id as usize + 1) * width]);
-            }
+            B::gather_rows(y, value_of(nodes, params, table), &nodes[out.idx()].ints, width);
         });
         Ok(out)
     }
@@ -42,11 +38,7 @@ pub(super) fn backward(ctx: &mut Backward, i: usize, table: Var) {
     let width = ctx.nodes[table.idx()].shape.dims()[1];
     let ids = std::mem::take(&mut ctx.nodes[i].ints);
     ctx.with_own(i, |ctx, g, _| {
-        ctx.with_grad(table, |_, _, gt| {
-            for (src, &id) in g.chunks_exact(width).zip(&ids) {
-                gt[id as usize * width..(id as usize + 1) * width].iter_mut().zip(src).for_each(|(d, s)| *d += s);
-            }
-        });
+        ctx.with_grad(table, |_, _, gt| B::scatter_add_rows(gt, g, &ids, width));
     });
     ctx.nodes[i].ints = ids;
 }

@@ -3,13 +3,12 @@
 use super::{norm_grads, value_of, Backward, Op, Saved};
 use crate::autograd::{ParamStore, Tape, Var};
 use crate::error::{Error, Result};
-use crate::tensor::kernels::norm;
-use crate::tensor::Shape;
+use crate::tensor::{Backend, DeviceSlice, Shape, B};
 
 /// What backward reads: x̂ (the normalized input) and 1/σ of each row.
 struct LayerNormSaved<'a> {
-    xhat: &'a [f32],
-    inv_std: &'a [f32],
+    xhat: &'a DeviceSlice,
+    inv_std: &'a DeviceSlice,
 }
 
 impl<'a> LayerNormSaved<'a> {
@@ -36,10 +35,10 @@ impl Tape {
         let out = self.push(Shape::matrix(m, n), Op::LayerNorm { x, gamma, beta }, rg);
         self.compute(store, out, |nodes, params, y, saved| {
             let [xhat, inv_std, _] = saved;
-            xhat.resize(m * n, 0.0);
-            inv_std.resize(m, 0.0);
+            B::resize(xhat, m * n);
+            B::resize(inv_std, m);
             let (xv, g, b) = (value_of(nodes, params, x), value_of(nodes, params, gamma), value_of(nodes, params, beta));
-            norm::layer_norm_forward(xv, g, b, eps, y, xhat, inv_std);
+            B::layer_norm(xv, g, b, eps, y, xhat, inv_std);
         });
         Ok(out)
     }
@@ -48,6 +47,6 @@ impl Tape {
 pub(super) fn backward(ctx: &mut Backward, i: usize, x: Var, gamma: Var, beta: Var) {
     ctx.with_own(i, |ctx, g, saved| {
         let s = LayerNormSaved::of(saved);
-        norm_grads(ctx, (x, gamma, beta), |gv, gx, gg, gb| norm::layer_norm_backward(g, s.xhat, s.inv_std, gv, gx, gg, gb));
+        norm_grads(ctx, (x, gamma, beta), |gv, gx, gg, gb| B::layer_norm_backward(g, s.xhat, s.inv_std, gv, gx, gg, gb));
     });
 }

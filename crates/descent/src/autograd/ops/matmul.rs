@@ -3,8 +3,7 @@
 use super::{value_of, Backward, Op};
 use crate::autograd::{ParamStore, Tape, Var};
 use crate::error::{Error, Result};
-use crate::tensor::kernels::matmul::matmul;
-use crate::tensor::Shape;
+use crate::tensor::{Backend, Shape, B};
 
 impl Tape {
     /// `y = a·b` for `a: [m, k]`, `b: [k, n]`.
@@ -17,7 +16,7 @@ impl Tape {
         let rg = self.requires_grad(a) || self.requires_grad(b);
         let out = self.push(Shape::matrix(m, n), Op::MatMul { a, b }, rg);
         self.compute(store, out, |nodes, params, y, _| {
-            matmul(y, value_of(nodes, params, a), value_of(nodes, params, b), m, k, n, false, false, false);
+            B::matmul(y, value_of(nodes, params, a), value_of(nodes, params, b), m, k, n, false, false, false);
         });
         Ok(out)
     }
@@ -29,10 +28,10 @@ pub(super) fn backward(ctx: &mut Backward, i: usize, a: Var, b: Var) {
     let k = ctx.nodes[a.idx()].shape.cols();
     ctx.with_own(i, |ctx, g, _| {
         if ctx.requires_grad(a) {
-            ctx.with_grad(a, |nodes, pvals, ga| matmul(ga, g, value_of(nodes, pvals, b), m, n, k, false, true, true));
+            ctx.with_grad(a, |nodes, pvals, ga| B::matmul(ga, g, value_of(nodes, pvals, b), m, n, k, false, true, true));
         }
         if ctx.requires_grad(b) {
-            ctx.with_grad(b, |nodes, pvals, gb| matmul(gb, value_of(nodes, pvals, a), g, k, m, n, true, false, true));
+            ctx.with_grad(b, |nodes, pvals, gb| B::matmul(gb, value_of(nodes, pvals, a), g, k, m, n, true, false, true));
         }
     });
 }

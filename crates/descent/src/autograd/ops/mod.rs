@@ -36,6 +36,7 @@ use std::ops::Range;
 
 use super::tape::{Node, Var};
 use crate::tensor::kernels::activation::Activation;
+use crate::tensor::{Backend, DeviceSlice, DeviceVec, B};
 
 /// What a node computes, from which values. Each variant's op lives in its own file.
 #[derive(Clone, Copy, Debug)]
@@ -66,7 +67,7 @@ pub(crate) enum Op {
 }
 
 /// A node's reusable saved buffers; each op's `…Saved` struct says what its slots hold.
-pub(crate) type Saved = [Vec<f32>; 3];
+pub(crate) type Saved = [DeviceVec; 3];
 
 /// Where a value's storage is: a tape node's buffer or a range of the parameter store.
 pub(crate) fn param_range(op: &Op) -> Option<Range<usize>> {
@@ -76,10 +77,10 @@ pub(crate) fn param_range(op: &Op) -> Option<Range<usize>> {
     }
 }
 
-pub(crate) fn value_of<'a>(nodes: &'a [Node], params: &'a [f32], v: Var) -> &'a [f32] {
+pub(crate) fn value_of<'a>(nodes: &'a [Node], params: &'a DeviceSlice, v: Var) -> &'a DeviceSlice {
     let n = &nodes[v.idx()];
     match param_range(&n.op) {
-        Some(r) => &params[r],
+        Some(r) => B::range(params, r),
         None => &n.value,
     }
 }
@@ -88,8 +89,8 @@ pub(crate) fn value_of<'a>(nodes: &'a [Node], params: &'a [f32], v: Var) -> &'a 
 /// the flat parameter gradients.
 pub(crate) struct Backward<'a> {
     pub(crate) nodes: &'a mut [Node],
-    pub(crate) pvals: &'a [f32],
-    pub(crate) pgrads: &'a mut [f32],
+    pub(crate) pvals: &'a DeviceSlice,
+    pub(crate) pgrads: &'a mut DeviceSlice,
 }
 
 impl Backward<'_> {
@@ -98,9 +99,9 @@ impl Backward<'_> {
     }
 
     /// Runs `f` with a mutable view of `v`'s gradient and shared access to all nodes.
-    pub(crate) fn with_grad<R>(&mut self, v: Var, f: impl FnOnce(&[Node], &[f32], &mut [f32]) -> R) -> R {
+    pub(crate) fn with_grad<R>(&mut self, v: Var, f: impl FnOnce(&[Node], &DeviceSlice, &mut DeviceSlice) -> R) -> R {
         match param_range(&self.nodes[v.idx()].op) {
-            Some(r) => f(self.nodes, self.pvals, &mut self.pgrads[r]),
+            Some(r) => f(self.nodes, self.pvals, B::range_mut(self.pgrads, r)),
             None => {
                 let mut g = take(&mut self.nodes[v.idx()].grad);
                 let out = f(self.nodes, self.pvals, &mut g);
@@ -111,15 +112,15 @@ impl Backward<'_> {
     }
 
     /// Adds `g` into the gradient of `v`, when it needs one.
-    pub(crate) fn accumulate(&mut self, v: Var, g: &[f32]) {
+    pub(crate) fn accumulate(&mut self, v: Var, g: &DeviceSlice) {
         if self.requires_grad(v) {
-            self.with_grad(v, |_, _, gv| gv.iter_mut().zip(g).for_each(|(a, b)| *a += b));
+            self.with_grad(v, |_, _, gv| B::add_assign(gv, g));
         }
     }
 
     /// Runs `f` with node `i`'s gradient and saved buffers moved out (so the inputs'
     /// gradients can be written meanwhile), then puts them back.
-    pub(crate) fn with_own<R>(&mut self, i: usize, f: impl FnOnce(&mut Self, &mut Vec<f32>, &Saved) -> R) -> R {
+    pub(crate) fn with_own<R>(&mut self, i: usize, f: impl FnOnce(&mut Self, &mut DeviceVec, &Saved) -> R) -> R {
         let mut g = take(&mut self.nodes[i].grad);
         let saved = take(&mut self.nodes[i].saved);
         let out = f(self, &mut g, &saved);
@@ -130,15 +131,16 @@ impl Backward<'_> {
 }
 
 /// Disjoint ranges of one buffer, mutably (any may be absent).
-pub(crate) fn split_disjoint<const N: usize>(mut buf: &mut [f32], ranges: [Option<Range<usize>>; N]) -> [Option<&mut [f32]>; N] {
+pub(crate) fn split_disjoint<const N: usize>(mut buf: &mut DeviceSlice, ranges: [Option<Range<usize>>; N]) -> [Option<&mut DeviceSlice>; N] {
     let mut order: [usize; N] = std::array::from_fn(|i| i);
     order.sort_by_key(|&i| ranges[i].as_ref().map_or(usize::MAX, |r| r.start));
-    let mut out: [Option<&mut [f32]>; N] = std::array::from_fn(|_| None);
+    let mut out: [Option<&mut DeviceSlice>; N] = std::array::from_fn(|_| None);
     let mut offset = 0;
     for i in order {
         if let Some(r) = &ranges[i] {
-            let (_, tail) = std::mem::take(&mut buf).split_at_mut(r.start - offset);
-            let (mid, tail) = tail.split_at_mut(r.end - r.start);
+            let rest = buf;
+            let (_, tail) = B::split_at_mut(rest, r.start - offset);
+            let (mid, tail) = B::split_at_mut(tail, r.end - r.start);
             out[i] = Some(mid);
             buf = tail;
             offset = r.end;
@@ -179,21 +181,33 @@ pub(crate) fn backward(ctx: &mut Backward, i: usize) {
 pub(crate) fn norm_grads(
     ctx: &mut Backward,
     (x, gamma, beta): (Var, Var, Var),
-    f: impl FnOnce(&[f32], Option<&mut [f32]>, Option<&mut [f32]>, Option<&mut [f32]>),
+    f: impl FnOnce(&DeviceSlice, Option<&mut DeviceSlice>, Option<&mut DeviceSlice>, Option<&mut DeviceSlice>),
 ) {
     let nodes = &mut *ctx.nodes;
     // γ is normally a parameter, read from the store without a copy.
-    let gamma_values: std::borrow::Cow<[f32]> = match param_range(&nodes[gamma.idx()].op) {
-        Some(r) => std::borrow::Cow::Borrowed(&ctx.pvals[r]),
-        None => std::borrow::Cow::Owned(nodes[gamma.idx()].value.clone()),
-    };
-    let mut own = |v: Var| -> Option<Vec<f32>> {
+    match param_range(&nodes[gamma.idx()].op) {
+        Some(r) => norm_grads_with(nodes, ctx.pgrads, B::range(ctx.pvals, r), (x, gamma, beta), f),
+        None => {
+            let gamma_values = nodes[gamma.idx()].value.clone();
+            norm_grads_with(nodes, ctx.pgrads, &gamma_values, (x, gamma, beta), f)
+        }
+    }
+}
+
+fn norm_grads_with(
+    nodes: &mut [Node],
+    pgrads: &mut DeviceSlice,
+    gamma_values: &DeviceSlice,
+    (x, gamma, beta): (Var, Var, Var),
+    f: impl FnOnce(&DeviceSlice, Option<&mut DeviceSlice>, Option<&mut DeviceSlice>, Option<&mut DeviceSlice>),
+) {
+    let mut own = |v: Var| -> Option<DeviceVec> {
         (nodes[v.idx()].requires_grad && param_range(&nodes[v.idx()].op).is_none()).then(|| take(&mut nodes[v.idx()].grad))
     };
     let (mut gx, mut gg, mut gb) = (own(x), own(gamma), own(beta));
     let range = |v: Var| if nodes[v.idx()].requires_grad { param_range(&nodes[v.idx()].op) } else { None };
-    let [px, pg, pb] = split_disjoint(ctx.pgrads, [range(x), range(gamma), range(beta)]);
-    f(&gamma_values, gx.as_deref_mut().or(px), gg.as_deref_mut().or(pg), gb.as_deref_mut().or(pb));
+    let [px, pg, pb] = split_disjoint(pgrads, [range(x), range(gamma), range(beta)]);
+    f(gamma_values, gx.as_deref_mut().or(px), gg.as_deref_mut().or(pg), gb.as_deref_mut().or(pb));
     for (v, buf) in [(x, gx), (gamma, gg), (beta, gb)] {
         if let Some(b) = buf {
             nodes[v.idx()].grad = b;

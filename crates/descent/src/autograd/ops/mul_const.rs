@@ -3,10 +3,11 @@
 
 use super::{value_of, Backward, Op, Saved};
 use crate::autograd::{ParamStore, Tape, Var};
+use crate::tensor::{Backend, DeviceSlice, B};
 
 /// What backward reads: the constant factor.
 struct MulConstSaved<'a> {
-    factor: &'a [f32],
+    factor: &'a DeviceSlice,
 }
 
 impl<'a> MulConstSaved<'a> {
@@ -24,10 +25,9 @@ impl Tape {
         let out = self.push(xs, Op::MulConst { x }, rg);
         self.compute(store, out, |nodes, params, y, saved| {
             let factor = &mut saved[0];
-            factor.resize(y.len(), 0.0);
-            fill(factor);
-            let xv = value_of(nodes, params, x);
-            y.iter_mut().zip(xv.iter().zip(factor.iter())).for_each(|(y, (x, m))| *y = x * m);
+            B::resize(factor, B::len(y));
+            B::write_with(factor, fill);
+            B::mul(y, value_of(nodes, params, x), factor);
         });
         out
     }
@@ -36,6 +36,6 @@ impl Tape {
 pub(super) fn backward(ctx: &mut Backward, i: usize, x: Var) {
     ctx.with_own(i, |ctx, g, saved| {
         let factor = MulConstSaved::of(saved).factor;
-        ctx.with_grad(x, |_, _, gx| gx.iter_mut().zip(g.iter().zip(factor)).for_each(|(gx, (g, m))| *gx += g * m));
+        ctx.with_grad(x, |_, _, gx| B::mul_add_assign(gx, g, factor));
     });
 }

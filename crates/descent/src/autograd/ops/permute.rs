@@ -1,38 +1,19 @@
 //! Permutation of axes (transpose): y[i₀, i₁, …] = x at the same coordinates reordered by
-//! `axes` (output axis k is input axis axes[k]); backward scatters ∂L/∂y back.
+//! `axes` (output axis k is input axis axes[k]); backward scatters ∂L/∂y back. Both
+//! go through the permutation's [`Layout`] over the input.
 
-use super::nd::strides;
 use super::{value_of, Backward, Op};
 use crate::autograd::{ParamStore, Tape, Var};
 use crate::error::{Error, Result};
-use crate::tensor::Shape;
+use crate::tensor::{Backend, Layout, Shape, B};
 
-/// For every output element, in order, the index of the input element it copies.
-fn for_each_source(in_dims: &[usize], axes: &[u8], mut f: impl FnMut(usize, usize)) {
-    let rank = in_dims.len();
-    let in_strides = strides(in_dims);
-    let mut out_dims = [1usize; Shape::MAX_RANK];
-    let mut step = [0usize; Shape::MAX_RANK];
-    for k in 0..rank {
-        out_dims[k] = in_dims[axes[k] as usize];
-        step[k] = in_strides[axes[k] as usize];
+/// The permutation as a layout over the input's buffer.
+fn layout(input: Shape, axes: &[u8]) -> Layout {
+    let mut a = [0usize; Shape::MAX_RANK];
+    for (k, v) in axes.iter().enumerate() {
+        a[k] = *v as usize;
     }
-    let total: usize = in_dims.iter().product();
-    let mut coord = [0usize; Shape::MAX_RANK];
-    let mut src = 0usize;
-    for o in 0..total {
-        f(o, src);
-        // Odometer over the output coordinates, keeping the source index in step.
-        for k in (0..rank).rev() {
-            coord[k] += 1;
-            src += step[k];
-            if coord[k] < out_dims[k] {
-                break;
-            }
-            src -= step[k] * out_dims[k];
-            coord[k] = 0;
-        }
-    }
+    Layout::permuted(input, &a[..axes.len()])
 }
 
 impl Tape {
@@ -51,10 +32,8 @@ impl Tape {
         }
         let rg = self.requires_grad(x);
         let out = self.push(Shape::new(&out_dims)?, Op::Permute { x, axes: packed }, rg);
-        self.compute(store, out, |nodes, params, y, _| {
-            let xv = value_of(nodes, params, x);
-            for_each_source(xs.dims(), &packed[..rank], |o, s| y[o] = xv[s]);
-        });
+        let view = layout(xs, &packed[..rank]);
+        self.compute(store, out, |nodes, params, y, _| B::copy_strided(y, value_of(nodes, params, x), &view));
         Ok(out)
     }
 
@@ -72,7 +51,6 @@ impl Tape {
 
 pub(super) fn backward(ctx: &mut Backward, i: usize, x: Var, axes: [u8; 4]) {
     let in_shape = ctx.nodes[x.idx()].shape;
-    ctx.with_own(i, |ctx, g, _| {
-        ctx.with_grad(x, |_, _, gx| for_each_source(in_shape.dims(), &axes[..in_shape.rank()], |o, s| gx[s] += g[o]));
-    });
+    let view = layout(in_shape, &axes[..in_shape.rank()]);
+    ctx.with_own(i, |ctx, g, _| ctx.with_grad(x, |_, _, gx| B::add_strided_back(gx, g, &view)));
 }

@@ -4,7 +4,7 @@
 use super::{value_of, Backward, Op};
 use crate::autograd::{ParamStore, Tape, Var};
 use crate::error::{Error, Result};
-use crate::tensor::Shape;
+use crate::tensor::{Backend, Shape, B};
 
 impl Tape {
     /// `x` under `dims` (same number of elements).
@@ -16,7 +16,7 @@ impl Tape {
         }
         let rg = self.requires_grad(x);
         let out = self.push(shape, Op::Reshape { x }, rg);
-        self.compute(store, out, |nodes, params, y, _| y.copy_from_slice(value_of(nodes, params, x)));
+        self.compute(store, out, |nodes, params, y, _| B::copy(y, value_of(nodes, params, x)));
         Ok(out)
     }
 

@@ -1,11 +1,11 @@
 //! A slice along one axis: `len` entries from `start` (split = several slices; the heads
 //! of a fused QKV projection); backward writes ∂L/∂y into that part of ∂L/∂x.
 
-use super::nd::{around, axis_of};
+use super::nd::axis_of;
 use super::{value_of, Backward, Op};
 use crate::autograd::{ParamStore, Tape, Var};
 use crate::error::{Error, Result};
-use crate::tensor::Shape;
+use crate::tensor::{Backend, Layout, Shape, B};
 
 impl Tape {
     /// Entries `start..start + len` of `x` along `axis` (−1: the last).
@@ -17,16 +17,10 @@ impl Tape {
         }
         let mut dims = xs.dims().to_vec();
         dims[axis] = len;
-        let (outer, full, inner) = around(xs.dims(), axis);
+        let view = Layout::narrowed(xs, axis, start, len);
         let rg = self.requires_grad(x);
         let out = self.push(Shape::new(&dims)?, Op::Slice { x, axis: axis as u8, start: start as u32 }, rg);
-        self.compute(store, out, |nodes, params, y, _| {
-            let xv = value_of(nodes, params, x);
-            for o in 0..outer {
-                let src = &xv[(o * full + start) * inner..(o * full + start + len) * inner];
-                y[o * len * inner..(o + 1) * len * inner].copy_from_slice(src);
-            }
-        });
+        self.compute(store, out, |nodes, params, y, _| B::copy_strided(y, value_of(nodes, params, x), &view));
         Ok(out)
     }
 
@@ -45,13 +39,6 @@ impl Tape {
 pub(super) fn backward(ctx: &mut Backward, i: usize, x: Var, axis: usize, start: usize) {
     let xs = ctx.nodes[x.idx()].shape;
     let len = ctx.nodes[i].shape.dims()[axis];
-    let (outer, full, inner) = around(xs.dims(), axis);
-    ctx.with_own(i, |ctx, g, _| {
-        ctx.with_grad(x, |_, _, gx| {
-            for o in 0..outer {
-                let dst = &mut gx[(o * full + start) * inner..(o * full + start + len) * inner];
-                dst.iter_mut().zip(&g[o * len * inner..(o + 1) * len * inner]).for_each(|(d, s)| *d += s);
-            }
-        });
-    });
+    let view = Layout::narrowed(xs, axis, start, len);
+    ctx.with_own(i, |ctx, g, _| ctx.with_grad(x, |_, _, gx| B::add_strided_back(gx, g, &view)));
 }

@@ -95,9 +95,9 @@ impl Rule for ScheduleFreeAdamW {
         RuleConfig::ScheduleFreeAdamw(self.clone())
     }
     /// The paper evaluates at the average x = (y − (1−β₁)z)/β₁, not at y.
-    fn eval_weights(&self, y: &[f32], state: &[Vec<f32>]) -> Option<Vec<f32>> {
+    fn eval_weights(&self, y: &[f32], state: &[&[f32]]) -> Option<Vec<f32>> {
         let z = state.first()?;
         let b1 = self.beta_1;
-        Some(y.iter().zip(z).map(|(y, z)| (y - (1.0 - b1) * z) / b1).collect())
+        Some(y.iter().zip(z.iter()).map(|(y, z)| (y - (1.0 - b1) * z) / b1).collect())
     }
 }

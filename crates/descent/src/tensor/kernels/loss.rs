@@ -25,7 +25,7 @@ fn log_sum_exp(row: &[f32], mut scratch: Option<&mut [f32]>) -> (f32, f32) {
 }
 
 /// −log softmax(z)[y] per row; ∂/∂z = softmax(z) − onehot(y).
-pub fn sparse_ce_logits(pred: &[f32], labels: &[f32], cols: usize, mut grad: Option<&mut [f32]>, scale: f32) -> f64 {
+pub fn sparse_ce_logits(pred: &[f32], labels: &[u32], cols: usize, mut grad: Option<&mut [f32]>, scale: f32) -> f64 {
     let mut total = 0.0f64;
     for (i, (row, label)) in pred.chunks_exact(cols).zip(labels).enumerate() {
         let y = *label as usize;
@@ -100,7 +100,7 @@ pub fn categorical_ce_probs(pred: &[f32], target: &[f32], cols: usize, mut grad:
 }
 
 /// Sparse version of [`categorical_ce_probs`]: the target is one-hot at `labels[i]`.
-pub fn sparse_ce_probs(pred: &[f32], labels: &[f32], cols: usize, mut grad: Option<&mut [f32]>, scale: f32) -> f64 {
+pub fn sparse_ce_probs(pred: &[f32], labels: &[u32], cols: usize, mut grad: Option<&mut [f32]>, scale: f32) -> f64 {
     let mut total = 0.0f64;
     for (i, (p, label)) in pred.chunks_exact(cols).zip(labels).enumerate() {
         let y = *label as usize;
@@ -122,7 +122,7 @@ pub fn sparse_ce_probs(pred: &[f32], labels: &[f32], cols: usize, mut grad: Opti
 
 /// Sparse cross-entropy on logits with label smoothing s over K classes: target
 /// q = (1 − s)·onehot(y) + s/K; loss = lse(z) − Σ q·z; ∂/∂z = softmax(z) − q.
-pub fn sparse_ce_logits_smoothed(pred: &[f32], labels: &[f32], cols: usize, mut grad: Option<&mut [f32]>, scale: f32, s: f32) -> f64 {
+pub fn sparse_ce_logits_smoothed(pred: &[f32], labels: &[u32], cols: usize, mut grad: Option<&mut [f32]>, scale: f32, s: f32) -> f64 {
     let mut total = 0.0f64;
     let off = s / cols as f32;
     for (i, (row, label)) in pred.chunks_exact(cols).zip(labels).enumerate() {
@@ -144,7 +144,7 @@ pub fn sparse_ce_logits_smoothed(pred: &[f32], labels: &[f32], cols: usize, mut 
 
 /// Sparse cross-entropy on probabilities with label smoothing: [`ce_probs_row`] with
 /// the target q = (1 − s)·onehot(y) + s/K.
-pub fn sparse_ce_probs_smoothed(pred: &[f32], labels: &[f32], cols: usize, mut grad: Option<&mut [f32]>, scale: f32, s: f32) -> f64 {
+pub fn sparse_ce_probs_smoothed(pred: &[f32], labels: &[u32], cols: usize, mut grad: Option<&mut [f32]>, scale: f32, s: f32) -> f64 {
     let mut total = 0.0f64;
     let off = s / cols as f32;
     for (i, (p, label)) in pred.chunks_exact(cols).zip(labels).enumerate() {
@@ -252,13 +252,15 @@ impl LossKind {
         matches!(self, LossKind::SparseCeLogits { .. } | LossKind::SparseCeProbs { .. })
     }
 
-    /// Σ per-sample loss over the batch; fills `grad` with `scale · ∂/∂pred` when given.
-    pub fn compute(&self, pred: &[f32], target: &[f32], cols: usize, grad: Option<&mut [f32]>, scale: f32) -> f64 {
+    /// Σ per-sample loss over the batch against `target` (shaped like `pred`) or, for
+    /// the sparse kinds, `labels` (one class per row); fills `grad` with
+    /// `scale · ∂/∂pred` when given.
+    pub fn compute(&self, pred: &[f32], target: &[f32], labels: &[u32], cols: usize, grad: Option<&mut [f32]>, scale: f32) -> f64 {
         match *self {
-            LossKind::SparseCeLogits { smoothing: 0.0 } => sparse_ce_logits(pred, target, cols, grad, scale),
-            LossKind::SparseCeLogits { smoothing } => sparse_ce_logits_smoothed(pred, target, cols, grad, scale, smoothing),
-            LossKind::SparseCeProbs { smoothing: 0.0 } => sparse_ce_probs(pred, target, cols, grad, scale),
-            LossKind::SparseCeProbs { smoothing } => sparse_ce_probs_smoothed(pred, target, cols, grad, scale, smoothing),
+            LossKind::SparseCeLogits { smoothing: 0.0 } => sparse_ce_logits(pred, labels, cols, grad, scale),
+            LossKind::SparseCeLogits { smoothing } => sparse_ce_logits_smoothed(pred, labels, cols, grad, scale, smoothing),
+            LossKind::SparseCeProbs { smoothing: 0.0 } => sparse_ce_probs(pred, labels, cols, grad, scale),
+            LossKind::SparseCeProbs { smoothing } => sparse_ce_probs_smoothed(pred, labels, cols, grad, scale, smoothing),
             LossKind::CeLogits => categorical_ce_logits(pred, target, cols, grad, scale),
             LossKind::CeProbs => categorical_ce_probs(pred, target, cols, grad, scale),
             LossKind::BceLogits => binary_ce_logits(pred, target, cols, grad, scale),
@@ -267,5 +269,22 @@ impl LossKind {
             LossKind::Mae => mean_absolute_error(pred, target, cols, grad, scale),
             LossKind::Huber { delta } => huber(pred, target, cols, grad, scale, delta),
         }
+    }
+
+    /// [`LossKind::compute`] with per-row weights (empty: unweighted): Σ wᵢ·lossᵢ, each
+    /// row's gradient scaled by its weight.
+    #[allow(clippy::too_many_arguments)]
+    pub fn compute_weighted(&self, pred: &[f32], target: &[f32], labels: &[u32], weights: &[f32], cols: usize, mut grad: Option<&mut [f32]>, scale: f32) -> f64 {
+        if weights.is_empty() {
+            return self.compute(pred, target, labels, cols, grad, scale);
+        }
+        let sparse = self.sparse_targets();
+        let mut total = 0.0;
+        for (r, w) in weights.iter().enumerate() {
+            let g = grad.as_deref_mut().map(|g| &mut g[r * cols..(r + 1) * cols]);
+            let (t, l) = if sparse { (&[][..], &labels[r..r + 1]) } else { (&target[r * cols..(r + 1) * cols], &[][..]) };
+            total += *w as f64 * self.compute(&pred[r * cols..(r + 1) * cols], t, l, cols, g, scale * w);
+        }
+        total
     }
 }

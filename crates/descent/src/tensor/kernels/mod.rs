@@ -7,12 +7,15 @@
 #[macro_use]
 mod simd;
 pub mod activation;
+pub mod axis;
 pub mod bandwidth;
+pub mod elementwise;
 pub mod gemm;
 pub mod loss;
 pub mod matmul;
 pub mod norm;
 pub mod parallel;
 pub mod reduce;
+pub mod strided;
 
 pub use simd::{simd_level, SimdLevel};
