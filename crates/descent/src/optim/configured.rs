@@ -201,8 +201,7 @@ impl<R: Rule> Configured<R> {
             let mut slots: [Option<&mut DeviceSlice>; MAX_STATE] = std::array::from_fn(|_| state.next().map(|b| B::range_mut(b, range.clone())));
             let ctx = StepCtx { t, lr, prep };
             let info = TensorInfo { name: &entries[i].name, shape: entries[i].shape };
-            let rule = &self.rule;
-            B::with_host(B::range_mut(values, range.clone()), B::range(grads, range), &mut slots[..n_state], |p, g, s| rule.update(&ctx, info, p, g, s));
+            self.rule.update(&ctx, info, B::range_mut(values, range.clone()), B::range(grads, range), &mut slots[..n_state]);
             i = end;
         }
     }

@@ -143,29 +143,4 @@ impl Options {
     }
 }
 
-/// The per-tensor gradient preparation and weight decay that every rule's kernel applies
-/// to each element as it reads it, so clipping and decay cost no extra pass:
-///
-///   g ← clamp(g·scale, ±clip) + l2·p;   p ← p·(1 − η·wd)
-#[derive(Clone, Copy, Debug)]
-pub struct Prep {
-    pub scale: f32,
-    pub clip: f32,
-    pub l2: f32,
-    pub keep: f32,
-}
-
-impl Prep {
-    pub const IDENTITY: Prep = Prep { scale: 1.0, clip: f32::INFINITY, l2: 0.0, keep: 1.0 };
-
-    /// The prepared gradient for parameter value `p`.
-    #[inline(always)]
-    pub fn grad(&self, g: f32, p: f32) -> f32 {
-        (g * self.scale).clamp(-self.clip, self.clip) + self.l2 * p
-    }
-    /// The parameter after decoupled weight decay.
-    #[inline(always)]
-    pub fn decay(&self, p: f32) -> f32 {
-        p * self.keep
-    }
-}
+pub use crate::tensor::kernels::optim::Prep;

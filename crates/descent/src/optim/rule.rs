@@ -4,10 +4,10 @@
 
 use std::fmt::Debug;
 
-use super::options::Prep;
 use super::RuleConfig;
 use crate::error::Result;
-use crate::tensor::Shape;
+use crate::tensor::{DeviceSlice, Shape};
+pub use crate::tensor::kernels::optim::StepCtx;
 
 /// Most state buffers any rule keeps per parameter.
 pub const MAX_STATE: usize = 4;
@@ -18,17 +18,6 @@ pub enum StateInit {
     Const(f32),
     /// A copy of the parameters (schedule-free's z sequence).
     Params,
-}
-
-/// What a rule sees of the current step.
-#[derive(Clone, Copy, Debug)]
-pub struct StepCtx {
-    /// 1-based step number (Keras's `iterations + 1`).
-    pub t: u64,
-    /// Learning rate for this step (schedule applied).
-    pub lr: f32,
-    /// Gradient scaling, clipping, coupled L2 and decoupled decay for this tensor.
-    pub prep: Prep,
 }
 
 /// The tensor being updated.
@@ -59,9 +48,9 @@ pub trait Rule: Clone + Debug + PartialEq + Send + Sync + 'static {
     /// Updates one tensor in place. `g` is the raw gradient: apply `ctx.prep.grad(g, p)` and
     /// `ctx.prep.decay(p)` to each element as it is read.
     ///
-    /// This is the rule's CPU kernel. The optimizer runs it through
-    /// [`Backend::with_host`](crate::tensor::Backend::with_host): a plain borrow on the CPU.
-    fn update(&self, ctx: &StepCtx, tensor: TensorInfo, p: &mut [f32], g: &[f32], state: &mut [&mut [f32]]);
+    /// A rule states its update as an [`OptimizerKernel`](crate::tensor::backend::OptimizerKernel)
+    /// (in `tensor/kernels/optim/`) and runs it with `B::optimizer_step`.
+    fn update(&self, ctx: &StepCtx, tensor: TensorInfo, p: &mut DeviceSlice, g: &DeviceSlice, state: &mut [Option<&mut DeviceSlice>]);
     fn to_config(&self) -> RuleConfig;
     /// The evaluation point, for rules whose parameters hold another sequence (from the
     /// flat parameters and this rule's state buffers, in `state_buffers` order).
@@ -70,12 +59,6 @@ pub trait Rule: Clone + Debug + PartialEq + Send + Sync + 'static {
     }
 }
 
-/// Splits a rule's state slice into a fixed-size array (panics on a wrong count, which
-/// is a bug in the rule, not user input).
-pub(crate) fn states<'s, const N: usize>(state: &'s mut [&mut [f32]]) -> [&'s mut [f32]; N] {
-    let mut it = state.iter_mut();
-    std::array::from_fn(|_| &mut **it.next().expect("rule state count"))
-}
 
 pub(crate) fn check_positive(optimizer: &str, key: &str, value: f32) -> Result<()> {
     if value.is_finite() && value > 0.0 {

@@ -5,9 +5,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::optim::rule::{check_positive, check_unit, states, Rule, StateInit, StepCtx, TensorInfo};
-use crate::optim::{Prep, RuleConfig};
-use crate::tensor::kernels::parallel::for_each_split;
+use crate::optim::rule::{check_positive, check_unit, Rule, StateInit, StepCtx, TensorInfo};
+use crate::optim::RuleConfig;
+use crate::tensor::kernels::optim::adadelta::AdadeltaStep;
+use crate::tensor::{Backend, DeviceSlice, B};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -24,18 +25,6 @@ impl Default for Adadelta {
 
 optimizer_api!(Adadelta { rho: f32, epsilon: f32 });
 
-simd_dispatch! {
-    fn adadelta_kernel(p: &mut [f32], a: &mut [f32], d: &mut [f32], g: &[f32], lr: f32, rho: f32, eps: f32, prep: Prep) {
-        for i in 0..p.len() {
-            let gi = prep.grad(g[i], p[i]);
-            a[i] = rho * a[i] + (1.0 - rho) * gi * gi;
-            let delta = -((d[i] + eps).sqrt() * gi) / (a[i] + eps).sqrt();
-            d[i] = rho * d[i] + (1.0 - rho) * delta * delta;
-            p[i] = prep.decay(p[i]) + lr * delta;
-        }
-    }
-}
-
 impl Rule for Adadelta {
     const NAME: &'static str = "adadelta";
     const DEFAULT_LR: f32 = 0.001;
@@ -46,10 +35,9 @@ impl Rule for Adadelta {
         check_unit("adadelta", "rho", self.rho)?;
         check_positive("adadelta", "epsilon", self.epsilon)
     }
-    fn update(&self, c: &StepCtx, _t: TensorInfo, p: &mut [f32], g: &[f32], s: &mut [&mut [f32]]) {
-        let [a, d] = states(s);
-        let (lr, rho, eps, prep) = (c.lr, self.rho, self.epsilon, c.prep);
-        for_each_split([p, a, d], [g], &|[p, a, d], [g]| adadelta_kernel(p, a, d, g, lr, rho, eps, prep));
+    fn update(&self, c: &StepCtx, _t: TensorInfo, p: &mut DeviceSlice, g: &DeviceSlice, s: &mut [Option<&mut DeviceSlice>]) {
+        let step = AdadeltaStep { rho: self.rho, epsilon: self.epsilon, c: *c };
+        B::optimizer_step(&step, p, g, s);
     }
     fn to_config(&self) -> RuleConfig {
         RuleConfig::Adadelta(self.clone())

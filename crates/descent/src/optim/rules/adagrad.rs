@@ -5,10 +5,11 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::optim::rule::{check_positive, states, Rule, StateInit, StepCtx, TensorInfo};
-use crate::optim::{Prep, RuleConfig};
-use crate::tensor::kernels::parallel::for_each_split;
+use crate::optim::rule::{check_positive, Rule, StateInit, StepCtx, TensorInfo};
+use crate::optim::RuleConfig;
 use crate::Error;
+use crate::tensor::kernels::optim::adagrad::AdagradStep;
+use crate::tensor::{Backend, DeviceSlice, B};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -25,16 +26,6 @@ impl Default for Adagrad {
 
 optimizer_api!(Adagrad { initial_accumulator_value: f32, epsilon: f32 });
 
-simd_dispatch! {
-    fn adagrad_kernel(p: &mut [f32], a: &mut [f32], g: &[f32], lr: f32, eps: f32, prep: Prep) {
-        for i in 0..p.len() {
-            let gi = prep.grad(g[i], p[i]);
-            a[i] += gi * gi;
-            p[i] = prep.decay(p[i]) - lr * gi / (a[i] + eps).sqrt();
-        }
-    }
-}
-
 impl Rule for Adagrad {
     const NAME: &'static str = "adagrad";
     const DEFAULT_LR: f32 = 0.001;
@@ -47,10 +38,9 @@ impl Rule for Adagrad {
         }
         check_positive("adagrad", "epsilon", self.epsilon)
     }
-    fn update(&self, c: &StepCtx, _t: TensorInfo, p: &mut [f32], g: &[f32], s: &mut [&mut [f32]]) {
-        let [a] = states(s);
-        let (lr, eps, prep) = (c.lr, self.epsilon, c.prep);
-        for_each_split([p, a], [g], &|[p, a], [g]| adagrad_kernel(p, a, g, lr, eps, prep));
+    fn update(&self, c: &StepCtx, _t: TensorInfo, p: &mut DeviceSlice, g: &DeviceSlice, s: &mut [Option<&mut DeviceSlice>]) {
+        let step = AdagradStep { initial_accumulator_value: self.initial_accumulator_value, epsilon: self.epsilon, c: *c };
+        B::optimizer_step(&step, p, g, s);
     }
     fn to_config(&self) -> RuleConfig {
         RuleConfig::Adagrad(self.clone())

@@ -11,9 +11,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::optim::rule::{check_positive, check_unit, states, Rule, StateInit, StepCtx, TensorInfo};
-use crate::optim::{Configured, Options, Prep, RuleConfig};
-use crate::tensor::kernels::parallel::for_each_split;
+use crate::optim::rule::{check_positive, check_unit, Rule, StateInit, StepCtx, TensorInfo};
+use crate::optim::{Configured, Options, RuleConfig};
+use crate::tensor::kernels::optim::adam::AdamStep;
+use crate::tensor::{Backend, DeviceSlice, B};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -48,35 +49,6 @@ impl Configured<Adam> {
     }
 }
 
-simd_dispatch! {
-    fn adam_kernel(p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], alpha: f32, b1: f32, b2: f32, eps: f32, prep: Prep) {
-        for i in 0..p.len() {
-            let gi = prep.grad(g[i], p[i]);
-            m[i] += (gi - m[i]) * (1.0 - b1);
-            v[i] += (gi * gi - v[i]) * (1.0 - b2);
-            p[i] = prep.decay(p[i]) - m[i] * alpha / (v[i].sqrt() + eps);
-        }
-    }
-}
-
-simd_dispatch! {
-    fn amsgrad_kernel(p: &mut [f32], m: &mut [f32], v: &mut [f32], vh: &mut [f32], g: &[f32], alpha: f32, b1: f32, b2: f32, eps: f32, prep: Prep) {
-        for i in 0..p.len() {
-            let gi = prep.grad(g[i], p[i]);
-            m[i] += (gi - m[i]) * (1.0 - b1);
-            v[i] += (gi * gi - v[i]) * (1.0 - b2);
-            vh[i] = vh[i].max(v[i]);
-            p[i] = prep.decay(p[i]) - m[i] * alpha / (vh[i].sqrt() + eps);
-        }
-    }
-}
-
-/// Keras's step size with both bias corrections folded in (in f64: β₂ᵗ stays accurate).
-pub(crate) fn adam_alpha(lr: f32, b1: f32, b2: f32, t: u64) -> f32 {
-    let t = t as f64;
-    (lr as f64 * (1.0 - (b2 as f64).powf(t)).sqrt() / (1.0 - (b1 as f64).powf(t))) as f32
-}
-
 impl Rule for Adam {
     const NAME: &'static str = "adam";
     const DEFAULT_LR: f32 = 0.001;
@@ -92,16 +64,9 @@ impl Rule for Adam {
         check_unit("adam", "beta_2", self.beta_2)?;
         check_positive("adam", "epsilon", self.epsilon)
     }
-    fn update(&self, c: &StepCtx, _t: TensorInfo, p: &mut [f32], g: &[f32], s: &mut [&mut [f32]]) {
-        let (b1, b2, eps, prep) = (self.beta_1, self.beta_2, self.epsilon, c.prep);
-        let alpha = adam_alpha(c.lr, b1, b2, c.t);
-        if self.amsgrad {
-            let [m, v, vh] = states(s);
-            for_each_split([p, m, v, vh], [g], &|[p, m, v, vh], [g]| amsgrad_kernel(p, m, v, vh, g, alpha, b1, b2, eps, prep));
-        } else {
-            let [m, v] = states(s);
-            for_each_split([p, m, v], [g], &|[p, m, v], [g]| adam_kernel(p, m, v, g, alpha, b1, b2, eps, prep));
-        }
+    fn update(&self, c: &StepCtx, _t: TensorInfo, p: &mut DeviceSlice, g: &DeviceSlice, s: &mut [Option<&mut DeviceSlice>]) {
+        let step = AdamStep { beta_1: self.beta_1, beta_2: self.beta_2, epsilon: self.epsilon, amsgrad: self.amsgrad, c: *c };
+        B::optimizer_step(&step, p, g, s);
     }
     fn to_config(&self) -> RuleConfig {
         RuleConfig::Adam(self.clone())

@@ -1,5 +1,7 @@
 //! One file per optimizer rule. Each holds the hyperparameters (Keras's names and
-//! defaults), the update written out as math in its doc comment, and one fused kernel.
+//! defaults), the update written out as math in its doc comment, its state and checks;
+//! its fused kernel is in `tensor/kernels/optim/` under the same name, launched through
+//! the backend (`B::optimizer_step`).
 
 /// `Rule::new(lr)` → a ready optimizer, and builder methods for each hyperparameter.
 macro_rules! optimizer_api {
@@ -44,7 +46,7 @@ pub use adadelta::Adadelta;
 pub use adafactor::Adafactor;
 pub use adagrad::Adagrad;
 pub use adam::Adam;
-pub(crate) use adam::adam_alpha as adam_alpha_for_chain;
+pub(crate) use crate::tensor::kernels::optim::adam::adam_alpha as adam_alpha_for_chain;
 pub use adamax::Adamax;
 pub use ftrl::Ftrl;
 pub use lamb::Lamb;
@@ -57,19 +59,3 @@ pub use rprop::Rprop;
 pub use schedule_free::ScheduleFreeAdamW;
 pub use sgd::Sgd;
 
-/// Block size for per-tensor reductions: fixed, so sums never depend on thread count.
-pub(crate) const BLOCK: usize = 1 << 15;
-/// Up to this many blocks (8M elements) keep their partial sums on the stack.
-pub(crate) const MAX_BLOCKS: usize = 256;
-
-/// Adds per-block partial results in block order (f64), after they were computed in
-/// parallel or sequentially: the order of additions depends on the length alone.
-pub(crate) fn ordered_sum<const K: usize>(partials: &[[f32; K]]) -> [f64; K] {
-    let mut out = [0.0f64; K];
-    for p in partials {
-        for k in 0..K {
-            out[k] += p[k] as f64;
-        }
-    }
-    out
-}

@@ -8,9 +8,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::optim::rule::{check_positive, check_unit, states, Rule, StateInit, StepCtx, TensorInfo};
-use crate::optim::{Prep, RuleConfig};
-use crate::tensor::kernels::parallel::for_each_split;
+use crate::optim::rule::{check_positive, check_unit, Rule, StateInit, StepCtx, TensorInfo};
+use crate::optim::RuleConfig;
+use crate::tensor::kernels::optim::nadam::{mu, NadamStep};
+use crate::tensor::{Backend, DeviceSlice, B};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -30,36 +31,6 @@ impl Default for Nadam {
 }
 
 optimizer_api!(Nadam { beta_1: f32, beta_2: f32, epsilon: f32 });
-
-#[derive(Clone, Copy)]
-struct Scalars {
-    b1: f32,
-    b2: f32,
-    c_m: f32,
-    c_g: f32,
-    bc2: f32,
-    lr: f32,
-    eps: f32,
-    prep: Prep,
-}
-
-simd_dispatch! {
-    fn nadam_kernel(p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], s: Scalars) {
-        for i in 0..p.len() {
-            let gi = s.prep.grad(g[i], p[i]);
-            m[i] += (gi - m[i]) * (1.0 - s.b1);
-            v[i] += (gi * gi - v[i]) * (1.0 - s.b2);
-            let m_hat = s.c_m * m[i] + s.c_g * gi;
-            let v_hat = v[i] / s.bc2;
-            p[i] = s.prep.decay(p[i]) - m_hat * s.lr / (v_hat.sqrt() + s.eps);
-        }
-    }
-}
-
-/// μ_t in f32, as Keras computes it.
-fn mu(b1: f32, t: u64) -> f32 {
-    b1 * (1.0 - 0.5 * 0.96f32.powf(t as f32))
-}
 
 impl Rule for Nadam {
     const NAME: &'static str = "nadam";
@@ -83,20 +54,9 @@ impl Rule for Nadam {
             self.u_product = *v as f32;
         }
     }
-    fn update(&self, c: &StepCtx, _t: TensorInfo, p: &mut [f32], g: &[f32], s: &mut [&mut [f32]]) {
-        let [m, v] = states(s);
-        let (u_t, u_next) = (mu(self.beta_1, c.t), mu(self.beta_1, c.t + 1));
-        let sc = Scalars {
-            b1: self.beta_1,
-            b2: self.beta_2,
-            c_m: u_next / (1.0 - self.u_product * u_next),
-            c_g: (1.0 - u_t) / (1.0 - self.u_product),
-            bc2: 1.0 - self.beta_2.powf(c.t as f32),
-            lr: c.lr,
-            eps: self.epsilon,
-            prep: c.prep,
-        };
-        for_each_split([p, m, v], [g], &|[p, m, v], [g]| nadam_kernel(p, m, v, g, sc));
+    fn update(&self, c: &StepCtx, _t: TensorInfo, p: &mut DeviceSlice, g: &DeviceSlice, s: &mut [Option<&mut DeviceSlice>]) {
+        let step = NadamStep { beta_1: self.beta_1, beta_2: self.beta_2, epsilon: self.epsilon, u_product: self.u_product, c: *c };
+        B::optimizer_step(&step, p, g, s);
     }
     fn to_config(&self) -> RuleConfig {
         RuleConfig::Nadam(Nadam { u_product: 1.0, ..self.clone() })

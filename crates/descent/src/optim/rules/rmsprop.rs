@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::optim::rule::{check_positive, check_unit, Rule, StateInit, StepCtx, TensorInfo};
-use crate::optim::{Prep, RuleConfig};
-use crate::tensor::kernels::parallel::for_each_split;
+use crate::optim::RuleConfig;
+use crate::tensor::kernels::optim::rmsprop::RmsPropStep;
+use crate::tensor::{Backend, DeviceSlice, B};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -30,42 +31,6 @@ impl Default for RmsProp {
 }
 
 optimizer_api!(RmsProp { rho: f32, momentum: f32, epsilon: f32, centered: bool });
-
-#[derive(Clone, Copy)]
-struct Hyper {
-    lr: f32,
-    rho: f32,
-    mu: f32,
-    eps: f32,
-    centered: bool,
-    use_momentum: bool,
-    prep: Prep,
-}
-
-simd_dispatch! {
-    /// All variants in one loop; unused buffers are zero-length and never indexed
-    /// (the variant flags are loop-invariant, so the compiler hoists the branches).
-    fn rmsprop_kernel(p: &mut [f32], v: &mut [f32], a: &mut [f32], b: &mut [f32], g: &[f32], h: Hyper) {
-        for i in 0..p.len() {
-            let gi = h.prep.grad(g[i], p[i]);
-            v[i] = h.rho * v[i] + (1.0 - h.rho) * gi * gi;
-            let d = if h.centered {
-                a[i] = h.rho * a[i] + (1.0 - h.rho) * gi;
-                v[i] - a[i] * a[i] + h.eps
-            } else {
-                v[i] + h.eps
-            };
-            let inc = h.lr * gi / d.sqrt();
-            let pi = h.prep.decay(p[i]);
-            p[i] = if h.use_momentum {
-                b[i] = h.mu * b[i] + inc;
-                pi - b[i]
-            } else {
-                pi - inc
-            };
-        }
-    }
-}
 
 impl Rule for RmsProp {
     const NAME: &'static str = "rmsprop";
@@ -85,27 +50,9 @@ impl Rule for RmsProp {
         check_unit("rmsprop", "momentum", self.momentum)?;
         check_positive("rmsprop", "epsilon", self.epsilon)
     }
-    fn update(&self, c: &StepCtx, _t: TensorInfo, p: &mut [f32], g: &[f32], s: &mut [&mut [f32]]) {
-        let h = Hyper {
-            lr: c.lr,
-            rho: self.rho,
-            mu: self.momentum,
-            eps: self.epsilon,
-            centered: self.centered,
-            use_momentum: self.momentum > 0.0,
-            prep: c.prep,
-        };
-        let mut it = s.iter_mut();
-        let v = &mut **it.next().expect("velocity");
-        let a: &mut [f32] = if self.centered { it.next().expect("average_grad") } else { &mut [] };
-        let b: &mut [f32] = if h.use_momentum { it.next().expect("momentum") } else { &mut [] };
-        // Split only the buffers this variant keeps.
-        match (a.is_empty(), b.is_empty()) {
-            (true, true) => for_each_split([p, v], [g], &|[p, v], [g]| rmsprop_kernel(p, v, &mut [], &mut [], g, h)),
-            (false, true) => for_each_split([p, v, a], [g], &|[p, v, a], [g]| rmsprop_kernel(p, v, a, &mut [], g, h)),
-            (true, false) => for_each_split([p, v, b], [g], &|[p, v, b], [g]| rmsprop_kernel(p, v, &mut [], b, g, h)),
-            (false, false) => for_each_split([p, v, a, b], [g], &|[p, v, a, b], [g]| rmsprop_kernel(p, v, a, b, g, h)),
-        }
+    fn update(&self, c: &StepCtx, _t: TensorInfo, p: &mut DeviceSlice, g: &DeviceSlice, s: &mut [Option<&mut DeviceSlice>]) {
+        let step = RmsPropStep { rho: self.rho, momentum: self.momentum, epsilon: self.epsilon, centered: self.centered, c: *c };
+        B::optimizer_step(&step, p, g, s);
     }
     fn to_config(&self) -> RuleConfig {
         RuleConfig::Rmsprop(self.clone())

@@ -7,10 +7,11 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::optim::rule::{states, Rule, StateInit, StepCtx, TensorInfo};
-use crate::optim::{Prep, RuleConfig};
-use crate::tensor::kernels::parallel::for_each_split;
+use crate::optim::rule::{Rule, StateInit, StepCtx, TensorInfo};
+use crate::optim::RuleConfig;
 use crate::Error;
+use crate::tensor::kernels::optim::rprop::RpropStep;
+use crate::tensor::{Backend, DeviceSlice, B};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -28,21 +29,6 @@ impl Default for Rprop {
 }
 
 optimizer_api!(Rprop { eta_minus: f32, eta_plus: f32, step_size_min: f32, step_size_max: f32 });
-
-simd_dispatch! {
-    fn rprop_kernel(p: &mut [f32], prev: &mut [f32], step: &mut [f32], g: &[f32], h: Rprop, prep: Prep) {
-        for i in 0..p.len() {
-            let gi = prep.grad(g[i], p[i]);
-            let s = gi * prev[i];
-            let factor = if s > 0.0 { h.eta_plus } else if s < 0.0 { h.eta_minus } else { 1.0 };
-            step[i] = (step[i] * factor).clamp(h.step_size_min, h.step_size_max);
-            let gi = if s < 0.0 { 0.0 } else { gi };
-            let dir = if gi > 0.0 { 1.0 } else if gi < 0.0 { -1.0 } else { 0.0 };
-            p[i] = prep.decay(p[i]) - dir * step[i];
-            prev[i] = gi;
-        }
-    }
-}
 
 impl Rule for Rprop {
     const NAME: &'static str = "rprop";
@@ -62,10 +48,9 @@ impl Rule for Rprop {
         }
         Ok(())
     }
-    fn update(&self, c: &StepCtx, _t: TensorInfo, p: &mut [f32], g: &[f32], s: &mut [&mut [f32]]) {
-        let [prev, step] = states(s);
-        let (h, prep) = (self.clone(), c.prep);
-        for_each_split([p, prev, step], [g], &|[p, prev, step], [g]| rprop_kernel(p, prev, step, g, h.clone(), prep));
+    fn update(&self, c: &StepCtx, _t: TensorInfo, p: &mut DeviceSlice, g: &DeviceSlice, s: &mut [Option<&mut DeviceSlice>]) {
+        let step = RpropStep { eta_minus: self.eta_minus, eta_plus: self.eta_plus, step_size_min: self.step_size_min, step_size_max: self.step_size_max, c: *c };
+        B::optimizer_step(&step, p, g, s);
     }
     fn to_config(&self) -> RuleConfig {
         RuleConfig::Rprop(self.clone())

@@ -14,9 +14,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::optim::rule::{check_positive, check_unit, states, Rule, StateInit, StepCtx, TensorInfo};
-use crate::optim::{Prep, RuleConfig};
-use crate::tensor::kernels::parallel::for_each_split;
+use crate::optim::rule::{check_positive, check_unit, Rule, StateInit, StepCtx, TensorInfo};
+use crate::optim::RuleConfig;
+use crate::tensor::kernels::optim::schedule_free::ScheduleFreeAdamWStep;
+use crate::tensor::{Backend, DeviceSlice, B};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -35,33 +36,6 @@ impl Default for ScheduleFreeAdamW {
 
 optimizer_api!(ScheduleFreeAdamW { beta_1: f32, beta_2: f32, epsilon: f32, warmup_steps: u64 });
 
-#[derive(Clone, Copy)]
-struct Scalars {
-    lr: f32,
-    b1: f32,
-    b2: f32,
-    bc2: f32,
-    eps: f32,
-    weight: f32,
-    prep: Prep,
-}
-
-simd_dispatch! {
-    fn schedule_free_kernel(y: &mut [f32], z: &mut [f32], v: &mut [f32], g: &[f32], s: Scalars) {
-        for i in 0..y.len() {
-            let gi = s.prep.grad(g[i], y[i]);
-            let yi = s.prep.decay(y[i]);
-            v[i] += (gi * gi - v[i]) * (1.0 - s.b2);
-            let denom = (v[i] / s.bc2).sqrt() + s.eps;
-            let z_old = z[i];
-            z[i] = z_old - s.lr * gi / denom;
-            let x_old = (yi - (1.0 - s.b1) * z_old) / s.b1;
-            let x_new = (1.0 - s.weight) * x_old + s.weight * z[i];
-            y[i] = (1.0 - s.b1) * z[i] + s.b1 * x_new;
-        }
-    }
-}
-
 impl Rule for ScheduleFreeAdamW {
     const NAME: &'static str = "schedule_free_adamw";
     const DEFAULT_LR: f32 = 0.0025;
@@ -76,20 +50,9 @@ impl Rule for ScheduleFreeAdamW {
         check_unit("schedule_free_adamw", "beta_2", self.beta_2)?;
         check_positive("schedule_free_adamw", "epsilon", self.epsilon)
     }
-    fn update(&self, c: &StepCtx, _t: TensorInfo, p: &mut [f32], g: &[f32], s: &mut [&mut [f32]]) {
-        let [z, v] = states(s);
-        let t = c.t as f32;
-        let warm = if self.warmup_steps > 0 { (t / self.warmup_steps as f32).min(1.0) } else { 1.0 };
-        let sc = Scalars {
-            lr: c.lr * warm,
-            b1: self.beta_1,
-            b2: self.beta_2,
-            bc2: 1.0 - self.beta_2.powf(t),
-            eps: self.epsilon,
-            weight: 1.0 / t,
-            prep: c.prep,
-        };
-        for_each_split([p, z, v], [g], &|[p, z, v], [g]| schedule_free_kernel(p, z, v, g, sc));
+    fn update(&self, c: &StepCtx, _t: TensorInfo, p: &mut DeviceSlice, g: &DeviceSlice, s: &mut [Option<&mut DeviceSlice>]) {
+        let step = ScheduleFreeAdamWStep { beta_1: self.beta_1, beta_2: self.beta_2, epsilon: self.epsilon, warmup_steps: self.warmup_steps, c: *c };
+        B::optimizer_step(&step, p, g, s);
     }
     fn to_config(&self) -> RuleConfig {
         RuleConfig::ScheduleFreeAdamw(self.clone())

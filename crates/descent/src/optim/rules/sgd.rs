@@ -11,9 +11,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::optim::rule::{check_unit, states, Rule, StateInit, StepCtx, TensorInfo};
-use crate::optim::{Prep, RuleConfig};
-use crate::tensor::kernels::parallel::for_each_split;
+use crate::optim::rule::{check_unit, Rule, StateInit, StepCtx, TensorInfo};
+use crate::optim::RuleConfig;
+use crate::tensor::kernels::optim::sgd::SgdStep;
+use crate::tensor::{Backend, DeviceSlice, B};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -25,26 +26,6 @@ pub struct Sgd {
 
 optimizer_api!(Sgd { momentum: f32, nesterov: bool, dampening: f32 });
 
-simd_dispatch! {
-    fn sgd_plain(p: &mut [f32], g: &[f32], lr: f32, prep: Prep) {
-        for (p, g) in p.iter_mut().zip(g) {
-            let gi = prep.grad(*g, *p);
-            *p = prep.decay(*p) - lr * gi;
-        }
-    }
-}
-
-simd_dispatch! {
-    fn sgd_momentum(p: &mut [f32], m: &mut [f32], g: &[f32], lr: f32, mu: f32, damp: f32, nesterov: bool, prep: Prep) {
-        for ((p, m), g) in p.iter_mut().zip(m.iter_mut()).zip(g) {
-            let gi = prep.grad(*g, *p);
-            *m = mu * *m - lr * damp * gi;
-            let pi = prep.decay(*p);
-            *p = if nesterov { pi + mu * *m - lr * gi } else { pi + *m };
-        }
-    }
-}
-
 impl Rule for Sgd {
     const NAME: &'static str = "sgd";
     const DEFAULT_LR: f32 = 0.01;
@@ -55,16 +36,9 @@ impl Rule for Sgd {
         check_unit("sgd", "momentum", self.momentum)?;
         check_unit("sgd", "dampening", self.dampening)
     }
-    fn update(&self, c: &StepCtx, _t: TensorInfo, p: &mut [f32], g: &[f32], s: &mut [&mut [f32]]) {
-        let (lr, prep) = (c.lr, c.prep);
-        if self.momentum == 0.0 {
-            for_each_split([p], [g], &|[p], [g]| sgd_plain(p, g, lr, prep));
-        } else {
-            let [m] = states(s);
-            let damp = if c.t == 1 { 1.0 } else { 1.0 - self.dampening };
-            let (mu, nesterov) = (self.momentum, self.nesterov);
-            for_each_split([p, m], [g], &|[p, m], [g]| sgd_momentum(p, m, g, lr, mu, damp, nesterov, prep));
-        }
+    fn update(&self, c: &StepCtx, _t: TensorInfo, p: &mut DeviceSlice, g: &DeviceSlice, s: &mut [Option<&mut DeviceSlice>]) {
+        let step = SgdStep { momentum: self.momentum, nesterov: self.nesterov, dampening: self.dampening, c: *c };
+        B::optimizer_step(&step, p, g, s);
     }
     fn to_config(&self) -> RuleConfig {
         RuleConfig::Sgd(self.clone())

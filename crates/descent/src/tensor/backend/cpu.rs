@@ -4,7 +4,7 @@
 use std::fmt;
 use std::ops::{Deref, DerefMut, Range};
 
-use super::{Backend, Binary, Elementwise};
+use super::{Backend, Binary, OptimizerKernel};
 use crate::tensor::kernels::activation::{act_backward_inplace, bias_act_inplace, Activation};
 use crate::tensor::kernels::loss::LossKind;
 use crate::tensor::kernels::parallel::{for_each_split, MIN_PARALLEL_LEN};
@@ -148,14 +148,11 @@ impl Backend for Cpu {
     fn lerp_toward(avg: &mut CpuSlice, x: &CpuSlice, momentum: f32) {
         for_each_split([&mut avg.0], [&x.0], &|[a], [x]| elementwise::lerp_toward(a, x, momentum))
     }
-    fn with_host(p: &mut CpuSlice, g: &CpuSlice, states: &mut [Option<&mut CpuSlice>], f: impl FnOnce(&mut [f32], &[f32], &mut [&mut [f32]])) {
+    fn optimizer_step<K: OptimizerKernel>(k: &K, p: &mut CpuSlice, g: &CpuSlice, states: &mut [Option<&mut CpuSlice>]) {
         let n = states.len().min(super::MAX_VIEWS);
         let mut it = states.iter_mut();
         let mut views: [&mut [f32]; super::MAX_VIEWS] = std::array::from_fn(|_| it.next().and_then(|s| s.as_deref_mut()).map_or(&mut [][..], |s| &mut s.0));
-        f(&mut p.0, &g.0, &mut views[..n])
-    }
-    fn elementwise<const O: usize, const I: usize, K: Elementwise<O, I>>(k: &K, outs: [&mut CpuSlice; O], ins: [&CpuSlice; I]) {
-        for_each_split(outs.map(|s| &mut s.0), ins.map(|s| &s.0), &|o, i| k.cpu(o, i))
+        k.cpu(&mut p.0, &g.0, &mut views[..n])
     }
 
     fn matmul(c: &mut CpuSlice, a: &CpuSlice, b: &CpuSlice, m: usize, k: usize, n: usize, trans_a: bool, trans_b: bool, accumulate: bool) {

@@ -39,18 +39,17 @@ pub type HostRef<'a> = <B as Backend>::HostRef<'a>;
 /// A writable host view (written back on drop by a device backend).
 pub type HostMut<'a> = <B as Backend>::HostMut<'a>;
 
-/// A fused elementwise kernel over `O` written and `I` read buffers of one length (an
-/// optimizer rule's update). It is plain data: its scalar arguments (`#[repr(C)]`, so a
-/// device backend can pass it to its compiled kernel of the same [`Elementwise::NAME`]
-/// by value), and the CPU body over host chunks, which the CPU backend runs split across
-/// threads. Each element's result depends only on that element, so any split gives
-/// bit-identical results.
-pub trait Elementwise<const O: usize, const I: usize>: Copy + Sync {
+/// An optimizer rule's fused update of one tensor, as plain data: the rule's
+/// hyperparameters and the step's context (`#[repr(C)]`, so a device backend can pass it
+/// by value to its own compiled kernel of the same [`OptimizerKernel::NAME`]), and the
+/// CPU body over the tensor's parameters, raw gradient and state buffers, which the CPU
+/// backend runs. The bodies are in `tensor/kernels/optim/`, one file per rule.
+pub trait OptimizerKernel: Copy + Sync {
     const NAME: &'static str;
-    fn cpu(&self, outs: [&mut [f32]; O], ins: [&[f32]; I]);
+    fn cpu(&self, p: &mut [f32], g: &[f32], state: &mut [&mut [f32]]);
 }
 
-/// Most state buffers [`Backend::with_host`] takes.
+/// Most state buffers [`Backend::optimizer_step`] takes.
 pub const MAX_VIEWS: usize = 4;
 
 /// Elementwise binary ops with broadcasting.
@@ -116,12 +115,9 @@ pub trait Backend: 'static {
     fn add_then_scale(dst: &mut Self::Slice, src: &Self::Slice, scale: f32);
     /// `avg = m·avg + (1 − m)·x` (moving averages, EMA of weights).
     fn lerp_toward(avg: &mut Self::Slice, x: &Self::Slice, momentum: f32);
-    /// Runs a host kernel on host views of a parameter range, its gradient and up to
-    /// [`MAX_VIEWS`] state buffers (an optimizer rule's own CPU kernel). On the CPU the
-    /// views are the buffers themselves; a device backend copies them around `f`.
-    fn with_host(p: &mut Self::Slice, g: &Self::Slice, states: &mut [Option<&mut Self::Slice>], f: impl FnOnce(&mut [f32], &[f32], &mut [&mut [f32]]));
-    /// Runs a fused elementwise kernel over equal-length buffers.
-    fn elementwise<const O: usize, const I: usize, K: Elementwise<O, I>>(k: &K, outs: [&mut Self::Slice; O], ins: [&Self::Slice; I]);
+    /// Runs an optimizer rule's fused update over a parameter range, its gradient and up
+    /// to [`MAX_VIEWS`] state buffers of the same range.
+    fn optimizer_step<K: OptimizerKernel>(k: &K, p: &mut Self::Slice, g: &Self::Slice, states: &mut [Option<&mut Self::Slice>]);
 
     // ---- dense ----
     /// `c = op(a)·op(b)` (or `c +=` when `accumulate`), `op` an optional transpose:

@@ -14,6 +14,7 @@ pub mod gemm;
 pub mod loss;
 pub mod matmul;
 pub mod norm;
+pub mod optim;
 pub mod parallel;
 pub mod reduce;
 pub mod strided;
