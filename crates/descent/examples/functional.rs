@@ -9,7 +9,9 @@
 //!     model = keras.Model(x, y)
 //!
 //! trained on the bundled digits with the classic recipe (Adam 0.001, batch 32, 10
-//! epochs). The same graph in TOML: examples/residual.toml. Run from the repository root:
+//! epochs); then a model with two outputs (Keras's `Model(x, [digit, big])` compiled with
+//! `loss=[…], loss_weights=[1, 0.5]`): the digit, and whether it is 5–9. The first graph
+//! in TOML: examples/residual.toml. Run from the repository root:
 //!
 //!     cargo run --release -p descent --example functional
 
@@ -17,6 +19,7 @@ use descent::data::{read_csv, CsvOptions, Dataset, LabelColumn, Preprocessing};
 use descent::nn::{Activation, Add, Call, Concatenate, Dense, Input, Loss};
 use descent::train::Model;
 use descent::optim::Adam;
+use descent::tensor::Tensor;
 use descent::train::FitOptions;
 
 fn main() -> descent::Result<()> {
@@ -51,5 +54,19 @@ fn main() -> descent::Result<()> {
         history.last("accuracy").unwrap_or(f64::NAN),
         held_out.format()
     );
+
+    // Two heads on one trunk, each with its loss; the trained loss is digit + 0.5·big.
+    let is_big = |y: &Tensor| Tensor::new(y.data().iter().map(|c| (*c >= 5.0) as u8 as f32).collect(), &[y.rows(), 1]);
+    let (big_train, big_test) = (is_big(&train.y)?, is_big(&test.y)?);
+    let x = Input::named("pixels", &[64]);
+    let h = Dense::new(64, Activation::Relu).call(&x)?;
+    let digit = Dense::new(10, Activation::Linear).name("digit").call(&h)?;
+    let big = Dense::new(1, Activation::Linear).name("big").call(&h)?;
+    let mut heads = Model::new(&[x], &[digit, big])?.with_name("two_heads");
+    let losses = [Loss::sparse_categorical_crossentropy(true), Loss::binary_crossentropy(true)];
+    heads.compile_outputs(Adam::new(0.001), &losses, &[1.0, 0.5], &["accuracy"])?;
+    heads.fit_outputs(&[&train.x], &[&train.y, &big_train], FitOptions { epochs: 10, batch_size: 32, ..Default::default() })?;
+    let held_out = heads.evaluate_outputs(&[&test.x], &[&test.y, &big_test], 32)?;
+    println!("two heads, held-out: {}", held_out.format());
     Ok(())
 }

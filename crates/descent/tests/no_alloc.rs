@@ -83,6 +83,33 @@ fn steady_state_training_steps_do_not_allocate() {
     }
 }
 
+#[test]
+fn steady_state_steps_of_a_two_output_model_do_not_allocate() {
+    // Two heads on one trunk, their losses weighted (the weighted-sum nodes included).
+    let x = Input::new(&[100]);
+    let h = Dense::new(64, Activation::Relu).call(&x).unwrap();
+    let classes = Dense::new(10, Activation::Linear).call(&h).unwrap();
+    let value = Dense::new(1, Activation::Linear).call(&h).unwrap();
+    let mut model = Model::new(&[x], &[classes, value]).unwrap();
+    let losses = [Loss::sparse_categorical_crossentropy(true), Loss::MeanSquaredError];
+    model.compile_outputs(Box::new(Adam::new(1e-3)) as Box<dyn descent::optim::Optimizer>, &losses, &[1.0, 0.5], &["accuracy"]).unwrap();
+    let xs: Vec<Tensor> = (0..4).map(|s| batch(32, 100, s)).collect();
+    let y = Tensor::new((0..32).map(|i| (i % 10) as f32).collect(), &[32, 1]).unwrap();
+    let v = Tensor::new((0..32).map(|i| i as f32 / 32.0).collect(), &[32, 1]).unwrap();
+    model.train_on_batch_outputs(&[&xs[0]], &[&y, &v]).unwrap();
+    model.train_on_batch_outputs(&[&xs[1]], &[&y, &v]).unwrap();
+    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    let mut loss = 0.0;
+    COUNTED.set(true);
+    for x in &xs {
+        loss += model.train_on_batch_outputs(&[x], &[&y, &v]).unwrap();
+    }
+    COUNTED.set(false);
+    let allocated = ALLOCATIONS.load(Ordering::SeqCst) - before;
+    assert!(loss.is_finite());
+    assert_eq!(allocated, 0, "two outputs: {allocated} heap allocations in 4 steady-state steps");
+}
+
 fn sequential() -> Model {
     Sequential::new(vec![
         Box::new(Dense::new(64, Activation::Relu).input_shape(&[100])),

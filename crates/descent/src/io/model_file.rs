@@ -24,7 +24,14 @@ const FORMAT: &str = "descent.model";
 #[serde(deny_unknown_fields)]
 pub struct CompileConfig {
     pub optimizer: OptimizerConfig,
+    /// The loss (of the first output, when `output_losses` is given).
     pub loss: Loss,
+    /// For a model with several outputs trained with different losses or weights: one
+    /// loss and one weight per output (empty: `loss` for every output, weighted 1).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub output_losses: Vec<Loss>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub loss_weights: Vec<f32>,
     pub metrics: Vec<String>,
 }
 

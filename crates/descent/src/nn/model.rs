@@ -452,14 +452,29 @@ impl Network {
 
     /// Number of outputs per sample.
     pub fn output_units(&self) -> usize {
-        self.output_shape().map_or(0, |s| s.iter().product())
+        self.output_units_of(0)
+    }
+
+    /// Values per sample of output `k` (after build).
+    pub fn output_units_of(&self, k: usize) -> usize {
+        self.outputs.get(k).and_then(|&t| self.shapes.get(t)).map_or(0, |s| s.iter().product())
+    }
+
+    /// The outputs' names (the layer calls that produce them), in order.
+    pub fn output_names(&self) -> impl Iterator<Item = &str> {
+        self.outputs.iter().map(|&t| self.tensor_name(t))
+    }
+
+    /// The activation applied last on the way to output `k`, if any.
+    pub fn output_activation_of(&self, k: usize) -> Option<Activation> {
+        let j = self.outputs.get(k)?.checked_sub(self.inputs.len())?;
+        self.layers[self.nodes[j].layer].output_activation()
     }
 
     /// The activation applied last on the way to the first output, if any (for the
     /// softmax-with-from_logits warning).
     pub fn output_activation(&self) -> Option<Activation> {
-        let j = self.outputs[0].checked_sub(self.inputs.len())?;
-        self.layers[self.nodes[j].layer].output_activation()
+        self.output_activation_of(0)
     }
 
     pub fn layers(&self) -> &[Box<dyn Layer>] {

@@ -88,7 +88,7 @@ impl Default for FitOptions<'_> {
 /// Where `fit_loop` gets its training batches.
 enum TrainData<'d> {
     /// In memory: shuffled indices, a batch of rows at a time.
-    Memory { xs: Inputs<'d>, y: &'d Tensor, idx: Vec<usize>, rng: rng::Rng, shuffle: bool, pos: usize, batch: usize },
+    Memory { xs: Inputs<'d>, ys: Inputs<'d>, idx: Vec<usize>, rng: rng::Rng, shuffle: bool, pos: usize, batch: usize },
     /// From a background stream; `cur` holds the batch being trained on.
     Stream { source: &'d mut Prefetch, batch: usize, cur: Option<(Tensor, Tensor)> },
 }
@@ -135,16 +135,16 @@ impl TrainData<'_> {
         }
     }
     /// The next batch of the epoch: features, targets and which of their rows.
-    fn next(&mut self) -> Result<Option<(Inputs<'_>, &Tensor, Rows<'_>)>> {
+    fn next(&mut self) -> Result<Option<(Inputs<'_>, Inputs<'_>, Rows<'_>)>> {
         match self {
-            TrainData::Memory { xs, y, idx, pos, batch, .. } => {
+            TrainData::Memory { xs, ys, idx, pos, batch, .. } => {
                 if *pos >= idx.len() {
                     return Ok(None);
                 }
                 let end = (*pos + *batch).min(idx.len());
                 let rows = Rows::Pick(&idx[*pos..end]);
                 *pos = end;
-                Ok(Some((*xs, y, rows)))
+                Ok(Some((*xs, *ys, rows)))
             }
             TrainData::Stream { source, cur, .. } => {
                 if let Some((bx, by)) = cur.take() {
@@ -157,7 +157,7 @@ impl TrainData<'_> {
                 let (f, t) = (source.features(), source.target_cols());
                 let (bx, by) = (Tensor::new(bx, &[n, f])?, Tensor::new(by, &[n, t])?);
                 let (bx, by) = cur.insert((bx, by));
-                Ok(Some((Inputs::One(bx), by, Rows::All)))
+                Ok(Some((Inputs::One(bx), Inputs::One(by), Rows::All)))
             }
         }
     }
@@ -167,20 +167,39 @@ impl TrainData<'_> {
 #[derive(Clone, Copy)]
 enum Validation<'v> {
     None,
-    Data(Inputs<'v>, &'v Tensor),
+    Data(Inputs<'v>, Inputs<'v>),
     /// The rows `idx` of the training arrays (Keras's `validation_split`).
-    Split(Inputs<'v>, &'v Tensor, &'v [usize]),
+    Split(Inputs<'v>, Inputs<'v>, &'v [usize]),
 }
 
 
 impl Model {
-    /// Builds the model for `xs` if needed and checks `xs` (and `y`) against it: one
-    /// tensor per input, each with that input's features, all with the same samples.
-    fn prepare(&mut self, xs: Inputs, y: Option<&Tensor>, source: &str) -> Result<()> {
+    /// Builds the model for `xs` if needed and checks `xs` (and the targets `ys`, one
+    /// tensor per output) against it: one tensor per input, each with that input's
+    /// features, all with the same samples.
+    fn prepare(&mut self, xs: Inputs, ys: Option<Inputs>, source: &str) -> Result<()> {
         self.prepare_inputs(xs, source)?;
-        if let Some(y) = y {
+        if let Some(ys) = ys {
+            if ys.len() != self.num_outputs() {
+                return Err(Error::Config(format!(
+                    "{source}: {} target tensor(s) for model '{}', which has {} outputs ({})",
+                    ys.len(),
+                    self.name(),
+                    self.num_outputs(),
+                    self.output_names().collect::<Vec<_>>().join(", ")
+                )));
+            }
             let trainer = self.trainer.as_ref().ok_or_else(not_compiled)?;
-            check_targets(&trainer.loss, self.output_units(), xs.get(0), y, source)?;
+            let several = ys.len() > 1;
+            for (k, name) in self.output_names().enumerate() {
+                let check = |what: &str| check_targets(&trainer.losses[k], self.network.output_units_of(k), xs.get(0), ys.get(k), what);
+                // The output's name goes into the message only on failure: train_on_batch
+                // runs this every step, which must not allocate.
+                if check(source).is_err() && several {
+                    check(&format!("{source}, output '{name}'"))?;
+                }
+                check(source)?;
+            }
         }
         Ok(())
     }
@@ -223,17 +242,28 @@ impl Model {
 
     /// Keras's `fit`: trains for `epochs` over `(x, y)` and returns the per-epoch history.
     pub fn fit(&mut self, x: &Tensor, y: &Tensor, options: FitOptions) -> Result<History> {
-        self.fit_with(Inputs::One(x), y, options)
+        self.fit_with(Inputs::One(x), Inputs::One(y), options)
     }
 
     /// `fit` for a model with several inputs: one tensor per input, in the model's input
     /// order, all with the same samples. Validation by `validation_split`.
     pub fn fit_inputs(&mut self, xs: &[&Tensor], y: &Tensor, options: FitOptions) -> Result<History> {
-        self.fit_with(Inputs::Many(xs), y, options)
+        self.fit_with(Inputs::Many(xs), Inputs::One(y), options)
     }
 
-    fn fit_with(&mut self, xs: Inputs, y: &Tensor, options: FitOptions) -> Result<History> {
-        self.prepare(xs, Some(y), "training data")?;
+    /// `fit` for a model with several outputs: one target tensor per output, in the
+    /// model's output order (and one input tensor per input). The loss trained is
+    /// Σ wₖ·lossₖ (see [`Model::compile_outputs`]); the history has `loss`, each
+    /// `<output>_loss` and each `<output>_<metric>`. Validation by `validation_split`.
+    pub fn fit_outputs(&mut self, xs: &[&Tensor], ys: &[&Tensor], options: FitOptions) -> Result<History> {
+        if options.validation_data.is_some() {
+            return Err(Error::Config("fit_outputs: validation_data holds one target tensor; use validation_split".into()));
+        }
+        self.fit_with(Inputs::Many(xs), Inputs::Many(ys), options)
+    }
+
+    fn fit_with(&mut self, xs: Inputs, ys: Inputs, options: FitOptions) -> Result<History> {
+        self.prepare(xs, Some(ys), "training data")?;
         if options.batch_size == 0 {
             return Err(Error::Config("fit: batch_size must be at least 1".into()));
         }
@@ -241,7 +271,7 @@ impl Model {
             return Err(Error::Config(format!("fit: validation_split = {} is outside [0, 1)", options.validation_split)));
         }
         if let Some((vx, vy)) = options.validation_data {
-            self.prepare(Inputs::One(vx), Some(vy), "validation data")?;
+            self.prepare(Inputs::One(vx), Some(Inputs::One(vy)), "validation data")?;
         }
         let resumed = self.resume_from(options.backup.as_ref())?;
         let total = xs.rows();
@@ -255,13 +285,13 @@ impl Model {
         }
         let val_idx: Vec<usize> = (split_at..total).collect();
         let validation = match options.validation_data {
-            Some((vx, vy)) => Validation::Data(Inputs::One(vx), vy),
-            None if !val_idx.is_empty() => Validation::Split(xs, y, &val_idx),
+            Some((vx, vy)) => Validation::Data(Inputs::One(vx), Inputs::One(vy)),
+            None if !val_idx.is_empty() => Validation::Split(xs, ys, &val_idx),
             None => Validation::None,
         };
         let mut data = TrainData::Memory {
             xs,
-            y,
+            ys,
             idx: (0..split_at).collect(),
             rng: rng::derive(self.seed, SHUFFLE_STREAM),
             shuffle: options.shuffle,
@@ -291,11 +321,14 @@ impl Model {
         if source.features() != want {
             return Err(Error::shape(format!("streamed data {}", source.name()), format!("{want} features per sample"), source.features()));
         }
+        if self.num_outputs() != 1 {
+            return Err(Error::Config(format!("fit_stream: model '{}' has {} outputs; streams carry one target tensor", self.name(), self.num_outputs())));
+        }
         if let Some((vx, vy)) = options.validation_data {
-            self.prepare(Inputs::One(vx), Some(vy), "validation data")?;
+            self.prepare(Inputs::One(vx), Some(Inputs::One(vy)), "validation data")?;
         }
         let resumed = self.resume_from(options.backup.as_ref())?;
-        let validation = options.validation_data.map_or(Validation::None, |(vx, vy)| Validation::Data(Inputs::One(vx), vy));
+        let validation = options.validation_data.map_or(Validation::None, |(vx, vy)| Validation::Data(Inputs::One(vx), Inputs::One(vy)));
         let batch = options.batch_size.min(source.len());
         let mut data = TrainData::Stream { source, batch, cur: None };
         self.with_trainer(|m, trainer| m.fit_loop(trainer, &mut data, validation, options, resumed))
@@ -320,7 +353,7 @@ impl Model {
         let total = data.samples();
         let batch = data.batch();
         let steps = total.div_ceil(batch);
-        let outputs = self.output_units();
+        let several = self.num_outputs() > 1;
         let weights = match (options.sample_weight, &options.class_weight) {
             (None, None) => None,
             (per_sample, per_class) => {
@@ -340,11 +373,17 @@ impl Model {
                 if let Some(w) = per_class.iter().find(|w| !(w.is_finite() && **w >= 0.0)) {
                     return Err(Error::Config(format!("fit: class_weight {w} must be finite and ≥ 0")));
                 }
-                Some(SampleWeights { per_sample: per_sample.map(Tensor::data), per_class, sparse: trainer.loss.sparse_targets() })
+                if several && !per_class.is_empty() {
+                    return Err(Error::Config("fit: class_weight is for models with one output (as in Keras); give sample_weight".into()));
+                }
+                Some(SampleWeights { per_sample: per_sample.map(Tensor::data), per_class, sparse: trainer.loss().sparse_targets() })
             }
         };
-        let mut metrics = trainer.metric_states(outputs);
-        let mut val_metrics = trainer.metric_states(outputs);
+        let mut metrics = trainer.metric_states(&self.network);
+        let mut val_metrics = trainer.metric_states(&self.network);
+        // Several outputs: each one's mean loss is logged as `<output>_loss` too.
+        let output_names: Vec<String> = if several { self.output_names().map(str::to_string).collect() } else { Vec::new() };
+        let mut output_sums = vec![0.0f64; output_names.len()];
 
         let (start_epoch, mut history) = match resumed {
             Some(r) => (r.epoch, r.history),
@@ -358,6 +397,9 @@ impl Model {
 
         let mut logs = Logs::new();
         logs.set("loss", 0.0);
+        for name in &output_names {
+            logs.set(&format!("{name}_loss"), 0.0);
+        }
         for m in &metrics {
             logs.set(&m.name, 0.0);
         }
@@ -389,11 +431,17 @@ impl Model {
             let mut loss_sum = 0.0;
             let mut seen = 0usize;
             let mut b = 0;
-            while let Some((xs, y, rows)) = data.next()? {
-                loss_sum += trainer.train_step(&mut self.network, (xs, y, rows), &mut metrics, weights.as_ref())?;
-                seen += rows.len(xs.rows());
+            output_sums.iter_mut().for_each(|s| *s = 0.0);
+            while let Some((xs, ys, rows)) = data.next()? {
+                loss_sum += trainer.train_step(&mut self.network, (xs, ys, rows), &mut metrics, weights.as_ref())?;
+                let n = rows.len(xs.rows());
+                seen += n;
                 b += 1;
                 logs.set("loss", loss_sum / seen as f64);
+                for ((sum, l), name) in output_sums.iter_mut().zip(trainer.output_losses()).zip(&output_names) {
+                    *sum += l as f64 * n as f64;
+                    logs.set(&format!("{name}_loss"), *sum / seen as f64);
+                }
                 // Ranking metrics (AUC) sort everything seen: computed once per epoch.
                 for m in metrics.iter().filter(|m| !m.metric.is_expensive()) {
                     logs.set(&m.name, m.result());
@@ -408,11 +456,14 @@ impl Model {
             }
             let val_loss = match validation {
                 Validation::Data(vx, vy) => Some(evaluate_rows(&self.network, trainer, vx, vy, Rows::All, batch, &mut val_metrics)?),
-                Validation::Split(xs, y, idx) => Some(evaluate_rows(&self.network, trainer, xs, y, Rows::Pick(idx), batch, &mut val_metrics)?),
+                Validation::Split(xs, ys, idx) => Some(evaluate_rows(&self.network, trainer, xs, ys, Rows::Pick(idx), batch, &mut val_metrics)?),
                 Validation::None => None,
             };
-            if let Some(val_loss) = val_loss {
+            if let Some((val_loss, val_outputs)) = val_loss {
                 logs.set("val_loss", val_loss);
+                for (name, l) in output_names.iter().zip(&val_outputs) {
+                    logs.set(&format!("val_{name}_loss"), *l);
+                }
                 for m in &val_metrics {
                     logs.set(&format!("val_{}", m.name), m.result());
                 }
@@ -436,23 +487,34 @@ impl Model {
 
     /// Keras's `evaluate`: loss and metrics over `(x, y)`, in batches of `batch_size`.
     pub fn evaluate(&mut self, x: &Tensor, y: &Tensor, batch_size: usize) -> Result<Logs> {
-        self.evaluate_with(Inputs::One(x), y, batch_size)
+        self.evaluate_with(Inputs::One(x), Inputs::One(y), batch_size)
     }
 
     /// `evaluate` for a model with several inputs (one tensor per input).
     pub fn evaluate_inputs(&mut self, xs: &[&Tensor], y: &Tensor, batch_size: usize) -> Result<Logs> {
-        self.evaluate_with(Inputs::Many(xs), y, batch_size)
+        self.evaluate_with(Inputs::Many(xs), Inputs::One(y), batch_size)
     }
 
-    fn evaluate_with(&mut self, xs: Inputs, y: &Tensor, batch_size: usize) -> Result<Logs> {
-        self.prepare(xs, Some(y), "evaluation data")?;
-        let (loss, metrics) = self.with_trainer(|m, trainer| {
-            let mut metrics = trainer.metric_states(m.output_units());
-            let loss = evaluate_rows(&m.network, trainer, xs, y, Rows::All, batch_size.max(1), &mut metrics)?;
+    /// `evaluate` for a model with several outputs (one target tensor per output):
+    /// `loss`, each `<output>_loss` and each `<output>_<metric>`.
+    pub fn evaluate_outputs(&mut self, xs: &[&Tensor], ys: &[&Tensor], batch_size: usize) -> Result<Logs> {
+        self.evaluate_with(Inputs::Many(xs), Inputs::Many(ys), batch_size)
+    }
+
+    fn evaluate_with(&mut self, xs: Inputs, ys: Inputs, batch_size: usize) -> Result<Logs> {
+        self.prepare(xs, Some(ys), "evaluation data")?;
+        let ((loss, per_output), metrics) = self.with_trainer(|m, trainer| {
+            let mut metrics = trainer.metric_states(&m.network);
+            let loss = evaluate_rows(&m.network, trainer, xs, ys, Rows::All, batch_size.max(1), &mut metrics)?;
             Ok((loss, metrics))
         })?;
         let mut logs = Logs::new();
         logs.set("loss", loss);
+        if per_output.len() > 1 {
+            for (name, l) in self.output_names().zip(&per_output) {
+                logs.set(&format!("{name}_loss"), *l);
+            }
+        }
         for m in &metrics {
             logs.set(&m.name, m.result());
         }
@@ -461,15 +523,20 @@ impl Model {
 
     /// Keras's `predict`: the model's raw outputs for `x`, `[samples, outputs]`.
     pub fn predict(&mut self, x: &Tensor, batch_size: usize) -> Result<Tensor> {
-        self.predict_with(Inputs::One(x), batch_size)
+        self.predict_with(Inputs::One(x), batch_size).map(|mut outs| outs.swap_remove(0))
     }
 
     /// `predict` for a model with several inputs (one tensor per input): its first output.
     pub fn predict_inputs(&mut self, xs: &[&Tensor], batch_size: usize) -> Result<Tensor> {
+        self.predict_with(Inputs::Many(xs), batch_size).map(|mut outs| outs.swap_remove(0))
+    }
+
+    /// `predict` for a model with several outputs: one tensor per output, in order.
+    pub fn predict_outputs(&mut self, xs: &[&Tensor], batch_size: usize) -> Result<Vec<Tensor>> {
         self.predict_with(Inputs::Many(xs), batch_size)
     }
 
-    fn predict_with(&mut self, xs: Inputs, batch_size: usize) -> Result<Tensor> {
+    fn predict_with(&mut self, xs: Inputs, batch_size: usize) -> Result<Vec<Tensor>> {
         if !self.is_built() {
             return Err(Error::State("predict: the model has no weights yet (build, fit or load it first)".into()));
         }
@@ -481,9 +548,10 @@ impl Model {
             None => own.insert(crate::autograd::Tape::new()),
         };
         let net = &self.network;
-        let (outputs, total) = (net.output_units(), xs.rows());
-        let mut out = Vec::with_capacity(total * outputs);
+        let total = xs.rows();
+        let mut outs: Vec<Vec<f32>> = (0..net.num_outputs()).map(|k| Vec::with_capacity(total * net.output_units_of(k))).collect();
         let mut vars = Vec::with_capacity(xs.len());
+        let mut ys = Vec::with_capacity(outs.len());
         let result = tape.no_grad(|tape| -> Result<()> {
             for rows in batches(Rows::All, total, batch_size) {
                 tape.reset();
@@ -493,21 +561,32 @@ impl Model {
                     let x = xs.get(i);
                     vars.push(tape.input_with(Shape::matrix(n, x.row_len()), |b| gather_into(b, x, rows)));
                 }
-                let y = net.forward_inputs(tape, &vars, false)?;
-                out.extend_from_slice(tape.value(&net.store, y));
+                net.forward_outputs(tape, &vars, false, &mut ys)?;
+                for (out, &y) in outs.iter_mut().zip(&ys) {
+                    out.extend_from_slice(std::ops::Deref::deref(&tape.value(&net.store, y)));
+                }
             }
             Ok(())
         });
         result?;
-        Tensor::new(out, &[total, outputs])
+        outs.into_iter().enumerate().map(|(k, out)| Tensor::new(out, &[total, net.output_units_of(k)])).collect()
     }
 
     /// One gradient step on a whole batch (Keras's `train_on_batch`); returns its mean
     /// loss. After the first call with a given batch shape, this allocates nothing.
     pub fn train_on_batch(&mut self, x: &Tensor, y: &Tensor) -> Result<f32> {
-        self.prepare(Inputs::One(x), Some(y), "batch")?;
-        let loss = self.with_trainer(|m, trainer| trainer.train_step(&mut m.network, (Inputs::One(x), y, Rows::All), &mut [], None))?;
+        self.prepare(Inputs::One(x), Some(Inputs::One(y)), "batch")?;
+        let loss = self.with_trainer(|m, trainer| trainer.train_step(&mut m.network, (Inputs::One(x), Inputs::One(y), Rows::All), &mut [], None))?;
         Ok((loss / x.rows().max(1) as f64) as f32)
+    }
+
+    /// `train_on_batch` for a model with several inputs and outputs (one tensor each);
+    /// returns the batch's mean total loss Σ wₖ·lossₖ.
+    pub fn train_on_batch_outputs(&mut self, xs: &[&Tensor], ys: &[&Tensor]) -> Result<f32> {
+        let (xs, ys) = (Inputs::Many(xs), Inputs::Many(ys));
+        self.prepare(xs, Some(ys), "batch")?;
+        let loss = self.with_trainer(|m, trainer| trainer.train_step(&mut m.network, (xs, ys, Rows::All), &mut [], None))?;
+        Ok((loss / xs.rows().max(1) as f64) as f32)
     }
 }
 
@@ -515,20 +594,25 @@ fn not_compiled() -> Error {
     Error::State("the model must be compiled (optimizer, loss, metrics) before training or evaluation".into())
 }
 
-/// Mean loss over the chosen rows, without recording for backward; fills `metrics`.
-fn evaluate_rows(net: &crate::nn::Network, trainer: &mut Trainer, xs: Inputs, y: &Tensor, rows: Rows, batch: usize, metrics: &mut [MetricState]) -> Result<f64> {
+/// Mean loss over the chosen rows, and each output's mean loss, without recording for
+/// backward; fills `metrics`.
+fn evaluate_rows(net: &crate::nn::Network, trainer: &mut Trainer, xs: Inputs, ys: Inputs, rows: Rows, batch: usize, metrics: &mut [MetricState]) -> Result<(f64, Vec<f64>)> {
     metrics.iter_mut().for_each(MetricState::reset);
     let total = rows.len(xs.rows());
     let mut loss_sum = 0.0;
+    let mut per_output = vec![0.0f64; net.num_outputs()];
     let was = trainer.tape.grad_enabled();
     trainer.tape.set_grad_enabled(false);
     let result = (|| -> Result<()> {
         for b in batches(rows, xs.rows(), batch) {
-            loss_sum += trainer.eval_step(net, (xs, y, b), metrics)?;
+            loss_sum += trainer.eval_step(net, (xs, ys, b), metrics)?;
+            let n = b.len(xs.rows()) as f64;
+            per_output.iter_mut().zip(trainer.output_losses()).for_each(|(s, l)| *s += l as f64 * n);
         }
         Ok(())
     })();
     trainer.tape.set_grad_enabled(was);
     result?;
-    Ok(loss_sum / total.max(1) as f64)
+    let n = total.max(1) as f64;
+    Ok((loss_sum / n, per_output.into_iter().map(|s| s / n).collect()))
 }

@@ -341,3 +341,95 @@ fn predictions_of_a_saved_functional_model_need_its_input_width() {
     let e = model.predict(&Tensor::zeros(&[2, 5]).unwrap(), 8).unwrap_err().to_string();
     assert!(e.contains("64 features"), "{e}");
 }
+
+/// A digit classifier with a second head: one trunk, a 10-class head ("digit") and a
+/// one-logit head ("big") telling digits 5–9 from 0–4.
+fn two_heads(seed: u64) -> Model {
+    let x = Input::named("pixels", &[64]);
+    let h = Dense::new(64, Activation::Relu).call(&x).unwrap();
+    let digit = Dense::new(10, Activation::Linear).name("digit").call(&h).unwrap();
+    let big = Dense::new(1, Activation::Linear).name("big").call(&h).unwrap();
+    Model::new(&[x], &[digit, big]).unwrap().with_seed(seed).unwrap()
+}
+
+/// 1 for digits 5–9, else 0.
+fn is_big(y: &Tensor) -> Tensor {
+    Tensor::new(y.data().iter().map(|c| (*c >= 5.0) as u8 as f32).collect(), &[y.rows(), 1]).unwrap()
+}
+
+#[test]
+fn a_model_with_two_outputs_trains_each_on_its_loss() {
+    let (train, test) = digits();
+    let (big_train, big_test) = (is_big(&train.y), is_big(&test.y));
+    let mut model = two_heads(3);
+    let (sce, bce) = (Loss::sparse_categorical_crossentropy(true), Loss::binary_crossentropy(true));
+    model.compile_outputs(Adam::new(0.003), &[sce, bce], &[1.0, 0.5], &["accuracy"]).unwrap();
+    let opts = FitOptions { validation_split: 0.1, ..quiet(10) };
+    let history = model.fit_outputs(&[&train.x], &[&train.y, &big_train], opts).unwrap();
+    // The total is the weighted sum of the outputs' losses, epoch by epoch.
+    let (total, digit, big) = (history.get("loss").unwrap(), history.get("digit_loss").unwrap(), history.get("big_loss").unwrap());
+    for e in 0..total.len() {
+        let sum = digit[e] + 0.5 * big[e];
+        assert!((total[e] - sum).abs() <= 1e-5 * sum, "epoch {e}: loss {} vs {sum}", total[e]);
+    }
+    assert!(history.get("val_big_loss").is_some() && history.get("val_digit_accuracy").is_some());
+    // Each head is scored by its own loss's accuracy: 10-way for one, thresholded for the other.
+    let logs = model.evaluate_outputs(&[&test.x], &[&test.y, &big_test], 64).unwrap();
+    let (digit_acc, big_acc) = (logs.get("digit_accuracy").unwrap(), logs.get("big_accuracy").unwrap());
+    assert!(digit_acc > 0.9 && big_acc > 0.9, "held-out accuracy: digit {digit_acc}, big {big_acc}");
+    // Predictions: one tensor per output; a saved model compiles back with both losses.
+    let preds = model.predict_outputs(&[&test.x], 64).unwrap();
+    assert_eq!((preds[0].dims(), preds[1].dims()), (&[test.len(), 10][..], &[test.len(), 1][..]));
+    let dir = std::env::temp_dir().join(format!("descent-two-heads-{}", std::process::id()));
+    model.save(&dir, &Preprocessing::default()).unwrap();
+    let (mut loaded, _) = Model::load(&dir).unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    let trainer = loaded.trainer().unwrap();
+    assert_eq!((trainer.losses.clone(), trainer.loss_weights.clone()), (vec![sce, bce], vec![1.0, 0.5]));
+    assert_eq!(loaded.predict_outputs(&[&test.x], 64).unwrap(), preds);
+    let again = loaded.evaluate_outputs(&[&test.x], &[&test.y, &big_test], 64).unwrap();
+    assert_eq!(again.get("loss"), logs.get("loss"));
+}
+
+#[test]
+fn an_output_weighted_zero_gets_no_gradient() {
+    // Plain SGD: a head whose loss weighs 0 keeps its initial weights exactly, while
+    // the other head and the trunk learn.
+    let (train, _) = digits();
+    let big = is_big(&train.y);
+    let mut model = two_heads(4);
+    let big_kernel = model.params().find("big.kernel").unwrap();
+    let digit_kernel = model.params().find("digit.kernel").unwrap();
+    let before = (model.params().value(big_kernel).to_vec(), model.params().value(digit_kernel).to_vec());
+    let losses = [Loss::sparse_categorical_crossentropy(true), Loss::binary_crossentropy(true)];
+    model.compile_outputs(crate::optim::Sgd::new(0.05), &losses, &[1.0, 0.0], &[]).unwrap();
+    model.fit_outputs(&[&train.x], &[&train.y, &big], quiet(1)).unwrap();
+    assert_eq!(model.params().value(big_kernel), &before.0[..]);
+    assert_ne!(model.params().value(digit_kernel), &before.1[..]);
+}
+
+#[test]
+fn several_outputs_need_a_loss_and_targets_each() {
+    let (train, _) = digits();
+    let big = is_big(&train.y);
+    let mut model = two_heads(5);
+    let (sce, bce) = (Loss::sparse_categorical_crossentropy(true), Loss::binary_crossentropy(true));
+    let e = model.compile_outputs(Adam::new(0.001), &[sce], &[1.0], &[]).unwrap_err().to_string();
+    assert!(e.contains("2 outputs (digit, big)") && e.contains("1 losses"), "{e}");
+    let e = model.compile_outputs(Adam::new(0.001), &[sce, bce], &[1.0, f32::NAN], &[]).unwrap_err().to_string();
+    assert!(e.contains("loss weight NaN of output 1"), "{e}");
+    model.compile_outputs(Adam::new(0.001), &[sce, bce], &[1.0, 1.0], &["accuracy"]).unwrap();
+    let e = model.fit_outputs(&[&train.x], &[&train.y], quiet(1)).unwrap_err().to_string();
+    assert!(e.contains("1 target tensor(s)") && e.contains("2 outputs"), "{e}");
+    // Targets are checked per output, against that output's loss and width.
+    let e = model.fit_outputs(&[&train.x], &[&train.y, &train.y], quiet(1)).unwrap_err().to_string();
+    assert!(e.contains("output 'big'") && e.contains("outside [0, 1]"), "{e}");
+    let mut weights = std::collections::BTreeMap::new();
+    weights.insert(0, 2.0);
+    let opts = FitOptions { class_weight: Some(weights), ..quiet(1) };
+    let e = model.fit_outputs(&[&train.x], &[&train.y, &big], opts).unwrap_err().to_string();
+    assert!(e.contains("class_weight is for models with one output"), "{e}");
+    // A single loss given to a two-output model applies to both, as in Keras.
+    model.compile(Adam::new(0.001), bce, &[]).unwrap();
+    assert_eq!(model.trainer().unwrap().losses, vec![bce, bce]);
+}

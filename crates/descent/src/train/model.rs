@@ -91,26 +91,61 @@ impl Model {
 
     /// Keras's `compile(optimizer, loss, metrics)`. Returns the warnings it raised (also
     /// printed): e.g. a softmax output fed to a loss that expects logits.
+    /// A model with several outputs trains every output with this loss, weighted 1
+    /// (use [`Model::compile_outputs`] for a loss and weight per output).
     pub fn compile(
         &mut self,
         optimizer: impl Into<Box<dyn Optimizer>>,
         loss: Loss,
         metrics: &[&str],
     ) -> Result<Vec<String>> {
-        let ls = loss.label_smoothing();
-        if !(0.0..=1.0).contains(&ls) {
-            return Err(Error::Config(format!("loss {}: label_smoothing = {ls} is outside [0, 1]", loss.name())));
+        let k = self.num_outputs();
+        self.compile_outputs(optimizer, &vec![loss; k], &vec![1.0; k], metrics)
+    }
+
+    /// Keras's `compile(optimizer, loss=[…], loss_weights=[…], metrics)` for a model with
+    /// several outputs: one loss and one weight per output, in the model's output order;
+    /// the trained loss is Σ wₖ·lossₖ, and every metric is reported for each output
+    /// (`<output>_<metric>`, with `<output>_loss` beside the total `loss`).
+    pub fn compile_outputs(
+        &mut self,
+        optimizer: impl Into<Box<dyn Optimizer>>,
+        losses: &[Loss],
+        loss_weights: &[f32],
+        metrics: &[&str],
+    ) -> Result<Vec<String>> {
+        let k = self.num_outputs();
+        if losses.len() != k || loss_weights.len() != k {
+            return Err(Error::Config(format!(
+                "compile: model '{}' has {k} outputs ({}); got {} losses and {} loss weights",
+                self.name(),
+                self.output_names().collect::<Vec<_>>().join(", "),
+                losses.len(),
+                loss_weights.len()
+            )));
+        }
+        for loss in losses {
+            let ls = loss.label_smoothing();
+            if !(0.0..=1.0).contains(&ls) {
+                return Err(Error::Config(format!("loss {}: label_smoothing = {ls} is outside [0, 1]", loss.name())));
+            }
+        }
+        if let Some((i, w)) = loss_weights.iter().enumerate().find(|(_, w)| !(w.is_finite() && **w >= 0.0)) {
+            return Err(Error::Config(format!("compile: loss weight {w} of output {i} must be finite and ≥ 0")));
         }
         let mut parsed = Vec::new();
         for name in metrics {
             let metric = parse_metric(name)?;
             parsed.push((name.to_string(), metric));
         }
-        let warnings = self.loss_warnings(&loss);
+        let mut warnings = Vec::new();
+        for (i, loss) in losses.iter().enumerate() {
+            warnings.extend(self.loss_warnings(i, loss));
+        }
         for w in &warnings {
             eprintln!("warning: {w}");
         }
-        self.trainer = Some(Trainer::new(optimizer.into(), loss, parsed, warnings.clone()));
+        self.trainer = Some(Trainer::new(optimizer.into(), losses.to_vec(), loss_weights.to_vec(), parsed, warnings.clone()));
         Ok(warnings)
     }
 
@@ -154,8 +189,8 @@ impl Model {
 
     /// Keras warns when a probability output feeds a loss that expects logits; we also
     /// warn for the opposite mistake, which silently trains on garbage.
-    fn loss_warnings(&self, loss: &Loss) -> Vec<String> {
-        let last = self.output_activation();
+    fn loss_warnings(&self, output: usize, loss: &Loss) -> Vec<String> {
+        let last = self.output_activation_of(output);
         let mut out = Vec::new();
         match (last, loss) {
             (Some(Activation::Softmax), l) if l.from_logits() => out.push(format!(
@@ -192,10 +227,16 @@ impl Model {
     /// Saves architecture, weights, compile settings and optimizer state into `dir`
     /// (see `io::save_model`).
     pub fn save(&self, dir: impl AsRef<Path>, preprocessing: &Preprocessing) -> Result<()> {
-        let compile = self.trainer.as_ref().map(|t| CompileConfig {
-            optimizer: t.optimizer.config(),
-            loss: t.loss,
-            metrics: t.metrics.iter().map(|(n, _)| n.clone()).collect(),
+        let compile = self.trainer.as_ref().map(|t| {
+            // One loss for every output, weighted 1, saves as Keras's single `loss`.
+            let uniform = t.losses.iter().all(|l| *l == t.losses[0]) && t.loss_weights.iter().all(|w| *w == 1.0);
+            CompileConfig {
+                optimizer: t.optimizer.config(),
+                loss: t.loss(),
+                output_losses: if uniform { Vec::new() } else { t.losses.clone() },
+                loss_weights: if uniform { Vec::new() } else { t.loss_weights.clone() },
+                metrics: t.metrics.iter().map(|(n, _)| n.clone()).collect(),
+            }
         });
         let state = self.optimizer().filter(|o| o.iterations() > 0).map(|o| o.save_state());
         io::save_model(&self.network, dir, compile.as_ref(), state.as_ref(), preprocessing)
@@ -209,7 +250,11 @@ impl Model {
         let mut model = Model::from_network(loaded.network);
         if let Some(c) = &loaded.saved.compile {
             let metrics: Vec<&str> = c.metrics.iter().map(String::as_str).collect();
-            model.compile(c.optimizer.build()?, c.loss, &metrics)?;
+            if c.output_losses.is_empty() {
+                model.compile(c.optimizer.build()?, c.loss, &metrics)?;
+            } else {
+                model.compile_outputs(c.optimizer.build()?, &c.output_losses, &c.loss_weights, &metrics)?;
+            }
             if let Some(state) = &loaded.optimizer_state {
                 let trainer = model.trainer.as_mut().expect("compiled above");
                 trainer.optimizer.load_state(state, &model.network.store).map_err(|e| Error::format(dir.join(OPTIMIZER_STATE_FILE), e.to_string()))?;
@@ -238,7 +283,7 @@ impl Model {
     /// `None` for regression losses.
     pub fn confusion_matrix(&mut self, x: &crate::tensor::Tensor, y: &crate::tensor::Tensor, batch_size: usize) -> Result<Option<crate::nn::ConfusionMatrix>> {
         let compiled = self.trainer.as_ref().ok_or_else(|| Error::State("confusion_matrix: compile the model first".into()))?;
-        let loss = compiled.loss;
+        let loss = compiled.loss();
         let (sparse, from_logits) = (loss.kind().sparse_targets(), loss.from_logits());
         let classification = matches!(
             loss,

@@ -2,7 +2,8 @@
 //! training step, read top to bottom in [`Trainer::train_step`]:
 //!
 //!   gather the batch into the tape's input buffer → forward through the network →
-//!   loss (its gradient computed in the same pass) → zero the flat gradient buffer →
+//!   loss (its gradient computed in the same pass; with several outputs, one loss per
+//!   output and their weighted sum) → zero the flat gradient buffer →
 //!   backward → the gradient pipeline ([`Trainer::apply_gradients`]), in this order:
 //!     1. unscale (the loss-scale seat of mixed precision; the scale is 1 today)
 //!     2. all-reduce (the data-parallel seat; a single process has nothing to reduce)
@@ -20,12 +21,15 @@ use crate::autograd::{Tape, Var};
 use crate::error::Result;
 use crate::nn::{Loss, Metric, MetricContext, MetricState, Network};
 use crate::optim::{GradSource, GradStats, Optimizer};
-use crate::tensor::{Backend, DeviceVec, Shape, TargetsMut, Tensor, B};
+use crate::tensor::{Backend, DeviceVec, Shape, TargetsMut, B};
 
 /// What trains a network: fixed by `compile`, then reused by every step.
 pub struct Trainer {
     pub optimizer: Box<dyn Optimizer>,
-    pub loss: Loss,
+    /// One loss per model output (Keras: a single loss applies to every output).
+    pub losses: Vec<Loss>,
+    /// Each output's weight in the total loss (Keras's `loss_weights`; 1 by default).
+    pub loss_weights: Vec<f32>,
     /// (name as requested, metric as requested; resolved when training starts)
     pub metrics: Vec<(String, Metric)>,
     /// Warnings raised at compile (also printed to stderr).
@@ -33,27 +37,58 @@ pub struct Trainer {
     pub(crate) tape: Tape,
     /// The tape values of the batch's inputs, one per model input (reused).
     input_vars: Vec<Var>,
+    /// The last pass's outputs and their loss nodes, one per model output (reused).
+    output_vars: Vec<Var>,
+    loss_vars: Vec<Var>,
     /// The statistics pass of the last step (global gradient norm when computed).
     last_stats: GradStats,
 }
 
 impl Trainer {
-    pub fn new(optimizer: Box<dyn Optimizer>, loss: Loss, metrics: Vec<(String, Metric)>, warnings: Vec<String>) -> Self {
-        Trainer { optimizer, loss, metrics, warnings, tape: Tape::new(), input_vars: Vec::new(), last_stats: GradStats::default() }
+    /// A trainer with one loss per model output and their weights in the total.
+    pub fn new(optimizer: Box<dyn Optimizer>, losses: Vec<Loss>, loss_weights: Vec<f32>, metrics: Vec<(String, Metric)>, warnings: Vec<String>) -> Self {
+        Trainer {
+            optimizer,
+            losses,
+            loss_weights,
+            metrics,
+            warnings,
+            tape: Tape::new(),
+            input_vars: Vec::new(),
+            output_vars: Vec::new(),
+            loss_vars: Vec::new(),
+            last_stats: GradStats::default(),
+        }
     }
 
-    /// Fresh metric accumulators for a model with `outputs` outputs; `accuracy` resolves
-    /// by the loss here (binary accuracy thresholds logits at 0, probabilities at 0.5).
-    pub(crate) fn metric_states(&self, outputs: usize) -> Vec<MetricState> {
-        let from_logits = self.loss.from_logits();
-        let ctx = MetricContext {
-            outputs: outputs.max(1),
-            sparse_targets: self.loss.kind().sparse_targets(),
-            from_logits,
-            threshold: if from_logits { 0.0 } else { 0.5 },
-        };
-        let binary_loss = matches!(self.loss, Loss::BinaryCrossentropy { .. });
-        self.metrics.iter().map(|(n, m)| MetricState::new(n, m.resolve(&self.loss, outputs.max(1)), ctx, binary_loss)).collect()
+    /// The loss of the first (or only) output.
+    pub fn loss(&self) -> Loss {
+        self.losses[0]
+    }
+
+    /// Fresh metric accumulators: every compiled metric for each output in turn (state
+    /// `j` belongs to output `j / metrics.len()`), named as Keras does — `accuracy` for
+    /// one output, `<output>_accuracy` for several. `accuracy` resolves by that output's
+    /// loss (binary accuracy thresholds logits at 0, probabilities at 0.5).
+    pub(crate) fn metric_states(&self, net: &Network) -> Vec<MetricState> {
+        let several = self.losses.len() > 1;
+        let mut states = Vec::with_capacity(self.losses.len() * self.metrics.len());
+        for (k, (loss, name)) in self.losses.iter().zip(net.output_names()).enumerate() {
+            let outputs = net.output_units_of(k).max(1);
+            let from_logits = loss.from_logits();
+            let ctx = MetricContext { outputs, sparse_targets: loss.kind().sparse_targets(), from_logits, threshold: if from_logits { 0.0 } else { 0.5 } };
+            let binary_loss = matches!(loss, Loss::BinaryCrossentropy { .. });
+            for (n, m) in &self.metrics {
+                let shown = if several { format!("{name}_{n}") } else { n.clone() };
+                states.push(MetricState::new(&shown, m.resolve(loss, outputs), ctx, binary_loss));
+            }
+        }
+        states
+    }
+
+    /// Each output's mean loss in the last pass (one value for a single-output model).
+    pub(crate) fn output_losses(&self) -> impl Iterator<Item = f32> + '_ {
+        self.loss_vars.iter().map(|&l| self.tape.scalar(l))
     }
 
     /// What the last step's statistics pass found.
@@ -66,40 +101,36 @@ impl Trainer {
     pub(crate) fn train_step(
         &mut self,
         net: &mut Network,
-        (xs, y, rows): (Inputs, &Tensor, Rows),
+        (xs, ys, rows): (Inputs, Inputs, Rows),
         metrics: &mut [MetricState],
         weights: Option<&SampleWeights>,
     ) -> Result<f64> {
         let n = rows.len(xs.rows());
-        let (out, loss) = self.forward_loss(net, (xs, y, rows), weights, true)?;
+        let loss = self.forward_loss(net, (xs, ys, rows), weights, true)?;
         net.store.zero_grads();
         self.tape.backward(loss, &mut net.store)?;
         let penalty = self.apply_gradients(net);
         for layer in &net.layers {
             layer.update_state(&self.tape, &mut net.store);
         }
-        self.update_metrics(net, out, loss, metrics);
+        self.update_metrics(net, metrics);
         Ok((self.tape.scalar(loss) as f64 + penalty + self.tape.penalty()) * n as f64)
     }
 
     /// The loss of the chosen rows without recording for backward (call inside
     /// `tape.no_grad`); summed over the batch, regularization included.
-    pub(crate) fn eval_step(&mut self, net: &Network, (xs, y, rows): (Inputs, &Tensor, Rows), metrics: &mut [MetricState]) -> Result<f64> {
+    pub(crate) fn eval_step(&mut self, net: &Network, (xs, ys, rows): (Inputs, Inputs, Rows), metrics: &mut [MetricState]) -> Result<f64> {
         let n = rows.len(xs.rows());
-        let (out, loss) = self.forward_loss(net, (xs, y, rows), None, false)?;
+        let loss = self.forward_loss(net, (xs, ys, rows), None, false)?;
         let penalty = regularize(net, None);
-        self.update_metrics(net, out, loss, metrics);
+        self.update_metrics(net, metrics);
         Ok((self.tape.scalar(loss) as f64 + penalty + self.tape.penalty()) * n as f64)
     }
 
-    /// Forward pass and loss node of one batch.
-    fn forward_loss(
-        &mut self,
-        net: &Network,
-        (xs, y, rows): (Inputs, &Tensor, Rows),
-        weights: Option<&SampleWeights>,
-        training: bool,
-    ) -> Result<(Var, Var)> {
+    /// Forward pass and the loss of one batch: one loss node per output (kept in
+    /// `loss_vars`, the outputs in `output_vars`) and, with several outputs, their
+    /// weighted sum Σ wₖ·Lₖ, the node backward starts from.
+    fn forward_loss(&mut self, net: &Network, (xs, ys, rows): (Inputs, Inputs, Rows), weights: Option<&SampleWeights>, training: bool) -> Result<Var> {
         let tape = &mut self.tape;
         tape.reset();
         let n = rows.len(xs.rows());
@@ -108,26 +139,38 @@ impl Trainer {
             let x = xs.get(i);
             self.input_vars.push(tape.input_with(Shape::matrix(n, x.row_len()), |buf| gather_into(buf, x, rows)));
         }
-        let out = net.forward_inputs(tape, &self.input_vars, training)?;
-        let out_cols = tape.shape(out).cols().max(1);
-        let loss_fn = self.loss;
-        let loss = tape.loss_weighted(
-            &net.store,
-            out,
-            loss_fn.kind(),
-            |t| match t {
-                TargetsMut::Values(t) => {
-                    gather(t, y, rows);
-                    loss_fn.smooth_targets(t, out_cols);
-                }
-                TargetsMut::Classes(c) => gather_classes(c, y, rows),
-            },
-            |w| match weights {
-                Some(sw) => sw.fill(w, y, rows),
-                None => w.clear(),
-            },
-        )?;
-        Ok((out, loss))
+        net.forward_outputs(tape, &self.input_vars, training, &mut self.output_vars)?;
+        self.loss_vars.clear();
+        let mut total = None;
+        for (k, &out) in self.output_vars.iter().enumerate() {
+            let y = ys.get(k);
+            let out_cols = tape.shape(out).cols().max(1);
+            let loss_fn = self.losses[k];
+            let loss = tape.loss_weighted(
+                &net.store,
+                out,
+                loss_fn.kind(),
+                |t| match t {
+                    TargetsMut::Values(t) => {
+                        gather(t, y, rows);
+                        loss_fn.smooth_targets(t, out_cols);
+                    }
+                    TargetsMut::Classes(c) => gather_classes(c, y, rows),
+                },
+                |w| match weights {
+                    Some(sw) => sw.fill(w, y, rows),
+                    None => w.clear(),
+                },
+            )?;
+            self.loss_vars.push(loss);
+            let w = self.loss_weights[k];
+            let weighted = if w == 1.0 { loss } else { tape.mul_const(&net.store, loss, |f| f.fill(w)) };
+            total = Some(match total {
+                None => weighted,
+                Some(t) => tape.add(&net.store, t, weighted)?,
+            });
+        }
+        total.ok_or_else(|| crate::Error::State(format!("model '{}' has no outputs", net.name())))
     }
 
     /// The gradient pipeline, in order (see the module docs); returns the regularization
@@ -145,9 +188,12 @@ impl Trainer {
         penalty
     }
 
-    fn update_metrics(&self, net: &Network, out: Var, loss: Var, metrics: &mut [MetricState]) {
-        let cols = self.tape.shape(out).cols().max(1);
-        for m in metrics.iter_mut() {
+    fn update_metrics(&self, net: &Network, metrics: &mut [MetricState]) {
+        let per_output = self.metrics.len().max(1);
+        for (j, m) in metrics.iter_mut().enumerate() {
+            let k = j / per_output;
+            let (out, loss) = (self.output_vars[k], self.loss_vars[k]);
+            let cols = self.tape.shape(out).cols().max(1);
             m.update(self.tape.value(&net.store, out), self.tape.targets(loss), cols);
         }
     }

@@ -73,6 +73,14 @@ pub fn check_targets(loss: &Loss, outputs: usize, x: &Tensor, y: &Tensor, source
             format!("{outputs} values per sample (the model's outputs)"),
             format!("{} (shape {})", y.row_len(), y.shape()),
         ));
+    } else if matches!(loss, Loss::BinaryCrossentropy { .. }) {
+        // Outside [0, 1] the loss has no minimum (it falls without bound): reject.
+        if let Some((i, t)) = y.data().iter().enumerate().find(|(_, t)| !(0.0..=1.0).contains(*t)) {
+            return Err(Error::data(
+                source,
+                format!("target {t} at row {}, column {} is outside [0, 1] ({} takes probabilities)", i / outputs.max(1), i % outputs.max(1), loss.name()),
+            ));
+        }
     }
     Ok(())
 }
