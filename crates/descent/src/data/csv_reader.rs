@@ -179,7 +179,8 @@ pub fn read_csv_encoded(path: impl AsRef<Path>, options: &CsvOptions) -> Result<
     let extra: usize = categories.iter().map(|c| c.values.len()).sum::<usize>() - categories.len();
     let features = width.unwrap_or(0) - label_idx.map_or(0, |_| 1) + extra;
     let x = Tensor::new(x, &[rows, features])?;
-    let y = label_idx.map(|_| Tensor::new(y, &[rows, 1])).transpose()?;
+    // A label column of whole numbers holds classes: read as integers.
+    let y = label_idx.map(|_| Tensor::new(y, &[rows, 1]).map(Tensor::into_classes_if_whole)).transpose()?;
     Ok((x, y, categories))
 }
 
@@ -243,7 +244,13 @@ mod tests {
         let (x, y) = read_csv(&p, &labelled()).unwrap();
         assert_eq!(x.dims(), &[2, 2]);
         assert_eq!(x.data(), &[1.0, 2.0, 3.0, 4.0]);
-        assert_eq!(y.unwrap().data(), &[0.0, 1.0]);
+        let y = y.unwrap();
+        assert_eq!(y.data(), &[0.0, 1.0]);
+        // A label column of whole numbers is read as integer classes; any other stays values.
+        assert_eq!(y.classes(), Some(&[0, 1][..]));
+        let p = write("prices.csv", "a,label\n1,0.5\n3,2\n");
+        let (_, y) = read_csv(&p, &labelled()).unwrap();
+        assert!(!y.unwrap().is_classes());
     }
 
     #[test]

@@ -93,6 +93,9 @@ impl Dataset {
     /// of one-hot rows.
     pub fn class_labels(&self) -> Result<Vec<usize>> {
         let cols = self.y.row_len().max(1);
+        if let Some(classes) = self.y.classes().filter(|_| cols == 1) {
+            return Ok(classes.iter().map(|c| *c as usize).collect());
+        }
         (0..self.len())
             .map(|r| {
                 let row = self.y.row(r);

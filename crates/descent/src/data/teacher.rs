@@ -41,8 +41,8 @@ pub fn teacher_classification(spec: &TeacherSpec, train: usize, test: usize, see
         h.iter_mut().for_each(|v| *v = v.max(0.0));
         let mut z = vec![0.0; n * spec.classes];
         matmul(&mut z, &h, &t2, n, spec.hidden, spec.classes, false, false, false);
-        let y: Vec<f32> = z.chunks_exact(spec.classes).map(|row| argmax(row) as f32).collect();
-        Dataset::new(Tensor::new(x, &[n, spec.features])?, Tensor::new(y, &[n, 1])?, name)
+        let y: Vec<u32> = z.chunks_exact(spec.classes).map(|row| argmax(row) as u32).collect();
+        Dataset::new(Tensor::new(x, &[n, spec.features])?, Tensor::from_classes(y, &[n, 1])?, name)
     };
     Ok((make(train, 11, "teacher (train)")?, make(test, 12, "teacher (test)")?))
 }

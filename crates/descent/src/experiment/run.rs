@@ -46,6 +46,11 @@ fn as_matrix(t: Tensor) -> Result<Tensor> {
     Tensor::new(t.into_data(), &[rows, cols])
 }
 
+/// Targets as a matrix, a column of whole numbers as integer classes.
+fn as_targets(t: Tensor) -> Result<Tensor> {
+    as_matrix(t).map(Tensor::into_classes_if_whole)
+}
+
 impl Experiment {
     /// Loads the raw samples (before splitting) or, for `teacher`, the train and test sets.
     fn load_raw(&self) -> Result<(Dataset, Option<Dataset>)> {
@@ -62,15 +67,15 @@ impl Experiment {
             }
             DataSource::Npy { x, y, .. } => {
                 let name = format!("{} / {}", x.display(), y.display());
-                (Dataset::new(as_matrix(read_npy(x)?)?, as_matrix(read_npy(y)?)?, name)?, None)
+                (Dataset::new(as_matrix(read_npy(x)?)?, as_targets(read_npy(y)?)?, name)?, None)
             }
             DataSource::Npz { path, x, y } => {
                 let (xs, ys) = (read_npz(path, x)?, read_npz(path, y)?);
-                (Dataset::new(as_matrix(xs)?, as_matrix(ys)?, path.display().to_string())?, None)
+                (Dataset::new(as_matrix(xs)?, as_targets(ys)?, path.display().to_string())?, None)
             }
             DataSource::Idx { images, labels } => {
                 let name = images.display().to_string();
-                (Dataset::new(as_matrix(read_idx(images)?)?, as_matrix(read_idx(labels)?)?, name)?, None)
+                (Dataset::new(as_matrix(read_idx(images)?)?, as_targets(read_idx(labels)?)?, name)?, None)
             }
             DataSource::Teacher { train, test, features, hidden, classes } => {
                 let spec = TeacherSpec { features: *features, hidden: *hidden, classes: *classes };

@@ -1,7 +1,7 @@
 //! Batches of in-memory data: which rows a batch takes, gathering them (and their
 //! per-sample weights) into the tape's reused buffers.
 
-use crate::tensor::Tensor;
+use crate::tensor::{Targets, Tensor};
 
 /// The features of a batch source: one tensor per model input, all with the same rows.
 #[derive(Clone, Copy)]
@@ -49,8 +49,13 @@ impl SampleWeights<'_> {
             };
             let mut w = self.per_sample.map_or(1.0, |s| s[r]);
             if !self.per_class.is_empty() {
-                let t = y.row(r);
-                let class = if self.sparse { t[0] as usize } else if t.len() == 1 { (t[0] > 0.5) as usize } else { crate::tensor::kernels::reduce::argmax(t) };
+                let class = match y.targets() {
+                    Targets::Classes(c) => c[r] as usize,
+                    Targets::Values(t) => {
+                        let t = &t[r * y.row_len()..(r + 1) * y.row_len()];
+                        if self.sparse { t[0] as usize } else if t.len() == 1 { (t[0] > 0.5) as usize } else { crate::tensor::kernels::reduce::argmax(t) }
+                    }
+                };
                 w *= self.per_class.get(class).copied().unwrap_or(1.0);
             }
             out.push(w);
@@ -76,12 +81,11 @@ impl Rows<'_> {
         }
     }
 
-    /// The rows of `t` when they are contiguous.
-    fn slice<'t>(&self, t: &'t Tensor) -> Option<&'t [f32]> {
-        let n = t.row_len();
+    /// The rows of `data` (`n` elements a row) when they are contiguous.
+    fn slice<'t, T>(&self, data: &'t [T], n: usize) -> Option<&'t [T]> {
         match *self {
-            Rows::All => Some(t.data()),
-            Rows::Span(a, b) => Some(&t.data()[a * n..b * n]),
+            Rows::All => Some(data),
+            Rows::Span(a, b) => Some(&data[a * n..b * n]),
             Rows::Pick(_) => None,
         }
     }
@@ -104,28 +108,35 @@ pub(crate) fn batches<'a>(rows: Rows<'a>, total: usize, batch: usize) -> impl It
     })
 }
 
-/// Copies the chosen rows of `t` (each `row_len` values) into `out`, in order.
-pub(crate) fn gather(out: &mut Vec<f32>, t: &Tensor, rows: Rows) {
-    match (rows.slice(t), rows) {
-        (Some(s), _) => out.extend_from_slice(s),
-        (None, Rows::Pick(idx)) => idx.iter().for_each(|&i| out.extend_from_slice(t.row(i))),
+/// Appends the chosen rows of `data` (`n` elements a row) to `out`, converted by `f`.
+fn gather_rows<T: Copy, U>(out: &mut Vec<U>, data: &[T], n: usize, rows: Rows, f: impl Fn(T) -> U) {
+    match (rows.slice(data, n), rows) {
+        (Some(s), _) => out.extend(s.iter().map(|v| f(*v))),
+        (None, Rows::Pick(idx)) => idx.iter().for_each(|&i| out.extend(data[i * n..(i + 1) * n].iter().map(|v| f(*v)))),
         (None, _) => unreachable!("contiguous rows have a slice"),
     }
 }
 
-/// The classes of the chosen rows of a one-column label tensor, as integers (the data
-/// layer checked that every label is a whole number in range).
+/// Copies the chosen rows of target values `t` into `out`, in order (classes given as a
+/// class tensor become their indices, e.g. counts regressed with MSE).
+pub(crate) fn gather(out: &mut Vec<f32>, t: &Tensor, rows: Rows) {
+    match t.targets() {
+        Targets::Values(v) => gather_rows(out, v, t.row_len(), rows, |x| x),
+        Targets::Classes(c) => gather_rows(out, c, t.row_len(), rows, |c| c as f32),
+    }
+}
+
+/// The classes of the chosen rows of a one-column label tensor, as integers: copied
+/// from a class tensor, converted from whole-number values (`check_targets` checked them).
 pub(crate) fn gather_classes(out: &mut Vec<u32>, t: &Tensor, rows: Rows) {
-    let class = |v: &f32| *v as u32;
-    match (rows.slice(t), rows) {
-        (Some(s), _) => out.extend(s.iter().map(class)),
-        (None, Rows::Pick(idx)) => out.extend(idx.iter().map(|&i| class(&t.row(i)[0]))),
-        (None, _) => unreachable!("contiguous rows have a slice"),
+    match t.targets() {
+        Targets::Classes(c) => gather_rows(out, c, 1, rows, |c| c),
+        Targets::Values(v) => gather_rows(out, v, 1, rows, |x| x as u32),
     }
 }
 
 pub(crate) fn gather_into(out: &mut [f32], t: &Tensor, rows: Rows) {
-    match (rows.slice(t), rows) {
+    match (rows.slice(t.data(), t.row_len()), rows) {
         (Some(s), _) => out.copy_from_slice(s),
         (None, Rows::Span(..) | Rows::All) => unreachable!("contiguous rows have a slice"),
         (None, Rows::Pick(idx)) => {

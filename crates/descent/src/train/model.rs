@@ -302,7 +302,11 @@ impl Model {
             if cols == 1 {
                 cm.add((t[0] > 0.5) as usize, (p[0] > threshold) as usize);
             } else {
-                let truth = if sparse { t[0] as usize } else { crate::tensor::kernels::reduce::argmax(t) };
+                let truth = match y.classes() {
+                    Some(c) if sparse => c[r] as usize,
+                    _ if sparse => t[0] as usize,
+                    _ => crate::tensor::kernels::reduce::argmax(t),
+                };
                 cm.add(truth, crate::tensor::kernels::reduce::argmax(p));
             }
         }

@@ -393,3 +393,18 @@ fn regression_end_to_end_with_r2() {
         assert!(model.confusion_matrix(&x, &y, 64).unwrap().is_none());
     }
 }
+
+#[test]
+fn class_labels_train_bit_for_bit_like_whole_number_values() {
+    // The bundled digits' labels are read as integer classes; the same labels given as
+    // f32 values (as a Keras user may) reach the loss as the same integers.
+    let (train, test) = crate::data::digits_for_tests();
+    assert!(train.y.is_classes() && test.y.is_classes());
+    let as_values = Tensor::new(train.y.data().to_vec(), &[train.len(), 1]).unwrap();
+    let (mut a, mut b) = (classic(64, 7), classic(64, 7));
+    let ha = a.fit(&train.x, &train.y, quiet(2)).unwrap();
+    let hb = b.fit(&train.x, &as_values, quiet(2)).unwrap();
+    assert_eq!(ha.get("loss"), hb.get("loss"));
+    assert_eq!(a.params().values(), b.params().values());
+    assert!(a.evaluate(&test.x, &test.y, 64).unwrap().get("accuracy").unwrap() > 0.8);
+}

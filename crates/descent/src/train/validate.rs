@@ -55,8 +55,10 @@ pub fn check_targets(loss: &Loss, outputs: usize, x: &Tensor, y: &Tensor, source
                 y.shape(),
             ));
         }
-        for (row, label) in y.data().iter().enumerate() {
-            if label.fract() != 0.0 || *label < 0.0 || *label as usize >= outputs {
+        let targets = y.targets();
+        for row in 0..targets.len() {
+            let label = targets.value(row);
+            if label.fract() != 0.0 || label < 0.0 || label as usize >= outputs {
                 return Err(Error::data(
                     source,
                     format!(
@@ -75,7 +77,8 @@ pub fn check_targets(loss: &Loss, outputs: usize, x: &Tensor, y: &Tensor, source
         ));
     } else if matches!(loss, Loss::BinaryCrossentropy { .. }) {
         // Outside [0, 1] the loss has no minimum (it falls without bound): reject.
-        if let Some((i, t)) = y.data().iter().enumerate().find(|(_, t)| !(0.0..=1.0).contains(*t)) {
+        let targets = y.targets();
+        if let Some((i, t)) = (0..targets.len()).map(|i| (i, targets.value(i))).find(|(_, t)| !(0.0..=1.0).contains(t)) {
             return Err(Error::data(
                 source,
                 format!("target {t} at row {}, column {} is outside [0, 1] ({} takes probabilities)", i / outputs.max(1), i % outputs.max(1), loss.name()),
