@@ -13,6 +13,7 @@ use super::schedule::LearningRate;
 use super::{GradSource, GradStats, Optimizer, OptimizerConfig, OptimizerState};
 use crate::autograd::ParamStore;
 use crate::error::{Error, Result};
+use crate::tensor::kernels::optim::configured;
 use crate::tensor::{Backend, DeviceSlice, DeviceVec, B};
 
 #[derive(Clone, Debug)]
@@ -180,7 +181,7 @@ impl<R: Rule> Configured<R> {
                 scale,
                 clip,
                 l2: if decays { o.l2.unwrap_or(0.0) } else { 0.0 },
-                keep: if decays { 1.0 - lr * o.weight_decay.unwrap_or(0.0) } else { 1.0 },
+                decay: if decays { (configured(lr) * configured(o.weight_decay.unwrap_or(0.0))) as f32 } else { 0.0 },
             })
         };
         let mut i = 0;
@@ -228,7 +229,7 @@ impl<R: Rule> Configured<R> {
 }
 
 fn same_prep(a: &Prep, b: &Prep) -> bool {
-    a.scale == b.scale && a.clip == b.clip && a.l2 == b.l2 && a.keep == b.keep
+    a.scale == b.scale && a.clip == b.clip && a.l2 == b.l2 && a.decay == b.decay
 }
 
 fn filled(n: usize, value: f32) -> DeviceVec {

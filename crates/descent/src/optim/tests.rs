@@ -142,12 +142,13 @@ fn weight_decay_skips_vectors_and_excluded_names_by_rule() {
     assert_eq!(zero_grad_step(&mut Sgd::new(0.1).weight_decay(0.1).decay_vectors(true)), (true, true));
     assert_eq!(zero_grad_step(&mut Sgd::new(0.1).weight_decay(0.1).exclude_from_weight_decay(&["kernel"])), (false, false));
     assert_eq!(zero_grad_step(&mut Sgd::new(0.1).l2(0.1).decay_vectors(true)), (true, true));
-    // Decoupled decay is exactly p·(1 − η·wd) when the gradient is zero.
+    // Decoupled decay is exactly p − p·(η·wd) when the gradient is zero, η·wd formed in
+    // f64 from the configured 0.1 and 0.5 and rounded once.
     let mut s = store();
     s.grads_mut().fill(0.0);
     let p0 = s.values()[5];
     Sgd::new(0.1).weight_decay(0.5).step(&mut s);
-    assert_eq!(s.values()[5], p0 * (1.0 - 0.1 * 0.5));
+    assert_eq!(s.values()[5], p0 - p0 * (0.1f64 * 0.5) as f32);
 }
 
 #[test]

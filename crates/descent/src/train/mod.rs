@@ -20,6 +20,8 @@ mod regularization_tests;
 mod resume_tests;
 #[cfg(test)]
 mod stream_tests;
+#[cfg(test)]
+mod update_fidelity_tests;
 mod trainer;
 mod validate;
 

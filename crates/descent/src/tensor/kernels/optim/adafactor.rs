@@ -177,7 +177,7 @@ impl OptimizerKernel for AdafactorStep {
         let mean_r = if matrix { (rv[..rows].iter().map(|v| *v as f64).sum::<f64>() / rows as f64) as f32 } else { 1.0 };
         // Decoupled decay scales p, and RMS(p) with it.
         let rms_p = (sum_p2 / n as f64).sqrt() as f32;
-        let alpha = self.epsilon_2.max(h.prep.keep * rms_p) * h.rho;
+        let alpha = self.epsilon_2.max(h.prep.decay(rms_p)) * h.rho;
 
         // Pass 2: RMS of u = g/√v, v_ij = (r_i/mean r)·c_j (vectors: v_k).
         let (rv, col) = (&*rv, &*col);

@@ -1,6 +1,6 @@
 //! Adam's fused kernel (the rule: `optim/rules/adam.rs`).
 
-use super::{states, Prep, StepCtx};
+use super::{configured, one_minus, states, Prep, StepCtx};
 use crate::tensor::backend::OptimizerKernel;
 use crate::tensor::kernels::parallel::for_each_split;
 
@@ -16,32 +16,34 @@ pub struct AdamStep {
 }
 
 simd_dispatch! {
-    fn adam_kernel(p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], alpha: f32, b1: f32, b2: f32, eps: f32, prep: Prep) {
+    /// `omb1`, `omb2`: 1 − β₁ and 1 − β₂ (see [`one_minus`]).
+    fn adam_kernel(p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], alpha: f32, omb1: f32, omb2: f32, eps: f32, prep: Prep) {
         for i in 0..p.len() {
             let gi = prep.grad(g[i], p[i]);
-            m[i] += (gi - m[i]) * (1.0 - b1);
-            v[i] += (gi * gi - v[i]) * (1.0 - b2);
+            m[i] += (gi - m[i]) * omb1;
+            v[i] += (gi * gi - v[i]) * omb2;
             p[i] = prep.decay(p[i]) - m[i] * alpha / (v[i].sqrt() + eps);
         }
     }
 }
 
 simd_dispatch! {
-    fn amsgrad_kernel(p: &mut [f32], m: &mut [f32], v: &mut [f32], vh: &mut [f32], g: &[f32], alpha: f32, b1: f32, b2: f32, eps: f32, prep: Prep) {
+    fn amsgrad_kernel(p: &mut [f32], m: &mut [f32], v: &mut [f32], vh: &mut [f32], g: &[f32], alpha: f32, omb1: f32, omb2: f32, eps: f32, prep: Prep) {
         for i in 0..p.len() {
             let gi = prep.grad(g[i], p[i]);
-            m[i] += (gi - m[i]) * (1.0 - b1);
-            v[i] += (gi * gi - v[i]) * (1.0 - b2);
+            m[i] += (gi - m[i]) * omb1;
+            v[i] += (gi * gi - v[i]) * omb2;
             vh[i] = vh[i].max(v[i]);
             p[i] = prep.decay(p[i]) - m[i] * alpha / (vh[i].sqrt() + eps);
         }
     }
 }
 
-/// Keras's step size with both bias corrections folded in (in f64: β₂ᵗ stays accurate).
+/// Keras's step size with both bias corrections folded in (in f64 from the configured
+/// values: β₂ᵗ stays accurate).
 pub(crate) fn adam_alpha(lr: f32, b1: f32, b2: f32, t: u64) -> f32 {
     let t = t as f64;
-    (lr as f64 * (1.0 - (b2 as f64).powf(t)).sqrt() / (1.0 - (b1 as f64).powf(t))) as f32
+    (configured(lr) * (1.0 - configured(b2).powf(t)).sqrt() / (1.0 - configured(b1).powf(t))) as f32
 }
 
 impl OptimizerKernel for AdamStep {
@@ -50,6 +52,7 @@ impl OptimizerKernel for AdamStep {
         let c = &self.c;
         let (b1, b2, eps, prep) = (self.beta_1, self.beta_2, self.epsilon, c.prep);
         let alpha = adam_alpha(c.lr, b1, b2, c.t);
+        let (b1, b2) = (one_minus(b1), one_minus(b2));
         if self.amsgrad {
             let [m, v, vh] = states(s);
             for_each_split([p, m, v, vh], [g], &|[p, m, v, vh], [g]| amsgrad_kernel(p, m, v, vh, g, alpha, b1, b2, eps, prep));

@@ -36,18 +36,21 @@ pub struct StepCtx {
 /// The per-tensor gradient preparation and weight decay that every rule's kernel applies
 /// to each element as it reads it, so clipping and decay cost no extra pass:
 ///
-///   g ← clamp(g·scale, ±clip) + l2·p;   p ← p·(1 − η·wd)
+///   g ← clamp(g·scale, ±clip) + l2·p;   p ← p − p·(η·wd)
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct Prep {
     pub scale: f32,
     pub clip: f32,
     pub l2: f32,
-    pub keep: f32,
+    /// η·wd of decoupled weight decay, formed in f64 from the configured values and
+    /// rounded once. (Folded into a factor 1 − η·wd instead, f32's spacing near 1 would
+    /// round away up to 1% of a 4e-6 decay every step.)
+    pub decay: f32,
 }
 
 impl Prep {
-    pub const IDENTITY: Prep = Prep { scale: 1.0, clip: f32::INFINITY, l2: 0.0, keep: 1.0 };
+    pub const IDENTITY: Prep = Prep { scale: 1.0, clip: f32::INFINITY, l2: 0.0, decay: 0.0 };
 
     /// The prepared gradient for parameter value `p`.
     #[inline(always)]
@@ -57,8 +60,34 @@ impl Prep {
     /// The parameter after decoupled weight decay.
     #[inline(always)]
     pub fn decay(&self, p: f32) -> f32 {
-        p * self.keep
+        p - p * self.decay
     }
+}
+
+/// The configured value an f32 hyperparameter stands for, in f64: the shortest decimal
+/// (≤ 9 significant digits) that rounds to it — 0.999 for `0.999f32`, which is
+/// 0.99900001287 — found without allocating.
+pub fn configured(x: f32) -> f64 {
+    let d = x as f64;
+    if !d.is_finite() || d == 0.0 {
+        return d;
+    }
+    let magnitude = d.abs().log10().floor() as i32;
+    for digits in 1..=9 {
+        let scale = 10f64.powi(digits - 1 - magnitude);
+        let r = (d * scale).round() / scale;
+        if r as f32 == x {
+            return r;
+        }
+    }
+    d
+}
+
+/// 1 − x formed in f64 from the configured value and rounded once (Keras and PyTorch
+/// compute it in Python floats). In f32, 1 − 0.999f32 is 1.3e-5 off 0.001: every Adam
+/// step would be ~6e-6 too large, enough to drift from the references over many steps.
+pub fn one_minus(x: f32) -> f32 {
+    (1.0 - configured(x)) as f32
 }
 
 /// Splits a kernel's state slice into a fixed-size array (panics on a wrong count, which
@@ -83,4 +112,22 @@ pub(crate) fn ordered_sum<const K: usize>(partials: &[[f32; K]]) -> [f64; K] {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configured_values_are_the_decimals_written() {
+        for (x, want) in [(0.999f32, 0.999f64), (0.9, 0.9), (0.99999, 0.99999), (1e-7, 1e-7), (3e-4, 3e-4), (0.004, 0.004), (1.0, 1.0), (0.0, 0.0)] {
+            assert_eq!(configured(x), want, "{x}");
+        }
+        // 1 − β rounded once: f32(0.001), where f32 arithmetic gives 0.00099998713.
+        assert_eq!(one_minus(0.999), 0.001f32);
+        assert_ne!(1.0f32 - 0.999f32, 0.001f32);
+        // A value with no short decimal (a computed learning rate) is itself.
+        let x = 0.000_734_123_45f32;
+        assert_eq!(configured(x) as f32, x);
+    }
 }
