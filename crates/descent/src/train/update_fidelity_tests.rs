@@ -24,6 +24,7 @@ struct Reference {
 }
 
 impl Reference {
+    #[allow(clippy::needless_range_loop)] // five buffers indexed together
     fn step(&mut self, g: &[f32], (lr, b1, b2, eps, wd): (f64, f64, f64, f64, f64)) {
         self.t += 1;
         let omb = |b: f64| if self.f32_constants { (1.0f32 - b as f32) as f64 } else { 1.0 - b };
