@@ -49,11 +49,17 @@ fn batch(rows: usize, cols: usize, seed: u32) -> Tensor {
     Tensor::new(data, &[rows, cols]).unwrap()
 }
 
+/// Single-threaded so rayon's pool (which allocates job queues when woken) stays out of
+/// the count; the parallel paths reuse the same buffers. Every test calls this first (the
+/// tests of this file share one global pool).
+fn single_threaded() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| rayon::ThreadPoolBuilder::new().num_threads(1).build_global().expect("the first use of rayon's pool"));
+}
+
 #[test]
 fn steady_state_training_steps_do_not_allocate() {
-    // Single-threaded so rayon's pool (which allocates job queues when woken) stays out
-    // of the count; the parallel paths reuse the same buffers.
-    rayon::ThreadPoolBuilder::new().num_threads(1).build_global().unwrap();
+    single_threaded();
     let optimizers: Vec<Box<dyn descent::optim::Optimizer>> = vec![
         Box::new(Adam::new(1e-3)),
         Box::new(Adam::new(1e-3).amsgrad(true)),
@@ -85,6 +91,7 @@ fn steady_state_training_steps_do_not_allocate() {
 
 #[test]
 fn steady_state_steps_of_a_two_output_model_do_not_allocate() {
+    single_threaded();
     // Two heads on one trunk, their losses weighted (the weighted-sum nodes included).
     let x = Input::new(&[100]);
     let h = Dense::new(64, Activation::Relu).call(&x).unwrap();

@@ -2,7 +2,7 @@
 
 use rayon::prelude::*;
 
-use super::{ordered_sum, states, Prep, StepCtx, BLOCK, MAX_BLOCKS};
+use super::{configured, one_minus, ordered_sum, states, Prep, StepCtx, BLOCK, MAX_BLOCKS};
 use crate::tensor::backend::OptimizerKernel;
 use crate::tensor::kernels::parallel::for_each_split;
 
@@ -18,8 +18,9 @@ pub struct LambStep {
 
 #[derive(Clone, Copy)]
 struct Scalars {
-    b1: f32,
-    b2: f32,
+    /// 1 − β₁, 1 − β₂ (see [`one_minus`]).
+    omb1: f32,
+    omb2: f32,
     bc1: f32,
     bc2: f32,
     eps: f32,
@@ -36,8 +37,8 @@ fn moments_one(p: &mut f32, m: &mut f32, v: &mut f32, g: f32, s: &Scalars) -> (f
     let gi = s.prep.grad(g, *p);
     let pi = s.prep.decay(*p);
     *p = pi;
-    *m += (gi - *m) * (1.0 - s.b1);
-    *v += (gi * gi - *v) * (1.0 - s.b2);
+    *m += (gi - *m) * s.omb1;
+    *v += (gi * gi - *v) * s.omb2;
     let u = direction(*m, *v, s);
     (pi * pi, u * u)
 }
@@ -79,10 +80,10 @@ impl OptimizerKernel for LambStep {
         let [m, v] = states(s);
         let t = c.t as f32;
         let sc = Scalars {
-            b1: self.beta_1,
-            b2: self.beta_2,
-            bc1: 1.0 - self.beta_1.powf(t),
-            bc2: 1.0 - self.beta_2.powf(t),
+            omb1: one_minus(self.beta_1),
+            omb2: one_minus(self.beta_2),
+            bc1: (1.0 - configured(self.beta_1).powf(t as f64)) as f32,
+            bc2: (1.0 - configured(self.beta_2).powf(t as f64)) as f32,
             eps: self.epsilon,
             prep: c.prep,
         };

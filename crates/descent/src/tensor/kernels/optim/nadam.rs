@@ -1,6 +1,6 @@
 //! Nadam's fused kernel (the rule: `optim/rules/nadam.rs`).
 
-use super::{states, Prep, StepCtx};
+use super::{one_minus, states, Prep, StepCtx};
 use crate::tensor::backend::OptimizerKernel;
 use crate::tensor::kernels::parallel::for_each_split;
 
@@ -17,8 +17,9 @@ pub struct NadamStep {
 
 #[derive(Clone, Copy)]
 struct Scalars {
-    b1: f32,
-    b2: f32,
+    /// 1 − β₁, 1 − β₂ (see [`one_minus`]).
+    omb1: f32,
+    omb2: f32,
     c_m: f32,
     c_g: f32,
     bc2: f32,
@@ -31,8 +32,8 @@ simd_dispatch! {
     fn nadam_kernel(p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], s: Scalars) {
         for i in 0..p.len() {
             let gi = s.prep.grad(g[i], p[i]);
-            m[i] += (gi - m[i]) * (1.0 - s.b1);
-            v[i] += (gi * gi - v[i]) * (1.0 - s.b2);
+            m[i] += (gi - m[i]) * s.omb1;
+            v[i] += (gi * gi - v[i]) * s.omb2;
             let m_hat = s.c_m * m[i] + s.c_g * gi;
             let v_hat = v[i] / s.bc2;
             p[i] = s.prep.decay(p[i]) - m_hat * s.lr / (v_hat.sqrt() + s.eps);
@@ -52,8 +53,8 @@ impl OptimizerKernel for NadamStep {
         let [m, v] = states(s);
         let (u_t, u_next) = (mu(self.beta_1, c.t), mu(self.beta_1, c.t + 1));
         let sc = Scalars {
-            b1: self.beta_1,
-            b2: self.beta_2,
+            omb1: one_minus(self.beta_1),
+            omb2: one_minus(self.beta_2),
             c_m: u_next / (1.0 - self.u_product * u_next),
             c_g: (1.0 - u_t) / (1.0 - self.u_product),
             bc2: 1.0 - self.beta_2.powf(c.t as f32),

@@ -1,6 +1,6 @@
 //! RmsProp's fused kernel (the rule: `optim/rules/rmsprop.rs`).
 
-use super::{Prep, StepCtx};
+use super::{one_minus, Prep, StepCtx};
 use crate::tensor::backend::OptimizerKernel;
 use crate::tensor::kernels::parallel::for_each_split;
 
@@ -19,6 +19,8 @@ pub struct RmsPropStep {
 struct Hyper {
     lr: f32,
     rho: f32,
+    /// 1 − ρ (see [`one_minus`]).
+    omr: f32,
     mu: f32,
     eps: f32,
     centered: bool,
@@ -32,9 +34,9 @@ simd_dispatch! {
     fn rmsprop_kernel(p: &mut [f32], v: &mut [f32], a: &mut [f32], b: &mut [f32], g: &[f32], h: Hyper) {
         for i in 0..p.len() {
             let gi = h.prep.grad(g[i], p[i]);
-            v[i] = h.rho * v[i] + (1.0 - h.rho) * gi * gi;
+            v[i] = h.rho * v[i] + h.omr * gi * gi;
             let d = if h.centered {
-                a[i] = h.rho * a[i] + (1.0 - h.rho) * gi;
+                a[i] = h.rho * a[i] + h.omr * gi;
                 v[i] - a[i] * a[i] + h.eps
             } else {
                 v[i] + h.eps
@@ -58,6 +60,7 @@ impl OptimizerKernel for RmsPropStep {
         let h = Hyper {
             lr: c.lr,
             rho: self.rho,
+            omr: one_minus(self.rho),
             mu: self.momentum,
             eps: self.epsilon,
             centered: self.centered,

@@ -1,6 +1,6 @@
 //! ScheduleFreeAdamW's fused kernel (the rule: `optim/rules/schedule_free.rs`).
 
-use super::{states, Prep, StepCtx};
+use super::{one_minus, states, Prep, StepCtx};
 use crate::tensor::backend::OptimizerKernel;
 use crate::tensor::kernels::parallel::for_each_split;
 
@@ -19,7 +19,9 @@ pub struct ScheduleFreeAdamWStep {
 struct Scalars {
     lr: f32,
     b1: f32,
-    b2: f32,
+    /// 1 − β₁, 1 − β₂ (see [`one_minus`]).
+    omb1: f32,
+    omb2: f32,
     bc2: f32,
     eps: f32,
     weight: f32,
@@ -31,13 +33,13 @@ simd_dispatch! {
         for i in 0..y.len() {
             let gi = s.prep.grad(g[i], y[i]);
             let yi = s.prep.decay(y[i]);
-            v[i] += (gi * gi - v[i]) * (1.0 - s.b2);
+            v[i] += (gi * gi - v[i]) * s.omb2;
             let denom = (v[i] / s.bc2).sqrt() + s.eps;
             let z_old = z[i];
             z[i] = z_old - s.lr * gi / denom;
-            let x_old = (yi - (1.0 - s.b1) * z_old) / s.b1;
+            let x_old = (yi - s.omb1 * z_old) / s.b1;
             let x_new = (1.0 - s.weight) * x_old + s.weight * z[i];
-            y[i] = (1.0 - s.b1) * z[i] + s.b1 * x_new;
+            y[i] = s.omb1 * z[i] + s.b1 * x_new;
         }
     }
 }
@@ -52,7 +54,8 @@ impl OptimizerKernel for ScheduleFreeAdamWStep {
         let sc = Scalars {
             lr: c.lr * warm,
             b1: self.beta_1,
-            b2: self.beta_2,
+            omb1: one_minus(self.beta_1),
+            omb2: one_minus(self.beta_2),
             bc2: 1.0 - self.beta_2.powf(t),
             eps: self.epsilon,
             weight: 1.0 / t,
