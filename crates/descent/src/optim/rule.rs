@@ -10,7 +10,7 @@ use crate::tensor::{DeviceSlice, Shape};
 pub use crate::tensor::kernels::optim::StepCtx;
 
 /// Most state buffers any rule keeps per parameter.
-pub const MAX_STATE: usize = 4;
+pub const MAX_STATE: usize = crate::tensor::backend::MAX_VIEWS;
 
 /// How a state buffer starts.
 #[derive(Clone, Copy, Debug, PartialEq)]

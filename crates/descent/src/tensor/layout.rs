@@ -74,12 +74,6 @@ impl Layout {
     pub fn shape(&self) -> Shape {
         self.shape
     }
-    pub fn strides(&self) -> &[usize; Shape::MAX_RANK] {
-        &self.strides
-    }
-    pub fn offset(&self) -> usize {
-        self.offset
-    }
 
     /// Whether the elements are those of a row-major buffer, in order, from the start.
     pub fn is_contiguous(&self) -> bool {
@@ -120,9 +114,29 @@ impl Layout {
         }
     }
 
-    /// Calls `f(out, src)` for every output element, in order.
-    pub fn for_each_index(&self, mut f: impl FnMut(usize, usize)) {
-        self.for_each_run(|o, s, run| (0..run).for_each(|j| f(o + j, s + j)));
+    /// Calls `f(out, a, b)` for every output element, in order, with its source index in
+    /// this layout and in `other`, a layout of the same shape (a broadcast binary op).
+    pub fn for_each_pair(&self, other: &Layout, mut f: impl FnMut(usize, usize, usize)) {
+        let rank = self.shape.rank();
+        let dims = self.shape.dims();
+        let (sa, sb) = (&self.strides, &other.strides);
+        let (mut ia, mut ib) = (self.offset, other.offset);
+        let mut coord = [0usize; Shape::MAX_RANK];
+        for o in 0..self.shape.numel() {
+            f(o, ia, ib);
+            // One odometer over the shared shape, both source offsets kept in step.
+            for k in (0..rank).rev() {
+                coord[k] += 1;
+                ia += sa[k];
+                ib += sb[k];
+                if coord[k] < dims[k] {
+                    break;
+                }
+                ia -= sa[k] * dims[k];
+                ib -= sb[k] * dims[k];
+                coord[k] = 0;
+            }
+        }
     }
 }
 
@@ -132,8 +146,18 @@ mod tests {
 
     fn indices(l: &Layout) -> Vec<usize> {
         let mut v = Vec::new();
-        l.for_each_index(|_, s| v.push(s));
+        l.for_each_run(|_, s, run| v.extend(s..s + run));
         v
+    }
+
+    #[test]
+    fn a_pair_of_layouts_is_walked_in_step() {
+        let out = Shape::matrix(2, 3);
+        let row = Layout::broadcast(Shape::new(&[3]).unwrap(), out).unwrap();
+        let col = Layout::broadcast(Shape::matrix(2, 1), out).unwrap();
+        let mut seen = Vec::new();
+        row.for_each_pair(&col, |o, a, b| seen.push((o, a, b)));
+        assert_eq!(seen, [(0, 0, 0), (1, 1, 0), (2, 2, 0), (3, 0, 1), (4, 1, 1), (5, 2, 1)]);
     }
 
     #[test]

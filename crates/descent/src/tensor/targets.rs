@@ -24,13 +24,6 @@ impl Targets<'_> {
             Targets::Classes(c) => c[i] as f32,
         }
     }
-    /// Rows `start..end` of targets with `cols` values per row (classes: one per row).
-    pub fn rows(&self, start: usize, end: usize, cols: usize) -> Self {
-        match self {
-            Targets::Values(v) => Targets::Values(&v[start * cols..end * cols]),
-            Targets::Classes(c) => Targets::Classes(&c[start..end]),
-        }
-    }
 }
 
 /// The host buffers a loss node's targets are written into (reused from step to step):

@@ -181,39 +181,32 @@ impl Model {
         self.prepare_inputs(xs, source)?;
         if let Some(ys) = ys {
             if ys.len() != self.num_outputs() {
-                return Err(Error::Config(format!(
-                    "{source}: {} target tensor(s) for model '{}', which has {} outputs ({})",
-                    ys.len(),
-                    self.name(),
-                    self.num_outputs(),
-                    self.output_names().collect::<Vec<_>>().join(", ")
-                )));
+                return Err(self.count_error(source, ys.len(), "target", "outputs", self.output_names()));
             }
             let trainer = self.trainer.as_ref().ok_or_else(not_compiled)?;
             let several = ys.len() > 1;
             for (k, name) in self.output_names().enumerate() {
                 let check = |what: &str| check_targets(&trainer.losses[k], self.network.output_units_of(k), xs.get(0), ys.get(k), what);
-                // The output's name goes into the message only on failure: train_on_batch
-                // runs this every step, which must not allocate.
-                if check(source).is_err() && several {
-                    check(&format!("{source}, output '{name}'"))?;
+                // The output's name goes into the message only on failure (checked again
+                // to word it): train_on_batch runs this every step, which must not allocate.
+                if let Err(e) = check(source) {
+                    return Err(if several { check(&format!("{source}, output '{name}'")).err().unwrap_or(e) } else { e });
                 }
-                check(source)?;
             }
         }
         Ok(())
     }
 
+    /// "`got` <kind> tensor(s) for a model with these <ports>", naming them.
+    fn count_error<'n>(&self, source: &str, got: usize, kind: &str, ports: &str, names: impl Iterator<Item = &'n str>) -> Error {
+        let names: Vec<&str> = names.collect();
+        Error::Config(format!("{source}: {got} {kind} tensor(s) for model '{}', which has {} {ports} ({})", self.name(), names.len(), names.join(", ")))
+    }
+
     /// The inputs' part of [`Model::prepare`] (prediction needs no compiled model).
     fn prepare_inputs(&mut self, xs: Inputs, source: &str) -> Result<()> {
         if xs.len() != self.num_inputs() {
-            return Err(Error::Config(format!(
-                "{source}: {} input tensor(s) for model '{}', which has {} inputs ({})",
-                xs.len(),
-                self.name(),
-                self.num_inputs(),
-                self.input_names().collect::<Vec<_>>().join(", ")
-            )));
+            return Err(self.count_error(source, xs.len(), "input", "inputs", self.input_names()));
         }
         let x = xs.get(0);
         if !self.is_built() {

@@ -26,22 +26,17 @@ impl Tape {
     /// the sparse kinds, else values shaped like `pred`). When recording, the gradient
     /// with respect to `pred` is computed in the same pass and kept.
     pub fn loss(&mut self, store: &ParamStore, pred: Var, targets: Targets, kind: LossKind) -> Result<Var> {
-        self.loss_weighted(
-            store,
-            pred,
-            kind,
-            |t| match (t, targets) {
-                (TargetsMut::Values(buf), Targets::Values(v)) => buf.extend_from_slice(v),
-                (TargetsMut::Classes(buf), Targets::Classes(c)) => buf.extend_from_slice(c),
-                _ => {}
-            },
-            |w| w.clear(),
-        )
-        .map_err(|e| match (kind.sparse_targets(), targets) {
-            (true, Targets::Values(_)) => Error::shape("loss targets", "one integer class per sample for a sparse loss", "values"),
-            (false, Targets::Classes(_)) => Error::shape("loss targets", "values shaped like the predictions", "classes"),
-            _ => e,
-        })
+        match (kind.sparse_targets(), targets) {
+            (true, Targets::Values(_)) => return Err(Error::shape("loss targets", "one integer class per sample for a sparse loss", "values")),
+            (false, Targets::Classes(_)) => return Err(Error::shape("loss targets", "values shaped like the predictions", "classes")),
+            _ => {}
+        }
+        let fill = |t: TargetsMut| match (t, targets) {
+            (TargetsMut::Values(buf), Targets::Values(v)) => buf.extend_from_slice(v),
+            (TargetsMut::Classes(buf), Targets::Classes(c)) => buf.extend_from_slice(c),
+            _ => unreachable!("the kinds were matched above"),
+        };
+        self.loss_weighted(store, pred, kind, fill, |w| w.clear())
     }
 
     /// Like [`Tape::loss`], with the targets written by `fill` into the node's own
