@@ -13,3 +13,5 @@ pub use tape::{Tape, Var};
 mod gradcheck;
 #[cfg(test)]
 mod gradcheck_nd;
+#[cfg(test)]
+mod gradcheck_conv;

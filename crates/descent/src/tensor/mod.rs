@@ -6,11 +6,13 @@
 pub mod kernels;
 pub mod alloc;
 pub mod backend;
+pub mod conv;
 mod layout;
 mod shape;
 mod targets;
 
 pub use backend::{Backend, DeviceInts, DeviceSlice, DeviceVec, HostMut, HostRef, B};
+pub use conv::{image_dims, ConvGeometry, Padding, PoolKind, Window2d, WindowArgs, WindowAxis, WindowSpec};
 pub use layout::{contiguous_strides, Layout};
 pub use shape::Shape;
 pub use targets::{Targets, TargetsMut};

@@ -15,6 +15,7 @@ mod batch_norm;
 mod batched_matmul;
 mod broadcast;
 mod concat;
+mod conv2d;
 mod dense;
 mod gather;
 mod layer_norm;
@@ -22,6 +23,8 @@ mod loss;
 mod matmul;
 mod mul_const;
 mod nd;
+mod pad2d;
+mod pool2d;
 mod permute;
 mod reduce;
 mod reshape;
@@ -36,6 +39,7 @@ use std::ops::Range;
 
 use super::tape::{Node, Var};
 use crate::tensor::kernels::activation::Activation;
+use crate::tensor::{PoolKind, WindowSpec};
 use crate::tensor::{Backend, DeviceSlice, DeviceVec, B};
 
 /// What a node computes, from which values. Each variant's op lives in its own file.
@@ -64,6 +68,9 @@ pub(crate) enum Op {
     Reduce { x: Var, axis: u8, kind: Reduction },
     Slice { x: Var, axis: u8, start: u32 },
     Gather { table: Var },
+    Conv2d { x: Var, w: Var, b: Option<Var>, act: Activation, spec: WindowSpec, groups: u16 },
+    Pool2d { x: Var, kind: PoolKind, spec: WindowSpec },
+    Pad2d { x: Var, top: u16, left: u16 },
 }
 
 /// A node's reusable saved buffers; each op's `…Saved` struct says what its slots hold.
@@ -120,10 +127,10 @@ impl Backward<'_> {
 
     /// Runs `f` with node `i`'s gradient and saved buffers moved out (so the inputs'
     /// gradients can be written meanwhile), then puts them back.
-    pub(crate) fn with_own<R>(&mut self, i: usize, f: impl FnOnce(&mut Self, &mut DeviceVec, &Saved) -> R) -> R {
+    pub(crate) fn with_own<R>(&mut self, i: usize, f: impl FnOnce(&mut Self, &mut DeviceVec, &mut Saved) -> R) -> R {
         let mut g = take(&mut self.nodes[i].grad);
-        let saved = take(&mut self.nodes[i].saved);
-        let out = f(self, &mut g, &saved);
+        let mut saved = take(&mut self.nodes[i].saved);
+        let out = f(self, &mut g, &mut saved);
         self.nodes[i].grad = g;
         self.nodes[i].saved = saved;
         out
@@ -172,6 +179,9 @@ pub(crate) fn backward(ctx: &mut Backward, i: usize) {
         Op::Reduce { x, axis, kind } => reduce::backward(ctx, i, x, axis as usize, kind),
         Op::Slice { x, axis, start } => slice::backward(ctx, i, x, axis as usize, start as usize),
         Op::Gather { table } => gather::backward(ctx, i, table),
+        Op::Conv2d { x, w, b, act, spec, groups } => conv2d::backward(ctx, i, (x, w, b), act, spec, groups as usize),
+        Op::Pool2d { x, kind, spec } => pool2d::backward(ctx, i, x, kind, spec),
+        Op::Pad2d { x, top, left } => pad2d::backward(ctx, i, x, (top as usize, left as usize)),
     }
 }
 

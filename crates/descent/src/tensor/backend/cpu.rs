@@ -8,7 +8,8 @@ use super::{Backend, Binary, OptimizerKernel};
 use crate::tensor::kernels::activation::{act_backward_inplace, bias_act_inplace, Activation};
 use crate::tensor::kernels::loss::LossKind;
 use crate::tensor::kernels::parallel::{for_each_split, MIN_PARALLEL_LEN};
-use crate::tensor::kernels::{axis, elementwise, matmul, norm, reduce, strided};
+use crate::tensor::conv::{ConvGeometry, PoolKind, Window2d};
+use crate::tensor::kernels::{axis, conv, elementwise, matmul, norm, reduce, strided};
 use crate::tensor::{alloc, Layout};
 
 pub struct Cpu;
@@ -166,6 +167,28 @@ impl Backend for Cpu {
     }
     fn col_sums(out: &mut CpuSlice, x: &CpuSlice, cols: usize, accumulate: bool) {
         reduce::col_sums(&mut out.0, &x.0, cols, accumulate)
+    }
+
+    fn conv2d(y: &mut CpuSlice, x: &CpuSlice, w: &CpuSlice, geo: &ConvGeometry, cols: &mut CpuVec, scratch: &mut CpuVec) {
+        conv::conv2d(&mut y.0, &x.0, &w.0, geo, &mut cols.0, &mut scratch.0)
+    }
+    fn conv2d_filter_grad(gw: &mut CpuSlice, gy: &CpuSlice, x: &CpuSlice, cols: &CpuSlice, geo: &ConvGeometry, scratch: &mut CpuVec) {
+        conv::conv2d_filter_grad(&mut gw.0, &gy.0, &x.0, &cols.0, geo, &mut scratch.0)
+    }
+    fn conv2d_input_grad(gx: &mut CpuSlice, gy: &CpuSlice, w: &CpuSlice, geo: &ConvGeometry, scratch: &mut CpuVec) {
+        conv::conv2d_input_grad(&mut gx.0, &gy.0, &w.0, geo, &mut scratch.0)
+    }
+    fn pool2d(y: &mut CpuSlice, x: &CpuSlice, win: &Window2d, kind: PoolKind) {
+        conv::pool2d(&mut y.0, &x.0, win, kind)
+    }
+    fn pool2d_backward(gx: &mut CpuSlice, gy: &CpuSlice, x: &CpuSlice, win: &Window2d, kind: PoolKind) {
+        conv::pool2d_backward(&mut gx.0, &gy.0, &x.0, win, kind)
+    }
+    fn pad2d(y: &mut CpuSlice, x: &CpuSlice, in_hw: (usize, usize), out_hw: (usize, usize), c: usize, at: (usize, usize)) {
+        conv::pad2d(&mut y.0, &x.0, in_hw, out_hw, c, at)
+    }
+    fn pad2d_backward(gx: &mut CpuSlice, gy: &CpuSlice, in_hw: (usize, usize), out_hw: (usize, usize), c: usize, at: (usize, usize)) {
+        conv::pad2d_backward(&mut gx.0, &gy.0, in_hw, out_hw, c, at)
     }
 
     fn copy_strided(y: &mut CpuSlice, x: &CpuSlice, layout: &Layout) {

@@ -24,6 +24,7 @@ use std::ops::{Deref, DerefMut, Range};
 
 use super::kernels::activation::Activation;
 use super::kernels::loss::LossKind;
+use super::conv::{ConvGeometry, PoolKind, Window2d};
 use super::{Layout, Shape};
 
 /// The backend this build runs on.
@@ -156,6 +157,25 @@ pub trait Backend: 'static {
     fn gather_rows(y: &mut Self::Slice, table: &Self::Slice, ids: &Self::Ints, width: usize);
     /// The adjoint: `gtable[ids[r]] += g[r]` (repeated ids sum, in order).
     fn scatter_add_rows(gtable: &mut Self::Slice, g: &Self::Slice, ids: &Self::Ints, width: usize);
+
+    // ---- convolution and pooling (channels-last) ----
+    /// `y = conv(x, w)` for `x: [n, h, w, c]`, Keras's kernel `w: [kh, kw, c/groups, f]`
+    /// and `y: [n, oh, ow, f]` (bias and activation come after, with [`Backend::bias_act`]).
+    /// `cols` receives what the filter gradient reads (the im2col matrices); `scratch`
+    /// is working space. Both keep their capacity between steps.
+    fn conv2d(y: &mut Self::Slice, x: &Self::Slice, w: &Self::Slice, geo: &ConvGeometry, cols: &mut Self::Vec, scratch: &mut Self::Vec);
+    /// `gw += ∂L/∂w` from `gy = ∂L/∂y` and the forward pass's `x` and `cols`.
+    fn conv2d_filter_grad(gw: &mut Self::Slice, gy: &Self::Slice, x: &Self::Slice, cols: &Self::Slice, geo: &ConvGeometry, scratch: &mut Self::Vec);
+    /// `gx += ∂L/∂x` from `gy` and the kernel.
+    fn conv2d_input_grad(gx: &mut Self::Slice, gy: &Self::Slice, w: &Self::Slice, geo: &ConvGeometry, scratch: &mut Self::Vec);
+    /// Max or average over each window of `x: [n, h, w, c]` into `y: [n, oh, ow, c]`.
+    fn pool2d(y: &mut Self::Slice, x: &Self::Slice, win: &Window2d, kind: PoolKind);
+    /// `gx += ∂L/∂x` of [`Backend::pool2d`] (the max cell found again from `x`).
+    fn pool2d_backward(gx: &mut Self::Slice, gy: &Self::Slice, x: &Self::Slice, win: &Window2d, kind: PoolKind);
+    /// `x: [n, h, w, c]` into zeros `y: [n, oh, ow, c]` at (top, left).
+    fn pad2d(y: &mut Self::Slice, x: &Self::Slice, in_hw: (usize, usize), out_hw: (usize, usize), c: usize, at: (usize, usize));
+    /// `gx += ∂L/∂x` of [`Backend::pad2d`].
+    fn pad2d_backward(gx: &mut Self::Slice, gy: &Self::Slice, in_hw: (usize, usize), out_hw: (usize, usize), c: usize, at: (usize, usize));
 
     // ---- normalization ----
     /// Layer norm of each row of `x: [rows, n]`, keeping x̂ and 1/σ per row.

@@ -8,6 +8,7 @@
 mod simd;
 pub mod activation;
 pub mod axis;
+pub mod conv;
 pub mod bandwidth;
 pub mod elementwise;
 pub mod gemm;

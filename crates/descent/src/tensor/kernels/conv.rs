@@ -1,0 +1,291 @@
+//! Convolution as im2col + descent's GEMM, and pooling, over channels-last images.
+//!
+//! Forward, per group: the im2col matrix `cols[(n, oy, ox), (ky, kx, c)]` (zeros where a
+//! tap falls in the padding) times the kernel seen as `[kh·kw·c, filters]` (Keras's
+//! layout is already that matrix). The matrix is kept for the filter gradient
+//! `∂W = colsᵀ·∂Y`; the input gradient is `∂cols = ∂Y·Wᵀ`, scattered back (col2im).
+//! A 1×1 stride-1 convolution reads the input itself as its im2col matrix.
+//!
+//! Every pass is split over samples (im2col, col2im, pooling) or by GEMM over rows and
+//! columns only, so each output element is summed in one fixed order whatever the
+//! thread count.
+
+use rayon::prelude::*;
+
+use super::gemm::{gemm, MatRef};
+use super::matmul::PARALLEL_MIN_MACS;
+use crate::tensor::conv::{ConvGeometry, PoolKind, Window2d, WindowAxis};
+
+/// Samples per parallel task of the per-sample passes: enough work to pay for a task.
+fn samples_per_task(per_sample: usize) -> usize {
+    (super::parallel::MIN_PARALLEL_LEN / per_sample.max(1)).max(1)
+}
+
+fn parallel(macs: usize) -> bool {
+    rayon::current_num_threads() > 1 && macs >= PARALLEL_MIN_MACS
+}
+
+/// The input position of tap `k` of output `o`, for a tap known to be inside.
+#[inline]
+fn inside(a: &WindowAxis, o: usize, k: usize) -> usize {
+    o * a.stride + k * a.dilation - a.pad_before
+}
+
+/// Writes group `g`'s im2col rows for one sample: `cols` is `[positions, depth]`.
+fn im2col_sample(cols: &mut [f32], x: &[f32], geo: &ConvGeometry, g: usize) {
+    let w = &geo.window;
+    let (c, cg) = (w.channels, geo.group_channels());
+    let (kh, kw) = (w.rows.window, w.cols.window);
+    let depth = geo.depth();
+    for oy in 0..w.rows.out {
+        for ox in 0..w.cols.out {
+            let row = &mut cols[(oy * w.cols.out + ox) * depth..][..depth];
+            for ky in 0..kh {
+                let taps = &mut row[ky * kw * cg..][..kw * cg];
+                let Some(iy) = w.rows.source(oy, ky) else {
+                    taps.fill(0.0);
+                    continue;
+                };
+                let span = w.cols.taps_inside(ox);
+                taps[..span.start * cg].fill(0.0);
+                taps[span.end * cg..].fill(0.0);
+                for kx in span {
+                    let ix = inside(&w.cols, ox, kx);
+                    taps[kx * cg..][..cg].copy_from_slice(&x[(iy * w.cols.input + ix) * c + g * cg..][..cg]);
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of [`im2col_sample`]: `gx += scatter(gcols)` for one sample and group.
+fn col2im_sample(gx: &mut [f32], gcols: &[f32], geo: &ConvGeometry, g: usize) {
+    let w = &geo.window;
+    let (c, cg) = (w.channels, geo.group_channels());
+    let kw = w.cols.window;
+    let depth = geo.depth();
+    for oy in 0..w.rows.out {
+        for ox in 0..w.cols.out {
+            let row = &gcols[(oy * w.cols.out + ox) * depth..][..depth];
+            for ky in w.rows.taps_inside(oy) {
+                let iy = inside(&w.rows, oy, ky);
+                for kx in w.cols.taps_inside(ox) {
+                    let ix = inside(&w.cols, ox, kx);
+                    let dst = &mut gx[(iy * w.cols.input + ix) * c + g * cg..][..cg];
+                    for (d, s) in dst.iter_mut().zip(&row[(ky * kw + kx) * cg..][..cg]) {
+                        *d += *s;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Group `g`'s im2col matrix of the whole batch into `cols` (`[rows, depth]`).
+fn im2col(cols: &mut [f32], x: &[f32], geo: &ConvGeometry, g: usize) {
+    let w = &geo.window;
+    let per = w.out_positions() * geo.depth();
+    let task = samples_per_task(per);
+    cols.par_chunks_mut(per * task).zip(x.par_chunks(w.in_len() * task)).for_each(|(cols, x)| {
+        for (c, xs) in cols.chunks_mut(per).zip(x.chunks(w.in_len())) {
+            im2col_sample(c, xs, geo, g);
+        }
+    });
+}
+
+fn col2im(gx: &mut [f32], gcols: &[f32], geo: &ConvGeometry, g: usize) {
+    let w = &geo.window;
+    let per = w.out_positions() * geo.depth();
+    let task = samples_per_task(per);
+    gx.par_chunks_mut(w.in_len() * task).zip(gcols.par_chunks(per * task)).for_each(|(gx, gcols)| {
+        for (gxs, gc) in gx.chunks_mut(w.in_len()).zip(gcols.chunks(per)) {
+            col2im_sample(gxs, gc, geo, g);
+        }
+    });
+}
+
+/// Group `g`'s columns `[rows, fg]` of a `[rows, filters]` matrix.
+fn group_cols<'a>(m: &'a [f32], geo: &ConvGeometry, g: usize) -> MatRef<'a> {
+    MatRef { data: &m[g * geo.group_filters()..], rs: geo.filters, cs: 1 }
+}
+
+/// `y = conv(x, w)` (overwritten; `y: [batch, oh, ow, filters]`). `cols` receives the
+/// im2col matrices of every group (`groups × [rows, depth]`, kept for the filter
+/// gradient; empty for a pointwise convolution); `scratch` holds one group's output
+/// when there are several.
+pub fn conv2d(y: &mut [f32], x: &[f32], w: &[f32], geo: &ConvGeometry, cols: &mut Vec<f32>, scratch: &mut Vec<f32>) {
+    let (rows, depth, fg) = (geo.rows(), geo.depth(), geo.group_filters());
+    let par = parallel(geo.macs());
+    if geo.is_pointwise() {
+        cols.clear();
+        let a = MatRef { data: x, rs: depth, cs: 1 };
+        return gemm(y, a, MatRef { data: w, rs: geo.filters, cs: 1 }, rows, depth, geo.filters, false, par);
+    }
+    cols.resize(geo.groups * rows * depth, 0.0);
+    for g in 0..geo.groups {
+        let cg = &mut cols[g * rows * depth..][..rows * depth];
+        im2col(cg, x, geo, g);
+        let a = MatRef { data: cg, rs: depth, cs: 1 };
+        if geo.groups == 1 {
+            gemm(y, a, MatRef { data: w, rs: geo.filters, cs: 1 }, rows, depth, fg, false, par);
+        } else {
+            scratch.resize(rows * fg, 0.0);
+            gemm(scratch, a, group_cols(w, geo, g), rows, depth, fg, false, par);
+            for (dst, src) in y.chunks_exact_mut(geo.filters).zip(scratch.chunks_exact(fg)) {
+                dst[g * fg..][..fg].copy_from_slice(src);
+            }
+        }
+    }
+}
+
+/// `gw += colsᵀ·gy` per group (`gw: [depth, filters]` as Keras's kernel).
+pub fn conv2d_filter_grad(gw: &mut [f32], gy: &[f32], x: &[f32], cols: &[f32], geo: &ConvGeometry, scratch: &mut Vec<f32>) {
+    let (rows, depth, fg) = (geo.rows(), geo.depth(), geo.group_filters());
+    let par = parallel(geo.macs());
+    if geo.is_pointwise() {
+        let a = MatRef { data: x, rs: 1, cs: depth };
+        return gemm(gw, a, MatRef { data: gy, rs: geo.filters, cs: 1 }, depth, rows, geo.filters, true, par);
+    }
+    for g in 0..geo.groups {
+        let a = MatRef { data: &cols[g * rows * depth..][..rows * depth], rs: 1, cs: depth };
+        if geo.groups == 1 {
+            gemm(gw, a, MatRef { data: gy, rs: geo.filters, cs: 1 }, depth, rows, fg, true, par);
+        } else {
+            scratch.resize(depth * fg, 0.0);
+            gemm(scratch, a, group_cols(gy, geo, g), depth, rows, fg, false, par);
+            for (dst, src) in gw.chunks_exact_mut(geo.filters).zip(scratch.chunks_exact(fg)) {
+                for (d, s) in dst[g * fg..][..fg].iter_mut().zip(src) {
+                    *d += *s;
+                }
+            }
+        }
+    }
+}
+
+/// `gx += col2im(gy·Wᵀ)` per group; `scratch` holds one group's `∂cols`.
+pub fn conv2d_input_grad(gx: &mut [f32], gy: &[f32], w: &[f32], geo: &ConvGeometry, scratch: &mut Vec<f32>) {
+    let (rows, depth, fg) = (geo.rows(), geo.depth(), geo.group_filters());
+    let par = parallel(geo.macs());
+    // Wᵀ of group g: element (p, j) = W[j, g·fg + p].
+    let wt = |g: usize| MatRef { data: &w[g * fg..], rs: 1, cs: geo.filters };
+    if geo.is_pointwise() {
+        return gemm(gx, MatRef { data: gy, rs: geo.filters, cs: 1 }, wt(0), rows, geo.filters, depth, true, par);
+    }
+    scratch.resize(rows * depth, 0.0);
+    for g in 0..geo.groups {
+        gemm(scratch, group_cols(gy, geo, g), wt(g), rows, fg, depth, false, par);
+        col2im(gx, scratch, geo, g);
+    }
+}
+
+/// The offsets (into one sample) of the cells of window (oy, ox) inside the input.
+fn window_cells(win: &Window2d, oy: usize, ox: usize) -> impl Iterator<Item = usize> + Clone + '_ {
+    let rx = win.cols.taps_inside(ox);
+    win.rows.taps_inside(oy).flat_map(move |ky| {
+        let iy = inside(&win.rows, oy, ky);
+        rx.clone().map(move |kx| (iy * win.cols.input + inside(&win.cols, ox, kx)) * win.channels)
+    })
+}
+
+/// Max or average of each window of `x` into `y` (`[batch, oh, ow, channels]`).
+pub fn pool2d(y: &mut [f32], x: &[f32], win: &Window2d, kind: PoolKind) {
+    let (c, out_len) = (win.channels, win.out_positions() * win.channels);
+    let task = samples_per_task(win.in_len());
+    y.par_chunks_mut(out_len * task).zip(x.par_chunks(win.in_len() * task)).for_each(|(y, x)| {
+        for (ys, xs) in y.chunks_mut(out_len).zip(x.chunks(win.in_len())) {
+            for oy in 0..win.rows.out {
+                for ox in 0..win.cols.out {
+                    let out = &mut ys[(oy * win.cols.out + ox) * c..][..c];
+                    let cells = window_cells(win, oy, ox);
+                    match kind {
+                        PoolKind::Max => {
+                            out.fill(f32::NEG_INFINITY);
+                            for at in cells {
+                                // The first largest wins; a NaN propagates.
+                                out.iter_mut().zip(&xs[at..at + c]).for_each(|(o, v)| {
+                                    if *v > *o || v.is_nan() && !o.is_nan() {
+                                        *o = *v;
+                                    }
+                                });
+                            }
+                        }
+                        PoolKind::Average => {
+                            out.fill(0.0);
+                            let mut count = 0usize;
+                            for at in cells {
+                                out.iter_mut().zip(&xs[at..at + c]).for_each(|(o, v)| *o += *v);
+                                count += 1;
+                            }
+                            let inv = 1.0 / count as f32;
+                            out.iter_mut().for_each(|o| *o *= inv);
+                        }
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// The adjoint of [`pool2d`], accumulated into `gx`: a max window's gradient goes to
+/// its first largest cell (found again from `x`, as PyTorch picks it), an average
+/// window's spreads evenly over its cells inside the input.
+pub fn pool2d_backward(gx: &mut [f32], gy: &[f32], x: &[f32], win: &Window2d, kind: PoolKind) {
+    let (c, out_len) = (win.channels, win.out_positions() * win.channels);
+    let task = samples_per_task(win.in_len());
+    let chunks = gx.par_chunks_mut(win.in_len() * task).zip(gy.par_chunks(out_len * task)).zip(x.par_chunks(win.in_len() * task));
+    chunks.for_each(|((gx, gy), x)| {
+        for ((gxs, gys), xs) in gx.chunks_mut(win.in_len()).zip(gy.chunks(out_len)).zip(x.chunks(win.in_len())) {
+            for oy in 0..win.rows.out {
+                for ox in 0..win.cols.out {
+                    let g = &gys[(oy * win.cols.out + ox) * c..][..c];
+                    let cells = window_cells(win, oy, ox);
+                    match kind {
+                        PoolKind::Average => {
+                            let inv = 1.0 / cells.clone().count() as f32;
+                            for at in cells {
+                                gxs[at..at + c].iter_mut().zip(g).for_each(|(d, v)| *d += *v * inv);
+                            }
+                        }
+                        PoolKind::Max => {
+                            // Channel by channel, so no per-window buffer is needed.
+                            for (ch, v) in g.iter().enumerate() {
+                                let mut best = usize::MAX;
+                                for at in cells.clone().map(|at| at + ch) {
+                                    if best == usize::MAX || xs[at] > xs[best] || xs[at].is_nan() && !xs[best].is_nan() {
+                                        best = at;
+                                    }
+                                }
+                                if best != usize::MAX {
+                                    gxs[best] += *v;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// `y[o] = x[o − start]` inside, 0 outside: `x: [n, h, w, c]` placed at (`top`, `left`)
+/// of `y: [n, h + …, w + …, c]` (Keras's ZeroPadding2D).
+pub fn pad2d(y: &mut [f32], x: &[f32], in_hw: (usize, usize), out_hw: (usize, usize), c: usize, (top, left): (usize, usize)) {
+    let (per_in, per_out) = (in_hw.0 * in_hw.1 * c, out_hw.0 * out_hw.1 * c);
+    y.par_chunks_mut(per_out).zip(x.par_chunks(per_in)).for_each(|(ys, xs)| {
+        ys.fill(0.0);
+        for (r, src) in xs.chunks(in_hw.1 * c).enumerate() {
+            ys[((top + r) * out_hw.1 + left) * c..][..src.len()].copy_from_slice(src);
+        }
+    });
+}
+
+/// The adjoint of [`pad2d`]: `gx += gy` over the region `x` was placed at.
+pub fn pad2d_backward(gx: &mut [f32], gy: &[f32], in_hw: (usize, usize), out_hw: (usize, usize), c: usize, (top, left): (usize, usize)) {
+    let (per_in, per_out) = (in_hw.0 * in_hw.1 * c, out_hw.0 * out_hw.1 * c);
+    gx.par_chunks_mut(per_in).zip(gy.par_chunks(per_out)).for_each(|(gxs, gys)| {
+        for (r, dst) in gxs.chunks_mut(in_hw.1 * c).enumerate() {
+            let src = &gys[((top + r) * out_hw.1 + left) * c..][..dst.len()];
+            dst.iter_mut().zip(src).for_each(|(d, s)| *d += *s);
+        }
+    });
+}
