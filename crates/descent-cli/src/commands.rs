@@ -184,7 +184,7 @@ pub fn summary(path: &Path) -> Result<()> {
     } else {
         let exp = Experiment::from_file(path)?;
         let (train, _) = exp.load_splits()?;
-        exp.build_model(train.x.row_len())?
+        exp.build_model(train.x.sample_dims())?
     };
     print!("{}", model.summary());
     Ok(())

@@ -54,7 +54,7 @@ fn backup_epoch(exp: &Experiment, path: &Path) -> Option<usize> {
     if !path.exists() {
         return None;
     }
-    let mut model = exp.build_model(64).unwrap();
+    let mut model = exp.build_model(&[64]).unwrap();
     model.compile(exp.compile.optimizer.build().unwrap(), exp.compile.loss, &["accuracy"]).unwrap();
     Some(model.load_checkpoint(path).expect("the backup is always a complete checkpoint").epoch)
 }

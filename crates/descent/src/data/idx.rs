@@ -1,5 +1,8 @@
 //! MNIST's IDX format: magic (0, 0, dtype, rank), big-endian u32 dimensions, then data.
+//! A file ending in `.gz` is read through gzip (as Debian's `dataset-fashion-mnist`
+//! ships them).
 
+use std::io::Read;
 use std::path::Path;
 
 use crate::error::{Error, Result};
@@ -8,7 +11,14 @@ use crate::tensor::Tensor;
 /// Reads an IDX file (e.g. `train-images-idx3-ubyte`) into f32, keeping raw values.
 pub fn read_idx(path: impl AsRef<Path>) -> Result<Tensor> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let mut bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    if path.extension().is_some_and(|e| e == "gz") {
+        let mut raw = Vec::new();
+        flate2::read::GzDecoder::new(bytes.as_slice())
+            .read_to_end(&mut raw)
+            .map_err(|e| Error::format(path, format!("not a readable gzip file ({e})")))?;
+        bytes = raw;
+    }
     let bad = |m: String| Error::format(path, m);
     if bytes.len() < 4 || bytes[0] != 0 || bytes[1] != 0 {
         return Err(bad("not an IDX file (the magic number must start with two zero bytes)".into()));

@@ -156,8 +156,17 @@ pub enum DataSource {
         #[serde(default = "default_y_key")]
         y: String,
     },
-    /// MNIST-style IDX image and label files.
-    Idx { images: PathBuf, labels: PathBuf },
+    /// MNIST-style IDX image and label files (`.gz` read through gzip), and optionally
+    /// a separate test set (MNIST's and Fashion-MNIST's `t10k` files), which is then the
+    /// held-out set instead of a `test_split` of the training files.
+    Idx {
+        images: PathBuf,
+        labels: PathBuf,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        test_images: Option<PathBuf>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        test_labels: Option<PathBuf>,
+    },
     /// The benchmark workloads' synthetic task (labels from a random teacher network).
     Teacher {
         #[serde(default = "default_teacher_train")]
@@ -331,9 +340,10 @@ impl Experiment {
                 fix(x);
                 fix(y);
             }
-            DataSource::Idx { images, labels } => {
+            DataSource::Idx { images, labels, test_images, test_labels } => {
                 fix(images);
                 fix(labels);
+                test_images.iter_mut().chain(test_labels.iter_mut()).for_each(fix);
             }
             DataSource::Teacher { .. } => {}
         }

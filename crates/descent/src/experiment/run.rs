@@ -10,7 +10,7 @@ use crate::data::stream::Transformed;
 use crate::data::{csv_categories, read_csv, read_idx, Categories, read_npy, read_npz, teacher_classification, BatchStream, CsvOptions, Dataset, NpyStream, Prefetch, Preprocessing, Shard, TeacherSpec};
 use crate::error::{Error, Result};
 use crate::io::write_atomic;
-use crate::nn::{InputConfig, ModelConfig};
+use crate::nn::{InputConfig, ModelConfig, ModelKind};
 use crate::train::Model;
 use crate::tensor::Tensor;
 use crate::train::{check_targets, Callback, CallbackConfig, FitOptions, History, Logs};
@@ -46,6 +46,15 @@ fn as_matrix(t: Tensor) -> Result<Tensor> {
     Tensor::new(t.into_data(), &[rows, cols])
 }
 
+/// Inputs keep their per-sample shape (`[samples, 28, 28]` images stay images; the
+/// model flattens them if it asks); `[samples]` → `[samples, 1]`.
+fn as_samples(t: Tensor) -> Result<Tensor> {
+    if t.shape().rank() >= 2 {
+        return Ok(t);
+    }
+    as_matrix(t)
+}
+
 /// Targets as a matrix, a column of whole numbers as integer classes.
 fn as_targets(t: Tensor) -> Result<Tensor> {
     as_matrix(t).map(Tensor::into_classes_if_whole)
@@ -67,15 +76,22 @@ impl Experiment {
             }
             DataSource::Npy { x, y, .. } => {
                 let name = format!("{} / {}", x.display(), y.display());
-                (Dataset::new(as_matrix(read_npy(x)?)?, as_targets(read_npy(y)?)?, name)?, None)
+                (Dataset::new(as_samples(read_npy(x)?)?, as_targets(read_npy(y)?)?, name)?, None)
             }
             DataSource::Npz { path, x, y } => {
                 let (xs, ys) = (read_npz(path, x)?, read_npz(path, y)?);
-                (Dataset::new(as_matrix(xs)?, as_targets(ys)?, path.display().to_string())?, None)
+                (Dataset::new(as_samples(xs)?, as_targets(ys)?, path.display().to_string())?, None)
             }
-            DataSource::Idx { images, labels } => {
-                let name = images.display().to_string();
-                (Dataset::new(as_matrix(read_idx(images)?)?, as_targets(read_idx(labels)?)?, name)?, None)
+            DataSource::Idx { images, labels, test_images, test_labels } => {
+                let read = |images: &PathBuf, labels: &PathBuf| {
+                    Dataset::new(as_samples(read_idx(images)?)?, as_targets(read_idx(labels)?)?, images.display().to_string())
+                };
+                let test = match (test_images, test_labels) {
+                    (Some(i), Some(l)) => Some(read(i, l)?),
+                    (None, None) => None,
+                    _ => return Err(Error::Config("data: `test_images` and `test_labels` go together (give both or neither)".into())),
+                };
+                (read(images, labels)?, test)
             }
             DataSource::Teacher { train, test, features, hidden, classes } => {
                 let spec = TeacherSpec { features: *features, hidden: *hidden, classes: *classes };
@@ -118,8 +134,10 @@ impl Experiment {
         })
     }
 
-    /// The model of the `[model]` section for `inputs` features per sample.
-    pub fn build_model(&self, inputs: usize) -> Result<Model> {
+    /// The model of the `[model]` section for samples of per-sample shape `sample`
+    /// (e.g. `[64]`, or `[28, 28]` images): its first input takes a declared shape, or
+    /// the one [`Network::input_shape_for`] makes of `sample`.
+    pub fn build_model(&self, sample: &[usize]) -> Result<Model> {
         let mut config = ModelConfig {
             name: self.name().to_string(),
             input_shape: None,
@@ -127,16 +145,29 @@ impl Experiment {
             layers: self.model.layers.clone(),
             outputs: self.model.outputs.clone(),
         };
-        if config.is_functional() {
-            if config.inputs.is_empty() {
-                config.inputs.push(InputConfig { name: "input_layer".into(), shape: None });
-            }
-            config.inputs[0].shape.get_or_insert_with(|| vec![inputs]);
-        } else {
-            let declared = config.layers[0].input_shape_mut().take();
-            config.input_shape = Some(declared.unwrap_or_else(|| vec![inputs]));
+        if config.is_functional() && config.inputs.is_empty() {
+            config.inputs.push(InputConfig { name: "input_layer".into(), shape: None });
+        } else if !config.is_functional() {
+            config.input_shape = config.layers[0].input_shape_mut().take();
         }
-        Model::from_config(config)?.with_seed(self.seed)
+        let mut model = Model::from_config(config)?;
+        if !model.is_built() {
+            let shape = model.input_shape_for(0, sample);
+            match model.kind() {
+                ModelKind::Sequential => model.build(&shape)?,
+                ModelKind::Functional => {
+                    let mut shapes: Vec<Vec<usize>> = self.model.inputs.iter().map(|i| i.shape.clone().unwrap_or_default()).collect();
+                    if shapes.is_empty() {
+                        shapes.push(Vec::new());
+                    }
+                    if shapes[0].is_empty() {
+                        shapes[0] = shape;
+                    }
+                    model.build_inputs(&shapes)?
+                }
+            }
+        }
+        model.with_seed(self.seed)
     }
 
     /// Fits the preprocessing on `train`, builds, compiles and trains the model, and
@@ -185,7 +216,7 @@ impl Experiment {
         if let Some(v) = &mut valid {
             preprocessing.apply(&mut v.x)?;
         }
-        let mut model = self.build_model(train.x.row_len())?;
+        let mut model = self.build_model(train.x.sample_dims())?;
         let metrics: Vec<&str> = self.compile.metrics.iter().map(String::as_str).collect();
         let warnings = model.compile(self.compile.optimizer.build()?, self.compile.loss, &metrics)?;
         // Check targets against the model before training, naming the data source.
@@ -234,7 +265,7 @@ impl Experiment {
         let stream = Transformed { inner: open()?, prep: prep.clone() };
         let samples = stream.len();
         let mut source = Prefetch::new(Box::new(stream), 4);
-        let mut model = self.build_model(source.features())?;
+        let mut model = self.build_model(&[source.features()])?;
         let metrics: Vec<&str> = self.compile.metrics.iter().map(String::as_str).collect();
         model.compile(self.compile.optimizer.build()?, self.compile.loss, &metrics)?;
         let mut callbacks: Vec<Box<dyn Callback>> = Vec::new();

@@ -7,7 +7,7 @@ const RESIDUAL: &str = include_str!("../../../../examples/residual.toml");
 fn bundled_residual_experiment_is_a_functional_graph() {
     let exp = Experiment::from_toml(RESIDUAL).unwrap();
     assert_eq!(Experiment::from_toml(&exp.to_toml()).unwrap(), exp);
-    let model = exp.build_model(64).unwrap();
+    let model = exp.build_model(&[64]).unwrap();
     assert_eq!(model.kind(), crate::nn::ModelKind::Functional);
     assert_eq!(model.input_names().collect::<Vec<_>>(), ["pixels"]);
     let s = model.summary();

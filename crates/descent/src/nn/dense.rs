@@ -85,6 +85,9 @@ impl Dense {
 
 impl Layer for Dense {
     named_layer!("Dense", "dense", Dense);
+    fn input_rank(&self) -> Option<usize> {
+        Some(1)
+    }
 
     fn build(&mut self, input: &[usize], store: &mut ParamStore, rng: &mut Rng) -> Result<Vec<usize>> {
         let c = &self.config;

@@ -5,7 +5,13 @@ use serde::{Deserialize, Serialize};
 use super::noise_layers::{Dropout, DropoutConfig, GaussianNoise, GaussianNoiseConfig};
 use super::merge::{Add, AddConfig, Concatenate, ConcatenateConfig};
 use super::normalization::{BatchNormalization, BatchNormalizationConfig, LayerNormalization, LayerNormalizationConfig};
+use super::augmentation::{RandomFlip, RandomFlipConfig, RandomTranslation, RandomTranslationConfig};
+use super::conv::{Conv, ConvConfig, DepthwiseConv2dConfig};
+use super::noise_layers::SpatialDropout;
+use super::pooling::{GlobalPoolingConfig, Pooling, PoolingConfig};
+use super::reshaping::{Flatten, FlattenConfig, Reshape, ReshapeConfig, ZeroPadding2d, ZeroPadding2dConfig};
 use super::{ActivationLayer, Dense, Initializer, Regularizer};
+use crate::tensor::PoolKind;
 use crate::autograd::{ParamId, ParamStore, Tape, Var};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
@@ -23,6 +29,12 @@ pub trait Layer: Send + Sync {
     fn default_name(&self) -> &'static str;
     /// Per-sample input shape this layer was declared with (first layer only), if any.
     fn declared_input_shape(&self) -> Option<&[usize]> {
+        None
+    }
+    /// The per-sample rank this layer needs its input to have, when it needs one (3 for
+    /// Conv2D's `[h, w, c]`, 1 for Dense): how an undeclared model input is shaped
+    /// from the data's samples.
+    fn input_rank(&self) -> Option<usize> {
         None
     }
     /// The names of what this layer is applied to, as declared in a functional config.
@@ -110,6 +122,24 @@ pub enum LayerConfig {
     LayerNormalization(LayerNormalizationConfig),
     Add(AddConfig),
     Concatenate(ConcatenateConfig),
+    Conv1d(ConvConfig),
+    Conv2d(ConvConfig),
+    DepthwiseConv2d(DepthwiseConv2dConfig),
+    MaxPooling1d(PoolingConfig),
+    MaxPooling2d(PoolingConfig),
+    AveragePooling1d(PoolingConfig),
+    AveragePooling2d(PoolingConfig),
+    GlobalMaxPooling1d(GlobalPoolingConfig),
+    GlobalMaxPooling2d(GlobalPoolingConfig),
+    GlobalAveragePooling1d(GlobalPoolingConfig),
+    GlobalAveragePooling2d(GlobalPoolingConfig),
+    Flatten(FlattenConfig),
+    Reshape(ReshapeConfig),
+    ZeroPadding2d(ZeroPadding2dConfig),
+    SpatialDropout1d(DropoutConfig),
+    SpatialDropout2d(DropoutConfig),
+    RandomFlip(RandomFlipConfig),
+    RandomTranslation(RandomTranslationConfig),
     /// A further call of an earlier layer, with the same weights (a shared layer).
     Call(CallConfig),
 }
@@ -142,6 +172,19 @@ macro_rules! each_config {
             LayerConfig::LayerNormalization($c) => $body,
             LayerConfig::Add($c) => $body,
             LayerConfig::Concatenate($c) => $body,
+            LayerConfig::Conv1d($c) | LayerConfig::Conv2d($c) => $body,
+            LayerConfig::DepthwiseConv2d($c) => $body,
+            LayerConfig::MaxPooling1d($c) | LayerConfig::MaxPooling2d($c) | LayerConfig::AveragePooling1d($c) | LayerConfig::AveragePooling2d($c) => $body,
+            LayerConfig::GlobalMaxPooling1d($c)
+            | LayerConfig::GlobalMaxPooling2d($c)
+            | LayerConfig::GlobalAveragePooling1d($c)
+            | LayerConfig::GlobalAveragePooling2d($c) => $body,
+            LayerConfig::Flatten($c) => $body,
+            LayerConfig::Reshape($c) => $body,
+            LayerConfig::ZeroPadding2d($c) => $body,
+            LayerConfig::SpatialDropout1d($c) | LayerConfig::SpatialDropout2d($c) => $body,
+            LayerConfig::RandomFlip($c) => $body,
+            LayerConfig::RandomTranslation($c) => $body,
             LayerConfig::Call($c) => $body,
         }
     };
@@ -211,6 +254,24 @@ impl LayerConfig {
             LayerConfig::LayerNormalization(c) => Box::new(LayerNormalization::from_config(c)),
             LayerConfig::Add(c) => Box::new(Add::from_config(c)),
             LayerConfig::Concatenate(c) => Box::new(Concatenate::from_config(c)),
+            LayerConfig::Conv1d(c) => Box::new(Conv::conv1d(c)),
+            LayerConfig::Conv2d(c) => Box::new(Conv::conv2d(c)),
+            LayerConfig::DepthwiseConv2d(c) => Box::new(Conv::depthwise(c)),
+            LayerConfig::MaxPooling1d(c) => Box::new(Pooling::windowed(PoolKind::Max, 1, c)),
+            LayerConfig::MaxPooling2d(c) => Box::new(Pooling::windowed(PoolKind::Max, 2, c)),
+            LayerConfig::AveragePooling1d(c) => Box::new(Pooling::windowed(PoolKind::Average, 1, c)),
+            LayerConfig::AveragePooling2d(c) => Box::new(Pooling::windowed(PoolKind::Average, 2, c)),
+            LayerConfig::GlobalMaxPooling1d(c) => Box::new(Pooling::global(PoolKind::Max, 1, c)),
+            LayerConfig::GlobalMaxPooling2d(c) => Box::new(Pooling::global(PoolKind::Max, 2, c)),
+            LayerConfig::GlobalAveragePooling1d(c) => Box::new(Pooling::global(PoolKind::Average, 1, c)),
+            LayerConfig::GlobalAveragePooling2d(c) => Box::new(Pooling::global(PoolKind::Average, 2, c)),
+            LayerConfig::Flatten(c) => Box::new(Flatten::from_config(c)),
+            LayerConfig::Reshape(c) => Box::new(Reshape::from_config(c)),
+            LayerConfig::ZeroPadding2d(c) => Box::new(ZeroPadding2d::from_config(c)),
+            LayerConfig::SpatialDropout1d(c) => Box::new(SpatialDropout::new(1, c)),
+            LayerConfig::SpatialDropout2d(c) => Box::new(SpatialDropout::new(2, c)),
+            LayerConfig::RandomFlip(c) => Box::new(RandomFlip::from_config(c)),
+            LayerConfig::RandomTranslation(c) => Box::new(RandomTranslation::from_config(c)),
             LayerConfig::Call(c) => {
                 return Err(Error::Config(format!("a `call` of layer '{}' calls an earlier layer of a functional model; it is not a layer of its own", c.layer)))
             }

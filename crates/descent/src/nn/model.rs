@@ -16,6 +16,7 @@ use crate::autograd::{ParamStore, Tape, Var};
 use crate::error::{Error, Result};
 use crate::rng;
 use crate::tensor::kernels::activation::Activation;
+use crate::tensor::Shape;
 
 /// Default seed: runs are reproducible unless the user asks otherwise.
 pub const DEFAULT_SEED: u64 = 42;
@@ -382,6 +383,15 @@ impl Network {
         if input_shapes.len() != self.inputs.len() {
             return Err(Error::shape(format!("building model '{}'", self.name), format!("{} input shapes", self.inputs.len()), input_shapes.len()));
         }
+        for (input, shape) in self.inputs.iter().zip(input_shapes) {
+            if shape.is_empty() || shape.len() >= Shape::MAX_RANK || shape.contains(&0) {
+                return Err(Error::shape(
+                    format!("input '{}' of model '{}'", input.name, self.name),
+                    format!("a per-sample shape of 1 to {} positive sizes", Shape::MAX_RANK - 1),
+                    format!("{shape:?}"),
+                ));
+            }
+        }
         // Twice: a sizing pass lays the tensors out, so that the real one writes them
         // into buffers allocated once at their final size (growing and then moving them
         // to huge pages touched every page two or three times: 5–25 ms for W2's model).
@@ -424,6 +434,21 @@ impl Network {
         Ok(shapes)
     }
 
+    /// The per-sample shape input `index` takes when none is declared, from the data's
+    /// per-sample shape `sample`: as the data is, except that a layer reading it that
+    /// needs a flat input (Dense) gets it flattened, and one that needs one more axis
+    /// (Conv2D on `[28, 28]` images) gets a channel axis of 1 — no flattening unless
+    /// the model asks for it.
+    pub fn input_shape_for(&self, index: usize, sample: &[usize]) -> Vec<usize> {
+        let wanted = self.nodes.iter().find(|n| n.inputs.contains(&index)).and_then(|n| self.layers[n.layer].input_rank());
+        match wanted {
+            Some(1) => vec![sample.iter().product()],
+            Some(r) if sample.len() + 1 == r => sample.iter().copied().chain([1]).collect(),
+            _ if sample.is_empty() => vec![1],
+            _ => sample.to_vec(),
+        }
+    }
+
     /// Per-sample shape of the first input (after build).
     pub fn input_shape(&self) -> Option<&[usize]> {
         self.shapes.first().map(Vec::as_slice)
@@ -432,6 +457,20 @@ impl Network {
     /// Per-sample shape of every input, in order (after build).
     pub fn input_shapes(&self) -> impl Iterator<Item = &[usize]> {
         self.shapes.iter().take(if self.is_built() { self.inputs.len() } else { 0 }).map(Vec::as_slice)
+    }
+
+    /// The shape a batch of `n` samples of input `index` is fed in: `[n, …input shape]`
+    /// (a flat `[n, features]` before the model is built).
+    pub fn input_batch_shape(&self, index: usize, n: usize, features: usize) -> Shape {
+        let mut dims = [0usize; Shape::MAX_RANK];
+        match self.input_shapes().nth(index) {
+            Some(s) if s.len() < Shape::MAX_RANK && s.iter().product::<usize>() == features => {
+                dims[0] = n;
+                dims[1..=s.len()].copy_from_slice(s);
+                Shape::new(&dims[..=s.len()]).expect("rank checked at build")
+            }
+            _ => Shape::matrix(n, features),
+        }
     }
 
     pub fn num_inputs(&self) -> usize {

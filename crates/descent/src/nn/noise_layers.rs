@@ -50,24 +50,24 @@ pub struct GaussianNoiseConfig {
 /// The random stream of a noise layer: seeded at build, advanced by every training step.
 /// Behind a mutex because `forward` takes `&self`; it is never contended.
 #[derive(Debug)]
-struct Stream(Mutex<Rng>);
+pub(super) struct Stream(Mutex<Rng>);
 
 impl Stream {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Stream(Mutex::new(Rng::seed_from_u64(0)))
     }
-    fn reseed(&self, configured: Option<u64>, model_rng: &mut Rng) {
+    pub(super) fn reseed(&self, configured: Option<u64>, model_rng: &mut Rng) {
         let seed = configured.unwrap_or_else(|| model_rng.random());
         *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Rng::seed_from_u64(seed);
     }
-    fn with<R>(&self, f: impl FnOnce(&mut Rng) -> R) -> R {
+    pub(super) fn with<R>(&self, f: impl FnOnce(&mut Rng) -> R) -> R {
         f(&mut self.0.lock().unwrap_or_else(|p| p.into_inner()))
     }
     /// The generator's state, for checkpoints.
-    fn state(&self) -> Rng {
+    pub(super) fn state(&self) -> Rng {
         self.with(|r| r.clone())
     }
-    fn set_state(&self, rng: Rng) {
+    pub(super) fn set_state(&self, rng: Rng) {
         self.with(|r| *r = rng);
     }
 }
@@ -121,6 +121,96 @@ impl Layer for Dropout {
         let keep = 1.0 / (1.0 - rate);
         Ok(tape.mul_const(store, x, |m| {
             self.stream.with(|rng| m.iter_mut().for_each(|v| *v = if rng.random::<f32>() < rate { 0.0 } else { keep }))
+        }))
+    }
+    fn params(&self) -> Vec<ParamId> {
+        Vec::new()
+    }
+    fn rng_state(&self) -> Option<Rng> {
+        Some(self.stream.state())
+    }
+    fn set_rng_state(&self, rng: Rng) {
+        self.stream.set_state(rng)
+    }
+}
+
+/// Keras's `SpatialDropout2D` / `SpatialDropout1D`: drops whole channels (feature
+/// maps) of each sample, the same mask over every position, scaled by 1/(1 − rate).
+/// Adjacent positions of a conv feature map are strongly correlated, so dropping single
+/// values regularizes little; dropping a map does.
+#[derive(Clone, Debug)]
+pub struct SpatialDropout {
+    config: DropoutConfig,
+    name: String,
+    stream: Stream,
+    /// Spatial axes: 1 or 2.
+    rank: usize,
+}
+
+impl SpatialDropout {
+    pub fn new(rank: usize, config: DropoutConfig) -> Self {
+        SpatialDropout { name: config.name.clone().unwrap_or_default(), config, stream: Stream::new(), rank }
+    }
+}
+
+impl Layer for SpatialDropout {
+    fn kind(&self) -> &'static str {
+        if self.rank == 2 { "SpatialDropout2D" } else { "SpatialDropout1D" }
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn set_name(&mut self, name: String) {
+        self.name = name;
+    }
+    fn default_name(&self) -> &'static str {
+        if self.rank == 2 { "spatial_dropout2d" } else { "spatial_dropout1d" }
+    }
+    fn declared_input_shape(&self) -> Option<&[usize]> {
+        self.config.input_shape.as_deref()
+    }
+    fn declared_inputs(&self) -> Option<&[String]> {
+        self.config.inputs.as_deref()
+    }
+    fn input_rank(&self) -> Option<usize> {
+        Some(self.rank + 1)
+    }
+    fn config(&self) -> crate::nn::LayerConfig {
+        let c = DropoutConfig { name: Some(self.name.clone()), ..self.config.clone() };
+        if self.rank == 2 { crate::nn::LayerConfig::SpatialDropout2d(c) } else { crate::nn::LayerConfig::SpatialDropout1d(c) }
+    }
+    fn build(&mut self, input: &[usize], _: &mut ParamStore, rng: &mut Rng) -> Result<Vec<usize>> {
+        if !(0.0..1.0).contains(&self.config.rate) {
+            return Err(Error::Config(format!("layer '{}': dropout rate {} is outside [0, 1)", self.name, self.config.rate)));
+        }
+        if input.len() != self.rank + 1 {
+            return Err(Error::shape(format!("layer '{}' ({})", self.name, self.kind()), format!("a per-sample input of rank {}", self.rank + 1), format!("{input:?}")));
+        }
+        self.stream.reseed(self.config.seed, rng);
+        Ok(input.to_vec())
+    }
+    /// y = x ⊙ m[sample, channel] / (1 − rate) in training; y = x otherwise.
+    fn forward(&self, tape: &mut Tape, store: &ParamStore, x: Var, training: bool) -> Result<Var> {
+        let rate = self.config.rate;
+        if !training || rate == 0.0 {
+            return Ok(x);
+        }
+        let keep = 1.0 / (1.0 - rate);
+        let s = tape.shape(x);
+        let (n, c) = (s.rows(), *s.dims().last().unwrap_or(&1));
+        let per = s.cols();
+        Ok(tape.mul_const(store, x, |m| {
+            self.stream.with(|rng| {
+                for sample in 0..n {
+                    let maps = &mut m[sample * per..][..per];
+                    // One draw per channel, spread over every position.
+                    let (first, rest) = maps.split_at_mut(c);
+                    first.iter_mut().for_each(|v| *v = if rng.random::<f32>() < rate { 0.0 } else { keep });
+                    for pos in rest.chunks_exact_mut(c) {
+                        pos.copy_from_slice(first);
+                    }
+                }
+            })
         }))
     }
     fn params(&self) -> Vec<ParamId> {

@@ -76,10 +76,12 @@ fn affine(store: &mut ParamStore, name: &str, n: usize, scale: bool, center: boo
     Ok((gamma, beta))
 }
 
-fn flat_features(name: &str, kind: &str, input: &[usize]) -> Result<usize> {
-    match input {
-        [n] if *n > 0 => Ok(*n),
-        _ => Err(Error::shape(format!("layer '{name}' ({kind})"), "a flat per-sample input [features]", format!("{input:?}"))),
+/// The normalized axis: the last (features, or an image's channels), as Keras's
+/// default `axis = -1`.
+fn last_axis(name: &str, kind: &str, input: &[usize]) -> Result<usize> {
+    match input.last() {
+        Some(n) if *n > 0 => Ok(*n),
+        _ => Err(Error::shape(format!("layer '{name}' ({kind})"), "a per-sample input [..., features]", format!("{input:?}"))),
     }
 }
 
@@ -142,7 +144,7 @@ impl Layer for BatchNormalization {
         if !(0.0..1.0).contains(&c.momentum) || c.epsilon.is_nan() || c.epsilon <= 0.0 {
             return Err(Error::Config(format!("layer '{}': momentum {} must be in [0, 1) and epsilon {} > 0", self.name, c.momentum, c.epsilon)));
         }
-        let n = flat_features(&self.name, "BatchNormalization", input)?;
+        let n = last_axis(&self.name, "BatchNormalization", input)?;
         let (gamma, beta) = affine(store, &self.name, n, c.scale, c.center)?;
         let shape = Shape::new(&[n])?;
         let mean = store.add(format!("{}.moving_mean", self.name), shape, |m| m.fill(0.0));
@@ -206,7 +208,7 @@ impl Layer for LayerNormalization {
         if self.config.epsilon.is_nan() || self.config.epsilon <= 0.0 {
             return Err(Error::Config(format!("layer '{}': epsilon {} must be > 0", self.name, self.config.epsilon)));
         }
-        let n = flat_features(&self.name, "LayerNormalization", input)?;
+        let n = last_axis(&self.name, "LayerNormalization", input)?;
         let (gamma, beta) = affine(store, &self.name, n, self.config.scale, self.config.center)?;
         self.params = Some([gamma, beta]);
         Ok(input.to_vec())

@@ -212,3 +212,46 @@ pub fn image_dims(dims: &[usize]) -> Option<(usize, usize, usize, usize)> {
         _ => None,
     }
 }
+
+/// What an image shift reads for cells whose source falls outside the input (Keras's
+/// `fill_mode`): a constant, the input reflected about its edge (`d c b a | a b c d |
+/// d c b a`), wrapped around, or the nearest edge cell.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum FillMode {
+    Constant(f32),
+    Reflect,
+    Wrap,
+    Nearest,
+}
+
+impl FillMode {
+    /// The input index position `s` (possibly outside `0..len`) reads; `None`: the constant.
+    #[inline]
+    pub fn resolve(self, s: isize, len: usize) -> Option<usize> {
+        let l = len as isize;
+        if (0..l).contains(&s) {
+            return Some(s as usize);
+        }
+        match self {
+            FillMode::Constant(_) => None,
+            FillMode::Reflect => {
+                let m = s.rem_euclid(2 * l);
+                Some(if m < l { m } else { 2 * l - 1 - m } as usize)
+            }
+            FillMode::Wrap => Some(s.rem_euclid(l) as usize),
+            FillMode::Nearest => Some(s.clamp(0, l - 1) as usize),
+        }
+    }
+}
+
+/// One sample's shift and flips: output cell (oy, ox) reads input (map(oy), map(ox))
+/// with map(o) = fill(o − shift), then mirrored when flipped. Stored as 4 f32 per
+/// sample (small whole numbers, exact): `[flip_rows, flip_cols, shift_rows, shift_cols]`.
+pub const REMAP_FIELDS: usize = 4;
+
+/// The input position along one axis of length `len` that output `o` reads.
+#[inline]
+pub fn remap_source(o: usize, len: usize, shift: f32, flip: bool, fill: FillMode) -> Option<usize> {
+    let s = fill.resolve(o as isize - shift as isize, len)?;
+    Some(if flip { len - 1 - s } else { s })
+}

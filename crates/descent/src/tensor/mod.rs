@@ -12,7 +12,7 @@ mod shape;
 mod targets;
 
 pub use backend::{Backend, DeviceInts, DeviceSlice, DeviceVec, HostMut, HostRef, B};
-pub use conv::{image_dims, ConvGeometry, Padding, PoolKind, Window2d, WindowArgs, WindowAxis, WindowSpec};
+pub use conv::{image_dims, remap_source, ConvGeometry, FillMode, REMAP_FIELDS, Padding, PoolKind, Window2d, WindowArgs, WindowAxis, WindowSpec};
 pub use layout::{contiguous_strides, Layout};
 pub use shape::Shape;
 pub use targets::{Targets, TargetsMut};
@@ -142,6 +142,11 @@ impl Tensor {
     }
 
     /// A new tensor with the given rows, in order (used for splits and folds).
+    /// The shape of one sample: every axis after the first.
+    pub fn sample_dims(&self) -> &[usize] {
+        &self.shape.dims()[1.min(self.shape.rank())..]
+    }
+
     pub fn select_rows(&self, idx: &[usize]) -> Tensor {
         fn pick<T: Copy>(v: &[T], n: usize, idx: &[usize]) -> Vec<T> {
             let mut out = Vec::with_capacity(idx.len() * n);

@@ -13,7 +13,7 @@ use crate::data::Prefetch;
 use crate::error::{Error, Result};
 use crate::nn::MetricState;
 use crate::rng;
-use crate::tensor::{Shape, Tensor};
+use crate::tensor::Tensor;
 
 /// Stream of the seed used for shuffling.
 const SHUFFLE_STREAM: u64 = 2;
@@ -213,7 +213,8 @@ impl Model {
             if x.shape().rank() < 2 {
                 return Err(Error::shape(source, "inputs of shape [samples, features…]", x.shape()));
             }
-            self.build(&[x.row_len()])?;
+            let shape = self.input_shape_for(0, x.sample_dims());
+            self.build(&shape)?;
         }
         for i in 0..xs.len() {
             check_input(self, i, xs.get(i), source)?;
@@ -552,7 +553,7 @@ impl Model {
                 vars.clear();
                 for i in 0..xs.len() {
                     let x = xs.get(i);
-                    vars.push(tape.input_with(Shape::matrix(n, x.row_len()), |b| gather_into(b, x, rows)));
+                    vars.push(tape.input_with(net.input_batch_shape(i, n, x.row_len()), |b| gather_into(b, x, rows)));
                 }
                 net.forward_outputs(tape, &vars, false, &mut ys)?;
                 for (out, &y) in outs.iter_mut().zip(&ys) {

@@ -5,7 +5,7 @@
 use crate::autograd::Tape;
 use crate::nn::{BatchNormalization, Layer, LayerNormalization, Loss};
 use crate::optim::Sgd;
-use crate::tensor::{Shape, Tensor};
+use crate::tensor::Tensor;
 use crate::train::{Model, Sequential};
 
 fn fixture() -> serde_json::Value {
@@ -38,7 +38,7 @@ fn one_layer(layer: Box<dyn Layer>, f: &serde_json::Value) -> Model {
 }
 fn training_forward(m: &Model, x: &Tensor) -> Vec<f32> {
     let mut tape = Tape::new();
-    let xin = tape.input(Shape::matrix(6, 4), x.data()).unwrap();
+    let xin = tape.input(x.shape(), x.data()).unwrap();
     let y = m.forward(&mut tape, xin, true).unwrap();
     tape.value(m.params(), y).to_vec()
 }
@@ -73,6 +73,29 @@ fn layer_normalization_matches_keras() {
 fn bad_settings_and_shapes_are_errors() {
     let e = Sequential::new(vec![Box::new(BatchNormalization::new().momentum(1.5))]).unwrap().build(&[3]).unwrap_err().to_string();
     assert!(e.contains("momentum"), "{e}");
-    let e = Sequential::new(vec![Box::new(LayerNormalization::new())]).unwrap().build(&[2, 3]).unwrap_err().to_string();
-    assert!(e.contains("flat per-sample input"), "{e}");
+    let e = Sequential::new(vec![Box::new(BatchNormalization::new())]).unwrap().build(&[2, 0]).unwrap_err().to_string();
+    assert!(e.contains("positive sizes"), "{e}");
+}
+
+/// Over an image `[h, w, c]` both normalize the last axis (Keras's default axis = −1):
+/// batch normalization per channel over batch and positions, exactly as over the
+/// `[batch·h·w, c]` matrix of the same values; layer normalization per position.
+#[test]
+fn normalization_over_the_channel_axis_of_images() {
+    let vals: Vec<f32> = (0..2 * 3 * 2 * 4).map(|i| ((i * 37 % 23) as f32 - 11.0) / 7.0).collect();
+    let image = Tensor::new(vals.clone(), &[2, 3, 2, 4]).unwrap();
+    let matrix = Tensor::new(vals, &[12, 4]).unwrap();
+    for layer in [0, 1] {
+        let make = || -> Box<dyn Layer> { if layer == 0 { Box::new(BatchNormalization::new()) } else { Box::new(LayerNormalization::new()) } };
+        let mut on_image = Sequential::new(vec![make()]).unwrap();
+        on_image.build(&[3, 2, 4]).unwrap();
+        assert_eq!(on_image.params().count(), if layer == 0 { 16 } else { 8 }, "γ, β (and moving statistics) per channel");
+        let mut on_matrix = Sequential::new(vec![make()]).unwrap();
+        on_matrix.build(&[4]).unwrap();
+        for m in [&mut on_image, &mut on_matrix] {
+            m.compile(Sgd::new(0.0), Loss::MeanSquaredError, &[]).unwrap();
+        }
+        let (a, b) = (training_forward(&on_image, &image), training_forward(&on_matrix, &matrix));
+        assert_eq!(a, b, "layer {layer}: the image normalizes as the matrix of its positions");
+    }
 }

@@ -21,7 +21,7 @@ use crate::autograd::{Tape, Var};
 use crate::error::Result;
 use crate::nn::{Loss, Metric, MetricContext, MetricState, Network};
 use crate::optim::{GradSource, GradStats, Optimizer};
-use crate::tensor::{Backend, DeviceVec, Shape, TargetsMut, B};
+use crate::tensor::{Backend, DeviceVec, TargetsMut, B};
 
 /// What trains a network: fixed by `compile`, then reused by every step.
 pub struct Trainer {
@@ -137,7 +137,7 @@ impl Trainer {
         self.input_vars.clear();
         for i in 0..xs.len() {
             let x = xs.get(i);
-            self.input_vars.push(tape.input_with(Shape::matrix(n, x.row_len()), |buf| gather_into(buf, x, rows)));
+            self.input_vars.push(tape.input_with(net.input_batch_shape(i, n, x.row_len()), |buf| gather_into(buf, x, rows)));
         }
         net.forward_outputs(tape, &self.input_vars, training, &mut self.output_vars)?;
         self.loss_vars.clear();

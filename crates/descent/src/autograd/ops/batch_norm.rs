@@ -4,7 +4,7 @@
 use super::{norm_grads, value_of, Backward, Op, Saved};
 use crate::autograd::{ParamStore, Tape, Var};
 use crate::error::Result;
-use crate::tensor::{Backend, DeviceSlice, Shape, B};
+use crate::tensor::{Backend, DeviceSlice, B};
 
 /// What backward (and the moving averages) read: x̂, and per column the mean, the
 /// variance and 1/σ used.
@@ -29,7 +29,7 @@ impl Tape {
     pub fn batch_norm(&mut self, store: &ParamStore, x: Var, gamma: Var, beta: Var, eps: f32, fixed: Option<(Var, Var)>) -> Result<Var> {
         let (m, n) = self.check_norm("batch normalization", x, gamma, beta)?;
         let rg = self.requires_grad(x) || self.requires_grad(gamma) || self.requires_grad(beta);
-        let out = self.push(Shape::matrix(m, n), Op::BatchNorm { x, gamma, beta, fixed: fixed.is_some() }, rg);
+        let out = self.push(self.shape(x), Op::BatchNorm { x, gamma, beta, fixed: fixed.is_some() }, rg);
         self.compute(store, out, |nodes, params, y, saved| {
             let [xhat, stats, _] = saved;
             B::resize(xhat, m * n);
@@ -49,7 +49,7 @@ impl Tape {
         let node = self.node(v);
         match node.op {
             Op::BatchNorm { .. } => {
-                let s = BatchNormSaved::of(&node.saved, node.shape.cols());
+                let s = BatchNormSaved::of(&node.saved, *node.shape.dims().last().unwrap_or(&1));
                 Some((s.mean, s.var))
             }
             _ => None,
@@ -58,7 +58,7 @@ impl Tape {
 }
 
 pub(super) fn backward(ctx: &mut Backward, i: usize, (x, gamma, beta): (Var, Var, Var), fixed: bool) {
-    let n = ctx.nodes[i].shape.cols();
+    let n = *ctx.nodes[i].shape.dims().last().unwrap_or(&1);
     ctx.with_own(i, |ctx, g, saved| {
         let s = BatchNormSaved::of(saved, n);
         norm_grads(ctx, (x, gamma, beta), |gv, gx, gg, gb| B::batch_norm_backward(g, s.xhat, s.inv_std, gv, fixed, gx, gg, gb));

@@ -3,7 +3,7 @@
 use super::{norm_grads, value_of, Backward, Op, Saved};
 use crate::autograd::{ParamStore, Tape, Var};
 use crate::error::{Error, Result};
-use crate::tensor::{Backend, DeviceSlice, Shape, B};
+use crate::tensor::{Backend, DeviceSlice, B};
 
 /// What backward reads: x̂ (the normalized input) and 1/σ of each row.
 struct LayerNormSaved<'a> {
@@ -18,21 +18,23 @@ impl<'a> LayerNormSaved<'a> {
 }
 
 impl Tape {
-    /// γ and β must hold one value per column of `x: [batch, n]`; returns (batch, n).
+    /// γ and β must hold one value per entry of the last axis of `x: [batch, …, n]`
+    /// (the features, or an image's channels); returns (values / n, n): the rows the
+    /// normalization sees.
     pub(crate) fn check_norm(&self, what: &str, x: Var, gamma: Var, beta: Var) -> Result<(usize, usize)> {
         let xs = self.shape(x);
         let n = self.shape(gamma).numel();
-        if xs.rank() != 2 || xs.cols() != n || self.shape(beta).numel() != n {
-            return Err(Error::shape(what, format!("x [batch, {n}] with γ and β of {n} values"), xs));
+        if xs.rank() < 2 || xs.dims()[xs.rank() - 1] != n || self.shape(beta).numel() != n {
+            return Err(Error::shape(what, format!("x [batch, …, {n}] with γ and β of {n} values"), xs));
         }
-        Ok((xs.rows(), n))
+        Ok((xs.numel() / n, n))
     }
 
     /// Layer normalization of each row of `x` `[batch, n]`.
     pub fn layer_norm(&mut self, store: &ParamStore, x: Var, gamma: Var, beta: Var, eps: f32) -> Result<Var> {
         let (m, n) = self.check_norm("layer normalization", x, gamma, beta)?;
         let rg = self.requires_grad(x) || self.requires_grad(gamma) || self.requires_grad(beta);
-        let out = self.push(Shape::matrix(m, n), Op::LayerNorm { x, gamma, beta }, rg);
+        let out = self.push(self.shape(x), Op::LayerNorm { x, gamma, beta }, rg);
         self.compute(store, out, |nodes, params, y, saved| {
             let [xhat, inv_std, _] = saved;
             B::resize(xhat, m * n);

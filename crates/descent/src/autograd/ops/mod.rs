@@ -27,6 +27,7 @@ mod pad2d;
 mod pool2d;
 mod permute;
 mod reduce;
+mod remap2d;
 mod reshape;
 mod slice;
 mod softmax;
@@ -39,7 +40,7 @@ use std::ops::Range;
 
 use super::tape::{Node, Var};
 use crate::tensor::kernels::activation::Activation;
-use crate::tensor::{PoolKind, WindowSpec};
+use crate::tensor::{FillMode, PoolKind, WindowSpec};
 use crate::tensor::{Backend, DeviceSlice, DeviceVec, B};
 
 /// What a node computes, from which values. Each variant's op lives in its own file.
@@ -71,6 +72,7 @@ pub(crate) enum Op {
     Conv2d { x: Var, w: Var, b: Option<Var>, act: Activation, spec: WindowSpec, groups: u16 },
     Pool2d { x: Var, kind: PoolKind, spec: WindowSpec },
     Pad2d { x: Var, top: u16, left: u16 },
+    Remap2d { x: Var, fill: FillMode },
 }
 
 /// A node's reusable saved buffers; each op's `…Saved` struct says what its slots hold.
@@ -182,6 +184,7 @@ pub(crate) fn backward(ctx: &mut Backward, i: usize) {
         Op::Conv2d { x, w, b, act, spec, groups } => conv2d::backward(ctx, i, (x, w, b), act, spec, groups as usize),
         Op::Pool2d { x, kind, spec } => pool2d::backward(ctx, i, x, kind, spec),
         Op::Pad2d { x, top, left } => pad2d::backward(ctx, i, x, (top as usize, left as usize)),
+        Op::Remap2d { x, fill } => remap2d::backward(ctx, i, x, fill),
     }
 }
 

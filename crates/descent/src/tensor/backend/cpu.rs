@@ -8,7 +8,7 @@ use super::{Backend, Binary, OptimizerKernel};
 use crate::tensor::kernels::activation::{act_backward_inplace, bias_act_inplace, Activation};
 use crate::tensor::kernels::loss::LossKind;
 use crate::tensor::kernels::parallel::{for_each_split, MIN_PARALLEL_LEN};
-use crate::tensor::conv::{ConvGeometry, PoolKind, Window2d};
+use crate::tensor::conv::{ConvGeometry, FillMode, PoolKind, Window2d};
 use crate::tensor::kernels::{axis, conv, elementwise, matmul, norm, reduce, strided};
 use crate::tensor::{alloc, Layout};
 
@@ -189,6 +189,13 @@ impl Backend for Cpu {
     }
     fn pad2d_backward(gx: &mut CpuSlice, gy: &CpuSlice, in_hw: (usize, usize), out_hw: (usize, usize), c: usize, at: (usize, usize)) {
         conv::pad2d_backward(&mut gx.0, &gy.0, in_hw, out_hw, c, at)
+    }
+
+    fn remap2d(y: &mut CpuSlice, x: &CpuSlice, hwc: (usize, usize, usize), transforms: &CpuSlice, fill: FillMode) {
+        conv::remap2d(&mut y.0, &x.0, hwc, &transforms.0, fill)
+    }
+    fn remap2d_backward(gx: &mut CpuSlice, gy: &CpuSlice, hwc: (usize, usize, usize), transforms: &CpuSlice, fill: FillMode) {
+        conv::remap2d_backward(&mut gx.0, &gy.0, hwc, &transforms.0, fill)
     }
 
     fn copy_strided(y: &mut CpuSlice, x: &CpuSlice, layout: &Layout) {

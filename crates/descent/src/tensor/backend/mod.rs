@@ -24,7 +24,7 @@ use std::ops::{Deref, DerefMut, Range};
 
 use super::kernels::activation::Activation;
 use super::kernels::loss::LossKind;
-use super::conv::{ConvGeometry, PoolKind, Window2d};
+use super::conv::{ConvGeometry, FillMode, PoolKind, Window2d};
 use super::{Layout, Shape};
 
 /// The backend this build runs on.
@@ -176,6 +176,12 @@ pub trait Backend: 'static {
     fn pad2d(y: &mut Self::Slice, x: &Self::Slice, in_hw: (usize, usize), out_hw: (usize, usize), c: usize, at: (usize, usize));
     /// `gx += ∂L/∂x` of [`Backend::pad2d`].
     fn pad2d_backward(gx: &mut Self::Slice, gy: &Self::Slice, in_hw: (usize, usize), out_hw: (usize, usize), c: usize, at: (usize, usize));
+
+    /// Each sample of `x: [n, h, w, c]` shifted and flipped by its row of `transforms`
+    /// (`REMAP_FIELDS` per sample), cells from outside read by `fill`.
+    fn remap2d(y: &mut Self::Slice, x: &Self::Slice, hwc: (usize, usize, usize), transforms: &Self::Slice, fill: FillMode);
+    /// `gx += ∂L/∂x` of [`Backend::remap2d`].
+    fn remap2d_backward(gx: &mut Self::Slice, gy: &Self::Slice, hwc: (usize, usize, usize), transforms: &Self::Slice, fill: FillMode);
 
     // ---- normalization ----
     /// Layer norm of each row of `x: [rows, n]`, keeping x̂ and 1/σ per row.

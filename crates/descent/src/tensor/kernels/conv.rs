@@ -14,7 +14,7 @@ use rayon::prelude::*;
 
 use super::gemm::{gemm, MatRef};
 use super::matmul::PARALLEL_MIN_MACS;
-use crate::tensor::conv::{ConvGeometry, PoolKind, Window2d, WindowAxis};
+use crate::tensor::conv::{remap_source, ConvGeometry, FillMode, PoolKind, Window2d, WindowAxis, REMAP_FIELDS};
 
 /// Samples per parallel task of the per-sample passes: enough work to pay for a task.
 fn samples_per_task(per_sample: usize) -> usize {
@@ -286,6 +286,40 @@ pub fn pad2d_backward(gx: &mut [f32], gy: &[f32], in_hw: (usize, usize), out_hw:
         for (r, dst) in gxs.chunks_mut(in_hw.1 * c).enumerate() {
             let src = &gys[((top + r) * out_hw.1 + left) * c..][..dst.len()];
             dst.iter_mut().zip(src).for_each(|(d, s)| *d += *s);
+        }
+    });
+}
+
+/// Shifts and flips each sample of `x: [n, h, w, c]` by its `transforms` row (see
+/// [`crate::tensor::conv::REMAP_FIELDS`]).
+pub fn remap2d(y: &mut [f32], x: &[f32], (h, w, c): (usize, usize, usize), transforms: &[f32], fill: FillMode) {
+    let per = h * w * c;
+    y.par_chunks_mut(per).zip(x.par_chunks(per)).zip(transforms.par_chunks(REMAP_FIELDS)).for_each(|((ys, xs), t)| {
+        for oy in 0..h {
+            let sy = remap_source(oy, h, t[2], t[0] != 0.0, fill);
+            for ox in 0..w {
+                let out = &mut ys[(oy * w + ox) * c..][..c];
+                match (sy, remap_source(ox, w, t[3], t[1] != 0.0, fill)) {
+                    (Some(sy), Some(sx)) => out.copy_from_slice(&xs[(sy * w + sx) * c..][..c]),
+                    _ => out.fill(if let FillMode::Constant(v) = fill { v } else { 0.0 }),
+                }
+            }
+        }
+    });
+}
+
+/// The adjoint of [`remap2d`]: `gx[source(o)] += gy[o]` (cells filled with the constant
+/// have no source).
+pub fn remap2d_backward(gx: &mut [f32], gy: &[f32], (h, w, c): (usize, usize, usize), transforms: &[f32], fill: FillMode) {
+    let per = h * w * c;
+    gx.par_chunks_mut(per).zip(gy.par_chunks(per)).zip(transforms.par_chunks(REMAP_FIELDS)).for_each(|((gxs, gys), t)| {
+        for oy in 0..h {
+            let Some(sy) = remap_source(oy, h, t[2], t[0] != 0.0, fill) else { continue };
+            for ox in 0..w {
+                let Some(sx) = remap_source(ox, w, t[3], t[1] != 0.0, fill) else { continue };
+                let g = &gys[(oy * w + ox) * c..][..c];
+                gxs[(sy * w + sx) * c..][..c].iter_mut().zip(g).for_each(|(d, v)| *d += *v);
+            }
         }
     });
 }
