@@ -15,3 +15,5 @@ mod gradcheck;
 mod gradcheck_nd;
 #[cfg(test)]
 mod gradcheck_conv;
+#[cfg(test)]
+mod conv_reference_tests;
