@@ -236,3 +236,42 @@ fn bad_convolution_shapes_are_named_errors() {
     let e = t.pool2d(&store, flat, PoolKind::Max, WindowArgs::new([2, 2])).unwrap_err().to_string();
     assert!(e.contains("[batch, height, width, channels]"), "{e}");
 }
+
+#[test]
+fn normalizations_over_the_channels_of_images() {
+    let mut store = ParamStore::new();
+    let x = param(&mut store, "x", &[2, 3, 2, 4], 60);
+    let g = param(&mut store, "gamma", &[4], 61);
+    let b = param(&mut store, "beta", &[4], 62);
+    check(&mut store, &move |t, s| { let (xv, gv, bv) = (t.param(s, x), t.param(s, g), t.param(s, b)); let y = t.batch_norm(s, xv, gv, bv, 1e-3, None).unwrap(); probe_nd(t, s, y) }, "batch norm [2,3,2,4]");
+    check(&mut store, &move |t, s| { let (xv, gv, bv) = (t.param(s, x), t.param(s, g), t.param(s, b)); let y = t.layer_norm(s, xv, gv, bv, 1e-3).unwrap(); probe_nd(t, s, y) }, "layer norm [2,3,2,4]");
+}
+
+#[test]
+fn shifts_and_flips_gradients_and_values() {
+    use crate::tensor::FillMode;
+    // Sample 0: flipped left-right and shifted one row down; sample 1: flipped upside
+    // down and shifted two columns left.
+    let transforms = [0.0, 1.0, 1.0, 0.0, 1.0, 0.0, 0.0, -2.0];
+    for fill in [FillMode::Constant(0.5), FillMode::Reflect, FillMode::Wrap, FillMode::Nearest] {
+        let mut store = ParamStore::new();
+        let x = param(&mut store, "x", &[2, 3, 4, 2], 70);
+        let f = move |t: &mut Tape, s: &ParamStore| {
+            let xv = t.param(s, x);
+            let y = t.remap2d(s, xv, fill, |m| m.copy_from_slice(&transforms)).unwrap();
+            probe_nd(t, s, y)
+        };
+        check(&mut store, &f, &format!("remap {fill:?}"));
+    }
+    let mut store = ParamStore::new();
+    let vals: Vec<f32> = (0..12).map(|v| v as f32).collect();
+    let x = store.add("x", Shape::new(&[1, 3, 4, 1]).unwrap(), |b| b.copy_from_slice(&vals));
+    let mut t = Tape::new();
+    let xv = t.param(&store, x);
+    let y = t.remap2d(&store, xv, FillMode::Constant(-1.0), |m| m.copy_from_slice(&[0.0, 1.0, 1.0, 0.0])).unwrap();
+    // Row 0 came from outside (the constant); rows 1–2 are rows 0–1 mirrored.
+    assert_eq!(t.value(&store, y), &[-1.0, -1.0, -1.0, -1.0, 3.0, 2.0, 1.0, 0.0, 7.0, 6.0, 5.0, 4.0]);
+    let y = t.remap2d(&store, xv, FillMode::Reflect, |m| m.copy_from_slice(&[0.0, 0.0, 0.0, 2.0])).unwrap();
+    // Shifted right by two, the first two columns reflect the edge: d c b a | a b c d.
+    assert_eq!(&t.value(&store, y)[..4], &[1.0, 0.0, 0.0, 1.0]);
+}

@@ -5,6 +5,8 @@
 mod batch;
 mod callbacks;
 mod checkpoint;
+#[cfg(test)]
+mod conv_tests;
 mod fit;
 #[cfg(test)]
 mod functional_tests;
