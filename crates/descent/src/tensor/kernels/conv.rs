@@ -32,24 +32,34 @@ fn inside(a: &WindowAxis, o: usize, k: usize) -> usize {
 }
 
 /// Writes group `g`'s im2col rows for one sample: `cols` is `[positions, depth]`.
+/// Ungrouped with column dilation 1, the taps of one kernel row that fall inside the
+/// input are one contiguous run of `x` (kw·c values), copied at once.
 fn im2col_sample(cols: &mut [f32], x: &[f32], geo: &ConvGeometry, g: usize) {
     let w = &geo.window;
     let (c, cg) = (w.channels, geo.group_channels());
     let (kh, kw) = (w.rows.window, w.cols.window);
     let depth = geo.depth();
+    let runs = cg == c && w.cols.dilation == 1;
     for oy in 0..w.rows.out {
         for ox in 0..w.cols.out {
             let row = &mut cols[(oy * w.cols.out + ox) * depth..][..depth];
+            let span = w.cols.taps_inside(ox);
             for ky in 0..kh {
                 let taps = &mut row[ky * kw * cg..][..kw * cg];
                 let Some(iy) = w.rows.source(oy, ky) else {
                     taps.fill(0.0);
                     continue;
                 };
-                let span = w.cols.taps_inside(ox);
                 taps[..span.start * cg].fill(0.0);
                 taps[span.end * cg..].fill(0.0);
-                for kx in span {
+                if runs {
+                    if !span.is_empty() {
+                        let ix = inside(&w.cols, ox, span.start);
+                        taps[span.start * c..span.end * c].copy_from_slice(&x[(iy * w.cols.input + ix) * c..][..span.len() * c]);
+                    }
+                    continue;
+                }
+                for kx in span.clone() {
                     let ix = inside(&w.cols, ox, kx);
                     taps[kx * cg..][..cg].copy_from_slice(&x[(iy * w.cols.input + ix) * c + g * cg..][..cg]);
                 }
@@ -58,18 +68,30 @@ fn im2col_sample(cols: &mut [f32], x: &[f32], geo: &ConvGeometry, g: usize) {
     }
 }
 
-/// The adjoint of [`im2col_sample`]: `gx += scatter(gcols)` for one sample and group.
+/// The adjoint of [`im2col_sample`]: `gx += scatter(gcols)` for one sample and group
+/// (contiguous runs as there).
 fn col2im_sample(gx: &mut [f32], gcols: &[f32], geo: &ConvGeometry, g: usize) {
     let w = &geo.window;
     let (c, cg) = (w.channels, geo.group_channels());
     let kw = w.cols.window;
     let depth = geo.depth();
+    let runs = cg == c && w.cols.dilation == 1;
     for oy in 0..w.rows.out {
         for ox in 0..w.cols.out {
             let row = &gcols[(oy * w.cols.out + ox) * depth..][..depth];
+            let span = w.cols.taps_inside(ox);
             for ky in w.rows.taps_inside(oy) {
                 let iy = inside(&w.rows, oy, ky);
-                for kx in w.cols.taps_inside(ox) {
+                if runs {
+                    if !span.is_empty() {
+                        let ix = inside(&w.cols, ox, span.start);
+                        let dst = &mut gx[(iy * w.cols.input + ix) * c..][..span.len() * c];
+                        let src = &row[(ky * kw + span.start) * c..][..span.len() * c];
+                        dst.iter_mut().zip(src).for_each(|(d, s)| *d += *s);
+                    }
+                    continue;
+                }
+                for kx in span.clone() {
                     let ix = inside(&w.cols, ox, kx);
                     let dst = &mut gx[(iy * w.cols.input + ix) * c + g * cg..][..cg];
                     for (d, s) in dst.iter_mut().zip(&row[(ky * kw + kx) * cg..][..cg]) {
@@ -148,7 +170,19 @@ pub fn conv2d_filter_grad(gw: &mut [f32], gy: &[f32], x: &[f32], cols: &[f32], g
     }
     for g in 0..geo.groups {
         let a = MatRef { data: &cols[g * rows * depth..][..rows * depth], rs: 1, cs: depth };
-        if geo.groups == 1 {
+        if geo.groups == 1 && depth > geo.filters {
+            // Deeper than wide (conv2's 288 × 64): ∂Wᵀ = ∂Yᵀ·cols packs the narrow
+            // operand as A and measured 6.6 ms against 8.3 ms for colsᵀ·∂Y (the
+            // other way round for conv1's 9 × 32: 1.8 against 5.1 ms).
+            scratch.resize(depth * fg, 0.0);
+            let cols_g = MatRef { data: &cols[..rows * depth], rs: depth, cs: 1 };
+            gemm(scratch, MatRef { data: gy, rs: 1, cs: geo.filters }, cols_g, fg, rows, depth, false, par);
+            for (d, row) in gw.chunks_exact_mut(geo.filters).enumerate() {
+                for (j, v) in row.iter_mut().enumerate() {
+                    *v += scratch[j * depth + d];
+                }
+            }
+        } else if geo.groups == 1 {
             gemm(gw, a, MatRef { data: gy, rs: geo.filters, cs: 1 }, depth, rows, fg, true, par);
         } else {
             scratch.resize(depth * fg, 0.0);
@@ -178,14 +212,8 @@ pub fn conv2d_input_grad(gx: &mut [f32], gy: &[f32], w: &[f32], geo: &ConvGeomet
     }
 }
 
-/// The offsets (into one sample) of the cells of window (oy, ox) inside the input.
-fn window_cells(win: &Window2d, oy: usize, ox: usize) -> impl Iterator<Item = usize> + Clone + '_ {
-    let rx = win.cols.taps_inside(ox);
-    win.rows.taps_inside(oy).flat_map(move |ky| {
-        let iy = inside(&win.rows, oy, ky);
-        rx.clone().map(move |kx| (iy * win.cols.input + inside(&win.cols, ox, kx)) * win.channels)
-    })
-}
+/// Channels per block of the max-pooling backward's running maxima (kept on the stack).
+const POOL_BLOCK: usize = 16;
 
 /// Max or average of each window of `x` into `y` (`[batch, oh, ow, channels]`).
 pub fn pool2d(y: &mut [f32], x: &[f32], win: &Window2d, kind: PoolKind) {
@@ -194,31 +222,25 @@ pub fn pool2d(y: &mut [f32], x: &[f32], win: &Window2d, kind: PoolKind) {
     y.par_chunks_mut(out_len * task).zip(x.par_chunks(win.in_len() * task)).for_each(|(y, x)| {
         for (ys, xs) in y.chunks_mut(out_len).zip(x.chunks(win.in_len())) {
             for oy in 0..win.rows.out {
+                let ry = win.rows.taps_inside(oy);
                 for ox in 0..win.cols.out {
+                    let rx = win.cols.taps_inside(ox);
                     let out = &mut ys[(oy * win.cols.out + ox) * c..][..c];
-                    let cells = window_cells(win, oy, ox);
-                    match kind {
-                        PoolKind::Max => {
-                            out.fill(f32::NEG_INFINITY);
-                            for at in cells {
+                    out.fill(if kind == PoolKind::Max { f32::NEG_INFINITY } else { 0.0 });
+                    for ky in ry.clone() {
+                        let iy = inside(&win.rows, oy, ky);
+                        for kx in rx.clone() {
+                            let src = &xs[(iy * win.cols.input + inside(&win.cols, ox, kx)) * c..][..c];
+                            match kind {
                                 // The first largest wins; a NaN propagates.
-                                out.iter_mut().zip(&xs[at..at + c]).for_each(|(o, v)| {
-                                    if *v > *o || v.is_nan() && !o.is_nan() {
-                                        *o = *v;
-                                    }
-                                });
+                                PoolKind::Max => out.iter_mut().zip(src).for_each(|(o, &v)| *o = if v > *o || v.is_nan() { v } else { *o }),
+                                PoolKind::Average => out.iter_mut().zip(src).for_each(|(o, v)| *o += *v),
                             }
                         }
-                        PoolKind::Average => {
-                            out.fill(0.0);
-                            let mut count = 0usize;
-                            for at in cells {
-                                out.iter_mut().zip(&xs[at..at + c]).for_each(|(o, v)| *o += *v);
-                                count += 1;
-                            }
-                            let inv = 1.0 / count as f32;
-                            out.iter_mut().for_each(|o| *o *= inv);
-                        }
+                    }
+                    if kind == PoolKind::Average {
+                        let inv = 1.0 / (ry.len() * rx.len()) as f32;
+                        out.iter_mut().for_each(|o| *o *= inv);
                     }
                 }
             }
@@ -236,29 +258,48 @@ pub fn pool2d_backward(gx: &mut [f32], gy: &[f32], x: &[f32], win: &Window2d, ki
     chunks.for_each(|((gx, gy), x)| {
         for ((gxs, gys), xs) in gx.chunks_mut(win.in_len()).zip(gy.chunks(out_len)).zip(x.chunks(win.in_len())) {
             for oy in 0..win.rows.out {
+                let ry = win.rows.taps_inside(oy);
                 for ox in 0..win.cols.out {
+                    let rx = win.cols.taps_inside(ox);
                     let g = &gys[(oy * win.cols.out + ox) * c..][..c];
-                    let cells = window_cells(win, oy, ox);
-                    match kind {
-                        PoolKind::Average => {
-                            let inv = 1.0 / cells.clone().count() as f32;
-                            for at in cells {
+                    let cell = |ky: usize, kx: usize| (inside(&win.rows, oy, ky) * win.cols.input + inside(&win.cols, ox, kx)) * c;
+                    if kind == PoolKind::Average {
+                        let inv = 1.0 / (ry.len() * rx.len()) as f32;
+                        for ky in ry.clone() {
+                            for kx in rx.clone() {
+                                let at = cell(ky, kx);
                                 gxs[at..at + c].iter_mut().zip(g).for_each(|(d, v)| *d += *v * inv);
                             }
                         }
-                        PoolKind::Max => {
-                            // Channel by channel, so no per-window buffer is needed.
-                            for (ch, v) in g.iter().enumerate() {
-                                let mut best = usize::MAX;
-                                for at in cells.clone().map(|at| at + ch) {
-                                    if best == usize::MAX || xs[at] > xs[best] || xs[at].is_nan() && !xs[best].is_nan() {
-                                        best = at;
-                                    }
-                                }
-                                if best != usize::MAX {
-                                    gxs[best] += *v;
-                                }
+                        continue;
+                    }
+                    // Running maxima of a block of channels and where they are, from the
+                    // window's first cell on (selects, no branches: they vectorize).
+                    if ry.is_empty() || rx.is_empty() {
+                        continue;
+                    }
+                    let first = cell(ry.start, rx.start);
+                    let cells = ry.clone().flat_map(|ky| rx.clone().map(move |kx| (ky, kx))).skip(1);
+                    for c0 in (0..c).step_by(POOL_BLOCK) {
+                        let width = POOL_BLOCK.min(c - c0);
+                        let mut best = [0.0f32; POOL_BLOCK];
+                        let mut at = [0usize; POOL_BLOCK];
+                        for j in 0..width {
+                            best[j] = xs[first + c0 + j];
+                            at[j] = first + c0 + j;
+                        }
+                        for (ky, kx) in cells.clone() {
+                            let base = cell(ky, kx) + c0;
+                            let vals = &xs[base..base + width];
+                            for j in 0..width {
+                                let v = vals[j];
+                                let take = v > best[j] || v.is_nan() && !best[j].is_nan();
+                                best[j] = if take { v } else { best[j] };
+                                at[j] = if take { base + j } else { at[j] };
                             }
+                        }
+                        for j in 0..width {
+                            gxs[at[j]] += g[c0 + j];
                         }
                     }
                 }
