@@ -34,14 +34,14 @@ impl Callback for EpochTimer {
     }
 }
 
-fn max_rss_mb() -> f64 {
+pub(crate) fn max_rss_mb() -> f64 {
     // SAFETY: getrusage fills the struct it is given.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
     usage.ru_maxrss as f64 / 1024.0
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
     v[v.len() / 2]
 }
@@ -108,7 +108,7 @@ fn exec_to_now_ms() -> Option<f64> {
     Some(unix_ns().saturating_sub(spawned) as f64 / 1e6)
 }
 
-fn run_json(cmd: &mut Command, what: &str) -> Result<serde_json::Value> {
+pub(crate) fn run_json(cmd: &mut Command, what: &str) -> Result<serde_json::Value> {
     let out = cmd.output().map_err(|e| Error::State(format!("{what}: {e}")))?;
     if !out.status.success() {
         return Err(Error::State(format!("{what} failed: {}", String::from_utf8_lossy(&out.stderr))));

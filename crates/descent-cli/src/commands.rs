@@ -1,7 +1,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use descent::data::{read_csv, read_npy, CsvOptions, LabelColumn};
+use descent::data::{read_csv, read_idx, read_npy, CsvOptions, LabelColumn};
 use descent::experiment::{DataSource, Experiment};
 use descent::io::{write_atomic, SavedModel};
 use descent::nn::Loss;
@@ -87,15 +87,17 @@ pub fn evaluate(run: &Path, data: Option<&Path>, label_column: Option<String>) -
     Ok(())
 }
 
-/// Features from a .npy file, or a CSV whose columns are all features except one named
-/// like the training label column (so the training file itself can be passed).
+/// Features from a .npy or IDX file (images keep their per-sample shape), or a CSV whose
+/// columns are all features except one named like the training label column (so the
+/// training file itself can be passed).
 fn read_features(input: &Path, run: &Path, categories: &[descent::data::Categories]) -> Result<Tensor> {
-    let is_npy = input.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"));
-    if is_npy {
-        let t = read_npy(input)?;
-        let rows = t.dims()[0];
-        let cols = t.row_len();
-        return Tensor::new(t.into_data(), &[rows, cols]);
+    let name = input.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+    let samples = |t: Tensor| if t.shape().rank() >= 2 { Ok(t) } else { Tensor::new(t.data().to_vec(), &[t.rows(), 1]) };
+    if name.ends_with(".npy") {
+        return samples(read_npy(input)?);
+    }
+    if name.ends_with("ubyte") || name.ends_with("ubyte.gz") || name.ends_with(".idx") || name.ends_with(".idx.gz") {
+        return samples(read_idx(input)?);
     }
     let label = match run_experiment(run).map(|e| e.data.source) {
         Ok(DataSource::Csv { label_column: LabelColumn::Name(n), .. }) => Some(n),

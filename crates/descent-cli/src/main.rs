@@ -1,6 +1,7 @@
 //! `descent`: train, evaluate and use models described by one TOML file.
 
 mod bench;
+mod bench_cnn;
 mod bench_mlp;
 mod commands;
 mod tune_commands;
@@ -97,9 +98,10 @@ enum Command {
     Summary { path: PathBuf },
     /// Benchmarks against PyTorch (WORKLOADS.md). `w0`: sgemm and STREAM ceilings; `w1`: the classic MLP, steps/s; `w2`: the
     /// wide MLP, samples/s and GFLOP/s; `w3`: every optimizer's step over 10M parameters
-    /// beside the bandwidth ceiling.
+    /// beside the bandwidth ceiling; `w4`: Keras's mnist_convnet on Fashion-MNIST, samples/s,
+    /// quiet and beside a busy core.
     Bench {
-        #[arg(value_parser = ["w0", "w1", "w2", "w3", "all"])]
+        #[arg(value_parser = ["w0", "w1", "w2", "w3", "w4", "all"])]
         workload: String,
         #[arg(long, default_value_t = 3)]
         rounds: usize,
@@ -111,6 +113,9 @@ enum Command {
         /// Only these optimizers (comma-separated names, e.g. adam,sgd_momentum).
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
+        /// W4: training images in the timed epoch (of Fashion-MNIST's 60,000).
+        #[arg(long, default_value_t = 12_800)]
+        samples: usize,
     },
     /// k-fold cross-validation of an experiment: per-fold scores and mean ± std. The
     /// experiment's held-out test split is set aside and not used.
@@ -168,9 +173,13 @@ enum Command {
         #[arg(long)]
         svg: Option<PathBuf>,
     },
-    /// One measurement for `bench w1|w2`, in its own process (prints one JSON line).
+    /// One measurement for `bench w1|w2|w4`, in its own process (prints one JSON line).
     #[command(hide = true)]
-    BenchChild { workload: String },
+    BenchChild {
+        workload: String,
+        #[arg(long, default_value_t = 12_800)]
+        samples: usize,
+    },
     /// Print (CSV) or chart (SVG) a learning-rate schedule over N steps, without training.
     Schedule {
         /// A schedule as inline TOML, e.g. '{ name = "cosine_decay", initial_learning_rate = 0.1, decay_steps = 1000 }',
@@ -191,8 +200,9 @@ fn main() -> ExitCode {
         Command::Evaluate { run, data, label_column } => commands::evaluate(&run, data.as_deref(), label_column),
         Command::Predict { run, input, output } => commands::predict(&run, &input, output.as_deref()),
         Command::Summary { path } => commands::summary(&path),
-        Command::Bench { workload, rounds, python, out, only } => match workload.as_str() {
+        Command::Bench { workload, rounds, python, out, only, samples } => match workload.as_str() {
             "w3" => bench::w3(rounds, Some(&python), &out, &only),
+            "w4" => bench_cnn::w4(rounds, Some(&python), &out, samples),
             "w0" => {
                 bench_mlp::ceilings(true);
                 Ok(())
@@ -202,6 +212,7 @@ fn main() -> ExitCode {
                 bench_mlp::mlp("w1", rounds, Some(&python), &out)
                     .and_then(|_| bench_mlp::mlp("w2", rounds, Some(&python), &out))
                     .and_then(|_| bench::w3(rounds, Some(&python), &out, &only))
+                    .and_then(|_| bench_cnn::w4(rounds, Some(&python), &out, samples))
             }
             w => bench_mlp::mlp(w, rounds, Some(&python), &out),
         },
@@ -211,7 +222,8 @@ fn main() -> ExitCode {
         Command::Compare { files, optimizers, metric, folds, svg } => {
             tune_commands::compare_cmd(&files, &optimizers, &metric, &folds.args(), svg.as_deref())
         }
-        Command::BenchChild { workload } => bench_mlp::child(&workload),
+        Command::BenchChild { workload, samples } if workload == "w4" => bench_cnn::child(samples, 10),
+        Command::BenchChild { workload, .. } => bench_mlp::child(&workload),
         Command::Schedule { spec, steps, svg } => commands::schedule(&spec, steps, svg.as_deref()),
     };
     match result {

@@ -78,7 +78,7 @@ fn convolutions_match_pytorch() {
         let y = t.conv2d(&store, xv, kv, Some(bv), args, groups, Activation::Linear).unwrap();
         let want_shape = dims(&c["y_shape"]);
         assert_eq!(t.shape(y).numel(), want_shape.iter().product::<usize>(), "{name}: output shape {:?} vs {want_shape:?}", t.shape(y));
-        close(&t.value(&store, y), &floats(&c["y"]), &format!("{name}: y"));
+        close(t.value(&store, y), &floats(&c["y"]), &format!("{name}: y"));
         let root = probed(&mut t, &store, y, &floats(&c["probe"]));
         store.zero_grads();
         t.backward(root, &mut store).unwrap();
@@ -103,7 +103,7 @@ fn pooling_matches_pytorch() {
         let xv = t.param(&store, x);
         let y = t.pool2d(&store, xv, kind, args).unwrap();
         assert_eq!(t.shape(y).dims(), dims(&c["y_shape"]).as_slice(), "{name}");
-        close(&t.value(&store, y), &floats(&c["y"]), &format!("{name}: y"));
+        close(t.value(&store, y), &floats(&c["y"]), &format!("{name}: y"));
         let root = probed(&mut t, &store, y, &floats(&c["probe"]));
         store.zero_grads();
         t.backward(root, &mut store).unwrap();

@@ -114,7 +114,7 @@ fn a_residual_convnet_trains_and_augments_only_in_training() {
     let back: ModelConfig = serde_json::from_str(&json).unwrap();
     assert_eq!(back, config);
     let mut again = Network::from_config(back).unwrap();
-    again.params_mut().values_mut().copy_from_slice(&m.params().values());
+    again.params_mut().values_mut().copy_from_slice(m.params().values());
     let mut again = Model::from_network(again);
     assert_eq!(again.summary(), m.summary());
     assert_eq!(again.predict(&x, 100).unwrap(), m.predict(&x, 100).unwrap());
