@@ -140,3 +140,43 @@ fn functional() -> Model {
     let y = Dense::new(10, Activation::Linear).call(&joined).unwrap();
     Model::new(&[x], &[y]).unwrap()
 }
+
+#[test]
+fn steady_state_steps_of_a_convnet_do_not_allocate() {
+    single_threaded();
+    use descent::nn::{BatchNormalization, Conv, ConvConfig, DepthwiseConv2dConfig, Dropout, Flatten, FlipMode, Padding, Pooling, RandomFlip, SpatialDropout, DropoutConfig, ZeroPadding2d, Padding2d};
+    // Every conv-family layer on the tape: augmentation, padding, convolution (strided,
+    // grouped, depthwise), batch norm over channels, both poolings, spatial dropout.
+    let x = Input::new(&[12, 12, 1]);
+    let a = RandomFlip::new(FlipMode::Horizontal).call(&x).unwrap();
+    let p = ZeroPadding2d::new(Padding2d::All(1)).call(&a).unwrap();
+    let c = Conv::conv2d(ConvConfig { activation: Activation::Relu, ..ConvConfig::new(8, 3) }).call(&p).unwrap();
+    let c = BatchNormalization::new().call(&c).unwrap();
+    let g = Conv::conv2d(ConvConfig { groups: 2, padding: Padding::Same, ..ConvConfig::new(8, 3) }).call(&c).unwrap();
+    let d = Conv::depthwise(DepthwiseConv2dConfig { strides: 2.into(), ..toml_depthwise() }).call(&g).unwrap();
+    let s = SpatialDropout::new(2, DropoutConfig { rate: 0.2, seed: Some(1), name: None, input_shape: None, inputs: None }).call(&d).unwrap();
+    let m = Pooling::max2d(2).call(&s).unwrap();
+    let f = Flatten::new().call(&m).unwrap();
+    let f = Dropout::new(0.5).call(&f).unwrap();
+    let y = Dense::new(10, Activation::Linear).call(&f).unwrap();
+    let mut model = Model::new(&[x], &[y]).unwrap();
+    model.compile(Adam::new(1e-3), Loss::sparse_categorical_crossentropy(true), &["accuracy"]).unwrap();
+    let xs: Vec<Tensor> = (0..4).map(|s| Tensor::new(batch(16, 144, s).data().to_vec(), &[16, 12, 12]).unwrap()).collect();
+    let y = Tensor::new((0..16).map(|i| (i % 10) as f32).collect(), &[16, 1]).unwrap();
+    model.train_on_batch(&xs[0], &y).unwrap();
+    model.train_on_batch(&xs[1], &y).unwrap();
+    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    let mut loss = 0.0;
+    COUNTED.set(true);
+    for x in &xs {
+        loss += model.train_on_batch(x, &y).unwrap();
+    }
+    COUNTED.set(false);
+    let allocated = ALLOCATIONS.load(Ordering::SeqCst) - before;
+    assert!(loss.is_finite());
+    assert_eq!(allocated, 0, "convnet: {allocated} heap allocations in 4 steady-state steps");
+}
+
+fn toml_depthwise() -> descent::nn::DepthwiseConv2dConfig {
+    toml::from_str("kernel_size = 3\npadding = \"same\"\ndepth_multiplier = 2").unwrap()
+}

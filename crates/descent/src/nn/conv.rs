@@ -383,12 +383,17 @@ impl Layer for Conv {
     fn output_activation(&self) -> Option<Activation> {
         Some(self.activation())
     }
+    /// Called every step: reads the configs directly (no `parts()`, which formats names).
     fn regularizers(&self, f: &mut dyn FnMut(ParamId, Regularizer)) {
-        let Ok(p) = self.parts() else { return };
-        if let (Some(id), Some(r)) = (self.kernel, p.regularizers[0]) {
+        let (kernel, bias) = match (&self.conv, &self.depthwise) {
+            (Some(c), _) => (c.kernel_regularizer, c.bias_regularizer),
+            (None, Some(d)) => (d.depthwise_regularizer, d.bias_regularizer),
+            (None, None) => (None, None),
+        };
+        if let (Some(id), Some(r)) = (self.kernel, kernel) {
             f(id, r);
         }
-        if let (Some(id), Some(r)) = (self.bias, p.regularizers[1]) {
+        if let (Some(id), Some(r)) = (self.bias, bias) {
             f(id, r);
         }
     }
