@@ -74,17 +74,38 @@ pub fn batch_norm_forward(
     inv_std: &mut [f32],
 ) {
     let n = gamma.len();
-    let rows = x.len() / n.max(1);
-    // Column by column, in f64, with no scratch buffer (nothing allocates per step).
-    for j in 0..n {
-        let mu = (0..rows).map(|r| x[r * n + j] as f64).sum::<f64>() / rows.max(1) as f64;
-        let v = (0..rows).map(|r| (x[r * n + j] as f64 - mu).powi(2)).sum::<f64>() / rows.max(1) as f64;
-        mean[j] = mu as f32;
-        var[j] = v as f32;
-        inv_std[j] = (1.0 / (v + eps as f64).sqrt()) as f32;
+    // In f64, each column's rows summed in order, a block of columns at a time over
+    // contiguous rows (a column-at-a-time walk strided through the whole batch: an image
+    // batch norm over [128·26·26, 32] took 30 passes over 11 MB); f64 accumulators on
+    // the stack, so nothing allocates per step.
+    let count = (x.len() / n.max(1)).max(1) as f64;
+    for j0 in (0..n).step_by(COLUMN_BLOCK) {
+        let w = COLUMN_BLOCK.min(n - j0);
+        let mut sum = [0.0f64; COLUMN_BLOCK];
+        for xr in x.chunks_exact(n) {
+            for (s, v) in sum[..w].iter_mut().zip(&xr[j0..j0 + w]) {
+                *s += *v as f64;
+            }
+        }
+        let mu: [f64; COLUMN_BLOCK] = std::array::from_fn(|k| sum[k] / count);
+        let mut sq = [0.0f64; COLUMN_BLOCK];
+        for xr in x.chunks_exact(n) {
+            for ((s, v), m) in sq[..w].iter_mut().zip(&xr[j0..j0 + w]).zip(&mu) {
+                *s += (*v as f64 - m).powi(2);
+            }
+        }
+        for k in 0..w {
+            let v = sq[k] / count;
+            mean[j0 + k] = mu[k] as f32;
+            var[j0 + k] = v as f32;
+            inv_std[j0 + k] = (1.0 / (v + eps as f64).sqrt()) as f32;
+        }
     }
     normalize_columns(x, mean, inv_std, gamma, beta, y, xhat);
 }
+
+/// Columns per block of the batch-norm passes (their f64 accumulators on the stack).
+const COLUMN_BLOCK: usize = 64;
 
 /// y = γ ⊙ (x − μ)·r + β per column, keeping x̂.
 fn normalize_columns(x: &[f32], mu: &[f32], inv_std: &[f32], gamma: &[f32], beta: &[f32], y: &mut [f32], xhat: &mut [f32]) {
@@ -129,18 +150,25 @@ pub fn batch_norm_backward(
                 }
             }
         } else {
-            let rows = g.len() / n.max(1);
-            for j in 0..n {
-                let (mut s1, mut s2) = (0.0f64, 0.0f64);
-                for r in 0..rows {
-                    let gh = (g[r * n + j] * gamma[j]) as f64;
-                    s1 += gh;
-                    s2 += gh * xhat[r * n + j] as f64;
+            // Blocks of columns over contiguous rows, as in the forward pass.
+            let count = (g.len() / n.max(1)).max(1) as f64;
+            for j0 in (0..n).step_by(COLUMN_BLOCK) {
+                let w = COLUMN_BLOCK.min(n - j0);
+                let (mut s1, mut s2) = ([0.0f64; COLUMN_BLOCK], [0.0f64; COLUMN_BLOCK]);
+                for (gr, hr) in g.chunks_exact(n).zip(xhat.chunks_exact(n)) {
+                    for k in 0..w {
+                        let gh = (gr[j0 + k] * gamma[j0 + k]) as f64;
+                        s1[k] += gh;
+                        s2[k] += gh * hr[j0 + k] as f64;
+                    }
                 }
-                let (m1, m2) = (s1 / rows.max(1) as f64, s2 / rows.max(1) as f64);
-                for r in 0..rows {
-                    let gh = (g[r * n + j] * gamma[j]) as f64;
-                    gx[r * n + j] += (inv_std[j] as f64 * (gh - m1 - xhat[r * n + j] as f64 * m2)) as f32;
+                let (m1, m2): ([f64; COLUMN_BLOCK], [f64; COLUMN_BLOCK]) = (std::array::from_fn(|k| s1[k] / count), std::array::from_fn(|k| s2[k] / count));
+                for ((gr, hr), dxr) in g.chunks_exact(n).zip(xhat.chunks_exact(n)).zip(gx.chunks_exact_mut(n)) {
+                    for k in 0..w {
+                        let j = j0 + k;
+                        let gh = (gr[j] * gamma[j]) as f64;
+                        dxr[j] += (inv_std[j] as f64 * (gh - m1[k] - hr[j] as f64 * m2[k])) as f32;
+                    }
                 }
             }
         }
