@@ -57,6 +57,15 @@ fn single_threaded() {
     ONCE.call_once(|| rayon::ThreadPoolBuilder::new().num_threads(1).build_global().expect("the first use of rayon's pool"));
 }
 
+/// Heap allocations on this thread while `steps` runs, and its result.
+fn allocations_during<R>(steps: impl FnOnce() -> R) -> (usize, R) {
+    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    COUNTED.set(true);
+    let out = steps();
+    COUNTED.set(false);
+    (ALLOCATIONS.load(Ordering::SeqCst) - before, out)
+}
+
 #[test]
 fn steady_state_training_steps_do_not_allocate() {
     single_threaded();
@@ -76,14 +85,7 @@ fn steady_state_training_steps_do_not_allocate() {
         // Warm-up: buffers grow to their steady size.
         model.train_on_batch(&xs[0], &y).unwrap();
         model.train_on_batch(&xs[1], &y).unwrap();
-        let before = ALLOCATIONS.load(Ordering::SeqCst);
-        let mut loss = 0.0;
-        COUNTED.set(true);
-        for x in &xs {
-            loss += model.train_on_batch(x, &y).unwrap();
-        }
-        COUNTED.set(false);
-        let allocated = ALLOCATIONS.load(Ordering::SeqCst) - before;
+        let (allocated, loss) = allocations_during(|| xs.iter().map(|x| model.train_on_batch(x, &y).unwrap()).sum::<f32>());
         assert!(loss.is_finite());
         assert_eq!(allocated, 0, "{name} ({:?}): {allocated} heap allocations in 4 steady-state steps", model.kind());
     }
@@ -105,14 +107,7 @@ fn steady_state_steps_of_a_two_output_model_do_not_allocate() {
     let v = Tensor::new((0..32).map(|i| i as f32 / 32.0).collect(), &[32, 1]).unwrap();
     model.train_on_batch_outputs(&[&xs[0]], &[&y, &v]).unwrap();
     model.train_on_batch_outputs(&[&xs[1]], &[&y, &v]).unwrap();
-    let before = ALLOCATIONS.load(Ordering::SeqCst);
-    let mut loss = 0.0;
-    COUNTED.set(true);
-    for x in &xs {
-        loss += model.train_on_batch_outputs(&[x], &[&y, &v]).unwrap();
-    }
-    COUNTED.set(false);
-    let allocated = ALLOCATIONS.load(Ordering::SeqCst) - before;
+    let (allocated, loss) = allocations_during(|| xs.iter().map(|x| model.train_on_batch_outputs(&[x], &[&y, &v]).unwrap()).sum::<f32>());
     assert!(loss.is_finite());
     assert_eq!(allocated, 0, "two outputs: {allocated} heap allocations in 4 steady-state steps");
 }
@@ -165,14 +160,7 @@ fn steady_state_steps_of_a_convnet_do_not_allocate() {
     let y = Tensor::new((0..16).map(|i| (i % 10) as f32).collect(), &[16, 1]).unwrap();
     model.train_on_batch(&xs[0], &y).unwrap();
     model.train_on_batch(&xs[1], &y).unwrap();
-    let before = ALLOCATIONS.load(Ordering::SeqCst);
-    let mut loss = 0.0;
-    COUNTED.set(true);
-    for x in &xs {
-        loss += model.train_on_batch(x, &y).unwrap();
-    }
-    COUNTED.set(false);
-    let allocated = ALLOCATIONS.load(Ordering::SeqCst) - before;
+    let (allocated, loss) = allocations_during(|| xs.iter().map(|x| model.train_on_batch(x, &y).unwrap()).sum::<f32>());
     assert!(loss.is_finite());
     assert_eq!(allocated, 0, "convnet: {allocated} heap allocations in 4 steady-state steps");
 }

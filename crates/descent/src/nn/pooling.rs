@@ -91,19 +91,26 @@ impl Pooling {
     }
 }
 
-impl Layer for Pooling {
-    fn kind(&self) -> &'static str {
+impl Pooling {
+    /// Keras's class name and automatic name prefix of this form.
+    fn names(&self) -> (&'static str, &'static str) {
         let PoolForm { kind, rank, global } = self.form;
         match (global, kind, rank) {
-            (false, PoolKind::Max, 2) => "MaxPooling2D",
-            (false, PoolKind::Max, _) => "MaxPooling1D",
-            (false, PoolKind::Average, 2) => "AveragePooling2D",
-            (false, PoolKind::Average, _) => "AveragePooling1D",
-            (true, PoolKind::Max, 2) => "GlobalMaxPooling2D",
-            (true, PoolKind::Max, _) => "GlobalMaxPooling1D",
-            (true, PoolKind::Average, 2) => "GlobalAveragePooling2D",
-            (true, PoolKind::Average, _) => "GlobalAveragePooling1D",
+            (false, PoolKind::Max, 2) => ("MaxPooling2D", "max_pooling2d"),
+            (false, PoolKind::Max, _) => ("MaxPooling1D", "max_pooling1d"),
+            (false, PoolKind::Average, 2) => ("AveragePooling2D", "average_pooling2d"),
+            (false, PoolKind::Average, _) => ("AveragePooling1D", "average_pooling1d"),
+            (true, PoolKind::Max, 2) => ("GlobalMaxPooling2D", "global_max_pooling2d"),
+            (true, PoolKind::Max, _) => ("GlobalMaxPooling1D", "global_max_pooling1d"),
+            (true, PoolKind::Average, 2) => ("GlobalAveragePooling2D", "global_average_pooling2d"),
+            (true, PoolKind::Average, _) => ("GlobalAveragePooling1D", "global_average_pooling1d"),
         }
+    }
+}
+
+impl Layer for Pooling {
+    fn kind(&self) -> &'static str {
+        self.names().0
     }
     fn name(&self) -> &str {
         &self.name
@@ -112,17 +119,7 @@ impl Layer for Pooling {
         self.name = name;
     }
     fn default_name(&self) -> &'static str {
-        let PoolForm { kind, rank, global } = self.form;
-        match (global, kind, rank) {
-            (false, PoolKind::Max, 2) => "max_pooling2d",
-            (false, PoolKind::Max, _) => "max_pooling1d",
-            (false, PoolKind::Average, 2) => "average_pooling2d",
-            (false, PoolKind::Average, _) => "average_pooling1d",
-            (true, PoolKind::Max, 2) => "global_max_pooling2d",
-            (true, PoolKind::Max, _) => "global_max_pooling1d",
-            (true, PoolKind::Average, 2) => "global_average_pooling2d",
-            (true, PoolKind::Average, _) => "global_average_pooling1d",
-        }
+        self.names().1
     }
     fn declared_input_shape(&self) -> Option<&[usize]> {
         self.windowed.as_ref().map_or(self.global.as_ref().and_then(|g| g.input_shape.as_deref()), |w| w.input_shape.as_deref())

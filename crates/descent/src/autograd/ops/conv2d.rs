@@ -4,7 +4,7 @@
 //! one GEMM per group, then the fused bias + activation pass dense uses; backward
 //! ∂z = ∂y ⊙ act'(z), ∂b = Σ ∂z, ∂W = colsᵀ·∂z, ∂x = col2im(∂z·Wᵀ).
 
-use super::{value_of, Backward, Op, Saved};
+use super::{bias_then_activation, value_of, Backward, Op, Saved};
 use crate::autograd::{ParamStore, Tape, Var};
 use crate::error::{Error, Result};
 use crate::tensor::kernels::activation::Activation;
@@ -68,16 +68,7 @@ impl Tape {
         self.compute(store, out, |nodes, params, y, saved| {
             let [cols, pre_activation, scratch] = saved;
             B::conv2d(y, value_of(nodes, params, x), value_of(nodes, params, w), &geo, cols, scratch);
-            let bias = b.map(|b| value_of(nodes, params, b));
-            if keep_input {
-                B::bias_act(y, bias, f, Activation::Linear);
-                B::resize(pre_activation, B::len(y));
-                B::copy(pre_activation, y);
-                B::bias_act(y, None, f, act);
-            } else {
-                B::clear(pre_activation);
-                B::bias_act(y, bias, f, act);
-            }
+            bias_then_activation(y, b.map(|b| value_of(nodes, params, b)), f, act, keep_input, pre_activation);
         });
         Ok(out)
     }

@@ -2,7 +2,7 @@
 //! and one fused bias + activation pass forward; backward ∂L/∂z = ∂L/∂y ⊙ act'(z), then
 //! ∂b = Σ_rows ∂z, ∂W = xᵀ·∂z, ∂x = ∂z·Wᵀ.
 
-use super::{value_of, Backward, Op, Saved};
+use super::{bias_then_activation, value_of, Backward, Op, Saved};
 use crate::autograd::{ParamStore, Tape, Var};
 use crate::error::{Error, Result};
 use crate::tensor::kernels::activation::Activation;
@@ -38,17 +38,7 @@ impl Tape {
         let keep_input = rg && self.grad_enabled() && act.needs_input_for_backward();
         self.compute(store, out, |nodes, params, y, saved| {
             B::matmul(y, value_of(nodes, params, x), value_of(nodes, params, w), m, k, n, false, false, false);
-            let bias = b.map(|b| value_of(nodes, params, b));
-            let pre_activation = &mut saved[0];
-            if keep_input {
-                B::bias_act(y, bias, n, Activation::Linear);
-                B::resize(pre_activation, m * n);
-                B::copy(pre_activation, y);
-                B::bias_act(y, None, n, act);
-            } else {
-                B::clear(pre_activation);
-                B::bias_act(y, bias, n, act);
-            }
+            bias_then_activation(y, b.map(|b| value_of(nodes, params, b)), n, act, keep_input, &mut saved[0]);
         });
         Ok(out)
     }

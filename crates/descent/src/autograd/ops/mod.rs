@@ -139,6 +139,21 @@ impl Backward<'_> {
     }
 }
 
+/// `y = act(y + bias)` in place over rows of `cols`, keeping the pre-activation `y + bias`
+/// in `pre_activation` when backward will need it (`keep`; else it is emptied) — the
+/// epilogue of dense and convolution.
+pub(crate) fn bias_then_activation(y: &mut DeviceSlice, bias: Option<&DeviceSlice>, cols: usize, act: Activation, keep: bool, pre_activation: &mut DeviceVec) {
+    if keep {
+        B::bias_act(y, bias, cols, Activation::Linear);
+        B::resize(pre_activation, B::len(y));
+        B::copy(pre_activation, y);
+        B::bias_act(y, None, cols, act);
+    } else {
+        B::clear(pre_activation);
+        B::bias_act(y, bias, cols, act);
+    }
+}
+
 /// Disjoint ranges of one buffer, mutably (any may be absent).
 pub(crate) fn split_disjoint<const N: usize>(mut buf: &mut DeviceSlice, ranges: [Option<Range<usize>>; N]) -> [Option<&mut DeviceSlice>; N] {
     let mut order: [usize; N] = std::array::from_fn(|i| i);
