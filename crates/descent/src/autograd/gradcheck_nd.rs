@@ -6,14 +6,14 @@ use super::gradcheck::{check, probe, pseudo};
 use super::{ParamId, ParamStore, Tape, Var};
 use crate::tensor::Shape;
 
-fn param(store: &mut ParamStore, name: &str, dims: &[usize], seed: u64) -> ParamId {
+pub(super) fn param(store: &mut ParamStore, name: &str, dims: &[usize], seed: u64) -> ParamId {
     let n = dims.iter().product();
     let vals = pseudo(seed, n, -1.0, 1.0);
     store.add(name, Shape::new(dims).unwrap(), |b| b.copy_from_slice(&vals))
 }
 
 /// A scalar touching every element of a value of any rank (through `reshape`).
-fn probe_nd(t: &mut Tape, s: &ParamStore, y: Var) -> Var {
+pub(super) fn probe_nd(t: &mut Tape, s: &ParamStore, y: Var) -> Var {
     let n = t.shape(y).numel();
     let flat = t.reshape(s, y, &[1, n]).unwrap();
     probe(t, s, flat)

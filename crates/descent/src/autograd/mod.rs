@@ -8,6 +8,7 @@ mod params;
 mod tape;
 
 pub use params::{ParamEntry, ParamId, ParamStore};
+pub use ops::AttentionSpec;
 pub use tape::{Tape, Var};
 #[cfg(test)]
 mod gradcheck;
@@ -15,5 +16,7 @@ mod gradcheck;
 mod gradcheck_nd;
 #[cfg(test)]
 mod gradcheck_conv;
+#[cfg(test)]
+mod gradcheck_attention;
 #[cfg(test)]
 mod conv_reference_tests;

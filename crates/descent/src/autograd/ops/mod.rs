@@ -8,6 +8,7 @@
 //! step to step, so a steady-state step allocates nothing.
 
 mod activation;
+mod attention;
 mod activity_penalty;
 mod add;
 mod add_const;
@@ -32,6 +33,7 @@ mod reshape;
 mod slice;
 mod softmax;
 
+pub use attention::AttentionSpec;
 pub use broadcast::Broadcast;
 pub use reduce::Reduction;
 
@@ -73,6 +75,7 @@ pub(crate) enum Op {
     Pool2d { x: Var, kind: PoolKind, spec: WindowSpec },
     Pad2d { x: Var, top: u16, left: u16 },
     Remap2d { x: Var, fill: FillMode },
+    Attention { q: Var, k: Var, v: Var, spec: AttentionSpec },
 }
 
 /// A node's reusable saved buffers; each op's `…Saved` struct says what its slots hold.
@@ -200,6 +203,7 @@ pub(crate) fn backward(ctx: &mut Backward, i: usize) {
         Op::Pool2d { x, kind, spec } => pool2d::backward(ctx, i, x, kind, spec),
         Op::Pad2d { x, top, left } => pad2d::backward(ctx, i, x, (top as usize, left as usize)),
         Op::Remap2d { x, fill } => remap2d::backward(ctx, i, x, fill),
+        Op::Attention { q, k, v, spec } => attention::backward(ctx, i, (q, k, v), spec),
     }
 }
 

@@ -9,6 +9,7 @@ use crate::tensor::kernels::activation::{act_backward_inplace, bias_act_inplace,
 use crate::tensor::kernels::loss::LossKind;
 use crate::tensor::kernels::parallel::{for_each_split, MIN_PARALLEL_LEN};
 use crate::tensor::conv::{ConvGeometry, FillMode, PoolKind, Window2d};
+use crate::tensor::kernels::attention::{self, AttentionDims};
 use crate::tensor::kernels::{axis, conv, elementwise, matmul, norm, reduce, strided};
 use crate::tensor::{alloc, Layout};
 
@@ -239,6 +240,13 @@ impl Backend for Cpu {
     }
     fn scatter_add_rows(gtable: &mut CpuSlice, g: &CpuSlice, ids: &CpuInts, width: usize) {
         axis::scatter_add_rows(&mut gtable.0, &g.0, &ids.0, width)
+    }
+
+    fn attention(o: &mut CpuSlice, lse: &mut CpuSlice, q: &CpuSlice, k: &CpuSlice, v: &CpuSlice, dims: &AttentionDims) {
+        attention::attention_forward(&mut o.0, &mut lse.0, &q.0, &k.0, &v.0, dims)
+    }
+    fn attention_backward(gq: &mut CpuSlice, gk: &mut CpuSlice, gv: &mut CpuSlice, go: &CpuSlice, o: &CpuSlice, lse: &CpuSlice, q: &CpuSlice, k: &CpuSlice, v: &CpuSlice, dims: &AttentionDims) {
+        attention::attention_backward(&mut gq.0, &mut gk.0, &mut gv.0, &go.0, &o.0, &lse.0, &q.0, &k.0, &v.0, dims)
     }
 
     fn layer_norm(x: &CpuSlice, gamma: &CpuSlice, beta: &CpuSlice, eps: f32, y: &mut CpuSlice, xhat: &mut CpuSlice, inv_std: &mut CpuSlice) {

@@ -25,6 +25,7 @@ use std::ops::{Deref, DerefMut, Range};
 use super::kernels::activation::Activation;
 use super::kernels::loss::LossKind;
 use super::conv::{ConvGeometry, FillMode, PoolKind, Window2d};
+use super::kernels::attention::AttentionDims;
 use super::{Layout, Shape};
 
 /// The backend this build runs on.
@@ -182,6 +183,15 @@ pub trait Backend: 'static {
     fn remap2d(y: &mut Self::Slice, x: &Self::Slice, hwc: (usize, usize, usize), transforms: &Self::Slice, fill: FillMode);
     /// `gx += ∂L/∂x` of [`Backend::remap2d`].
     fn remap2d_backward(gx: &mut Self::Slice, gy: &Self::Slice, hwc: (usize, usize, usize), transforms: &Self::Slice, fill: FillMode);
+
+    // ---- attention ----
+    /// Fused scaled dot-product attention: `o = softmax(scale·q·kᵀ, masked)·v` per head
+    /// (`q [B, Tq, H·dk]`, `k [B, Tk, H·dk]`, `v [B, Tk, H·dv]`, `o [B, Tq, H·dv]`) and the
+    /// log-sum-exp of each score row `[B, H, Tq]`; never more than a tile of scores.
+    fn attention(o: &mut Self::Slice, lse: &mut Self::Slice, q: &Self::Slice, k: &Self::Slice, v: &Self::Slice, dims: &AttentionDims);
+    /// Its backward: `gq`, `gk`, `gv` overwritten from `go`, recomputing scores by tiles.
+    #[allow(clippy::too_many_arguments)]
+    fn attention_backward(gq: &mut Self::Slice, gk: &mut Self::Slice, gv: &mut Self::Slice, go: &Self::Slice, o: &Self::Slice, lse: &Self::Slice, q: &Self::Slice, k: &Self::Slice, v: &Self::Slice, dims: &AttentionDims);
 
     // ---- normalization ----
     /// Layer norm of each row of `x: [rows, n]`, keeping x̂ and 1/σ per row.

@@ -7,6 +7,7 @@
 #[macro_use]
 mod simd;
 pub mod activation;
+pub mod attention;
 pub mod axis;
 pub mod conv;
 pub mod bandwidth;
