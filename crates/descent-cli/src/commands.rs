@@ -181,14 +181,40 @@ fn format_predictions(out: &Tensor, saved: &SavedModel) -> String {
 }
 
 pub fn summary(path: &Path) -> Result<()> {
-    let model: Model = if path.is_dir() {
-        Model::load(path)?.0
-    } else {
-        let exp = Experiment::from_file(path)?;
-        let (train, _) = exp.load_splits()?;
-        exp.build_model(train.x.sample_dims())?
-    };
+    let model: Model = if path.is_dir() { Model::load(path)?.0 } else { Experiment::from_file(path)?.model_for_data()? };
     print!("{}", model.summary());
+    Ok(())
+}
+
+/// `descent generate`: the run's tokenizer encodes the prompt; tokens are printed as
+/// they are drawn (whole characters only: a BPE token may end inside one).
+pub fn generate(run: &Path, prompt: &str, opts: descent::train::SampleOptions) -> Result<()> {
+    let (mut model, saved) = Model::load(run)?;
+    let tokenizer = saved
+        .preprocessing
+        .tokenizer
+        .clone()
+        .ok_or_else(|| Error::Config(format!("{}: not a language model's run (no tokenizer saved with it)", run.display())))?;
+    let ids = tokenizer.encode(prompt)?;
+    let mut out = std::io::stdout().lock();
+    let _ = write!(out, "{prompt}");
+    let mut drawn: Vec<u32> = Vec::with_capacity(opts.max_tokens);
+    let mut shown = 0;
+    let started = std::time::Instant::now();
+    model.generate(&ids, &opts, |t| {
+        drawn.push(t);
+        if let Ok(text) = tokenizer.decode(&drawn) {
+            if text.len() > shown && text.is_char_boundary(shown) {
+                let _ = write!(out, "{}", &text[shown..]);
+                let _ = out.flush();
+                shown = text.len();
+            }
+        }
+        Ok(())
+    })?;
+    let secs = started.elapsed().as_secs_f64();
+    let _ = writeln!(out);
+    eprintln!("{} tokens in {secs:.2}s ({:.0} tokens/s)", drawn.len(), drawn.len() as f64 / secs.max(1e-9));
     Ok(())
 }
 

@@ -96,6 +96,27 @@ enum Command {
     },
     /// Print the model of an experiment file or a run folder, Keras-style.
     Summary { path: PathBuf },
+    /// Sample text from a language model's run folder, streamed as it is drawn.
+    Generate {
+        run: PathBuf,
+        /// The text to continue (in the model's vocabulary).
+        #[arg(long, default_value = "\n")]
+        prompt: String,
+        #[arg(long, default_value_t = 500)]
+        max_tokens: usize,
+        /// Divides the logits; 0 always takes the most likely token.
+        #[arg(long, default_value_t = 0.8)]
+        temperature: f32,
+        /// Keep only the k most likely tokens.
+        #[arg(long)]
+        top_k: Option<usize>,
+        /// Keep the most likely tokens whose probabilities sum to at least p.
+        #[arg(long)]
+        top_p: Option<f32>,
+        /// Same seed, same prompt, same model: same text.
+        #[arg(long, default_value_t = 1337)]
+        seed: u64,
+    },
     /// Benchmarks against PyTorch (WORKLOADS.md). `w0`: sgemm and STREAM ceilings; `w1`: the classic MLP, steps/s; `w2`: the
     /// wide MLP, samples/s and GFLOP/s; `w3`: every optimizer's step over 10M parameters
     /// beside the bandwidth ceiling; `w4`: Keras's mnist_convnet on Fashion-MNIST, samples/s,
@@ -200,6 +221,9 @@ fn main() -> ExitCode {
         Command::Evaluate { run, data, label_column } => commands::evaluate(&run, data.as_deref(), label_column),
         Command::Predict { run, input, output } => commands::predict(&run, &input, output.as_deref()),
         Command::Summary { path } => commands::summary(&path),
+        Command::Generate { run, prompt, max_tokens, temperature, top_k, top_p, seed } => {
+            commands::generate(&run, &prompt, descent::train::SampleOptions { max_tokens, temperature, top_k, top_p, seed })
+        }
         Command::Bench { workload, rounds, python, out, only, samples } => match workload.as_str() {
             "w3" => bench::w3(rounds, Some(&python), &out, &only),
             "w4" => bench_cnn::w4(rounds, Some(&python), &out, samples),

@@ -142,6 +142,11 @@ fn slices_and_splits() {
     assert_eq!(t.shape(part).dims(), &[2, 4, 2]);
     assert_eq!(t.value(&store, part)[8..10], store.value(x)[12 + 4..12 + 6]);
     assert!(t.slice(&store, v, 1, 4, 3).unwrap_err().to_string().contains("4..7"));
+    // The leading rows of the first axis (contiguous, shorter than x: a position table
+    // cut to a shorter window).
+    let lead = t.slice(&store, v, 0, 0, 1).unwrap();
+    assert_eq!(t.value(&store, lead)[..], store.value(x)[..12]);
+    check(&mut store, &move |t, s| { let v = t.param(s, x); let y = t.slice(s, v, 0, 0, 1).unwrap(); probe_nd(t, s, y) }, "leading slice");
 }
 
 #[test]

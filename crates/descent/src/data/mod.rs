@@ -6,12 +6,14 @@ mod idx;
 mod npy;
 pub mod stream;
 mod teacher;
+pub mod text;
 
 pub use csv_reader::{csv_categories, read_csv, read_csv_encoded, Categories, CsvOptions, LabelColumn};
 pub use idx::read_idx;
 pub use npy::{read_npy, read_npz, write_npy_f32};
 pub use stream::{ArrayStream, BatchStream, CsvStream, NpyStream, Prefetch, Shard};
 pub use teacher::{teacher_classification, TeacherSpec};
+pub use text::{fixed_windows, TextCorpus, TextWindows, Tokenizer, TokenizerKind};
 
 use rand::seq::SliceRandom;
 
@@ -131,6 +133,9 @@ pub struct Preprocessing {
     /// One-hot encoded CSV columns and their categories (applied when a CSV is read).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub categories: Vec<Categories>,
+    /// A language model's tokenizer and vocabulary (text data).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokenizer: Option<text::Tokenizer>,
 }
 
 /// Which preprocessing steps to fit.
@@ -199,7 +204,7 @@ impl Preprocessing {
 
     /// Fits the enabled steps on training features (each after `x_scale`).
     pub fn fit_with(spec: &PreprocessSpec, train_x: &Tensor) -> Preprocessing {
-        let mut p = Preprocessing { x_scale: spec.x_scale, standardize: None, minmax: None, categories: Vec::new() };
+        let mut p = Preprocessing { x_scale: spec.x_scale, ..Default::default() };
         if spec.standardize || spec.minmax {
             let mut scaled = train_x.clone();
             p.apply(&mut scaled).expect("same width");
@@ -249,7 +254,7 @@ impl Preprocessing {
     /// Fits on a stream in one pass (per-feature mean and variance in f64, Chan's
     /// parallel update per batch), for data that does not fit in memory.
     pub fn fit_stream(spec: &PreprocessSpec, stream: &mut dyn BatchStream) -> Result<Preprocessing> {
-        let mut p = Preprocessing { x_scale: spec.x_scale, standardize: None, minmax: None, categories: Vec::new() };
+        let mut p = Preprocessing { x_scale: spec.x_scale, ..Default::default() };
         if spec.minmax {
             return Err(Error::Config("min-max scaling of streamed data is not supported; use standardize".into()));
         }

@@ -1,7 +1,10 @@
 //! An experiment in one TOML file: data, model, compile, fit, seed and output. This is
 //! what `descent fit FILE` runs; the schema is documented in docs/experiment.md.
 
+mod gpt;
 mod run;
+
+pub use gpt::GptPreset;
 
 pub use run::{next_run_dir, RunSummary, Trained};
 
@@ -167,6 +170,17 @@ pub enum DataSource {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         test_labels: Option<PathBuf>,
     },
+    /// A UTF-8 text file for a language model: tokenized (`char` or GPT-2's `gpt2` BPE),
+    /// split by position (the last `val_fraction` validates), served as next-token
+    /// windows of `block_size` ids at random offsets.
+    Text {
+        path: PathBuf,
+        #[serde(default)]
+        tokenizer: crate::data::TokenizerKind,
+        block_size: usize,
+        #[serde(default = "default_val_fraction")]
+        val_fraction: f64,
+    },
     /// The benchmark workloads' synthetic task (labels from a random teacher network).
     Teacher {
         #[serde(default = "default_teacher_train")]
@@ -182,6 +196,9 @@ pub enum DataSource {
     },
 }
 
+fn default_val_fraction() -> f64 {
+    0.1
+}
 fn default_window_mb() -> usize {
     64
 }
@@ -223,10 +240,29 @@ pub struct ModelSection {
     /// layers refer to it by name. Without it, layers with `inputs` refer to `input_layer`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub inputs: Vec<InputConfig>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub layers: Vec<LayerConfig>,
     /// A functional model's output layer (default: the last layer).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outputs: Vec<String>,
+    /// `[model.gpt]`: the GPT preset instead of `layers` (expanded into them once the
+    /// data's vocabulary is known; `descent summary` shows the result).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpt: Option<GptPreset>,
+}
+
+impl ModelSection {
+    /// The section with a preset written out as its layers, for a vocabulary of `vocab`
+    /// ids and windows of `block` (no preset: unchanged).
+    pub fn expanded(&self, vocab: usize, block: usize) -> ModelSection {
+        match &self.gpt {
+            None => self.clone(),
+            Some(g) => {
+                let (inputs, layers, outputs) = g.expand(vocab, block);
+                ModelSection { inputs, layers, outputs, gpt: None }
+            }
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -259,11 +295,28 @@ pub struct FitSection {
     /// Weight per class index, e.g. `{ "0" = 1.0, "1" = 5.0 }` (unlisted classes: 1).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub class_weight: Option<std::collections::BTreeMap<String, f32>>,
+    /// Text data: train for this many steps (batches) instead of `epochs`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_steps: Option<usize>,
+    /// Text data: validate every this many steps (one history row each).
+    pub eval_interval: usize,
+    /// Text data: the validation batches scored at each evaluation (a fixed set).
+    pub eval_iters: usize,
 }
 
 impl Default for FitSection {
     fn default() -> Self {
-        FitSection { epochs: 10, batch_size: 32, validation_split: 0.0, shuffle: true, verbose: 1, class_weight: None }
+        FitSection {
+            epochs: 10,
+            batch_size: 32,
+            validation_split: 0.0,
+            shuffle: true,
+            verbose: 1,
+            class_weight: None,
+            max_steps: None,
+            eval_interval: 250,
+            eval_iters: 20,
+        }
     }
 }
 
@@ -335,7 +388,7 @@ impl Experiment {
             }
         };
         match &mut self.data.source {
-            DataSource::Csv { path, .. } | DataSource::Npz { path, .. } => fix(path),
+            DataSource::Csv { path, .. } | DataSource::Npz { path, .. } | DataSource::Text { path, .. } => fix(path),
             DataSource::Npy { x, y, .. } => {
                 fix(x);
                 fix(y);
@@ -363,8 +416,39 @@ impl Experiment {
         if self.data.standardize && self.data.minmax {
             return bad("data.minmax", "choose standardize or minmax, not both".into());
         }
-        if self.model.layers.is_empty() {
-            return bad("model.layers", "needs at least one layer".into());
+        let is_text = matches!(self.data.source, DataSource::Text { .. });
+        match (&self.model.gpt, self.model.layers.is_empty()) {
+            (Some(_), false) => return bad("model.gpt", "give the gpt preset or `layers`, not both".into()),
+            (Some(g), true) => {
+                g.validate()?;
+                if !is_text {
+                    return bad("model.gpt", "the gpt preset takes its vocabulary from text data (`data.format = \"text\"`)".into());
+                }
+            }
+            (None, true) => return bad("model.layers", "needs at least one layer (or a `[model.gpt]` preset)".into()),
+            (None, false) => {}
+        }
+        if let DataSource::Text { block_size, val_fraction, .. } = &self.data.source {
+            if *block_size == 0 {
+                return bad("data.block_size", "must be at least 1".into());
+            }
+            if !(0.0..1.0).contains(val_fraction) {
+                return bad("data.val_fraction", format!("{val_fraction} is outside [0, 1)"));
+            }
+            if self.data.test_split != default_test_split() && self.data.test_split != 0.0 {
+                return bad("data.test_split", "text is split by position with `val_fraction`, not by `test_split`".into());
+            }
+            if self.fit.validation_split != 0.0 || self.data.x_scale.is_some() || self.data.standardize || self.data.minmax || self.data.stratify {
+                return bad("data", "text data takes no validation_split, x_scale, standardize, minmax or stratify".into());
+            }
+            if self.fit.eval_interval == 0 || self.fit.eval_iters == 0 {
+                return bad(if self.fit.eval_interval == 0 { "fit.eval_interval" } else { "fit.eval_iters" }, "must be at least 1".into());
+            }
+        } else if self.fit.max_steps.is_some() {
+            return bad("fit.max_steps", "counts steps of text data; other data trains for `epochs`".into());
+        }
+        if self.fit.max_steps == Some(0) {
+            return bad("fit.max_steps", "must be at least 1".into());
         }
         // A functional graph's names are checked now, before any data is read (shapes
         // come with the data).
@@ -375,7 +459,7 @@ impl Experiment {
             layers: self.model.layers.clone(),
             outputs: self.model.outputs.clone(),
         };
-        if graph.is_functional() {
+        if graph.is_functional() && self.model.gpt.is_none() {
             if graph.inputs.len() > 1 || graph.outputs.len() > 1 {
                 return bad(
                     if graph.inputs.len() > 1 { "model.inputs" } else { "model.outputs" },

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use super::{DataSource, Experiment};
 use crate::data::stream::Transformed;
+use crate::data::{fixed_windows, TextCorpus, TextWindows, Tokenizer};
 use crate::data::{csv_categories, read_csv, read_idx, Categories, read_npy, read_npz, teacher_classification, BatchStream, CsvOptions, Dataset, NpyStream, Prefetch, Preprocessing, Shard, TeacherSpec};
 use crate::error::{Error, Result};
 use crate::io::write_atomic;
@@ -38,6 +39,18 @@ pub struct Trained {
     pub warnings: Vec<String>,
     pub train_seconds: f64,
     pub train_samples: usize,
+}
+
+/// What [`Experiment::train_text`] returns.
+struct TextTrained {
+    model: Model,
+    preprocessing: Preprocessing,
+    history: History,
+    valid: Logs,
+    warnings: Vec<String>,
+    train_seconds: f64,
+    train_samples: usize,
+    valid_samples: usize,
 }
 
 /// `[samples, features…]` → `[samples, features]`; `[samples]` → `[samples, 1]`.
@@ -93,6 +106,12 @@ impl Experiment {
                 };
                 (read(images, labels)?, test)
             }
+            DataSource::Text { path, .. } => {
+                return Err(Error::Config(format!(
+                    "{}: text data trains with `descent fit` (its windows are drawn as it trains); cross-validation and studies take arrays",
+                    path.display()
+                )))
+            }
             DataSource::Teacher { train, test, features, hidden, classes } => {
                 let spec = TeacherSpec { features: *features, hidden: *hidden, classes: *classes };
                 let (tr, te) = teacher_classification(&spec, *train, *test, self.seed)?;
@@ -138,12 +157,17 @@ impl Experiment {
     /// (e.g. `[64]`, or `[28, 28]` images): its first input takes a declared shape, or
     /// the one [`Network::input_shape_for`] makes of `sample`.
     pub fn build_model(&self, sample: &[usize]) -> Result<Model> {
+        self.build_model_of(&self.model, sample)
+    }
+
+    /// [`Experiment::build_model`] for another model section (a preset written out).
+    fn build_model_of(&self, section: &super::ModelSection, sample: &[usize]) -> Result<Model> {
         let mut config = ModelConfig {
             name: self.name().to_string(),
             input_shape: None,
-            inputs: self.model.inputs.clone(),
-            layers: self.model.layers.clone(),
-            outputs: self.model.outputs.clone(),
+            inputs: section.inputs.clone(),
+            layers: section.layers.clone(),
+            outputs: section.outputs.clone(),
         };
         if config.is_functional() && config.inputs.is_empty() {
             config.inputs.push(InputConfig { name: "input_layer".into(), shape: None });
@@ -156,7 +180,7 @@ impl Experiment {
             match model.kind() {
                 ModelKind::Sequential => model.build(&shape)?,
                 ModelKind::Functional => {
-                    let mut shapes: Vec<Vec<usize>> = self.model.inputs.iter().map(|i| i.shape.clone().unwrap_or_default()).collect();
+                    let mut shapes: Vec<Vec<usize>> = section.inputs.iter().map(|i| i.shape.clone().unwrap_or_default()).collect();
                     if shapes.is_empty() {
                         shapes.push(Vec::new());
                     }
@@ -220,10 +244,10 @@ impl Experiment {
         let metrics: Vec<&str> = self.compile.metrics.iter().map(String::as_str).collect();
         let warnings = model.compile(self.compile.optimizer.build()?, self.compile.loss, &metrics)?;
         // Check targets against the model before training, naming the data source.
-        let outputs = model.output_units();
-        check_targets(&self.compile.loss, outputs, &train.x, &train.y, &train.name)?;
+        let outputs = model.output_shape_of(0).to_vec();
+        check_targets(&self.compile.loss, &outputs, &train.x, &train.y, &train.name)?;
         if let Some(v) = &valid {
-            check_targets(&self.compile.loss, outputs, &v.x, &v.y, &v.name)?;
+            check_targets(&self.compile.loss, &outputs, &v.x, &v.y, &v.name)?;
         }
         let started = Instant::now();
         let history = model.fit(
@@ -292,8 +316,106 @@ impl Experiment {
         Ok((model, prep, history, started.elapsed().as_secs_f64(), samples))
     }
 
+    /// The tokenized corpus and the model for it (a preset written out for its vocabulary).
+    pub fn text_model(&self) -> Result<(TextCorpus, Model)> {
+        let DataSource::Text { path, tokenizer, block_size, val_fraction } = &self.data.source else {
+            return Err(Error::State("text_model: not a text source".into()));
+        };
+        let corpus = TextCorpus::load(path, *tokenizer, *block_size, *val_fraction)?;
+        let section = self.model.expanded(corpus.tokenizer.vocab_size(), *block_size);
+        let model = self.build_model_of(&section, &[*block_size])?;
+        Ok((corpus, model))
+    }
+
+    /// The model an experiment describes, built for its data (for `descent summary`).
+    pub fn model_for_data(&self) -> Result<Model> {
+        if let DataSource::Text { .. } = &self.data.source {
+            return Ok(self.text_model()?.1);
+        }
+        let (train, _) = self.load_splits()?;
+        self.build_model(train.x.sample_dims())
+    }
+
+    /// Trains a language model on text: windows at random offsets from the training
+    /// part, `eval_interval` steps per history row (or one pass of windows per epoch
+    /// without `max_steps`), scored each time on a fixed set of `eval_iters` batches of
+    /// the validation part; the held-out scores are those batches' at the end.
+    fn train_text(&self, run_dir: &Path) -> Result<TextTrained> {
+        let DataSource::Text { path, block_size, .. } = &self.data.source else {
+            return Err(Error::State("train_text: not a text source".into()));
+        };
+        let (corpus, mut model) = self.text_model()?;
+        let block = *block_size;
+        let metrics: Vec<&str> = self.compile.metrics.iter().map(String::as_str).collect();
+        let warnings = model.compile(self.compile.optimizer.build()?, self.compile.loss, &metrics)?;
+        let batch = self.fit.batch_size;
+        let (per_epoch, epochs, total) = match self.fit.max_steps {
+            Some(steps) => {
+                let interval = self.fit.eval_interval.min(steps);
+                (interval * batch, steps.div_ceil(interval), steps * batch)
+            }
+            None => {
+                let windows = (corpus.train.len() / block).max(1);
+                (windows, self.fit.epochs, windows * self.fit.epochs)
+            }
+        };
+        let name = path.display().to_string();
+        let stream = TextWindows::new(corpus.train.clone(), block, per_epoch, self.seed, &name)?.limit_total(total);
+        let valid = if corpus.valid.is_empty() {
+            None
+        } else {
+            Some(fixed_windows(&corpus.valid, block, self.fit.eval_iters * batch, self.seed ^ 0x7E47_5A11)?)
+        };
+        if let Some((vx, vy)) = &valid {
+            check_targets(&self.compile.loss, &model.output_shape_of(0).to_vec(), vx, vy, &format!("validation windows of {name}"))?;
+        }
+        let mut source = Prefetch::new(Box::new(stream), 4);
+        let mut callbacks: Vec<Box<dyn Callback>> = Vec::new();
+        let mut backup = None;
+        for c in &self.callbacks {
+            match c.backup(run_dir.parent().unwrap_or(Path::new("")), self.name()) {
+                Some(b) => backup = Some(b),
+                None => callbacks.push(c.build(run_dir)?),
+            }
+        }
+        let started = Instant::now();
+        let history = model.fit_stream(
+            &mut source,
+            FitOptions {
+                epochs,
+                batch_size: batch,
+                validation_data: valid.as_ref().map(|(x, y)| (x, y)),
+                verbose: self.fit.verbose,
+                callbacks,
+                backup,
+                ..Default::default()
+            },
+        )?;
+        let train_seconds = started.elapsed().as_secs_f64();
+        let mut scores = match &valid {
+            Some((vx, vy)) => model.evaluate(vx, vy, batch)?,
+            None => Logs::new(),
+        };
+        if let Some(loss) = scores.get("loss") {
+            // Per-token cross-entropy in nats → perplexity and bits (per character for
+            // the character tokenizer).
+            scores.set("perplexity", loss.exp());
+            let bits = loss / std::f64::consts::LN_2;
+            scores.set(if matches!(corpus.tokenizer, Tokenizer::Char { .. }) { "bits_per_char" } else { "bits_per_token" }, bits);
+        }
+        let preprocessing = Preprocessing { tokenizer: Some(corpus.tokenizer.clone()), ..Default::default() };
+        let valid_samples = valid.as_ref().map_or(0, |(x, _)| x.rows());
+        Ok(TextTrained { model, preprocessing, history, valid: scores, warnings, train_seconds, train_samples: total.min(per_epoch * epochs), valid_samples })
+    }
+
     /// Runs the experiment, writing a run folder under `output.dir` (or `out_root`).
     pub fn run(&self, out_root: Option<&Path>) -> Result<RunSummary> {
+        if let DataSource::Text { .. } = &self.data.source {
+            let root = out_root.map(Path::to_path_buf).unwrap_or_else(|| self.output.dir.clone());
+            let dir = next_run_dir(&root, self.name())?;
+            let t = self.train_text(&dir)?;
+            return self.write_run(dir, t.model, t.preprocessing, t.history, t.valid, t.warnings, t.train_seconds, t.train_samples, t.valid_samples);
+        }
         if let DataSource::Npy { stream: true, .. } = &self.data.source {
             let root = out_root.map(Path::to_path_buf).unwrap_or_else(|| self.output.dir.clone());
             let dir = next_run_dir(&root, self.name())?;

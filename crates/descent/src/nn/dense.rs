@@ -94,10 +94,10 @@ impl Layer for Dense {
         if c.units == 0 {
             return Err(Error::Config(format!("layer '{}': units must be at least 1", self.name)));
         }
-        if input.len() != 1 {
+        if input.is_empty() || input.len() > 3 {
             return Err(Error::shape(
                 format!("layer '{}' (Dense)", self.name),
-                "a flat per-sample input [features]",
+                "a per-sample input of 1 to 3 axes (Dense acts on the last)",
                 format!("{input:?}"),
             ));
         }
@@ -106,7 +106,7 @@ impl Layer for Dense {
                 r.check(&format!("layer '{}' {what}", self.name))?;
             }
         }
-        let (fan_in, units) = (input[0], c.units);
+        let (fan_in, units) = (input[input.len() - 1], c.units);
         let kernel_init = c.kernel_initializer;
         self.kernel = Some(store.add(format!("{}.kernel", self.name), Shape::matrix(fan_in, units), |w| {
             kernel_init.fill(w, fan_in, units, rng)
@@ -117,16 +117,18 @@ impl Layer for Dense {
             self.bias = Some(store.add(format!("{}.bias", self.name), shape, |b| bias_init.fill(b, fan_in, units, rng)));
         }
         self.in_features = fan_in;
-        Ok(vec![units])
+        let mut out = input.to_vec();
+        *out.last_mut().expect("not empty") = units;
+        Ok(out)
     }
 
     fn forward(&self, tape: &mut Tape, store: &ParamStore, x: Var, _training: bool) -> Result<Var> {
         let kernel = self.kernel.ok_or_else(|| Error::State(format!("layer '{}' used before build", self.name)))?;
         let xs = tape.shape(x);
-        if xs.rank() != 2 || xs.cols() != self.in_features {
+        if xs.rank() < 2 || xs.dims()[xs.rank() - 1] != self.in_features {
             return Err(Error::shape(
                 format!("layer '{}' (Dense)", self.name),
-                format!("input [batch, {}]", self.in_features),
+                format!("input [batch, …, {}]", self.in_features),
                 xs,
             ));
         }

@@ -25,6 +25,31 @@ pub enum Initializer {
     Zeros,
     Ones,
     Constant(f32),
+    /// U(−0.05, 0.05): Keras's `"uniform"` (RandomUniform's defaults), Embedding's default.
+    Uniform,
+    /// N(0, 0.05²): Keras's `"normal"` (RandomNormal's defaults).
+    Normal,
+    /// U(minval, maxval), e.g. `{ random_uniform = { minval = -0.1, maxval = 0.1 } }`.
+    RandomUniform {
+        #[serde(default = "minus_005")]
+        minval: f32,
+        #[serde(default = "plus_005")]
+        maxval: f32,
+    },
+    /// N(mean, stddev²), e.g. `{ random_normal = { stddev = 0.02 } }` (GPT-2's weights).
+    RandomNormal {
+        #[serde(default)]
+        mean: f32,
+        #[serde(default = "plus_005")]
+        stddev: f32,
+    },
+}
+
+fn minus_005() -> f32 {
+    -0.05
+}
+fn plus_005() -> f32 {
+    0.05
 }
 
 /// Standard deviation of a standard normal truncated to [−2, 2]; Keras divides by it so
@@ -45,7 +70,37 @@ impl Initializer {
             Initializer::Zeros => out.fill(0.0),
             Initializer::Ones => out.fill(1.0),
             Initializer::Constant(c) => out.fill(c),
+            Initializer::Uniform => uniform(out, 0.05, rng),
+            Initializer::Normal => normal(out, 0.0, 0.05, rng),
+            Initializer::RandomUniform { minval, maxval } => {
+                let (lo, hi) = (minval as f64, maxval as f64);
+                uniform(out, (hi - lo) / 2.0, rng);
+                out.iter_mut().for_each(|v| *v = (*v as f64 + (hi + lo) / 2.0) as f32);
+            }
+            Initializer::RandomNormal { mean, stddev } => normal(out, mean as f64, stddev as f64, rng),
         }
+    }
+
+    /// The initializer's numbers that must be finite and ordered (for config checks).
+    pub fn check(&self, what: &str) -> crate::error::Result<()> {
+        let bad = match *self {
+            Initializer::Constant(c) => !c.is_finite(),
+            Initializer::RandomUniform { minval, maxval } => !(minval.is_finite() && maxval.is_finite() && minval < maxval),
+            Initializer::RandomNormal { mean, stddev } => !(mean.is_finite() && stddev.is_finite() && stddev >= 0.0),
+            _ => false,
+        };
+        if bad {
+            return Err(crate::error::Error::Config(format!("{what}: {self:?} needs finite values (minval < maxval, stddev ≥ 0)")));
+        }
+        Ok(())
+    }
+}
+
+/// N(mean, std²).
+fn normal(out: &mut [f32], mean: f64, std: f64, rng: &mut Rng) {
+    for v in out {
+        let z: f64 = StandardNormal.sample(rng);
+        *v = (mean + z * std) as f32;
     }
 }
 

@@ -7,6 +7,8 @@ use super::merge::{Add, AddConfig, Concatenate, ConcatenateConfig};
 use super::normalization::{BatchNormalization, BatchNormalizationConfig, LayerNormalization, LayerNormalizationConfig};
 use super::augmentation::{RandomFlip, RandomFlipConfig, RandomTranslation, RandomTranslationConfig};
 use super::conv::{Conv, ConvConfig, DepthwiseConv2dConfig};
+use super::attention::{MultiHeadAttention, MultiHeadAttentionConfig};
+use super::embedding::{Embedding, EmbeddingConfig, TokenAndPositionEmbedding, TokenAndPositionEmbeddingConfig};
 use super::noise_layers::SpatialDropout;
 use super::pooling::{GlobalPoolingConfig, Pooling, PoolingConfig};
 use super::reshaping::{Flatten, FlattenConfig, Reshape, ReshapeConfig, ZeroPadding2d, ZeroPadding2dConfig};
@@ -140,6 +142,9 @@ pub enum LayerConfig {
     SpatialDropout2d(DropoutConfig),
     RandomFlip(RandomFlipConfig),
     RandomTranslation(RandomTranslationConfig),
+    Embedding(EmbeddingConfig),
+    TokenAndPositionEmbedding(TokenAndPositionEmbeddingConfig),
+    MultiHeadAttention(MultiHeadAttentionConfig),
     /// A further call of an earlier layer, with the same weights (a shared layer).
     Call(CallConfig),
 }
@@ -185,6 +190,9 @@ macro_rules! each_config {
             LayerConfig::SpatialDropout1d($c) | LayerConfig::SpatialDropout2d($c) => $body,
             LayerConfig::RandomFlip($c) => $body,
             LayerConfig::RandomTranslation($c) => $body,
+            LayerConfig::Embedding($c) => $body,
+            LayerConfig::TokenAndPositionEmbedding($c) => $body,
+            LayerConfig::MultiHeadAttention($c) => $body,
             LayerConfig::Call($c) => $body,
         }
     };
@@ -272,6 +280,9 @@ impl LayerConfig {
             LayerConfig::SpatialDropout2d(c) => Box::new(SpatialDropout::new(2, c)),
             LayerConfig::RandomFlip(c) => Box::new(RandomFlip::from_config(c)),
             LayerConfig::RandomTranslation(c) => Box::new(RandomTranslation::from_config(c)),
+            LayerConfig::Embedding(c) => Box::new(Embedding::from_config(c)),
+            LayerConfig::TokenAndPositionEmbedding(c) => Box::new(TokenAndPositionEmbedding::from_config(c)),
+            LayerConfig::MultiHeadAttention(c) => Box::new(MultiHeadAttention::from_config(c)),
             LayerConfig::Call(c) => {
                 return Err(Error::Config(format!("a `call` of layer '{}' calls an earlier layer of a functional model; it is not a layer of its own", c.layer)))
             }

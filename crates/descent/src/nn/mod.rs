@@ -3,10 +3,12 @@
 //! `train` and `io`, above.
 
 mod activation_layer;
+mod attention;
 mod augmentation;
 mod confusion;
 mod conv;
 mod dense;
+mod embedding;
 mod functional;
 mod init;
 mod layer;
@@ -22,6 +24,8 @@ mod reshaping;
 
 pub use crate::tensor::kernels::activation::Activation;
 pub use activation_layer::ActivationLayer;
+pub use attention::{MultiHeadAttention, MultiHeadAttentionConfig};
+pub use embedding::{Embedding, EmbeddingConfig, TokenAndPositionEmbedding, TokenAndPositionEmbeddingConfig};
 pub use augmentation::{Factor, FillModeName, FlipMode, RandomFlip, RandomFlipConfig, RandomTranslation, RandomTranslationConfig};
 pub use conv::{Conv, ConvConfig, DepthwiseConv2dConfig, Size};
 pub use pooling::{GlobalPoolingConfig, Pooling, PoolingConfig};

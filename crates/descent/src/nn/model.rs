@@ -494,6 +494,11 @@ impl Network {
         self.output_units_of(0)
     }
 
+    /// The per-sample shape of output `k` (after build; empty before).
+    pub fn output_shape_of(&self, k: usize) -> &[usize] {
+        self.outputs.get(k).and_then(|&t| self.shapes.get(t)).map_or(&[], |s| s.as_slice())
+    }
+
     /// Values per sample of output `k` (after build).
     pub fn output_units_of(&self, k: usize) -> usize {
         self.outputs.get(k).and_then(|&t| self.shapes.get(t)).map_or(0, |s| s.iter().product())

@@ -13,6 +13,7 @@ mod targets;
 
 pub use backend::{Backend, DeviceInts, DeviceSlice, DeviceVec, HostMut, HostRef, B};
 pub use conv::{image_dims, remap_source, ConvGeometry, FillMode, REMAP_FIELDS, Padding, PoolKind, Window2d, WindowArgs, WindowAxis, WindowSpec};
+pub use kernels::attention::{AttentionDims, MAX_HEAD_DIM};
 pub use layout::{contiguous_strides, Layout};
 pub use shape::Shape;
 pub use targets::{Targets, TargetsMut};

@@ -130,8 +130,8 @@ pub(crate) fn gather(out: &mut Vec<f32>, t: &Tensor, rows: Rows) {
 /// from a class tensor, converted from whole-number values (`check_targets` checked them).
 pub(crate) fn gather_classes(out: &mut Vec<u32>, t: &Tensor, rows: Rows) {
     match t.targets() {
-        Targets::Classes(c) => gather_rows(out, c, 1, rows, |c| c),
-        Targets::Values(v) => gather_rows(out, v, 1, rows, |x| x as u32),
+        Targets::Classes(c) => gather_rows(out, c, t.row_len().max(1), rows, |c| c),
+        Targets::Values(v) => gather_rows(out, v, t.row_len().max(1), rows, |x| x as u32),
     }
 }
 

@@ -186,7 +186,7 @@ impl Model {
             let trainer = self.trainer.as_ref().ok_or_else(not_compiled)?;
             let several = ys.len() > 1;
             for (k, name) in self.output_names().enumerate() {
-                let check = |what: &str| check_targets(&trainer.losses[k], self.network.output_units_of(k), xs.get(0), ys.get(k), what);
+                let check = |what: &str| check_targets(&trainer.losses[k], self.network.output_shape_of(k), xs.get(0), ys.get(k), what);
                 // The output's name goes into the message only on failure (checked again
                 // to word it): train_on_batch runs this every step, which must not allocate.
                 if let Err(e) = check(source) {

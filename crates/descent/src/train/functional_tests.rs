@@ -311,8 +311,10 @@ fn malformed_graphs_are_errors_that_name_the_layer() {
     Model::new(std::slice::from_ref(&x), std::slice::from_ref(&h)).unwrap();
     let e = Model::new(&[x], &[h]).map(|_| ()).unwrap_err().to_string();
     assert!(e.contains("already belongs to another model"), "{e}");
-    let e = Dense::new(3, Activation::Relu).call(&Input::new(&[2, 2])).map(|_| ()).unwrap_err().to_string();
-    assert!(e.contains("Dense") && e.contains("[2, 2]"), "{e}");
+    // Dense acts on the last axis of inputs of up to 3 axes per sample (as Keras); 4 is too many.
+    assert_eq!(Dense::new(3, Activation::Relu).call(&Input::new(&[2, 2])).unwrap().shape(), &[2, 3]);
+    let e = Dense::new(3, Activation::Relu).call(&Input::new(&[2, 2, 2, 2])).map(|_| ()).unwrap_err().to_string();
+    assert!(e.contains("Dense") && e.contains("[2, 2, 2, 2]"), "{e}");
 }
 
 #[test]

@@ -8,6 +8,7 @@ mod checkpoint;
 #[cfg(test)]
 mod conv_tests;
 mod fit;
+mod generate;
 #[cfg(test)]
 mod functional_tests;
 mod keras_callbacks;
@@ -30,6 +31,7 @@ mod validate;
 pub use callbacks::{Callback, History, LambdaCallback, Logs, Mode, ReduceLROnPlateau, TrainContext};
 pub use checkpoint::Restored;
 pub use fit::{BackupAndRestore, FitOptions};
+pub use generate::SampleOptions;
 pub use keras_callbacks::{CallbackConfig, CsvLogger, EarlyStopping, LearningRateScheduler, ModelCheckpoint, Monitor, TerminateOnNaN};
 pub use model::{Model, Sequential};
 pub use progress::ProgressCallback;

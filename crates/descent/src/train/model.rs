@@ -292,7 +292,7 @@ impl Model {
         if !classification {
             return Ok(None);
         }
-        check_targets(&loss, self.output_units(), x, y, "confusion matrix data")?;
+        check_targets(&loss, &self.output_shape_of(0).to_vec(), x, y, "confusion matrix data")?;
         let pred = self.predict(x, batch_size)?;
         let cols = pred.row_len().max(1);
         let threshold = if from_logits { 0.0 } else { 0.5 };

@@ -144,8 +144,8 @@ impl Trainer {
         let mut total = None;
         for (k, &out) in self.output_vars.iter().enumerate() {
             let y = ys.get(k);
-            let out_cols = tape.shape(out).cols().max(1);
             let loss_fn = self.losses[k];
+            let out_cols = loss_fn.kind().rows_and_cols(tape.shape(out).dims()).1.max(1);
             let loss = tape.loss_weighted(
                 &net.store,
                 out,
@@ -193,7 +193,7 @@ impl Trainer {
         for (j, m) in metrics.iter_mut().enumerate() {
             let k = j / per_output;
             let (out, loss) = (self.output_vars[k], self.loss_vars[k]);
-            let cols = self.tape.shape(out).cols().max(1);
+            let cols = self.losses[k].kind().rows_and_cols(self.tape.shape(out).dims()).1.max(1);
             m.update(self.tape.value(&net.store, out), self.tape.targets(loss), cols);
         }
     }

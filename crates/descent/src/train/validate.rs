@@ -42,29 +42,34 @@ pub fn check_input(model: &Network, index: usize, x: &Tensor, source: &str) -> R
 }
 
 /// Targets must match the inputs' sample count and the loss's expected form.
-pub fn check_targets(loss: &Loss, outputs: usize, x: &Tensor, y: &Tensor, source: &str) -> Result<()> {
+pub fn check_targets(loss: &Loss, output_shape: &[usize], x: &Tensor, y: &Tensor, source: &str) -> Result<()> {
+    let outputs: usize = output_shape.iter().product();
     if y.rows() != x.rows() {
         return Err(Error::shape(format!("targets {source}"), format!("{} samples (as the inputs)", x.rows()), y.rows()));
     }
     y.check_finite(source)?;
     if loss.sparse_targets() {
-        if y.row_len() != 1 {
+        // One class per position: a sequence output [T, classes] takes T labels a sample.
+        let classes = output_shape.last().copied().unwrap_or(1);
+        let positions = outputs / classes.max(1);
+        if y.row_len() != positions {
             return Err(Error::shape(
                 format!("targets {source} for {}", loss.name()),
-                "one integer class label per sample",
+                if positions == 1 { "one integer class label per sample".to_string() } else { format!("{positions} integer class labels per sample (one per position)") },
                 y.shape(),
             ));
         }
         let targets = y.targets();
-        for row in 0..targets.len() {
-            let label = targets.value(row);
-            if label.fract() != 0.0 || label < 0.0 || label as usize >= outputs {
+        for i in 0..targets.len() {
+            let label = targets.value(i);
+            if label.fract() != 0.0 || label < 0.0 || label as usize >= classes {
+                let at = if positions == 1 { format!("row {i}") } else { format!("row {}, position {}", i / positions, i % positions) };
                 return Err(Error::data(
                     source,
                     format!(
-                        "label {label} at row {row} is outside [0, {outputs}): the model's last layer has \
-                         {outputs} outputs (class labels must be integers 0..{})",
-                        outputs.saturating_sub(1)
+                        "label {label} at {at} is outside [0, {classes}): the model's last layer has \
+                         {classes} outputs (class labels must be integers 0..{})",
+                        classes.saturating_sub(1)
                     ),
                 ));
             }

@@ -8,8 +8,7 @@
 use super::{value_of, Backward, Op, Saved};
 use crate::autograd::{ParamStore, Tape, Var};
 use crate::error::{Error, Result};
-use crate::tensor::kernels::attention::{AttentionDims, MAX_HEAD_DIM};
-use crate::tensor::{Backend, DeviceSlice, DeviceVec, B};
+use crate::tensor::{AttentionDims, Backend, DeviceSlice, DeviceVec, B, MAX_HEAD_DIM};
 
 /// The options of an attention node (its sizes come from the operands' shapes).
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -1,4 +1,5 @@
-//! Dense: y = act(x·W + b) with `x: [batch, in]`, `W: [in, out]`, `b: [out]` — one GEMM
+//! Dense: y = act(x·W + b) with `x: [batch, …, in]`, `W: [in, out]`, `b: [out]` (over the
+//! last axis, as Keras: a sequence `[batch, T, in]` is `batch·T` rows) — one GEMM
 //! and one fused bias + activation pass forward; backward ∂L/∂z = ∂L/∂y ⊙ act'(z), then
 //! ∂b = Σ_rows ∂z, ∂W = xᵀ·∂z, ∂x = ∂z·Wᵀ.
 
@@ -6,7 +7,7 @@ use super::{bias_then_activation, value_of, Backward, Op, Saved};
 use crate::autograd::{ParamStore, Tape, Var};
 use crate::error::{Error, Result};
 use crate::tensor::kernels::activation::Activation;
-use crate::tensor::{Backend, DeviceSlice, Shape, B};
+use crate::tensor::{Backend, DeviceSlice, B};
 
 /// What dense's backward reads besides the output: the pre-activation z = x·W + b, kept
 /// only for activations whose derivative needs their input (GELU, ELU, softplus, …).
@@ -21,20 +22,24 @@ impl<'a> DenseSaved<'a> {
 }
 
 impl Tape {
-    /// `y = act(x·W + b)` with `x: [batch, in]`, `W: [in, out]`, `b: [out]`.
+    /// `y = act(x·W + b)` with `x: [batch, …, in]`, `W: [in, out]`, `b: [out]`; `y` is
+    /// shaped like `x` with `out` in its last axis.
     pub fn dense(&mut self, store: &ParamStore, x: Var, w: Var, b: Option<Var>, act: Activation) -> Result<Var> {
         let (xs, ws) = (self.shape(x), self.shape(w));
-        if xs.rank() != 2 || ws.rank() != 2 || xs.cols() != ws.dims()[0] {
-            return Err(Error::shape("dense", format!("x [batch, {}] for kernel {ws}", ws.dims()[0]), xs));
+        if xs.rank() < 2 || ws.rank() != 2 || xs.dims()[xs.rank() - 1] != ws.dims()[0] {
+            return Err(Error::shape("dense", format!("x [batch, …, {}] for kernel {ws}", ws.dims()[0]), xs));
         }
-        let (m, k, n) = (xs.rows(), ws.dims()[0], ws.dims()[1]);
+        let (k, n) = (ws.dims()[0], ws.dims()[1]);
+        let m = xs.numel() / k;
+        let mut ys = xs;
+        ys.set_dim(xs.rank() - 1, n);
         if let Some(b) = b {
             if self.shape(b).numel() != n {
                 return Err(Error::shape("dense bias", n, self.shape(b)));
             }
         }
         let rg = self.requires_grad(x) || self.requires_grad(w) || b.is_some_and(|b| self.requires_grad(b));
-        let out = self.push(Shape::matrix(m, n), Op::Dense { x, w, b, act }, rg);
+        let out = self.push(ys, Op::Dense { x, w, b, act }, rg);
         let keep_input = rg && self.grad_enabled() && act.needs_input_for_backward();
         self.compute(store, out, |nodes, params, y, saved| {
             B::matmul(y, value_of(nodes, params, x), value_of(nodes, params, w), m, k, n, false, false, false);
@@ -46,8 +51,9 @@ impl Tape {
 
 pub(super) fn backward(ctx: &mut Backward, i: usize, x: Var, w: Var, b: Option<Var>, act: Activation) {
     let shape = ctx.nodes[i].shape;
-    let (m, n) = (shape.rows(), shape.cols());
-    let k = ctx.nodes[x.idx()].shape.cols();
+    let n = shape.dims()[shape.rank() - 1];
+    let m = shape.numel() / n;
+    let k = ctx.nodes[x.idx()].shape.numel() / m;
     ctx.with_own(i, |ctx, g, saved| {
         // ∂L/∂z = ∂L/∂y ⊙ act'(z), in place in this node's gradient buffer.
         B::act_backward(g, &ctx.nodes[i].value, DenseSaved::of(saved).pre_activation, n, act);

@@ -53,8 +53,8 @@ impl Tape {
         fill_weights: impl FnOnce(&mut Vec<f32>),
     ) -> Result<Var> {
         let ps = self.shape(pred);
-        let rows = ps.rows();
-        let cols = ps.cols().max(1);
+        let (rows, cols) = kind.rows_and_cols(ps.dims());
+        let cols = cols.max(1);
         let sparse = kind.sparse_targets();
         let rg = self.requires_grad(pred);
         let out = self.push(Shape::scalar(), Op::Loss { pred }, rg);
@@ -77,7 +77,7 @@ impl Tape {
             if got.0 != want {
                 return Err(Error::shape("loss targets", format!("{want} values for predictions {ps}"), got.0));
             }
-            return Err(Error::shape("sample weights", format!("{rows} values (one per sample)"), got.1));
+            return Err(Error::shape("sample weights", format!("{rows} values (one per row of the loss)"), got.1));
         }
         if let Some((pos, class)) = B::ints_host(&self.node(out).ints).iter().enumerate().find(|(_, c)| **c as usize >= cols) {
             let (pos, class) = (pos, *class);

@@ -9,7 +9,8 @@ use crate::tensor::kernels::activation::{act_backward_inplace, bias_act_inplace,
 use crate::tensor::kernels::loss::LossKind;
 use crate::tensor::kernels::parallel::{for_each_split, MIN_PARALLEL_LEN};
 use crate::tensor::conv::{ConvGeometry, FillMode, PoolKind, Window2d};
-use crate::tensor::kernels::attention::{self, AttentionDims};
+use crate::tensor::kernels::attention;
+use crate::tensor::AttentionDims;
 use crate::tensor::kernels::{axis, conv, elementwise, matmul, norm, reduce, strided};
 use crate::tensor::{alloc, Layout};
 
@@ -113,6 +114,16 @@ impl Backend for Cpu {
         v.0.clear();
         fill(&mut v.0)
     }
+    fn ints_from_values(ids: &mut CpuInts, values: &CpuSlice, limit: usize) -> Option<(usize, f32)> {
+        ids.0.clear();
+        for (pos, &v) in values.0.iter().enumerate() {
+            if !(v.fract() == 0.0 && v >= 0.0 && (v as usize) < limit) {
+                return Some((pos, v));
+            }
+            ids.0.push(v as u32);
+        }
+        None
+    }
     fn ints_len(v: &CpuInts) -> usize {
         v.0.len()
     }
@@ -200,14 +211,17 @@ impl Backend for Cpu {
     }
 
     fn copy_strided(y: &mut CpuSlice, x: &CpuSlice, layout: &Layout) {
+        // Contiguous from the start: a leading part of `x` (a slice of the first axis
+        // taken from 0 reads fewer elements than `x` holds).
         if layout.is_contiguous() {
-            return y.0.copy_from_slice(&x.0);
+            return y.0.copy_from_slice(&x.0[..y.0.len()]);
         }
         strided::copy_strided(&mut y.0, &x.0, layout)
     }
     fn add_strided_back(gx: &mut CpuSlice, g: &CpuSlice, layout: &Layout) {
         if layout.is_contiguous() {
-            return elementwise::add_assign(&mut gx.0, &g.0);
+            let n = g.0.len();
+            return elementwise::add_assign(&mut gx.0[..n], &g.0);
         }
         strided::add_strided_back(&mut gx.0, &g.0, layout)
     }

@@ -25,7 +25,7 @@ use std::ops::{Deref, DerefMut, Range};
 use super::kernels::activation::Activation;
 use super::kernels::loss::LossKind;
 use super::conv::{ConvGeometry, FillMode, PoolKind, Window2d};
-use super::kernels::attention::AttentionDims;
+use super::AttentionDims;
 use super::{Layout, Shape};
 
 /// The backend this build runs on.
@@ -96,6 +96,10 @@ pub trait Backend: 'static {
     fn ints_write(v: &mut Self::Ints, ids: &[u32]);
     fn ints_stage_with(v: &mut Self::Ints, fill: impl FnOnce(&mut Vec<u32>));
     fn ints_len(v: &Self::Ints) -> usize;
+    /// Integer ids from their values as numbers (token ids fed as f32), each a whole
+    /// number below `limit`; else the first that is not, with its position (and `ids`
+    /// unspecified).
+    fn ints_from_values(ids: &mut Self::Ints, values: &Self::Slice, limit: usize) -> Option<(usize, f32)>;
     fn ints_host(v: &Self::Ints) -> &[u32];
     /// One element, read on the host (a loss, a seed gradient): a synchronization point.
     fn read(s: &Self::Slice, i: usize) -> f32;

@@ -252,6 +252,21 @@ impl LossKind {
         matches!(self, LossKind::SparseCeLogits { .. } | LossKind::SparseCeProbs { .. })
     }
 
+    /// How a prediction of `dims` splits into rows (each one term of the mean) of `cols`
+    /// values: the cross-entropies over classes compare along the last axis, so a
+    /// sequence's `[batch, T, classes]` is `batch·T` rows (Keras's reduction: the mean
+    /// over every token); the other kinds take one row per sample.
+    pub fn rows_and_cols(&self, dims: &[usize]) -> (usize, usize) {
+        let numel: usize = dims.iter().product();
+        let per_class = matches!(self, LossKind::SparseCeLogits { .. } | LossKind::SparseCeProbs { .. } | LossKind::CeLogits | LossKind::CeProbs);
+        match dims {
+            [] => (1, 1),
+            [rows] => (*rows, 1),
+            [.., last] if per_class && dims.len() > 2 => (numel / (*last).max(1), *last),
+            [rows, ..] => (*rows, numel / (*rows).max(1)),
+        }
+    }
+
     /// Σ per-sample loss over the batch against `target` (shaped like `pred`) or, for
     /// the sparse kinds, `labels` (one class per row); fills `grad` with
     /// `scale · ∂/∂pred` when given.
