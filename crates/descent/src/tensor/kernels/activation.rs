@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use super::simd::fast_exp;
+use super::simd::{fast_erf, fast_exp};
 
 /// Every activation, with Keras's names and default parameters.
 #[derive(Clone, Copy, Debug, PartialEq, Default)]
@@ -163,7 +163,7 @@ fn gelu(z: f32, approximate: bool) -> f32 {
     if approximate {
         0.5 * z * (1.0 + (SQRT_2_OVER_PI * (z + GELU_C * z * z * z)).tanh())
     } else {
-        0.5 * z * (1.0 + libm::erff(z * FRAC_1_SQRT_2))
+        0.5 * z * (1.0 + fast_erf(z * FRAC_1_SQRT_2))
     }
 }
 
@@ -173,7 +173,7 @@ fn gelu_grad(z: f32, approximate: bool) -> f32 {
         let t = (SQRT_2_OVER_PI * (z + GELU_C * z * z * z)).tanh();
         0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_C * z * z)
     } else {
-        let cdf = 0.5 * (1.0 + libm::erff(z * FRAC_1_SQRT_2));
+        let cdf = 0.5 * (1.0 + fast_erf(z * FRAC_1_SQRT_2));
         cdf + z * INV_SQRT_2PI * fast_exp(-0.5 * z * z)
     }
 }

@@ -1,9 +1,9 @@
 //! Scaled dot-product attention, fused in the manner of FlashAttention: the T×T score
-//! matrix is never formed. Forward walks key blocks of [`KEY_BLOCK`] columns for each
-//! block of [`QUERY_BLOCK`] query rows, keeping a running maximum and sum per row (the
-//! online softmax), and saves only each row's log-sum-exp; backward recomputes the
-//! probabilities of one tile at a time from it (FlashAttention-2's backward:
-//! Dᵢ = Σ dOᵢ·Oᵢ, dS = P ∘ (dP − D)).
+//! matrix is never formed. Forward walks key blocks of [`KEY_BLOCK`] columns (packed
+//! transposed, so a query's scores against a block are axpys along the keys), keeping a
+//! running maximum and sum per query row (the online softmax), and saves only each row's
+//! log-sum-exp; backward recomputes one row of a block's probabilities at a time from it
+//! (FlashAttention-2's backward: Dᵢ = Σ dOᵢ·Oᵢ, dS = P ∘ (dP − D)).
 //!
 //! Layout (channels-last, as Keras's projections give them): q `[B, Tq, H·dk]`,
 //! k `[B, Tk, H·dk]`, v `[B, Tk, H·dv]`, o `[B, Tq, H·dv]`, log-sum-exp `[B, H, Tq]`:
@@ -18,12 +18,13 @@
 
 use rayon::prelude::*;
 
-/// Query rows per tile (their scores, maxima and sums live on the stack).
-pub const QUERY_BLOCK: usize = 16;
-/// Key columns per tile.
+use super::simd::fast_exp;
+
+/// Key columns per tile: a query row's scores against one block are the only scores
+/// held at a time (per thread).
 pub const KEY_BLOCK: usize = 64;
-/// The widest head the stack tiles hold.
-pub const MAX_HEAD_DIM: usize = 256;
+/// The widest head accepted (the working space per thread grows with it).
+pub const MAX_HEAD_DIM: usize = 1024;
 
 /// The sizes and options of one attention call.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -108,12 +109,98 @@ fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
     }
 }
 
+/// Per-thread working space of the kernels (grown once, then reused: a steady-state
+/// step allocates nothing).
+fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    SCRATCH.with(|s| {
+        let mut s = s.borrow_mut();
+        if s.len() < len {
+            s.resize(len, 0.0);
+        }
+        f(&mut s[..len])
+    })
+}
+
+/// `dst[d·KEY_BLOCK + c] = rows[(j0 + c)·stride + offset + d]`: a key block of one head,
+/// transposed so that a query's scores against it are axpys along the keys.
+#[inline(always)]
+fn pack_transposed(dst: &mut [f32], rows: &[f32], j0: usize, cols: usize, stride: usize, offset: usize, width: usize) {
+    if cols < KEY_BLOCK {
+        // Columns past the keys read as zeros (scores are computed LANES at a time).
+        dst.fill(0.0);
+    }
+    for c in 0..cols {
+        let row = &rows[(j0 + c) * stride + offset..(j0 + c) * stride + offset + width];
+        for (d, v) in row.iter().enumerate() {
+            dst[d * KEY_BLOCK + c] = *v;
+        }
+    }
+}
+
+/// Scores are computed 16 keys at a time, held in registers across the head's width.
+const LANES: usize = 16;
+
+/// `s[c] = Σ_d x[d] · t[d·KEY_BLOCK + c]` for `c < s.len()` (one row against a packed
+/// block). Whole groups of [`LANES`] columns are computed (the packed block is that
+/// wide), only `s.len()` written.
+#[inline(always)]
+fn row_times_block(s: &mut [f32], x: &[f32], t: &[f32]) {
+    let n = s.len();
+    for c0 in (0..n).step_by(LANES) {
+        let mut acc = [0.0f32; LANES];
+        for (d, xd) in x.iter().enumerate() {
+            let col: &[f32; LANES] = t[d * KEY_BLOCK + c0..d * KEY_BLOCK + c0 + LANES].try_into().expect("LANES wide");
+            for l in 0..LANES {
+                acc[l] += xd * col[l];
+            }
+        }
+        let w = LANES.min(n - c0);
+        s[c0..c0 + w].copy_from_slice(&acc[..w]);
+    }
+}
+
+/// max over `s` (8 running maxima; never empty).
+#[inline(always)]
+fn max_of(s: &[f32]) -> f32 {
+    let mut m = [f32::NEG_INFINITY; 8];
+    let chunks = s.chunks_exact(8);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for l in 0..8 {
+            m[l] = m[l].max(c[l]);
+        }
+    }
+    let mut best = tail.iter().fold(f32::NEG_INFINITY, |a, b| a.max(*b));
+    for v in m {
+        best = best.max(v);
+    }
+    best
+}
+
+/// Σ s with eight running sums.
+#[inline(always)]
+fn sum_of(s: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let chunks = s.chunks_exact(8);
+    let tail: f32 = chunks.remainder().iter().sum();
+    for c in chunks {
+        for l in 0..8 {
+            acc[l] += c[l];
+        }
+    }
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+}
+
 /// o = softmax(scale·q·kᵀ, masked) · v, and the log-sum-exp of each score row.
 pub fn attention_forward(o: &mut [f32], lse: &mut [f32], q: &[f32], k: &[f32], v: &[f32], d: &AttentionDims) {
-    assert!(d.dk <= MAX_HEAD_DIM && d.dv <= MAX_HEAD_DIM, "attention: head widths above {MAX_HEAD_DIM}");
     let (qn, kn, vn, on) = (d.tq * d.heads * d.dk, d.tk * d.heads * d.dk, d.tk * d.heads * d.dv, d.tq * d.heads * d.dv);
     let one = |b: usize, o: &mut [f32], lse: &mut [f32]| {
-        forward_sample(o, lse, &q[b * qn..(b + 1) * qn], &k[b * kn..(b + 1) * kn], &v[b * vn..(b + 1) * vn], d, b)
+        // running max and sum per query row, the packed key block, one score row
+        let len = 2 * d.tq + d.dk * KEY_BLOCK + KEY_BLOCK;
+        with_scratch(len, |scratch| forward_sample(o, lse, &q[b * qn..(b + 1) * qn], &k[b * kn..(b + 1) * kn], &v[b * vn..(b + 1) * vn], d, b, scratch))
     };
     if d.batch > 1 && rayon::current_num_threads() > 1 {
         o.par_chunks_mut(on).zip(lse.par_chunks_mut(d.heads * d.tq)).enumerate().for_each(|(b, (o, l))| one(b, o, l));
@@ -123,66 +210,56 @@ pub fn attention_forward(o: &mut [f32], lse: &mut [f32], q: &[f32], k: &[f32], v
 }
 
 simd_dispatch! {
-    /// One batch element: every head, query block by query block.
-    fn forward_sample(o: &mut [f32], lse: &mut [f32], q: &[f32], k: &[f32], v: &[f32], d: &AttentionDims, b: usize) {
+    /// One batch element: for each head, key block by key block (packed transposed once),
+    /// every query row that sees it updates its running max, sum and output (the
+    /// output rows themselves accumulate, rescaled as the max grows).
+    #[allow(clippy::too_many_arguments)]
+    fn forward_sample(o: &mut [f32], lse: &mut [f32], q: &[f32], k: &[f32], v: &[f32], d: &AttentionDims, b: usize, scratch: &mut [f32]) {
         let (h_dk, h_dv) = (d.heads * d.dk, d.heads * d.dv);
-        let mut s = [0.0f32; QUERY_BLOCK * KEY_BLOCK];
-        let mut acc = [0.0f32; QUERY_BLOCK * MAX_HEAD_DIM];
-        let (mut m, mut l) = ([0.0f32; QUERY_BLOCK], [0.0f32; QUERY_BLOCK]);
+        let (m, rest) = scratch.split_at_mut(d.tq);
+        let (l, rest) = rest.split_at_mut(d.tq);
+        let (kt, s) = rest.split_at_mut(d.dk * KEY_BLOCK);
         for h in 0..d.heads {
             let (qo, vo) = (h * d.dk, h * d.dv);
-            for i0 in (0..d.tq).step_by(QUERY_BLOCK) {
-                let rows = QUERY_BLOCK.min(d.tq - i0);
-                m[..rows].fill(f32::NEG_INFINITY);
-                l[..rows].fill(0.0);
-                acc[..rows * d.dv].fill(0.0);
-                let kend = d.key_end(i0 + rows - 1);
-                for j0 in (0..kend).step_by(KEY_BLOCK) {
-                    let cols = KEY_BLOCK.min(kend - j0);
-                    for r in 0..rows {
-                        let i = i0 + r;
-                        let qi = &q[i * h_dk + qo..i * h_dk + qo + d.dk];
-                        let seen = d.key_end(i).saturating_sub(j0).min(cols);
-                        if seen == 0 {
-                            continue;
-                        }
-                        let sr = &mut s[r * KEY_BLOCK..r * KEY_BLOCK + seen];
-                        let mut row_max = f32::NEG_INFINITY;
-                        for (c, sv) in sr.iter_mut().enumerate() {
-                            let j = j0 + c;
-                            *sv = dot(qi, &k[j * h_dk + qo..j * h_dk + qo + d.dk]) * d.scale;
-                            row_max = row_max.max(*sv);
-                        }
-                        let m_new = m[r].max(row_max);
-                        let rescale = (m[r] - m_new).exp();
-                        let ar = &mut acc[r * d.dv..(r + 1) * d.dv];
-                        if rescale != 1.0 {
-                            l[r] *= rescale;
-                            ar.iter_mut().for_each(|a| *a *= rescale);
-                        }
-                        let mut sum = 0.0f32;
-                        for (c, sv) in sr.iter().enumerate() {
-                            let j = j0 + c;
-                            let p = (sv - m_new).exp();
-                            sum += p;
-                            let p = if d.dropout > 0.0 { p * d.keep(b, h, i, j) } else { p };
-                            if p != 0.0 {
-                                axpy(ar, p, &v[j * h_dv + vo..j * h_dv + vo + d.dv]);
-                            }
-                        }
-                        l[r] += sum;
-                        m[r] = m_new;
-                    }
+            m.fill(f32::NEG_INFINITY);
+            l.fill(0.0);
+            for i in 0..d.tq {
+                o[i * h_dv + vo..i * h_dv + vo + d.dv].fill(0.0);
+            }
+            for j0 in (0..d.tk).step_by(KEY_BLOCK) {
+                let cols = KEY_BLOCK.min(d.tk - j0);
+                // Causal: rows before j0 see none of this block.
+                let first = if d.causal { j0 } else { 0 };
+                if first >= d.tq {
+                    break;
                 }
-                for r in 0..rows {
-                    let i = i0 + r;
-                    let inv = 1.0 / l[r];
+                pack_transposed(kt, k, j0, cols, h_dk, qo, d.dk);
+                for i in first..d.tq {
+                    let seen = d.key_end(i).saturating_sub(j0).min(cols);
+                    let sr = &mut s[..seen];
+                    row_times_block(sr, &q[i * h_dk + qo..i * h_dk + qo + d.dk], kt);
+                    sr.iter_mut().for_each(|sv| *sv *= d.scale);
+                    let m_new = m[i].max(max_of(sr));
+                    let rescale = fast_exp(m[i] - m_new);
                     let out = &mut o[i * h_dv + vo..i * h_dv + vo + d.dv];
-                    for (y, a) in out.iter_mut().zip(&acc[r * d.dv..(r + 1) * d.dv]) {
-                        *y = a * inv;
+                    if rescale != 1.0 {
+                        l[i] *= rescale;
+                        out.iter_mut().for_each(|a| *a *= rescale);
                     }
-                    lse[h * d.tq + i] = m[r] + l[r].ln();
+                    sr.iter_mut().for_each(|sv| *sv = fast_exp(*sv - m_new));
+                    l[i] += sum_of(sr);
+                    m[i] = m_new;
+                    for (c, p) in sr.iter().enumerate() {
+                        let j = j0 + c;
+                        let p = if d.dropout > 0.0 { p * d.keep(b, h, i, j) } else { *p };
+                        axpy(out, p, &v[j * h_dv + vo..j * h_dv + vo + d.dv]);
+                    }
                 }
+            }
+            for i in 0..d.tq {
+                let inv = 1.0 / l[i];
+                o[i * h_dv + vo..i * h_dv + vo + d.dv].iter_mut().for_each(|y| *y *= inv);
+                lse[h * d.tq + i] = m[i] + l[i].ln();
             }
         }
     }
@@ -207,7 +284,11 @@ pub fn attention_backward(
     let ln = d.heads * d.tq;
     let one = |b: usize, gq: &mut [f32], gk: &mut [f32], gv: &mut [f32]| {
         let at = |n: usize| b * n..(b + 1) * n;
-        backward_sample(gq, gk, gv, &go[at(on)], &o[at(on)], &lse[at(ln)], &q[at(qn)], &k[at(kn)], &v[at(vn)], d, b)
+        // D per query row; packed kᵀ, vᵀ and the block's ∂kᵀ, ∂vᵀ; the rows P, dS
+        let len = d.tq + 2 * (d.dk + d.dv) * KEY_BLOCK + 2 * KEY_BLOCK;
+        with_scratch(len, |scratch| {
+            backward_sample(gq, gk, gv, &go[at(on)], &o[at(on)], &lse[at(ln)], &q[at(qn)], &k[at(kn)], &v[at(vn)], d, b, scratch)
+        })
     };
     if d.batch > 1 && rayon::current_num_threads() > 1 {
         gq.par_chunks_mut(qn).zip(gk.par_chunks_mut(kn)).zip(gv.par_chunks_mut(vn)).enumerate().for_each(|(b, ((gq, gk), gv))| one(b, gq, gk, gv));
@@ -217,8 +298,10 @@ pub fn attention_backward(
 }
 
 simd_dispatch! {
-    /// One batch element's gradients: for each head, key block by key block, the query
-    /// blocks that see it; probabilities recomputed from the log-sum-exp.
+    /// One batch element's gradients: for each head, key block by key block, every query
+    /// row that sees it recomputes its probabilities from the log-sum-exp; ∂k and ∂v of
+    /// the block accumulate transposed (axpys along the keys), ∂q row by row.
+    #[allow(clippy::too_many_arguments)]
     fn backward_sample(
         gq: &mut [f32],
         gk: &mut [f32],
@@ -231,80 +314,75 @@ simd_dispatch! {
         v: &[f32],
         d: &AttentionDims,
         b: usize,
+        scratch: &mut [f32],
     ) {
         let (h_dk, h_dv) = (d.heads * d.dk, d.heads * d.dv);
         gq.fill(0.0);
-        gk.fill(0.0);
-        gv.fill(0.0);
-        let mut delta = [0.0f32; QUERY_BLOCK];
-        let mut p = [0.0f32; QUERY_BLOCK * KEY_BLOCK];
-        let mut ds = [0.0f32; QUERY_BLOCK * KEY_BLOCK];
+        let (delta, rest) = scratch.split_at_mut(d.tq);
+        let (kt, rest) = rest.split_at_mut(d.dk * KEY_BLOCK);
+        let (vt, rest) = rest.split_at_mut(d.dv * KEY_BLOCK);
+        let (gkt, rest) = rest.split_at_mut(d.dk * KEY_BLOCK);
+        let (gvt, rest) = rest.split_at_mut(d.dv * KEY_BLOCK);
+        let (p, ds) = rest.split_at_mut(KEY_BLOCK);
         for h in 0..d.heads {
             let (qo, vo) = (h * d.dk, h * d.dv);
-            for i0 in (0..d.tq).step_by(QUERY_BLOCK) {
-                let rows = QUERY_BLOCK.min(d.tq - i0);
-                // Dᵢ = Σ dOᵢ·Oᵢ (= Σⱼ Pᵢⱼ·dPᵢⱼ)
-                for r in 0..rows {
-                    let i = i0 + r;
-                    let at = i * h_dv + vo..i * h_dv + vo + d.dv;
-                    delta[r] = dot(&go[at.clone()], &o[at]);
-                }
-                let kend = d.key_end(i0 + rows - 1);
-                for j0 in (0..kend).step_by(KEY_BLOCK) {
-                    let cols = KEY_BLOCK.min(kend - j0);
-                    for r in 0..rows {
-                        let i = i0 + r;
-                        let seen = d.key_end(i).saturating_sub(j0).min(cols);
-                        let qi = &q[i * h_dk + qo..i * h_dk + qo + d.dk];
-                        let goi = &go[i * h_dv + vo..i * h_dv + vo + d.dv];
-                        let li = lse[h * d.tq + i];
-                        for c in 0..cols {
-                            let (pr, dsr) = (&mut p[r * KEY_BLOCK + c], &mut ds[r * KEY_BLOCK + c]);
-                            if c >= seen {
-                                *pr = 0.0;
-                                *dsr = 0.0;
-                                continue;
-                            }
-                            let j = j0 + c;
-                            let prob = (dot(qi, &k[j * h_dk + qo..j * h_dk + qo + d.dk]) * d.scale - li).exp();
-                            let keep = if d.dropout > 0.0 { d.keep(b, h, i, j) } else { 1.0 };
-                            // dP̃ = dO·vⱼ is the gradient of the dropped-out weight P·keep.
-                            let dp = dot(goi, &v[j * h_dv + vo..j * h_dv + vo + d.dv]) * keep;
-                            *pr = prob * keep;
-                            *dsr = prob * (dp - delta[r]);
+            // Dᵢ = Σ dOᵢ·Oᵢ (= Σⱼ Pᵢⱼ·dPᵢⱼ)
+            for (i, di) in delta.iter_mut().enumerate() {
+                let at = i * h_dv + vo..i * h_dv + vo + d.dv;
+                *di = dot(&go[at.clone()], &o[at]);
+            }
+            for j0 in (0..d.tk).step_by(KEY_BLOCK) {
+                let cols = KEY_BLOCK.min(d.tk - j0);
+                let first = if d.causal { j0.min(d.tq) } else { 0 };
+                pack_transposed(kt, k, j0, cols, h_dk, qo, d.dk);
+                pack_transposed(vt, v, j0, cols, h_dv, vo, d.dv);
+                gkt.fill(0.0);
+                gvt.fill(0.0);
+                for i in first..d.tq {
+                    let seen = d.key_end(i).saturating_sub(j0).min(cols);
+                    let (pr, dsr) = (&mut p[..seen], &mut ds[..seen]);
+                    let qi = &q[i * h_dk + qo..i * h_dk + qo + d.dk];
+                    let goi = &go[i * h_dv + vo..i * h_dv + vo + d.dv];
+                    let li = lse[h * d.tq + i];
+                    row_times_block(pr, qi, kt);
+                    for pv in pr.iter_mut() {
+                        *pv = fast_exp(*pv * d.scale - li);
+                    }
+                    // dP̃ = dO·vⱼ is the gradient of the kept weight P·keep.
+                    row_times_block(dsr, goi, vt);
+                    if d.dropout > 0.0 {
+                        for (c, (pv, dv)) in pr.iter_mut().zip(dsr.iter_mut()).enumerate() {
+                            let keep = d.keep(b, h, i, j0 + c);
+                            *dv = *pv * (*dv * keep - delta[i]);
+                            *pv *= keep;
+                        }
+                    } else {
+                        for (pv, dv) in pr.iter().zip(dsr.iter_mut()) {
+                            *dv = pv * (*dv - delta[i]);
                         }
                     }
-                    // dV_j += (P∘keep)ᵀ·dO ; dK_j += scale·dSᵀ·Q
-                    for c in 0..cols {
+                    // ∂vⱼᵀ += dOᵢ ⊗ (P∘keep)ᵢ ; ∂kⱼᵀ += scale·qᵢ ⊗ dSᵢ
+                    for (e, g) in goi.iter().enumerate() {
+                        axpy(&mut gvt[e * KEY_BLOCK..e * KEY_BLOCK + seen], *g, pr);
+                    }
+                    for (e, x) in qi.iter().enumerate() {
+                        axpy(&mut gkt[e * KEY_BLOCK..e * KEY_BLOCK + seen], *x * d.scale, dsr);
+                    }
+                    // ∂qᵢ += scale·Σⱼ dSᵢⱼ·kⱼ
+                    let gqi = &mut gq[i * h_dk + qo..i * h_dk + qo + d.dk];
+                    for (c, w) in dsr.iter().enumerate() {
                         let j = j0 + c;
-                        let gvj = &mut gv[j * h_dv + vo..j * h_dv + vo + d.dv];
-                        for r in 0..rows {
-                            let w = p[r * KEY_BLOCK + c];
-                            if w != 0.0 {
-                                let i = i0 + r;
-                                axpy(gvj, w, &go[i * h_dv + vo..i * h_dv + vo + d.dv]);
-                            }
-                        }
-                        let gkj = &mut gk[j * h_dk + qo..j * h_dk + qo + d.dk];
-                        for r in 0..rows {
-                            let w = ds[r * KEY_BLOCK + c];
-                            if w != 0.0 {
-                                let i = i0 + r;
-                                axpy(gkj, w * d.scale, &q[i * h_dk + qo..i * h_dk + qo + d.dk]);
-                            }
-                        }
+                        axpy(gqi, w * d.scale, &k[j * h_dk + qo..j * h_dk + qo + d.dk]);
                     }
-                    // dQ_i += scale·dS·K
-                    for r in 0..rows {
-                        let i = i0 + r;
-                        let gqi = &mut gq[i * h_dk + qo..i * h_dk + qo + d.dk];
-                        for c in 0..cols {
-                            let w = ds[r * KEY_BLOCK + c];
-                            if w != 0.0 {
-                                let j = j0 + c;
-                                axpy(gqi, w * d.scale, &k[j * h_dk + qo..j * h_dk + qo + d.dk]);
-                            }
-                        }
+                }
+                // Back to rows: gk[j, head] = ∂kᵀ[:, j − j0] (written whole: each block once).
+                for c in 0..cols {
+                    let j = j0 + c;
+                    for (e, g) in gk[j * h_dk + qo..j * h_dk + qo + d.dk].iter_mut().enumerate() {
+                        *g = gkt[e * KEY_BLOCK + c];
+                    }
+                    for (e, g) in gv[j * h_dv + vo..j * h_dv + vo + d.dv].iter_mut().enumerate() {
+                        *g = gvt[e * KEY_BLOCK + c];
                     }
                 }
             }
