@@ -11,6 +11,8 @@ mod fit;
 mod generate;
 #[cfg(test)]
 mod functional_tests;
+#[cfg(test)]
+mod gpt_tests;
 mod keras_callbacks;
 mod model;
 #[cfg(test)]
