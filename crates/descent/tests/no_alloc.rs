@@ -168,3 +168,33 @@ fn steady_state_steps_of_a_convnet_do_not_allocate() {
 fn toml_depthwise() -> descent::nn::DepthwiseConv2dConfig {
     toml::from_str("kernel_size = 3\npadding = \"same\"\ndepth_multiplier = 2").unwrap()
 }
+
+#[test]
+fn steady_state_steps_of_a_transformer_do_not_allocate() {
+    single_threaded();
+    use descent::nn::{Dropout, LayerNormalization, MultiHeadAttention, TokenAndPositionEmbedding};
+    // A GPT block: token + position embedding, pre-norm causal attention with dropout on
+    // its weights, residual adds, a GELU MLP, the vocabulary head over every position.
+    let (vocab, t) = (20, 16);
+    let x = Input::new(&[t]);
+    let e = TokenAndPositionEmbedding::new(vocab, t, 32).call(&x).unwrap();
+    let n = LayerNormalization::new().call(&e).unwrap();
+    let a = MultiHeadAttention::new(4, 8).causal().dropout(0.1).call(&n).unwrap();
+    let r = Add::new().call_on(&[&e, &a]).unwrap();
+    let n2 = LayerNormalization::new().call(&r).unwrap();
+    let h = Dense::new(64, Activation::Gelu { approximate: false }).call(&n2).unwrap();
+    let h = Dropout::new(0.1).call(&h).unwrap();
+    let m = Dense::new(32, Activation::Linear).call(&h).unwrap();
+    let r2 = Add::new().call_on(&[&r, &m]).unwrap();
+    let y = Dense::new(vocab, Activation::Linear).call(&r2).unwrap();
+    let mut model = Model::new(&[x], &[y]).unwrap();
+    model.compile(Adam::new(1e-3), Loss::sparse_categorical_crossentropy(true), &["accuracy"]).unwrap();
+    let ids = |s: usize| Tensor::new((0..8 * t).map(|i| ((i * 7 + s * 3) % vocab) as f32).collect(), &[8, t]).unwrap();
+    let xs: Vec<Tensor> = (0..4).map(ids).collect();
+    let y = ids(9);
+    model.train_on_batch(&xs[0], &y).unwrap();
+    model.train_on_batch(&xs[1], &y).unwrap();
+    let (allocated, loss) = allocations_during(|| xs.iter().map(|x| model.train_on_batch(x, &y).unwrap()).sum::<f32>());
+    assert!(loss.is_finite());
+    assert_eq!(allocated, 0, "transformer: {allocated} heap allocations in 4 steady-state steps");
+}

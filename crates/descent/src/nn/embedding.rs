@@ -112,7 +112,7 @@ impl Layer for Embedding {
     fn forward(&self, tape: &mut Tape, store: &ParamStore, x: Var, _training: bool) -> Result<Var> {
         let table = self.table.ok_or_else(|| Error::State(format!("layer '{}' used before build", self.name)))?;
         let t = tape.param(store, table);
-        tape.gather_by(store, t, x, &format!("layer '{}' (Embedding) ids", self.name))
+        tape.gather_by(store, t, x, &|| format!("layer '{}' (Embedding) ids", self.name))
     }
     fn params(&self) -> Vec<ParamId> {
         self.table.into_iter().collect()
@@ -199,14 +199,14 @@ impl Layer for TokenAndPositionEmbedding {
     /// y[b, t] = tokens[ids[b, t]] + positions[t]: `[batch, T]` → `[batch, T, embedding_dim]`.
     fn forward(&self, tape: &mut Tape, store: &ParamStore, x: Var, _training: bool) -> Result<Var> {
         let (tokens, positions) = self.tables.ok_or_else(|| Error::State(format!("layer '{}' used before build", self.name)))?;
-        let what = format!("layer '{}' (TokenAndPositionEmbedding)", self.name);
+        let what = || format!("layer '{}' (TokenAndPositionEmbedding)", self.name);
         let xs = tape.shape(x);
         if xs.rank() != 2 || xs.dims()[1] > self.config.sequence_length {
-            return Err(Error::shape(&what, format!("ids [batch, T ≤ {}]", self.config.sequence_length), xs));
+            return Err(Error::shape(what(), format!("ids [batch, T ≤ {}]", self.config.sequence_length), xs));
         }
         let steps = xs.dims()[1];
         let table = tape.param(store, tokens);
-        let tok = tape.gather_by(store, table, x, &format!("{what} ids"))?;
+        let tok = tape.gather_by(store, table, x, &|| format!("{} ids", what()))?;
         let mut pos = tape.param(store, positions);
         if steps < self.config.sequence_length {
             pos = tape.slice(store, pos, 0, 0, steps)?;

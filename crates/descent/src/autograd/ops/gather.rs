@@ -37,12 +37,12 @@ impl Tape {
 impl Tape {
     /// Rows of `table` (`[V, D]`) picked by the values of `ids` (token ids fed as
     /// numbers, any shape S) → `S + [D]`: each must be a whole number in `0..V`, else the
-    /// error names the first that is not and its position. The ids are written into the
+    /// error (naming `what()`, formatted only then) says which is not and where. The ids are written into the
     /// node's reused integer buffer, so a steady-state step allocates nothing.
-    pub fn gather_by(&mut self, store: &ParamStore, table: Var, ids: Var, what: &str) -> Result<Var> {
+    pub fn gather_by(&mut self, store: &ParamStore, table: Var, ids: Var, what: &dyn Fn() -> String) -> Result<Var> {
         let (ts, is) = (self.shape(table), self.shape(ids));
         if ts.rank() != 2 || is.rank() >= crate::tensor::Shape::MAX_RANK {
-            return Err(Error::shape(what, format!("a table [rows, width] and ids of at most {} axes", crate::tensor::Shape::MAX_RANK - 1), format!("{ts}, ids {is}")));
+            return Err(Error::shape(what(), format!("a table [rows, width] and ids of at most {} axes", crate::tensor::Shape::MAX_RANK - 1), format!("{ts}, ids {is}")));
         }
         let (rows, width) = (ts.dims()[0], ts.dims()[1]);
         let mut dims = [0usize; crate::tensor::Shape::MAX_RANK];
@@ -56,7 +56,7 @@ impl Tape {
         if let Some((pos, v)) = bad {
             self.pop();
             let at: Vec<usize> = unflatten(pos, is.dims());
-            return Err(Error::shape(what, format!("whole-number ids in [0, {rows}) (the table's rows)"), format!("{v} at position {at:?} of the batch")));
+            return Err(Error::shape(what(), format!("whole-number ids in [0, {rows}) (the table's rows)"), format!("{v} at position {at:?} of the batch")));
         }
         self.compute(store, out, |nodes, params, y, _| {
             B::gather_rows(y, value_of(nodes, params, table), &nodes[out.idx()].ints, width);
