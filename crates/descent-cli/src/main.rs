@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_cnn;
+mod bench_gpt;
 mod bench_mlp;
 mod commands;
 mod tune_commands;
@@ -120,9 +121,9 @@ enum Command {
     /// Benchmarks against PyTorch (WORKLOADS.md). `w0`: sgemm and STREAM ceilings; `w1`: the classic MLP, steps/s; `w2`: the
     /// wide MLP, samples/s and GFLOP/s; `w3`: every optimizer's step over 10M parameters
     /// beside the bandwidth ceiling; `w4`: Keras's mnist_convnet on Fashion-MNIST, samples/s,
-    /// quiet and beside a busy core.
+    /// quiet and beside a busy core; `w5`: nanoGPT's shakespeare_char GPT, training and generation tokens/s.
     Bench {
-        #[arg(value_parser = ["w0", "w1", "w2", "w3", "w4", "all"])]
+        #[arg(value_parser = ["w0", "w1", "w2", "w3", "w4", "w5", "all"])]
         workload: String,
         #[arg(long, default_value_t = 3)]
         rounds: usize,
@@ -137,6 +138,9 @@ enum Command {
         /// W4: training images in the timed epoch (of Fashion-MNIST's 60,000).
         #[arg(long, default_value_t = 12_800)]
         samples: usize,
+        /// W5: timed training steps.
+        #[arg(long, default_value_t = 200)]
+        steps: usize,
     },
     /// k-fold cross-validation of an experiment: per-fold scores and mean ± std. The
     /// experiment's held-out test split is set aside and not used.
@@ -224,9 +228,10 @@ fn main() -> ExitCode {
         Command::Generate { run, prompt, max_tokens, temperature, top_k, top_p, seed } => {
             commands::generate(&run, &prompt, descent::train::SampleOptions { max_tokens, temperature, top_k, top_p, seed })
         }
-        Command::Bench { workload, rounds, python, out, only, samples } => match workload.as_str() {
+        Command::Bench { workload, rounds, python, out, only, samples, steps } => match workload.as_str() {
             "w3" => bench::w3(rounds, Some(&python), &out, &only),
             "w4" => bench_cnn::w4(rounds, Some(&python), &out, samples),
+            "w5" => bench_gpt::w5(rounds, Some(&python), &out, steps),
             "w0" => {
                 bench_mlp::ceilings(true);
                 Ok(())
@@ -247,6 +252,7 @@ fn main() -> ExitCode {
             tune_commands::compare_cmd(&files, &optimizers, &metric, &folds.args(), svg.as_deref())
         }
         Command::BenchChild { workload, samples } if workload == "w4" => bench_cnn::child(samples, 10),
+        Command::BenchChild { workload, samples } if workload == "w5" => bench_gpt::child(samples, 20),
         Command::BenchChild { workload, .. } => bench_mlp::child(&workload),
         Command::Schedule { spec, steps, svg } => commands::schedule(&spec, steps, svg.as_deref()),
     };
