@@ -134,7 +134,7 @@ pub fn w5(rounds: usize, python: Option<&Path>, out_dir: &Path, steps: usize) ->
         );
     }
     md += &format!(
-        "\n{steps} timed training steps of 12 windows × 64 characters after 20 warm-up steps (compilation, for torch.compile and JAX), AdamW with global clipping; GFLOP/s counts 6 × the matrices' parameters per token plus attention, against this machine's sgemm ceiling ({ceiling:.0} GFLOP/s, measured by this command). Generation: 500 tokens after \"ROMEO:\" at temperature 0.8, top-k 200 (PyTorch with a key/value cache while the context fits the 64-token window, then recomputing the window, as nanoGPT crops; descent recomputes the window for every token).\n"
+        "\n{steps} timed training steps of 12 windows × 64 characters after 20 warm-up steps (compilation, for torch.compile and JAX), AdamW with global clipping; GFLOP/s counts 6 × the matrices' parameters per token plus attention, against this machine's sgemm ceiling ({ceiling:.0} GFLOP/s, measured by this command). Generation: 500 tokens after \"ROMEO:\" at temperature 0.8, top-k 200 (both with a key/value cache while the context fits the 64-token window, then recomputing the window for each token: learned positions shift, as nanoGPT crops).\n"
     );
     if python.is_none() {
         md += "\nPyTorch and JAX were not run (no .venv/bin/python: `bash scripts/setup_python.sh`).\n";

@@ -8,7 +8,7 @@ use super::gradcheck_nd::{param, probe_nd};
 use super::{AttentionSpec, ParamStore};
 
 fn spec(heads: u16, causal: bool, dropout: f32) -> AttentionSpec {
-    AttentionSpec { heads, causal, scale: None, dropout, seed: 5 }
+    AttentionSpec { heads, causal, queries_last: false, scale: None, dropout, seed: 5 }
 }
 
 #[test]

@@ -27,6 +27,9 @@ impl ActivationLayer {
 
 impl Layer for ActivationLayer {
     named_layer!("Activation", "activation", Activation);
+    fn position_wise(&self) -> bool {
+        true
+    }
     fn build(&mut self, input: &[usize], _: &mut ParamStore, _: &mut Rng) -> Result<Vec<usize>> {
         Ok(input.to_vec())
     }

@@ -11,7 +11,7 @@
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 
-use super::layer::{named_layer, Layer};
+use super::layer::{named_layer, DecodeCache, Layer};
 use super::noise_layers::Stream;
 use super::Initializer;
 use crate::autograd::{AttentionSpec, ParamId, ParamStore, Tape, Var};
@@ -197,8 +197,36 @@ impl Layer for MultiHeadAttention {
         let v = project(tape, value, pv)?;
         let dropout = if training { self.config.dropout } else { 0.0 };
         let seed = if dropout > 0.0 { self.stream.with(|r| r.random()) } else { 0 };
-        let spec = AttentionSpec { heads: self.config.num_heads as u16, causal: self.config.use_causal_mask, scale: None, dropout, seed };
+        let spec = AttentionSpec { heads: self.config.num_heads as u16, causal: self.config.use_causal_mask, queries_last: false, scale: None, dropout, seed };
         let o = tape.attention(store, q, k, v, spec)?;
+        project(tape, o, po)
+    }
+    fn decodes_incrementally(&self) -> bool {
+        true
+    }
+    /// Self-attention over the new positions and every earlier one: their keys and
+    /// values are appended to the cache, the queries attend as the last positions.
+    fn forward_decode(&self, tape: &mut Tape, store: &ParamStore, xs: &[Var], _pos: usize, cache: &mut DecodeCache) -> Result<Var> {
+        let [pq, pk, pv, po] = self.projections.ok_or_else(|| Error::State(format!("layer '{}' used before build", self.name)))?;
+        let [x] = xs else {
+            return Err(Error::Config(format!("{}: decoding with a cache takes self-attention (one input), not {} inputs", self.what(), xs.len())));
+        };
+        let project = |tape: &mut Tape, x: Var, p: Projection| {
+            let w = tape.param(store, p.kernel);
+            let b = p.bias.map(|b| tape.param(store, b));
+            tape.dense(store, x, w, b, Activation::Linear)
+        };
+        let q = project(tape, *x, pq)?;
+        let k = project(tape, *x, pk)?;
+        let v = project(tape, *x, pv)?;
+        cache.keys.extend_from_slice(&tape.value(store, k));
+        cache.values.extend_from_slice(&tape.value(store, v));
+        let (kw, vw) = (tape.shape(k).dims()[2], tape.shape(v).dims()[2]);
+        let seen = cache.keys.len() / kw;
+        let k_all = tape.input(Shape::new(&[1, seen, kw])?, &cache.keys)?;
+        let v_all = tape.input(Shape::new(&[1, seen, vw])?, &cache.values)?;
+        let spec = AttentionSpec { heads: self.config.num_heads as u16, causal: self.config.use_causal_mask, queries_last: true, scale: None, dropout: 0.0, seed: 0 };
+        let o = tape.attention(store, q, k_all, v_all, spec)?;
         project(tape, o, po)
     }
     fn params(&self) -> Vec<ParamId> {

@@ -85,6 +85,9 @@ impl Dense {
 
 impl Layer for Dense {
     named_layer!("Dense", "dense", Dense);
+    fn position_wise(&self) -> bool {
+        true
+    }
     fn input_rank(&self) -> Option<usize> {
         Some(1)
     }

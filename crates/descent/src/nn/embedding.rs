@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::layer::{named_layer, Layer};
+use super::layer::{named_layer, DecodeCache, Layer};
 use super::{Initializer, Regularizer};
 use crate::autograd::{ParamId, ParamStore, Tape, Var};
 use crate::error::{Error, Result};
@@ -91,6 +91,9 @@ fn check_ids(what: &str, input: &[usize]) -> Result<()> {
 
 impl Layer for Embedding {
     named_layer!("Embedding", "embedding", Embedding);
+    fn position_wise(&self) -> bool {
+        true
+    }
     fn input_rank(&self) -> Option<usize> {
         Some(1)
     }
@@ -211,6 +214,23 @@ impl Layer for TokenAndPositionEmbedding {
         if steps < self.config.sequence_length {
             pos = tape.slice(store, pos, 0, 0, steps)?;
         }
+        tape.add_broadcast(store, tok, pos)
+    }
+    fn decodes_incrementally(&self) -> bool {
+        true
+    }
+    /// The new ids at positions `pos..pos + T`.
+    fn forward_decode(&self, tape: &mut Tape, store: &ParamStore, xs: &[Var], pos: usize, _cache: &mut DecodeCache) -> Result<Var> {
+        let (tokens, positions) = self.tables.ok_or_else(|| Error::State(format!("layer '{}' used before build", self.name)))?;
+        let [x] = xs else { return Err(Error::Config(format!("layer '{}' takes one input", self.name))) };
+        let steps = tape.shape(*x).dims()[1];
+        if pos + steps > self.config.sequence_length {
+            return Err(Error::shape(format!("layer '{}' (TokenAndPositionEmbedding)", self.name), format!("positions below {} (sequence_length)", self.config.sequence_length), pos + steps));
+        }
+        let table = tape.param(store, tokens);
+        let tok = tape.gather_by(store, table, *x, &|| format!("layer '{}' (TokenAndPositionEmbedding) ids", self.name))?;
+        let all = tape.param(store, positions);
+        let pos = tape.slice(store, all, 0, pos, steps)?;
         tape.add_broadcast(store, tok, pos)
     }
     fn params(&self) -> Vec<ParamId> {

@@ -75,9 +75,38 @@ pub trait Layer: Send + Sync {
         None
     }
     fn set_rng_state(&self, _rng: Rng) {}
+    /// Whether each position's output depends only on that position's input (Dense,
+    /// normalizations over the last axis, adds, dropout at inference): such a layer
+    /// decodes new positions of a sequence unchanged.
+    fn position_wise(&self) -> bool {
+        false
+    }
+    /// Whether [`Layer::forward_decode`] works for this layer (position-wise layers, and
+    /// those that keep what they need of earlier positions in a [`DecodeCache`]).
+    fn decodes_incrementally(&self) -> bool {
+        self.position_wise()
+    }
+    /// Incremental decoding (generation with a key/value cache): `xs` hold only the new
+    /// positions of one sequence, the first of them at absolute position `pos`; what the
+    /// layer needs of earlier positions it keeps in `cache` (one per call of the layer).
+    fn forward_decode(&self, tape: &mut Tape, store: &ParamStore, xs: &[Var], pos: usize, cache: &mut DecodeCache) -> Result<Var> {
+        let _ = (pos, cache);
+        if !self.position_wise() {
+            return Err(Error::Config(format!("layer '{}' ({}) cannot decode one position at a time", self.name(), self.kind())));
+        }
+        self.forward_inputs(tape, store, xs, false)
+    }
     /// After a training step: update non-trainable state from what the forward pass
     /// recorded on `tape` (batch normalization's moving statistics).
     fn update_state(&self, _tape: &Tape, _store: &mut ParamStore) {}
+}
+
+/// What a layer keeps of a sequence's earlier positions while decoding (attention's keys
+/// and values, `[positions, width]` each, appended as positions come).
+#[derive(Clone, Debug, Default)]
+pub struct DecodeCache {
+    pub keys: Vec<f32>,
+    pub values: Vec<f32>,
 }
 
 /// The `Layer` methods every layer writes the same way, for a struct with a `name`

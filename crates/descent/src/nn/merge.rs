@@ -58,6 +58,9 @@ macro_rules! merge_layer {
         fn params(&self) -> Vec<ParamId> {
             Vec::new()
         }
+        fn position_wise(&self) -> bool {
+            true
+        }
     };
 }
 

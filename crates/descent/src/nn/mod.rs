@@ -34,7 +34,7 @@ pub use crate::tensor::{Padding, PoolKind};
 pub use dense::Dense;
 pub use functional::{Call, Input, SharedLayer, SymbolicTensor};
 pub use init::Initializer;
-pub use layer::{ActivationConfig, CallConfig, DenseConfig, Layer, LayerConfig};
+pub use layer::{ActivationConfig, CallConfig, DecodeCache, DenseConfig, Layer, LayerConfig};
 pub use loss::Loss;
 pub use merge::{Add, AddConfig, Concatenate, ConcatenateConfig};
 pub use confusion::{Average, ConfusionMatrix};

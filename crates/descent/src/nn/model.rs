@@ -561,6 +561,27 @@ impl Network {
         result
     }
 
+    /// Whether every layer can decode a sequence position by position (a key/value
+    /// cache for generation; see [`Network::forward_decode`]).
+    pub fn decodes_incrementally(&self) -> bool {
+        self.layers.iter().all(|l| l.decodes_incrementally())
+    }
+
+    /// The first output for new positions of one sequence, the first at absolute
+    /// position `pos`, with `caches` (one per node, kept between calls) holding what
+    /// the layers keep of earlier positions.
+    pub fn forward_decode(&self, tape: &mut Tape, x: Var, pos: usize, caches: &mut Vec<super::DecodeCache>) -> Result<Var> {
+        caches.resize_with(self.nodes.len(), Default::default);
+        let mut vars = vec![x];
+        let mut args = Vec::new();
+        for (node, cache) in self.nodes.iter().zip(caches.iter_mut()) {
+            args.clear();
+            args.extend(node.inputs.iter().map(|&t| vars[t]));
+            vars.push(self.layers[node.layer].forward_decode(tape, &self.store, &args, pos, cache)?);
+        }
+        Ok(vars[self.outputs[0]])
+    }
+
     /// Every node in order; `vars.0` ends with every tensor's value, `vars.1` is scratch
     /// for one call's arguments (both reused from the tape: no allocation per step).
     fn run_nodes(&self, tape: &mut Tape, xs: &[Var], training: bool, (vars, args): &mut (Vec<Var>, Vec<Var>)) -> Result<()> {

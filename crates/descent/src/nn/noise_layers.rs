@@ -105,6 +105,9 @@ impl Dropout {
 
 impl Layer for Dropout {
     named_layer!("Dropout", "dropout", Dropout);
+    fn position_wise(&self) -> bool {
+        true
+    }
     fn build(&mut self, input: &[usize], _: &mut ParamStore, rng: &mut Rng) -> Result<Vec<usize>> {
         if !(0.0..1.0).contains(&self.config.rate) {
             return Err(Error::Config(format!("layer '{}': dropout rate {} is outside [0, 1)", self.name, self.config.rate)));
@@ -242,6 +245,9 @@ impl GaussianNoise {
 
 impl Layer for GaussianNoise {
     named_layer!("GaussianNoise", "gaussian_noise", GaussianNoise);
+    fn position_wise(&self) -> bool {
+        true
+    }
     fn build(&mut self, input: &[usize], _: &mut ParamStore, rng: &mut Rng) -> Result<Vec<usize>> {
         let s = self.config.stddev;
         if !(s >= 0.0 && s.is_finite()) {

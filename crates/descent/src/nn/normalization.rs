@@ -139,6 +139,9 @@ impl Default for BatchNormalization {
 
 impl Layer for BatchNormalization {
     named_layer!("BatchNormalization", "batch_normalization", BatchNormalization);
+    fn position_wise(&self) -> bool {
+        true
+    }
     fn build(&mut self, input: &[usize], store: &mut ParamStore, _: &mut Rng) -> Result<Vec<usize>> {
         let c = &self.config;
         if !(0.0..1.0).contains(&c.momentum) || c.epsilon.is_nan() || c.epsilon <= 0.0 {
@@ -204,6 +207,9 @@ impl Default for LayerNormalization {
 
 impl Layer for LayerNormalization {
     named_layer!("LayerNormalization", "layer_normalization", LayerNormalization);
+    fn position_wise(&self) -> bool {
+        true
+    }
     fn build(&mut self, input: &[usize], store: &mut ParamStore, _: &mut Rng) -> Result<Vec<usize>> {
         if self.config.epsilon.is_nan() || self.config.epsilon <= 0.0 {
             return Err(Error::Config(format!("layer '{}': epsilon {} must be > 0", self.name, self.config.epsilon)));

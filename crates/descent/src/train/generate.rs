@@ -3,8 +3,12 @@
 //! `block_size` tokens), shaped by temperature, top-k and top-p (nucleus) filtering, with
 //! a seeded generator: the same seed and prompt give the same tokens.
 //!
-//! Each token reruns the forward pass over the context window (no key/value cache yet):
-//! at nanoGPT's shakespeare_char size that is a few milliseconds a token.
+//! While the context fits the model's window, each new token is one position of
+//! incremental decoding: attention layers keep the keys and values of earlier positions
+//! (a key/value cache) and only the new token goes through the network. Past the
+//! window, learned absolute positions shift with every token, so the last `block_size`
+//! tokens are recomputed for each new one (as nanoGPT crops). A model with a layer that
+//! cannot decode position by position always recomputes the window.
 
 use rand::{Rng as _, SeedableRng};
 
@@ -115,17 +119,35 @@ impl Model {
         let mut tape = Tape::new();
         let mut outputs = Vec::with_capacity(1);
         let net = &self.network;
+        // Tokens already in the caches (None: recomputing the window).
+        let mut cached = (net.decodes_incrementally() && tokens.len() <= block).then_some(0);
+        let mut caches = Vec::new();
         for _ in 0..opts.max_tokens {
-            let context = &tokens[tokens.len().saturating_sub(block)..];
+            if cached.is_some() && tokens.len() > block {
+                cached = None;
+            }
+            let context = match cached {
+                Some(done) => &tokens[done..],
+                None => &tokens[tokens.len().saturating_sub(block)..],
+            };
             let t = context.len();
             tape.no_grad(|tape| -> Result<()> {
                 tape.reset();
                 let x = tape.input_with(crate::tensor::Shape::new(&[1, t])?, |b| b.iter_mut().zip(context).for_each(|(v, id)| *v = *id as f32));
-                net.forward_outputs(tape, &[x], false, &mut outputs)?;
-                let y = tape.value(&net.store, outputs[0]);
+                let y = match cached {
+                    Some(done) => net.forward_decode(tape, x, done, &mut caches)?,
+                    None => {
+                        net.forward_outputs(tape, &[x], false, &mut outputs)?;
+                        outputs[0]
+                    }
+                };
+                let y = tape.value(&net.store, y);
                 logits.copy_from_slice(&y[(t - 1) * vocab..t * vocab]);
                 Ok(())
             })?;
+            if let Some(done) = &mut cached {
+                *done = tokens.len();
+            }
             let next = sample(&mut logits, &mut order, opts, &mut rng);
             tokens.push(next);
             out.push(next);

@@ -241,3 +241,27 @@ fn bad_text_input_is_a_clear_error() {
     assert!(e.contains("ids in [0, 11)") && e.contains("11 at position [1, 1]"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn decoding_with_the_key_value_cache_equals_the_whole_window() {
+    let f = fixture();
+    let (mut model, x, _) = fixture_model(&f);
+    let (t, v) = (8, 11);
+    let full = model.predict(&x, 4).unwrap();
+    let want = &full.data()[..t * v]; // the first sequence's logits, every position
+    let net = &model.network;
+    assert!(net.decodes_incrementally());
+    let ids: Vec<f32> = x.data()[..t].to_vec();
+    let mut caches = Vec::new();
+    let mut tape = Tape::new();
+    let mut got = Vec::new();
+    // A prompt of 3 positions, then one position at a time.
+    for (start, end) in [(0, 3), (3, 4), (4, 5), (5, 6), (6, 7), (7, 8)] {
+        tape.reset();
+        let xin = tape.input(Shape::new(&[1, end - start]).unwrap(), &ids[start..end]).unwrap();
+        let y = tape.no_grad(|tape| net.forward_decode(tape, xin, start, &mut caches)).unwrap();
+        got.extend_from_slice(&tape.value(&net.store, y));
+    }
+    let worst = got.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(worst < 1e-5, "cached decoding differs from the whole window by {worst}");
+}

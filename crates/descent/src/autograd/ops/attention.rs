@@ -15,6 +15,9 @@ use crate::tensor::{AttentionDims, Backend, DeviceSlice, DeviceVec, B, MAX_HEAD_
 pub struct AttentionSpec {
     pub heads: u16,
     pub causal: bool,
+    /// Causal: the queries are the last Tq of Tk positions (decoding with cached keys),
+    /// instead of Keras's top-left mask.
+    pub queries_last: bool,
     /// Factor on q·k; `None`: 1/√dk.
     pub scale: Option<f32>,
     /// Probability of dropping each attention weight (training only; 0: none).
@@ -61,7 +64,11 @@ impl Tape {
             return Err(Error::Config(format!("attention: dropout {} is outside [0, 1)", spec.dropout)));
         }
         let scale = spec.scale.unwrap_or(1.0 / (dk as f32).sqrt());
-        Ok(AttentionDims { batch: b, tq, tk, heads, dk, dv, causal: spec.causal, scale, dropout: spec.dropout, seed: spec.seed })
+        if spec.queries_last && tq > tk {
+            return Err(Error::shape("attention", "no more queries than keys when the queries are the last positions", format!("q {qs}, k {ks}")));
+        }
+        let key_offset = if spec.queries_last { tk - tq } else { 0 };
+        Ok(AttentionDims { batch: b, tq, tk, heads, dk, dv, causal: spec.causal, key_offset, scale, dropout: spec.dropout, seed: spec.seed })
     }
 
     /// Multi-head scaled dot-product attention of `q` over `k`/`v` (see the module docs).
@@ -91,6 +98,7 @@ pub(super) fn backward(ctx: &mut Backward, i: usize, (q, k, v): (Var, Var, Var),
         dk,
         dv,
         causal: spec.causal,
+        key_offset: if spec.queries_last { ks.dims()[1] - qs.dims()[1] } else { 0 },
         scale: spec.scale.unwrap_or(1.0 / (dk as f32).sqrt()),
         dropout: spec.dropout,
         seed: spec.seed,

@@ -38,6 +38,10 @@ pub struct AttentionDims {
     /// Value width per head.
     pub dv: usize,
     pub causal: bool,
+    /// Causal only: query i sees keys j ≤ i + key_offset (0: Keras's mask, the lower
+    /// triangle from the top-left; Tk − Tq: the queries are the last positions, as when
+    /// decoding with a cache of earlier keys).
+    pub key_offset: usize,
     /// The factor on q·k (1/√dk by default).
     pub scale: f32,
     /// Probability of dropping an attention weight (0: none).
@@ -64,7 +68,7 @@ impl AttentionDims {
     /// The keys query `i` sees: `0..key_end(i)`.
     #[inline(always)]
     fn key_end(&self, i: usize) -> usize {
-        if self.causal { (i + 1).min(self.tk) } else { self.tk }
+        if self.causal { (i + 1 + self.key_offset).min(self.tk) } else { self.tk }
     }
     /// The dropout factor of weight (b, h, i, j): 0 (dropped) or 1/(1 − p).
     #[inline(always)]
@@ -229,7 +233,7 @@ simd_dispatch! {
             for j0 in (0..d.tk).step_by(KEY_BLOCK) {
                 let cols = KEY_BLOCK.min(d.tk - j0);
                 // Causal: rows before j0 see none of this block.
-                let first = if d.causal { j0 } else { 0 };
+                let first = if d.causal { j0.saturating_sub(d.key_offset) } else { 0 };
                 if first >= d.tq {
                     break;
                 }
@@ -333,7 +337,7 @@ simd_dispatch! {
             }
             for j0 in (0..d.tk).step_by(KEY_BLOCK) {
                 let cols = KEY_BLOCK.min(d.tk - j0);
-                let first = if d.causal { j0.min(d.tq) } else { 0 };
+                let first = if d.causal { j0.saturating_sub(d.key_offset).min(d.tq) } else { 0 };
                 pack_transposed(kt, k, j0, cols, h_dk, qo, d.dk);
                 pack_transposed(vt, v, j0, cols, h_dv, vo, d.dv);
                 gkt.fill(0.0);
@@ -427,7 +431,7 @@ mod tests {
     fn forward_equals_the_plain_formula_across_tiles() {
         // Sizes that cross the query and key block edges, causal and not, with dropout.
         for (tq, tk, causal, dropout) in [(5, 5, true, 0.0), (37, 37, true, 0.0), (20, 131, false, 0.0), (70, 70, true, 0.25), (3, 80, false, 0.5)] {
-            let d = AttentionDims { batch: 2, tq, tk, heads: 3, dk: 12, dv: 5, causal, scale: 1.0 / 12f32.sqrt(), dropout, seed: 7 };
+            let d = AttentionDims { batch: 2, tq, tk, heads: 3, dk: 12, dv: 5, causal, key_offset: 0, scale: 1.0 / 12f32.sqrt(), dropout, seed: 7 };
             let (q, k, v) = (data(d.q_len(), 1), data(d.k_len(), 2), data(d.v_len(), 3));
             let (mut o, mut lse) = (vec![0.0; d.o_len()], vec![0.0; d.lse_len()]);
             attention_forward(&mut o, &mut lse, &q, &k, &v, &d);
@@ -435,11 +439,22 @@ mod tests {
             let worst = o.iter().zip(&want).map(|(a, b)| (*a as f64 - b).abs()).fold(0.0, f64::max);
             assert!(worst < 1e-5, "tq {tq} tk {tk} causal {causal} dropout {dropout}: worst {worst}");
         }
+        // The last rows of a causal attention, computed alone against every key (decoding
+        // with a cache), equal those rows of the whole.
+        let d = AttentionDims { batch: 1, tq: 70, tk: 70, heads: 2, dk: 8, dv: 8, causal: true, key_offset: 0, scale: 0.3, dropout: 0.0, seed: 0 };
+        let (q, k, v) = (data(d.q_len(), 4), data(d.k_len(), 5), data(d.v_len(), 6));
+        let (mut o, mut lse) = (vec![0.0; d.o_len()], vec![0.0; d.lse_len()]);
+        attention_forward(&mut o, &mut lse, &q, &k, &v, &d);
+        let tail = AttentionDims { tq: 3, key_offset: 67, ..d };
+        let (mut ot, mut lt) = (vec![0.0; tail.o_len()], vec![0.0; tail.lse_len()]);
+        attention_forward(&mut ot, &mut lt, &q[67 * 16..], &k, &v, &tail);
+        let worst = ot.iter().zip(&o[67 * 16..]).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        assert!(worst < 1e-6, "decoding rows differ by {worst}");
     }
 
     #[test]
     fn dropout_drops_about_its_rate_and_is_reproducible() {
-        let d = AttentionDims { batch: 2, tq: 64, tk: 64, heads: 4, dk: 8, dv: 8, causal: false, scale: 1.0, dropout: 0.3, seed: 11 };
+        let d = AttentionDims { batch: 2, tq: 64, tk: 64, heads: 4, dk: 8, dv: 8, causal: false, key_offset: 0, scale: 1.0, dropout: 0.3, seed: 11 };
         let kept = (0..d.batch * d.heads * d.tq * d.tk)
             .filter(|&n| {
                 let (j, i, h, b) = (n % d.tk, (n / d.tk) % d.tq, (n / d.tk / d.tq) % d.heads, n / d.tk / d.tq / d.heads);
