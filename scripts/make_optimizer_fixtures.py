@@ -63,6 +63,11 @@ CONFIGS = {
                                    l2_shrinkage_regularization_strength=0.01, beta=0.1), {}),
     "lion": ("keras", "Lion", dict(learning_rate=0.01), {}),
     "lamb": ("keras", "Lamb", dict(learning_rate=0.01), {}),
+    # Muon orthogonalizes the two kernels and takes Adam for the bias (weight decay 0.004
+    # on both parts, Keras's defaults); the second case sends w1 to Adam by name.
+    "muon": ("keras", "Muon", dict(learning_rate=0.01), ALL),
+    "muon_options": ("keras", "Muon", dict(learning_rate=0.02, momentum=0.9, nesterov=False, rms_rate=0.1, adam_lr_ratio=0.5,
+                                           exclude_layers=["w1"]), ALL),
     # Keras 3.15's ScheduleFreeAdamW on the torch backend departs from the paper: its
     # `momentum_old = momentum.value` aliases the variable that `assign_sub` then updates,
     # so x_old is computed from the *new* z. descent follows the paper; the reference is

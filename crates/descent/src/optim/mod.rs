@@ -218,6 +218,8 @@ optimizer_table! {
     Adafactor(Adafactor) = "adafactor", start 0.01;
     Ftrl(Ftrl) = "ftrl", start 0.1;
     Lion(Lion) = "lion", start 3e-4;
+    /// Muon for hidden matrices, Adam for the rest (Keras 3's `Muon`).
+    Muon(Muon) = "muon", start 0.001, implies |o| { o.weight_decay.get_or_insert(0.004); };
     Lamb(Lamb) = "lamb", start 0.003;
     Lars(Lars) = "lars", start 1.0;
     Rprop(Rprop) = "rprop", start 0.01;

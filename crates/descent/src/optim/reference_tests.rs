@@ -34,6 +34,7 @@ fn config(case: &Value) -> OptimizerConfig {
         "Ftrl" => "ftrl",
         "Lion" => "lion",
         "Lamb" => "lamb",
+        "Muon" => "muon",
         "ScheduleFreeAdamW" => "schedule_free_adamw",
         "RAdam" => "radam",
         "Rprop" => "rprop",

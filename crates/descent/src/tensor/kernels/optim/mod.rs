@@ -14,6 +14,7 @@ pub mod ftrl;
 pub mod lamb;
 pub mod lars;
 pub mod lion;
+pub mod muon;
 pub mod nadam;
 pub mod radam;
 pub mod rmsprop;
