@@ -246,6 +246,18 @@ mod tests {
         assert!(e.contains("'ö'") && e.contains("position 4"), "{e}");
     }
 
+    /// GPT-2's ids for a known string (as tiktoken's and Hugging Face's GPT-2 tokenizers
+    /// give them): "Hello world" is [15496, 995].
+    #[cfg(feature = "gpt2")]
+    #[test]
+    fn gpt2_bpe_gives_gpt2_ids_and_round_trips() {
+        let t = Tokenizer::Gpt2;
+        assert_eq!(t.vocab_size(), 50_257);
+        assert_eq!(t.encode("Hello world").unwrap(), vec![15496, 995]);
+        let text = "ROMEO:\nBut soft, what light through yonder window breaks? — naïve café";
+        assert_eq!(t.decode(&t.encode(text).unwrap()).unwrap(), text);
+    }
+
     #[test]
     fn windows_are_next_token_pairs_and_reproducible() {
         let tokens: Arc<Vec<u32>> = Arc::new((0..100).collect());

@@ -448,6 +448,7 @@ impl Experiment {
         let steps = model.optimizer().map_or(0, |o| o.iterations());
         write_atomic(dir.join("config.toml"), self.to_toml().as_bytes())?;
         write_atomic(dir.join("history.csv"), history.to_csv().as_bytes())?;
+        write_atomic(dir.join("loss.svg"), self.loss_chart(&history).as_bytes())?;
         let mut final_metrics = serde_json::Map::new();
         let logs_json = |l: &Logs| serde_json::Value::Object(l.iter().map(|(k, v)| (k.to_string(), v.into())).collect());
         if !test_logs.is_empty() {
@@ -469,6 +470,20 @@ impl Experiment {
         write_atomic(dir.join("metrics.json"), json.as_bytes())?;
         model.save(&dir, &prep)?;
         Ok(RunSummary { dir, history, test: test_logs, train_seconds, steps, warnings })
+    }
+}
+
+impl Experiment {
+    /// The training and validation loss over the run, as an SVG line chart (`loss.svg`).
+    fn loss_chart(&self, history: &History) -> String {
+        use crate::io::chart::{line_chart, Series};
+        let names = ["loss", "val_loss"];
+        let series: Vec<Series> = names.iter().filter_map(|n| history.get(n).map(|values| Series { label: n, values })).collect();
+        let (x_label, first) = match (&self.data.source, self.fit.max_steps) {
+            (DataSource::Text { .. }, Some(_)) => (format!("evaluation (every {} steps)", self.fit.eval_interval), 1),
+            _ => ("epoch".to_string(), 1),
+        };
+        line_chart(&format!("{}: loss", self.name()), &x_label, "loss (per token for text)", first, &series)
     }
 }
 
