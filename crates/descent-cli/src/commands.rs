@@ -51,8 +51,35 @@ fn run_experiment(run: &Path) -> Result<Experiment> {
     Experiment::from_file(run.join("config.toml"))
 }
 
+/// `descent evaluate` of a language model: its validation windows, or every window
+/// tiling a text file (`--data`), tokenized by the run's tokenizer.
+fn evaluate_text(run: &Path, data: Option<&Path>, mut model: Model, tokenizer: &descent::data::Tokenizer) -> Result<()> {
+    let exp = run_experiment(run)?;
+    let block = model.input_shape().and_then(|s| s.first().copied()).unwrap_or(1);
+    let (x, y, source) = match data {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+            let ids = tokenizer.encode(&text).map_err(|e| Error::format(path, e.to_string()))?;
+            let (x, y) = descent::data::tiling_windows(&ids, block).map_err(|e| Error::format(path, e.to_string()))?;
+            (x, y, format!("{} (every window of {block})", path.display()))
+        }
+        None => {
+            let (corpus, _) = exp.text_model()?;
+            let (x, y) = exp.validation_windows(&corpus)?.ok_or_else(|| Error::Config("the run's text has no validation part (val_fraction = 0); pass --data FILE".into()))?;
+            (x, y, "validation windows".to_string())
+        }
+    };
+    let mut logs = model.evaluate(&x, &y, exp.fit.batch_size)?;
+    descent::experiment::add_text_scores(&mut logs, tokenizer);
+    println!("{source}: {} windows of {block} tokens — {}", x.rows(), logs.format());
+    Ok(())
+}
+
 pub fn evaluate(run: &Path, data: Option<&Path>, label_column: Option<String>) -> Result<()> {
     let (mut model, saved) = Model::load(run)?;
+    if let Some(tokenizer) = &saved.preprocessing.tokenizer {
+        return evaluate_text(run, data, model, tokenizer);
+    }
     let batch = 256;
     let (mut x, y, source) = match data {
         Some(path) => {

@@ -74,11 +74,12 @@ enum Command {
         #[arg(long)]
         verbose: Option<u8>,
     },
-    /// Evaluate a saved run: on its own held-out split, or on a labelled CSV.
+    /// Evaluate a saved run: on its own held-out split, or on a labelled CSV (a language
+    /// model: its validation windows, or a text file).
     Evaluate {
         /// A run folder written by `descent fit`.
         run: PathBuf,
-        /// Labelled CSV to evaluate on instead of the run's held-out split.
+        /// Labelled CSV (a text file for a language model) to evaluate on instead of the held-out split.
         #[arg(long)]
         data: Option<PathBuf>,
         /// Label column of --data (default: the experiment's).

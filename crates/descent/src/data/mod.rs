@@ -13,7 +13,7 @@ pub use idx::read_idx;
 pub use npy::{read_npy, read_npz, write_npy_f32};
 pub use stream::{ArrayStream, BatchStream, CsvStream, NpyStream, Prefetch, Shard};
 pub use teacher::{teacher_classification, TeacherSpec};
-pub use text::{fixed_windows, TextCorpus, TextWindows, Tokenizer, TokenizerKind};
+pub use text::{fixed_windows, tiling_windows, TextCorpus, TextWindows, Tokenizer, TokenizerKind};
 
 use rand::seq::SliceRandom;
 

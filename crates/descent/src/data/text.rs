@@ -172,6 +172,18 @@ pub fn fixed_windows(tokens: &[u32], block: usize, count: usize, seed: u64) -> R
     Ok((Tensor::new(x, &[count, block])?, Tensor::from_classes(y, &[count, block])?))
 }
 
+/// Every whole window of `block` ids that tiles `tokens` from the start (no overlap)
+/// and their next-id targets: how a text file given to `descent evaluate` is scored.
+pub fn tiling_windows(tokens: &[u32], block: usize) -> Result<(Tensor, Tensor)> {
+    let count = tokens.len().saturating_sub(1) / block.max(1);
+    if count == 0 {
+        return Err(Error::Config(format!("{} tokens make no window of {block} (and its next token)", tokens.len())));
+    }
+    let x: Vec<f32> = tokens[..count * block].iter().map(|&t| t as f32).collect();
+    let y = tokens[1..count * block + 1].to_vec();
+    Ok((Tensor::new(x, &[count, block])?, Tensor::from_classes(y, &[count, block])?))
+}
+
 /// Training windows at random offsets, `samples` per epoch.
 pub struct TextWindows {
     tokens: Arc<Vec<u32>>,

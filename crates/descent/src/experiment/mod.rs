@@ -6,7 +6,7 @@ mod run;
 
 pub use gpt::GptPreset;
 
-pub use run::{next_run_dir, RunSummary, Trained};
+pub use run::{add_text_scores, next_run_dir, RunSummary, Trained};
 
 use std::path::{Path, PathBuf};
 

@@ -41,6 +41,17 @@ pub struct Trained {
     pub train_samples: usize,
 }
 
+/// Adds what a language model's per-token cross-entropy (`loss`, in nats) means:
+/// `perplexity` = e^loss, and `bits_per_char` (the character tokenizer) or
+/// `bits_per_token` = loss / ln 2.
+pub fn add_text_scores(scores: &mut Logs, tokenizer: &Tokenizer) {
+    if let Some(loss) = scores.get("loss") {
+        scores.set("perplexity", loss.exp());
+        let bits = loss / std::f64::consts::LN_2;
+        scores.set(if matches!(tokenizer, Tokenizer::Char { .. }) { "bits_per_char" } else { "bits_per_token" }, bits);
+    }
+}
+
 /// What [`Experiment::train_text`] returns.
 struct TextTrained {
     model: Model,
@@ -277,6 +288,20 @@ impl Experiment {
         Ok(Trained { model, preprocessing, history, valid: valid_scores, warnings, train_seconds, train_samples: train.len() })
     }
 
+    /// The experiment's callbacks for a run in `run_dir` fed from a stream, and its backup
+    /// (kept beside the run folders, so rerunning the same command finds it).
+    fn stream_callbacks(&self, run_dir: &Path) -> Result<(Vec<Box<dyn Callback>>, Option<crate::train::BackupAndRestore>)> {
+        let mut callbacks: Vec<Box<dyn Callback>> = Vec::new();
+        let mut backup = None;
+        for c in &self.callbacks {
+            match c.backup(run_dir.parent().unwrap_or(Path::new("")), self.name()) {
+                Some(b) => backup = Some(b),
+                None => callbacks.push(c.build(run_dir)?),
+            }
+        }
+        Ok((callbacks, backup))
+    }
+
     /// Trains on data streamed from `.npy` files (`stream = true`): preprocessing is
     /// fitted in one pass over the stream, then applied to each batch on the prefetch
     /// thread. Returns the model, its preprocessing, the history and the seconds.
@@ -292,14 +317,7 @@ impl Experiment {
         let mut model = self.build_model(&[source.features()])?;
         let metrics: Vec<&str> = self.compile.metrics.iter().map(String::as_str).collect();
         model.compile(self.compile.optimizer.build()?, self.compile.loss, &metrics)?;
-        let mut callbacks: Vec<Box<dyn Callback>> = Vec::new();
-        let mut backup = None;
-        for c in &self.callbacks {
-            match c.backup(run_dir.parent().unwrap_or(Path::new("")), self.name()) {
-                Some(b) => backup = Some(b),
-                None => callbacks.push(c.build(run_dir)?),
-            }
-        }
+        let (callbacks, backup) = self.stream_callbacks(run_dir)?;
         let started = Instant::now();
         let history = model.fit_stream(
             &mut source,
@@ -325,6 +343,18 @@ impl Experiment {
         let section = self.model.expanded(corpus.tokenizer.vocab_size(), *block_size);
         let model = self.build_model_of(&section, &[*block_size])?;
         Ok((corpus, model))
+    }
+
+    /// The fixed validation windows of a text experiment (`eval_iters` batches drawn once
+    /// from the validation part with the seed; none when `val_fraction` is 0).
+    pub fn validation_windows(&self, corpus: &TextCorpus) -> Result<Option<(Tensor, Tensor)>> {
+        let DataSource::Text { block_size, .. } = &self.data.source else {
+            return Err(Error::State("validation_windows: not a text source".into()));
+        };
+        if corpus.valid.is_empty() {
+            return Ok(None);
+        }
+        fixed_windows(&corpus.valid, *block_size, self.fit.eval_iters * self.fit.batch_size, self.seed ^ 0x7E47_5A11).map(Some)
     }
 
     /// The model an experiment describes, built for its data (for `descent summary`).
@@ -361,23 +391,12 @@ impl Experiment {
         };
         let name = path.display().to_string();
         let stream = TextWindows::new(corpus.train.clone(), block, per_epoch, self.seed, &name)?.limit_total(total);
-        let valid = if corpus.valid.is_empty() {
-            None
-        } else {
-            Some(fixed_windows(&corpus.valid, block, self.fit.eval_iters * batch, self.seed ^ 0x7E47_5A11)?)
-        };
+        let valid = self.validation_windows(&corpus)?;
         if let Some((vx, vy)) = &valid {
             check_targets(&self.compile.loss, &model.output_shape_of(0).to_vec(), vx, vy, &format!("validation windows of {name}"))?;
         }
         let mut source = Prefetch::new(Box::new(stream), 4);
-        let mut callbacks: Vec<Box<dyn Callback>> = Vec::new();
-        let mut backup = None;
-        for c in &self.callbacks {
-            match c.backup(run_dir.parent().unwrap_or(Path::new("")), self.name()) {
-                Some(b) => backup = Some(b),
-                None => callbacks.push(c.build(run_dir)?),
-            }
-        }
+        let (callbacks, backup) = self.stream_callbacks(run_dir)?;
         let started = Instant::now();
         let history = model.fit_stream(
             &mut source,
@@ -396,13 +415,7 @@ impl Experiment {
             Some((vx, vy)) => model.evaluate(vx, vy, batch)?,
             None => Logs::new(),
         };
-        if let Some(loss) = scores.get("loss") {
-            // Per-token cross-entropy in nats → perplexity and bits (per character for
-            // the character tokenizer).
-            scores.set("perplexity", loss.exp());
-            let bits = loss / std::f64::consts::LN_2;
-            scores.set(if matches!(corpus.tokenizer, Tokenizer::Char { .. }) { "bits_per_char" } else { "bits_per_token" }, bits);
-        }
+        add_text_scores(&mut scores, &corpus.tokenizer);
         let preprocessing = Preprocessing { tokenizer: Some(corpus.tokenizer.clone()), ..Default::default() };
         let valid_samples = valid.as_ref().map_or(0, |(x, _)| x.rows());
         Ok(TextTrained { model, preprocessing, history, valid: scores, warnings, train_seconds, train_samples: total.min(per_epoch * epochs), valid_samples })

@@ -68,6 +68,15 @@ struct Projection {
     bias: Option<ParamId>,
 }
 
+impl Projection {
+    /// x·kernel + bias on the tape.
+    fn apply(&self, tape: &mut Tape, store: &ParamStore, x: Var) -> Result<Var> {
+        let w = tape.param(store, self.kernel);
+        let b = self.bias.map(|b| tape.param(store, b));
+        tape.dense(store, x, w, b, Activation::Linear)
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct MultiHeadAttention {
     config: MultiHeadAttentionConfig,
@@ -187,11 +196,7 @@ impl Layer for MultiHeadAttention {
             _ => return Err(Error::Config(format!("{} takes 1 to 3 inputs, not {}", self.what(), xs.len()))),
         };
         let key = xs.get(2).copied().unwrap_or(value);
-        let project = |tape: &mut Tape, x: Var, p: Projection| {
-            let w = tape.param(store, p.kernel);
-            let b = p.bias.map(|b| tape.param(store, b));
-            tape.dense(store, x, w, b, Activation::Linear)
-        };
+        let project = |tape: &mut Tape, x: Var, p: Projection| p.apply(tape, store, x);
         let q = project(tape, query, pq)?;
         let k = project(tape, key, pk)?;
         let v = project(tape, value, pv)?;
@@ -211,11 +216,7 @@ impl Layer for MultiHeadAttention {
         let [x] = xs else {
             return Err(Error::Config(format!("{}: decoding with a cache takes self-attention (one input), not {} inputs", self.what(), xs.len())));
         };
-        let project = |tape: &mut Tape, x: Var, p: Projection| {
-            let w = tape.param(store, p.kernel);
-            let b = p.bias.map(|b| tape.param(store, b));
-            tape.dense(store, x, w, b, Activation::Linear)
-        };
+        let project = |tape: &mut Tape, x: Var, p: Projection| p.apply(tape, store, x);
         let q = project(tape, *x, pq)?;
         let k = project(tape, *x, pk)?;
         let v = project(tape, *x, pv)?;
