@@ -164,3 +164,19 @@ fn gather_rows_by_integer_ids() {
     let e = t.gather(&store, tv, &[1, 5], &[2]).unwrap_err().to_string();
     assert!(e.contains("id 5 at position 1") && e.contains("below 5"), "{e}");
 }
+
+#[test]
+fn dense_with_a_transposed_kernel() {
+    // y = gelu(x·Wᵀ + b) for x [2, 3, 4] and W [5, 4] (a head tied to a [5, 4] table).
+    let mut store = ParamStore::new();
+    let x = param(&mut store, "x", &[2, 3, 4], 21);
+    let w = param(&mut store, "w", &[5, 4], 22);
+    let b = param(&mut store, "b", &[5], 23);
+    let act = crate::tensor::kernels::activation::Activation::Gelu { approximate: false };
+    check(&mut store, &move |t, s| { let (x, w, b) = (t.param(s, x), t.param(s, w), t.param(s, b)); let y = t.dense_transposed(s, x, w, Some(b), act).unwrap(); probe_nd(t, s, y) }, "dense, kernel transposed");
+    let mut t = Tape::new();
+    let (xv, wv) = (t.param(&store, x), t.param(&store, w));
+    let y = t.dense_transposed(&store, xv, wv, None, act).unwrap();
+    assert_eq!(t.shape(y).dims(), &[2, 3, 5]);
+    assert!(t.dense(&store, xv, wv, None, act).unwrap_err().to_string().contains("x [batch, …, 5]"));
+}

@@ -34,6 +34,10 @@ pub struct GptPreset {
     /// Biases in the Dense layers and LayerNorms (nanoGPT's default is false).
     #[serde(default)]
     pub bias: bool,
+    /// The output head reads the token embedding transposed (weight tying, as nanoGPT
+    /// and GPT-2): `vocabulary × n_embd` fewer parameters.
+    #[serde(default)]
+    pub tie_weights: bool,
 }
 
 fn normal(stddev: f32) -> Initializer {
@@ -79,6 +83,7 @@ impl GptPreset {
                 kernel_regularizer: None,
                 bias_regularizer: None,
                 activity_regularizer: None,
+                tied_to: None,
                 name: Some(name),
                 input_shape: None,
                 inputs: from(&[input]),
@@ -143,6 +148,9 @@ impl GptPreset {
         let mut head = dense(vocab, Activation::Linear, 0.02, "head".into(), "ln_f");
         if let LayerConfig::Dense(d) = &mut head {
             d.use_bias = false;
+            if self.tie_weights {
+                d.tied_to = Some("embedding".into());
+            }
         }
         layers.push(head);
         (vec![InputConfig { name: "tokens".into(), shape: Some(vec![block]) }], layers, vec!["head".into()])

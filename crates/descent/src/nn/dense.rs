@@ -29,6 +29,7 @@ impl Dense {
             kernel_regularizer: None,
             bias_regularizer: None,
             activity_regularizer: None,
+            tied_to: None,
             name: None,
             input_shape: None,
             inputs: None,
@@ -110,10 +111,24 @@ impl Layer for Dense {
             }
         }
         let (fan_in, units) = (input[input.len() - 1], c.units);
-        let kernel_init = c.kernel_initializer;
-        self.kernel = Some(store.add(format!("{}.kernel", self.name), Shape::matrix(fan_in, units), |w| {
-            kernel_init.fill(w, fan_in, units, rng)
-        }));
+        if let Some(tied) = &c.tied_to {
+            // The embedding's table [vocabulary, width] serves as this kernel, transposed.
+            let found = [format!("{tied}.token_embeddings"), format!("{tied}.embeddings")].into_iter().find_map(|n| store.find(&n));
+            let id = found.ok_or_else(|| Error::Config(format!("layer '{}': tied_to = \"{tied}\" names no embedding layer built before it", self.name)))?;
+            let shape = store.entry(id).shape;
+            if shape.dims() != [units, fan_in] {
+                return Err(Error::shape(format!("layer '{}' (Dense) tied to '{tied}'", self.name), format!("a table [{units}, {fan_in}] (units, input width)"), shape));
+            }
+            if c.kernel_regularizer.is_some() {
+                return Err(Error::Config(format!("layer '{}': a tied kernel takes no kernel_regularizer (regularize the embedding)", self.name)));
+            }
+            self.kernel = Some(id);
+        } else {
+            let kernel_init = c.kernel_initializer;
+            self.kernel = Some(store.add(format!("{}.kernel", self.name), Shape::matrix(fan_in, units), |w| {
+                kernel_init.fill(w, fan_in, units, rng)
+            }));
+        }
         if c.use_bias {
             let bias_init = c.bias_initializer;
             let shape = Shape::new(&[units])?;
@@ -137,15 +152,20 @@ impl Layer for Dense {
         }
         let w = tape.param(store, kernel);
         let b = self.bias.map(|b| tape.param(store, b));
-        let y = tape.dense(store, x, w, b, self.config.activation)?;
+        let y = if self.config.tied_to.is_some() {
+            tape.dense_transposed(store, x, w, b, self.config.activation)?
+        } else {
+            tape.dense(store, x, w, b, self.config.activation)?
+        };
         Ok(match self.config.activity_regularizer.filter(|r| !r.is_zero()) {
             Some(r) => tape.activity_penalty(store, y, r.l1, r.l2),
             None => y,
         })
     }
 
+    /// A tied kernel belongs to its embedding layer (counted and saved there).
     fn params(&self) -> Vec<ParamId> {
-        self.kernel.into_iter().chain(self.bias).collect()
+        self.kernel.filter(|_| self.config.tied_to.is_none()).into_iter().chain(self.bias).collect()
     }
     fn output_activation(&self) -> Option<Activation> {
         Some(self.config.activation)

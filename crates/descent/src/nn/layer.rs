@@ -247,6 +247,10 @@ pub struct DenseConfig {
     /// Penalty on the layer's outputs (added to the loss for each batch).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub activity_regularizer: Option<Regularizer>,
+    /// Weight tying: the kernel is the token table `[units, in]` of the embedding layer
+    /// of this name (built earlier), read transposed; this layer owns only its bias.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tied_to: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -49,7 +49,7 @@ fn gpt_model(vocab: usize, block: usize, preset: &GptPreset, seed: u64) -> Model
 fn fixture_model(f: &Value) -> (Model, Tensor, Tensor) {
     let c = &f["config"];
     let u = |k: &str| c[k].as_u64().unwrap() as usize;
-    let preset = GptPreset { n_layer: u("n_layer"), n_head: u("n_head"), n_embd: u("n_embd"), block_size: None, dropout: 0.0, bias: true };
+    let preset = GptPreset { n_layer: u("n_layer"), n_head: u("n_head"), n_embd: u("n_embd"), block_size: None, dropout: 0.0, bias: true, tie_weights: false };
     let mut model = gpt_model(u("vocab"), u("block"), &preset, 1);
     let store = &mut model.network.store;
     let ids: Vec<_> = store.ids().collect();
@@ -264,4 +264,26 @@ fn decoding_with_the_key_value_cache_equals_the_whole_window() {
     }
     let worst = got.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
     assert!(worst < 1e-5, "cached decoding differs from the whole window by {worst}");
+}
+
+#[test]
+fn a_tied_head_shares_the_token_table_and_trains() {
+    let toml = small_experiment(400, &shakespeare()).to_toml().replace("tie_weights = false", "tie_weights = true");
+    let exp = Experiment::from_toml(&toml).unwrap();
+    let (_, tied) = exp.text_model().unwrap();
+    let (_, untied) = small_experiment(400, &shakespeare()).text_model().unwrap();
+    let count = |m: &Model| m.store.count();
+    assert_eq!(count(&untied) - count(&tied), 65 * 48, "the head's kernel is the token table");
+    assert!(tied.store.find("head.kernel").is_none());
+    let dir = std::env::temp_dir().join(format!("descent-gpt-tied-{}", std::process::id()));
+    let summary = exp.run(Some(&dir)).unwrap();
+    let val = summary.test.get("loss").unwrap();
+    assert!(val < 2.45, "validation loss {val}");
+    // Saved and loaded, the head still reads the table: the same validation loss.
+    let (mut loaded, _) = Model::load(&summary.dir).unwrap();
+    let (corpus, _) = exp.text_model().unwrap();
+    let (vx, vy) = exp.validation_windows(&corpus).unwrap().unwrap();
+    let again = loaded.evaluate(&vx, &vy, 16).unwrap().get("loss").unwrap();
+    assert!((again - val).abs() < 1e-9, "{again} after loading vs {val}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -52,7 +52,8 @@ pub(crate) enum Op {
     Input,
     /// A view of a parameter in the `ParamStore` (values and gradients live there).
     Param { range: (usize, usize) },
-    Dense { x: Var, w: Var, b: Option<Var>, act: Activation },
+    /// `wt`: the kernel is read transposed (`[out, in]`).
+    Dense { x: Var, w: Var, b: Option<Var>, act: Activation, wt: bool },
     Act { x: Var, act: Activation },
     MatMul { a: Var, b: Var },
     Add { a: Var, b: Var },
@@ -180,7 +181,7 @@ pub(crate) fn split_disjoint<const N: usize>(mut buf: &mut DeviceSlice, ranges: 
 pub(crate) fn backward(ctx: &mut Backward, i: usize) {
     match ctx.nodes[i].op {
         Op::Input | Op::Param { .. } => {}
-        Op::Dense { x, w, b, act } => dense::backward(ctx, i, x, w, b, act),
+        Op::Dense { x, w, b, act, wt } => dense::backward(ctx, i, (x, w, b), act, wt),
         Op::Act { x, act } => activation::backward(ctx, i, x, act),
         Op::MatMul { a, b } => matmul::backward(ctx, i, a, b),
         Op::Add { a, b } => add::backward(ctx, i, a, b),
