@@ -77,6 +77,14 @@ fn now() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
 
+/// The lock beside a study file: its whole name plus `.lock` (`study.sqlite.lock`), so it
+/// can never be a sibling file of the user's (`poetry.toml` → not `poetry.lock`).
+fn lock_path_of(path: &Path) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_os_string();
+    name.push(".lock");
+    name.into()
+}
+
 fn connect(path: &Path) -> Result<Connection> {
     let conn = Connection::open(path).map_err(sql_err(path))?;
     conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;")
@@ -90,8 +98,15 @@ impl Store {
     /// takes the study's lock and queues trials a killed run left running. An existing
     /// study must have the same direction and metric.
     pub fn open_for_work(path: &Path, info: StudyInfo) -> Result<Store> {
-        let lock_path = path.with_extension("lock");
-        let lock = File::create(&lock_path).map_err(|e| Error::Io { path: lock_path.clone(), source: e })?;
+        let lock_path = lock_path_of(path);
+        // Opened, never truncated: a file of that name that descent did not create keeps
+        // its contents (it is only locked).
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| Error::Io { path: lock_path.clone(), source: e })?;
         if lock.try_lock().is_err() {
             return Err(Error::State(format!(
                 "{}: another process is working on this study (lock {} is held)",
@@ -315,6 +330,27 @@ mod tests {
 
     fn info(name: &str) -> StudyInfo {
         StudyInfo { name: name.into(), direction: Direction::Maximize, metric: "accuracy".into(), config: serde_json::json!({"k": 1}) }
+    }
+
+    #[test]
+    fn the_lock_never_touches_a_file_descent_did_not_create() {
+        let dir = std::env::temp_dir().join(format!("descent-store-lock-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // A study stored in `poetry.toml` once locked (and truncated) `poetry.lock`.
+        let (storage, neighbour) = (dir.join("poetry.toml"), dir.join("poetry.lock"));
+        let _ = std::fs::remove_file(&storage);
+        std::fs::write(&neighbour, "[[package]]\nname = \"kept\"\n").unwrap();
+        // Even a file under the lock's own name keeps its contents.
+        let own = dir.join("poetry.toml.lock");
+        std::fs::write(&own, "someone's notes").unwrap();
+        {
+            let _s = Store::open_for_work(&storage, info("a")).unwrap();
+            let err = Store::open_for_work(&storage, info("a")).err().unwrap().to_string();
+            assert!(err.contains("poetry.toml.lock"), "{err}");
+        }
+        assert_eq!(std::fs::read_to_string(&neighbour).unwrap(), "[[package]]\nname = \"kept\"\n");
+        assert_eq!(std::fs::read_to_string(&own).unwrap(), "someone's notes");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
