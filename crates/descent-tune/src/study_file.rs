@@ -166,8 +166,10 @@ impl StudyDef {
             Some(s) => base.join(s),
             None => base.join(format!("{stem}.sqlite")),
         };
+        let name = file.study.name.clone().unwrap_or(stem);
+        descent::experiment::check_name("study.name", &name).map_err(|e| Error::Format { path: path.into(), message: e.to_string() })?;
         let def = StudyDef {
-            name: file.study.name.clone().unwrap_or(stem),
+            name,
             section: file.study,
             objective: file.objective,
             experiment,
@@ -342,6 +344,8 @@ pub fn trial_experiment(info: &StudyInfo, trial: &TrialRecord) -> Result<Experim
         .as_str()
         .ok_or_else(|| Error::State(format!("study `{}` has no stored experiment (created through the Rust API?)", info.name)))?;
     let mut exp = apply(&Experiment::from_toml(text)?, &trial.params)?;
+    // The name comes from the study database: checked as a folder name again.
+    descent::experiment::check_name("study name in the database", &info.name)?;
     exp.name = Some(format!("{}-trial-{}", info.name, trial.number));
     exp.fit.verbose = 1;
     Ok(exp)

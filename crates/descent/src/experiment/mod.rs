@@ -405,6 +405,9 @@ impl Experiment {
     /// Value checks serde cannot express; each error names the key and the allowed range.
     pub fn validate(&self) -> Result<()> {
         let bad = |key: &str, msg: String| Err(Error::Config(format!("`{key}`: {msg}")));
+        if let Some(name) = &self.name {
+            check_name("name", name)?;
+        }
         if !(0.0..1.0).contains(&self.data.test_split) {
             return bad("data.test_split", format!("{} is outside [0, 1)", self.data.test_split));
         }
@@ -517,6 +520,16 @@ impl Experiment {
     pub fn name(&self) -> &str {
         self.name.as_deref().unwrap_or("experiment")
     }
+}
+
+/// A name that becomes a folder or file name (`runs/<name>-NNN`, a study's trials): one
+/// plain path component, so a received experiment or study cannot write outside its
+/// folder (no `/`, `\\`, `..`, `.`, NUL or empty name).
+pub fn check_name(key: &str, name: &str) -> Result<()> {
+    if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\\', '\0']) {
+        return Err(Error::Config(format!("`{key}`: {name:?} must be a single plain name (no `/`, `\\`, `..`): it names a folder")));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -48,6 +48,16 @@ fn with(from: &str, to: &str) -> String {
 }
 
 #[test]
+fn an_experiment_name_is_one_plain_path_component() {
+    // A received experiment must not be able to put its run folder outside `runs/`.
+    for bad in ["../escape", "a/b", "..", ".", "", "c:\\x"] {
+        let e = err(&with("seed = 42", &format!("name = {bad:?}\nseed = 42")));
+        assert!(e.contains("`name`") && e.contains("single plain name"), "{bad}: {e}");
+    }
+    Experiment::from_toml(&with("seed = 42", "name = \"classic-v2\"\nseed = 42")).unwrap();
+}
+
+#[test]
 fn typos_and_bad_values_name_the_key_and_the_choices() {
     let e = err(&with("learning_rate = 0.001", "lerning_rate = 0.001"));
     assert!(e.contains("unknown field `lerning_rate`") && e.contains("learning_rate"), "{e}");
