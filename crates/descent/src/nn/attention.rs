@@ -196,15 +196,14 @@ impl Layer for MultiHeadAttention {
             _ => return Err(Error::Config(format!("{} takes 1 to 3 inputs, not {}", self.what(), xs.len()))),
         };
         let key = xs.get(2).copied().unwrap_or(value);
-        let project = |tape: &mut Tape, x: Var, p: Projection| p.apply(tape, store, x);
-        let q = project(tape, query, pq)?;
-        let k = project(tape, key, pk)?;
-        let v = project(tape, value, pv)?;
+        let q = pq.apply(tape, store, query)?;
+        let k = pk.apply(tape, store, key)?;
+        let v = pv.apply(tape, store, value)?;
         let dropout = if training { self.config.dropout } else { 0.0 };
         let seed = if dropout > 0.0 { self.stream.with(|r| r.random()) } else { 0 };
         let spec = AttentionSpec { heads: self.config.num_heads as u16, causal: self.config.use_causal_mask, queries_last: false, scale: None, dropout, seed };
         let o = tape.attention(store, q, k, v, spec)?;
-        project(tape, o, po)
+        po.apply(tape, store, o)
     }
     fn decodes_incrementally(&self) -> bool {
         true
@@ -216,10 +215,9 @@ impl Layer for MultiHeadAttention {
         let [x] = xs else {
             return Err(Error::Config(format!("{}: decoding with a cache takes self-attention (one input), not {} inputs", self.what(), xs.len())));
         };
-        let project = |tape: &mut Tape, x: Var, p: Projection| p.apply(tape, store, x);
-        let q = project(tape, *x, pq)?;
-        let k = project(tape, *x, pk)?;
-        let v = project(tape, *x, pv)?;
+        let q = pq.apply(tape, store, *x)?;
+        let k = pk.apply(tape, store, *x)?;
+        let v = pv.apply(tape, store, *x)?;
         cache.keys.extend_from_slice(&tape.value(store, k));
         cache.values.extend_from_slice(&tape.value(store, v));
         let (kw, vw) = (tape.shape(k).dims()[2], tape.shape(v).dims()[2]);
@@ -228,7 +226,7 @@ impl Layer for MultiHeadAttention {
         let v_all = tape.input(Shape::new(&[1, seen, vw])?, &cache.values)?;
         let spec = AttentionSpec { heads: self.config.num_heads as u16, causal: self.config.use_causal_mask, queries_last: true, scale: None, dropout: 0.0, seed: 0 };
         let o = tape.attention(store, q, k_all, v_all, spec)?;
-        project(tape, o, po)
+        po.apply(tape, store, o)
     }
     fn params(&self) -> Vec<ParamId> {
         self.projections.map(|ps| ps.iter().flat_map(|p| std::iter::once(p.kernel).chain(p.bias)).collect()).unwrap_or_default()

@@ -176,6 +176,27 @@ impl TokenAndPositionEmbedding {
     }
 }
 
+impl TokenAndPositionEmbedding {
+    /// Tokens `x [batch, T]` embedded at positions `pos..pos + T`.
+    fn embed_at(&self, tape: &mut Tape, store: &ParamStore, x: Var, pos: usize) -> Result<Var> {
+        let (tokens, positions) = self.tables.ok_or_else(|| Error::State(format!("layer '{}' used before build", self.name)))?;
+        let what = || format!("layer '{}' (TokenAndPositionEmbedding)", self.name);
+        let xs = tape.shape(x);
+        let longest = self.config.sequence_length;
+        if xs.rank() != 2 || pos + xs.dims()[1] > longest {
+            return Err(Error::shape(what(), format!("ids [batch, T] at positions below {longest} (sequence_length)"), format!("{xs} from position {pos}")));
+        }
+        let steps = xs.dims()[1];
+        let table = tape.param(store, tokens);
+        let tok = tape.gather_by(store, table, x, &|| format!("{} ids", what()))?;
+        let mut pos_table = tape.param(store, positions);
+        if pos > 0 || steps < longest {
+            pos_table = tape.slice(store, pos_table, 0, pos, steps)?;
+        }
+        tape.add_broadcast(store, tok, pos_table)
+    }
+}
+
 impl Layer for TokenAndPositionEmbedding {
     named_layer!("TokenAndPositionEmbedding", "token_and_position_embedding", TokenAndPositionEmbedding);
     fn input_rank(&self) -> Option<usize> {
@@ -201,37 +222,15 @@ impl Layer for TokenAndPositionEmbedding {
     }
     /// y[b, t] = tokens[ids[b, t]] + positions[t]: `[batch, T]` → `[batch, T, embedding_dim]`.
     fn forward(&self, tape: &mut Tape, store: &ParamStore, x: Var, _training: bool) -> Result<Var> {
-        let (tokens, positions) = self.tables.ok_or_else(|| Error::State(format!("layer '{}' used before build", self.name)))?;
-        let what = || format!("layer '{}' (TokenAndPositionEmbedding)", self.name);
-        let xs = tape.shape(x);
-        if xs.rank() != 2 || xs.dims()[1] > self.config.sequence_length {
-            return Err(Error::shape(what(), format!("ids [batch, T ≤ {}]", self.config.sequence_length), xs));
-        }
-        let steps = xs.dims()[1];
-        let table = tape.param(store, tokens);
-        let tok = tape.gather_by(store, table, x, &|| format!("{} ids", what()))?;
-        let mut pos = tape.param(store, positions);
-        if steps < self.config.sequence_length {
-            pos = tape.slice(store, pos, 0, 0, steps)?;
-        }
-        tape.add_broadcast(store, tok, pos)
+        self.embed_at(tape, store, x, 0)
     }
     fn decodes_incrementally(&self) -> bool {
         true
     }
     /// The new ids at positions `pos..pos + T`.
     fn forward_decode(&self, tape: &mut Tape, store: &ParamStore, xs: &[Var], pos: usize, _cache: &mut DecodeCache) -> Result<Var> {
-        let (tokens, positions) = self.tables.ok_or_else(|| Error::State(format!("layer '{}' used before build", self.name)))?;
         let [x] = xs else { return Err(Error::Config(format!("layer '{}' takes one input", self.name))) };
-        let steps = tape.shape(*x).dims()[1];
-        if pos + steps > self.config.sequence_length {
-            return Err(Error::shape(format!("layer '{}' (TokenAndPositionEmbedding)", self.name), format!("positions below {} (sequence_length)", self.config.sequence_length), pos + steps));
-        }
-        let table = tape.param(store, tokens);
-        let tok = tape.gather_by(store, table, *x, &|| format!("layer '{}' (TokenAndPositionEmbedding) ids", self.name))?;
-        let all = tape.param(store, positions);
-        let pos = tape.slice(store, all, 0, pos, steps)?;
-        tape.add_broadcast(store, tok, pos)
+        self.embed_at(tape, store, *x, pos)
     }
     fn params(&self) -> Vec<ParamId> {
         self.tables.map(|(a, b)| vec![a, b]).unwrap_or_default()

@@ -8,7 +8,7 @@
 use super::{value_of, Backward, Op, Saved};
 use crate::autograd::{ParamStore, Tape, Var};
 use crate::error::{Error, Result};
-use crate::tensor::{AttentionDims, Backend, DeviceSlice, DeviceVec, B, MAX_HEAD_DIM};
+use crate::tensor::{AttentionDims, Backend, DeviceSlice, DeviceVec, Shape, B, MAX_HEAD_DIM};
 
 /// The options of an attention node (its sizes come from the operands' shapes).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -63,19 +63,17 @@ impl Tape {
         if !(0.0..1.0).contains(&spec.dropout) {
             return Err(Error::Config(format!("attention: dropout {} is outside [0, 1)", spec.dropout)));
         }
-        let scale = spec.scale.unwrap_or(1.0 / (dk as f32).sqrt());
         if spec.queries_last && tq > tk {
             return Err(Error::shape("attention", "no more queries than keys when the queries are the last positions", format!("q {qs}, k {ks}")));
         }
-        let key_offset = if spec.queries_last { tk - tq } else { 0 };
-        Ok(AttentionDims { batch: b, tq, tk, heads, dk, dv, causal: spec.causal, key_offset, scale, dropout: spec.dropout, seed: spec.seed })
+        Ok(dims_of(qs, ks, vs, spec))
     }
 
     /// Multi-head scaled dot-product attention of `q` over `k`/`v` (see the module docs).
     pub fn attention(&mut self, store: &ParamStore, q: Var, k: Var, v: Var, spec: AttentionSpec) -> Result<Var> {
         let d = self.attention_dims(q, k, v, spec)?;
         let rg = self.requires_grad(q) || self.requires_grad(k) || self.requires_grad(v);
-        let shape = crate::tensor::Shape::new(&[d.batch, d.tq, d.heads * d.dv])?;
+        let shape = Shape::new(&[d.batch, d.tq, d.heads * d.dv])?;
         let out = self.push(shape, Op::Attention { q, k, v, spec }, rg);
         self.compute(store, out, |nodes, params, o, saved| {
             B::resize(&mut saved[0], d.lse_len());
@@ -85,24 +83,31 @@ impl Tape {
     }
 }
 
-pub(super) fn backward(ctx: &mut Backward, i: usize, (q, k, v): (Var, Var, Var), spec: AttentionSpec) {
-    let shape = |x: Var| ctx.nodes[x.idx()].shape;
-    let (qs, ks, vs) = (shape(q), shape(k), shape(v));
+/// The kernel's sizes for operands of (already checked) shapes `q [B, Tq, H·dk]`,
+/// `k [B, Tk, H·dk]`, `v [B, Tk, H·dv]`: forward computes them once checked, backward
+/// again from the node's shapes.
+fn dims_of(qs: Shape, ks: Shape, vs: Shape, spec: AttentionSpec) -> AttentionDims {
     let heads = spec.heads as usize;
     let (dk, dv) = (qs.dims()[2] / heads, vs.dims()[2] / heads);
-    let d = AttentionDims {
+    let (tq, tk) = (qs.dims()[1], ks.dims()[1]);
+    AttentionDims {
         batch: qs.dims()[0],
-        tq: qs.dims()[1],
-        tk: ks.dims()[1],
+        tq,
+        tk,
         heads,
         dk,
         dv,
         causal: spec.causal,
-        key_offset: if spec.queries_last { ks.dims()[1] - qs.dims()[1] } else { 0 },
+        key_offset: if spec.queries_last { tk - tq } else { 0 },
         scale: spec.scale.unwrap_or(1.0 / (dk as f32).sqrt()),
         dropout: spec.dropout,
         seed: spec.seed,
-    };
+    }
+}
+
+pub(super) fn backward(ctx: &mut Backward, i: usize, (q, k, v): (Var, Var, Var), spec: AttentionSpec) {
+    let shape = |x: Var| ctx.nodes[x.idx()].shape;
+    let d = dims_of(shape(q), shape(k), shape(v), spec);
     let (nq, nk, nv) = (d.q_len(), d.k_len(), d.v_len());
     ctx.with_own(i, |ctx, go, saved| {
         let AttentionSaved { lse, grads } = AttentionSaved::of(saved);
