@@ -118,7 +118,7 @@ pub fn run_fold(
     let name = format!("{} fold {}", train.name, fold.index + 1);
     let (tr, va) = (train.select(&fold.train, format!("{name} (train)")), train.select(&fold.valid, format!("{name} (validation)")));
     let mut hook = EpochHook(on_epoch, false);
-    let trained = exp.train_on(tr, Some(va), true, None, vec![Box::new(&mut hook) as Box<dyn Callback>])?;
+    let trained = exp.train_on(tr, Some(va), true, None, vec![Box::new(&mut hook) as Box<dyn Callback>], None)?;
     if hook.1 {
         return Ok(None);
     }

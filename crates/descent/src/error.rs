@@ -26,6 +26,10 @@ pub enum Error {
     #[error("{path}: {message}")]
     Format { path: PathBuf, message: String },
 
+    /// Training stopped because the loss became non-finite (where, and what to change).
+    #[error("training diverged: {0}")]
+    Diverged(String),
+
     /// The model was used in a way its state does not allow (e.g. fit before compile).
     #[error("{0}")]
     State(String),

@@ -83,6 +83,11 @@ impl Tape {
     pub(crate) fn return_graph_vars(&mut self, vars: (Vec<Var>, Vec<Var>)) {
         self.graph_vars = vars;
     }
+    /// The value of graph tensor `t` (inputs, then each node's output) in the last
+    /// forward pass of a network on this tape.
+    pub(crate) fn graph_var(&self, t: usize) -> Option<Var> {
+        self.graph_vars.0.get(t).copied()
+    }
 
     pub fn grad_enabled(&self) -> bool {
         self.grad_enabled

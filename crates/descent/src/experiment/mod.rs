@@ -302,6 +302,21 @@ pub struct FitSection {
     pub eval_interval: usize,
     /// Text data: the validation batches scored at each evaluation (a fixed set).
     pub eval_iters: usize,
+    /// What a non-finite loss does: `stop` the run with an error (no model saved), or
+    /// `continue` after one warning.
+    pub on_divergence: OnDivergence,
+    /// Steps between telemetry samples (per-layer statistics; see `telemetry.json`);
+    /// 0 records no telemetry.
+    pub telemetry_every: usize,
+}
+
+/// `[fit] on_divergence`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnDivergence {
+    #[default]
+    Stop,
+    Continue,
 }
 
 impl Default for FitSection {
@@ -316,11 +331,18 @@ impl Default for FitSection {
             max_steps: None,
             eval_interval: 250,
             eval_iters: 20,
+            on_divergence: OnDivergence::Stop,
+            telemetry_every: 10,
         }
     }
 }
 
 impl FitSection {
+    /// A telemetry recorder, unless `telemetry_every` is 0.
+    pub fn telemetry(&self) -> Option<crate::train::Telemetry> {
+        (self.telemetry_every > 0).then(|| crate::train::Telemetry::new(self.telemetry_every))
+    }
+
     /// `class_weight` with its keys as class indices.
     pub fn class_weights(&self) -> Result<Option<std::collections::BTreeMap<usize, f32>>> {
         let Some(m) = &self.class_weight else { return Ok(None) };

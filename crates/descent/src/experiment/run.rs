@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use super::{DataSource, Experiment};
+use super::{DataSource, Experiment, OnDivergence};
 use crate::data::stream::Transformed;
 use crate::data::{fixed_windows, TextCorpus, TextWindows, Tokenizer};
 use crate::data::{csv_categories, read_csv, read_idx, Categories, read_npy, read_npz, teacher_classification, BatchStream, CsvOptions, Dataset, NpyStream, Prefetch, Preprocessing, Shard, TeacherSpec};
@@ -14,7 +14,7 @@ use crate::io::write_atomic;
 use crate::nn::{InputConfig, ModelConfig, ModelKind};
 use crate::train::Model;
 use crate::tensor::Tensor;
-use crate::train::{check_targets, Callback, CallbackConfig, FitOptions, History, Logs};
+use crate::train::{check_targets, Callback, CallbackConfig, FitOptions, History, Logs, Telemetry};
 
 /// What `descent fit` reports at the end.
 #[derive(Debug)]
@@ -218,6 +218,7 @@ impl Experiment {
         validate_each_epoch: bool,
         run_dir: Option<&Path>,
         mut callbacks: Vec<Box<dyn Callback + 'a>>,
+        telemetry: Option<&mut Telemetry>,
     ) -> Result<Trained> {
         let mut backup = None;
         for c in &self.callbacks {
@@ -242,21 +243,14 @@ impl Experiment {
             train = tr;
             stratified_val = Some(va);
         }
-        let mut preprocessing = Preprocessing::fit_with(&self.data.preprocess(), &train.x);
+        let (mut model, preprocessing, warnings) = self.compiled_for(&mut train)?;
         if let Some(v) = &mut stratified_val {
             preprocessing.apply(&mut v.x)?;
         }
-        preprocessing.categories = self.categories()?;
-        preprocessing.apply(&mut train.x)?;
         if let Some(v) = &mut valid {
             preprocessing.apply(&mut v.x)?;
         }
-        let mut model = self.build_model(train.x.sample_dims())?;
-        let metrics: Vec<&str> = self.compile.metrics.iter().map(String::as_str).collect();
-        let warnings = model.compile(self.compile.optimizer.build()?, self.compile.loss, &metrics)?;
-        // Check targets against the model before training, naming the data source.
         let outputs = model.output_shape_of(0).to_vec();
-        check_targets(&self.compile.loss, &outputs, &train.x, &train.y, &train.name)?;
         if let Some(v) = &valid {
             check_targets(&self.compile.loss, &outputs, &v.x, &v.y, &v.name)?;
         }
@@ -278,6 +272,8 @@ impl Experiment {
                 backup,
                 sample_weight: None,
                 class_weight: self.fit.class_weights()?,
+                telemetry,
+                stop_on_divergence: self.fit.on_divergence == OnDivergence::Stop,
             },
         )?;
         let train_seconds = started.elapsed().as_secs_f64();
@@ -286,6 +282,20 @@ impl Experiment {
             None => Logs::new(),
         };
         Ok(Trained { model, preprocessing, history, valid: valid_scores, warnings, train_seconds, train_samples: train.len() })
+    }
+
+    /// Fits the preprocessing on `train` and applies it there, then builds and compiles
+    /// the model for it and checks the targets against the model (naming the data).
+    /// Returns the model, the preprocessing and the compile warnings.
+    pub fn compiled_for(&self, train: &mut Dataset) -> Result<(Model, Preprocessing, Vec<String>)> {
+        let mut preprocessing = Preprocessing::fit_with(&self.data.preprocess(), &train.x);
+        preprocessing.categories = self.categories()?;
+        preprocessing.apply(&mut train.x)?;
+        let mut model = self.build_model(train.x.sample_dims())?;
+        let metrics: Vec<&str> = self.compile.metrics.iter().map(String::as_str).collect();
+        let warnings = model.compile(self.compile.optimizer.build()?, self.compile.loss, &metrics)?;
+        check_targets(&self.compile.loss, model.output_shape_of(0), &train.x, &train.y, &train.name)?;
+        Ok((model, preprocessing, warnings))
     }
 
     /// The experiment's callbacks for a run in `run_dir` fed from a stream, and its backup
@@ -305,7 +315,7 @@ impl Experiment {
     /// Trains on data streamed from `.npy` files (`stream = true`): preprocessing is
     /// fitted in one pass over the stream, then applied to each batch on the prefetch
     /// thread. Returns the model, its preprocessing, the history and the seconds.
-    fn train_streamed(&self, run_dir: &Path) -> Result<(Model, Preprocessing, History, f64, usize)> {
+    fn train_streamed(&self, run_dir: &Path, telemetry: Option<&mut Telemetry>) -> Result<(Model, Preprocessing, History, f64, usize)> {
         let DataSource::Npy { x, y, window_mb, .. } = &self.data.source else {
             return Err(Error::State("train_streamed: not a streamed source".into()));
         };
@@ -328,6 +338,8 @@ impl Experiment {
                 callbacks,
                 backup,
                 class_weight: self.fit.class_weights()?,
+                telemetry,
+                stop_on_divergence: self.fit.on_divergence == OnDivergence::Stop,
                 ..Default::default()
             },
         )?;
@@ -370,7 +382,7 @@ impl Experiment {
     /// part, `eval_interval` steps per history row (or one pass of windows per epoch
     /// without `max_steps`), scored each time on a fixed set of `eval_iters` batches of
     /// the validation part; the held-out scores are those batches' at the end.
-    fn train_text(&self, run_dir: &Path) -> Result<TextTrained> {
+    fn train_text(&self, run_dir: &Path, telemetry: Option<&mut Telemetry>) -> Result<TextTrained> {
         let DataSource::Text { path, block_size, .. } = &self.data.source else {
             return Err(Error::State("train_text: not a text source".into()));
         };
@@ -407,6 +419,8 @@ impl Experiment {
                 verbose: self.fit.verbose,
                 callbacks,
                 backup,
+                telemetry,
+                stop_on_divergence: self.fit.on_divergence == OnDivergence::Stop,
                 ..Default::default()
             },
         )?;
@@ -422,26 +436,54 @@ impl Experiment {
     }
 
     /// Runs the experiment, writing a run folder under `output.dir` (or `out_root`).
+    /// A run that fails after training began (a diverged loss) keeps its folder with
+    /// the config, the telemetry and `status.json` saying why, and no model.
     pub fn run(&self, out_root: Option<&Path>) -> Result<RunSummary> {
+        let root = out_root.map(Path::to_path_buf).unwrap_or_else(|| self.output.dir.clone());
+        let mut telemetry = self.fit.telemetry();
         if let DataSource::Text { .. } = &self.data.source {
-            let root = out_root.map(Path::to_path_buf).unwrap_or_else(|| self.output.dir.clone());
             let dir = next_run_dir(&root, self.name())?;
-            let t = self.train_text(&dir)?;
-            return self.write_run(dir, t.model, t.preprocessing, t.history, t.valid, t.warnings, t.train_seconds, t.train_samples, t.valid_samples);
+            let t = self.train_text(&dir, telemetry.as_mut());
+            let t = self.keep_failed_run(&dir, t, telemetry.as_ref())?;
+            return self.write_run(dir, t.model, t.preprocessing, t.history, t.valid, t.warnings, t.train_seconds, t.train_samples, t.valid_samples, telemetry.as_ref());
         }
         if let DataSource::Npy { stream: true, .. } = &self.data.source {
-            let root = out_root.map(Path::to_path_buf).unwrap_or_else(|| self.output.dir.clone());
             let dir = next_run_dir(&root, self.name())?;
-            let (model, prep, history, train_seconds, train_samples) = self.train_streamed(&dir)?;
-            return self.write_run(dir, model, prep, history, Logs::new(), Vec::new(), train_seconds, train_samples, 0);
+            let trained = self.train_streamed(&dir, telemetry.as_mut());
+            let (model, prep, history, train_seconds, train_samples) = self.keep_failed_run(&dir, trained, telemetry.as_ref())?;
+            return self.write_run(dir, model, prep, history, Logs::new(), Vec::new(), train_seconds, train_samples, 0, telemetry.as_ref());
         }
         let (train, test) = self.load_splits()?;
         let test_samples = test.as_ref().map_or(0, Dataset::len);
-        let root = out_root.map(Path::to_path_buf).unwrap_or_else(|| self.output.dir.clone());
         let dir = next_run_dir(&root, self.name())?;
+        let trained = self.train_on(train, test, false, Some(&dir), Vec::new(), telemetry.as_mut());
         let Trained { model, preprocessing: prep, history, valid: test_logs, warnings, train_seconds, train_samples } =
-            self.train_on(train, test, false, Some(&dir), Vec::new())?;
-        self.write_run(dir, model, prep, history, test_logs, warnings, train_seconds, train_samples, test_samples)
+            self.keep_failed_run(&dir, trained, telemetry.as_ref())?;
+        self.write_run(dir, model, prep, history, test_logs, warnings, train_seconds, train_samples, test_samples, telemetry.as_ref())
+    }
+
+    /// `result`, or — for a run that failed — its folder kept with what it recorded
+    /// (config, telemetry, `status.json`; no model), or removed when training never
+    /// began (it is empty then).
+    fn keep_failed_run<T>(&self, dir: &Path, result: Result<T>, telemetry: Option<&Telemetry>) -> Result<T> {
+        let error = match result {
+            Ok(v) => return Ok(v),
+            Err(e) => e,
+        };
+        let Some(t) = telemetry.filter(|t| !t.steps.loss.is_empty()) else {
+            let _ = std::fs::remove_dir(dir);
+            return Err(error);
+        };
+        let status = if matches!(error, Error::Diverged(_)) { "diverged" } else { "failed" };
+        let json = serde_json::json!({ "status": status, "message": error.to_string() });
+        write_atomic(dir.join("config.toml"), self.to_toml().as_bytes())?;
+        write_atomic(dir.join("telemetry.json"), t.to_json().as_bytes())?;
+        write_atomic(dir.join("status.json"), json.to_string().as_bytes())?;
+        let d = dir.display();
+        Err(match error {
+            Error::Diverged(m) => Error::Diverged(format!("{m}.\nNo model was saved; {d} keeps the run's telemetry: `descent doctor {d}` explains it")),
+            other => other,
+        })
     }
 
     /// Writes the run folder: the resolved config, history, metrics and the model.
@@ -457,11 +499,17 @@ impl Experiment {
         train_seconds: f64,
         train_samples: usize,
         test_samples: usize,
+        telemetry: Option<&Telemetry>,
     ) -> Result<RunSummary> {
         let steps = model.optimizer().map_or(0, |o| o.iterations());
         write_atomic(dir.join("config.toml"), self.to_toml().as_bytes())?;
         write_atomic(dir.join("history.csv"), history.to_csv().as_bytes())?;
         write_atomic(dir.join("loss.svg"), self.loss_chart(&history).as_bytes())?;
+        if let Some(t) = telemetry {
+            write_atomic(dir.join("telemetry.json"), t.to_json().as_bytes())?;
+        }
+        // The model before the final metrics: a folder with metrics.json is complete.
+        model.save(&dir, &prep)?;
         let mut final_metrics = serde_json::Map::new();
         let logs_json = |l: &Logs| serde_json::Value::Object(l.iter().map(|(k, v)| (k.to_string(), v.into())).collect());
         if !test_logs.is_empty() {
@@ -481,7 +529,6 @@ impl Experiment {
         final_metrics.insert("test_samples".into(), test_samples.into());
         let json = serde_json::to_string_pretty(&final_metrics).map_err(|e| Error::State(e.to_string()))?;
         write_atomic(dir.join("metrics.json"), json.as_bytes())?;
-        model.save(&dir, &prep)?;
         Ok(RunSummary { dir, history, test: test_logs, train_seconds, steps, warnings })
     }
 }

@@ -561,6 +561,18 @@ impl Network {
         result
     }
 
+    /// The output of layer `layer`'s first call in the last forward pass on `tape`.
+    pub(crate) fn first_output_of(&self, tape: &Tape, layer: usize) -> Option<Var> {
+        let node = self.nodes.iter().position(|n| n.layer == layer)?;
+        tape.graph_var(self.inputs.len() + node)
+    }
+
+    /// The last axis of layer `layer`'s (first) output, once built.
+    pub(crate) fn widest_output_of(&self, layer: usize) -> usize {
+        let node = self.nodes.iter().position(|n| n.layer == layer);
+        node.and_then(|k| self.shapes.get(self.inputs.len() + k)).and_then(|s| s.last().copied()).unwrap_or(0)
+    }
+
     /// Whether every layer can decode a sequence position by position (a key/value
     /// cache for generation; see [`Network::forward_decode`]).
     pub fn decodes_incrementally(&self) -> bool {

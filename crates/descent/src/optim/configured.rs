@@ -288,7 +288,10 @@ impl<R: Rule> Optimizer for Configured<R> {
             return GradStats::default();
         }
         self.compute_norms(store, source == GradSource::Accumulated);
-        GradStats { global_norm: self.norms.last().copied() }
+        let global_norm = self.norms.last().copied();
+        let (per_tensor, global) = (self.norms.split_last().map_or(&[][..], |(_, t)| t), global_norm.unwrap_or(0.0));
+        let clipped = self.options.global_clipnorm.is_some_and(|c| global > c) || self.options.clipnorm.is_some_and(|c| per_tensor.iter().any(|n| *n > c));
+        GradStats { global_norm, clipped }
     }
 
     fn apply(&mut self, store: &mut ParamStore, source: GradSource, stats: &GradStats) {

@@ -98,6 +98,8 @@ pub enum GradSource {
 pub struct GradStats {
     /// The global gradient norm, when it was computed; non-finite if any gradient is.
     pub global_norm: Option<f32>,
+    /// Whether clipping by norm (clipnorm, global_clipnorm) will scale this gradient.
+    pub clipped: bool,
 }
 
 /// Everything needed to continue an optimizer exactly where it stopped.

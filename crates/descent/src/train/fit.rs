@@ -8,6 +8,7 @@ use super::progress::ProgressCallback;
 use super::batch::{batches, gather_into, Inputs, Rows, SampleWeights};
 use super::validate::{check_input, check_targets};
 use super::checkpoint::Restored;
+use super::telemetry::{Divergence, EpochRecord, Telemetry};
 use super::{Model, Trainer};
 use crate::data::Prefetch;
 use crate::error::{Error, Result};
@@ -40,6 +41,12 @@ pub struct FitOptions<'a> {
     /// A weight per class (by class index; classes not listed weigh 1), multiplied into
     /// each sample's weight — to counter imbalanced classes.
     pub class_weight: Option<std::collections::BTreeMap<usize, f32>>,
+    /// Records the run's telemetry (see [`Telemetry`]) when given.
+    pub telemetry: Option<&'a mut Telemetry>,
+    /// Stop with [`Error::Diverged`] at the first step whose loss is not finite (unless
+    /// the optimizer skipped that step: `skip_nonfinite`). On by default; off, training
+    /// goes on after one warning (Keras's behaviour without `TerminateOnNaN`).
+    pub stop_on_divergence: bool,
 }
 
 
@@ -81,6 +88,8 @@ impl Default for FitOptions<'_> {
             backup: None,
             sample_weight: None,
             class_weight: None,
+            telemetry: None,
+            stop_on_divergence: true,
         }
     }
 }
@@ -161,6 +170,12 @@ impl TrainData<'_> {
             }
         }
     }
+}
+
+/// The telemetry's record of an epoch of `steps` steps that began at `started`.
+fn epoch_record(epoch: usize, steps: usize, started: std::time::Instant, data_seconds: f64, t: &Telemetry, skipped: u64, logs: &Logs) -> EpochRecord {
+    let clipped = t.steps.clipped.iter().rev().take(steps).filter(|c| **c).count();
+    EpochRecord { epoch, steps, seconds: started.elapsed().as_secs_f64(), data_seconds, clipped, skipped, logs: logs.iter().map(|(k, v)| (k.to_string(), v)).collect() }
 }
 
 /// What `fit_loop` validates on after each epoch.
@@ -414,6 +429,10 @@ impl Model {
             }};
         }
 
+        if let Some(t) = options.telemetry.as_deref_mut() {
+            t.begin(&self.network, trainer.optimizer.as_ref(), batch, total, steps, options.epochs, start_epoch);
+        }
+        let mut warned_divergence = false;
         let mut stop = notify!(on_train_begin);
         for epoch in start_epoch..options.epochs {
             if stop {
@@ -426,9 +445,42 @@ impl Model {
             let mut seen = 0usize;
             let mut b = 0;
             output_sums.iter_mut().for_each(|s| *s = 0.0);
-            while let Some((xs, ys, rows)) = data.next()? {
-                loss_sum += trainer.train_step(&mut self.network, (xs, ys, rows), &mut metrics, weights.as_ref())?;
+            let epoch_started = std::time::Instant::now();
+            let mut data_seconds = 0.0;
+            let skipped_before = trainer.optimizer.skipped_steps();
+            loop {
+                let waited = std::time::Instant::now();
+                let next = data.next()?;
+                data_seconds += waited.elapsed().as_secs_f64();
+                let Some((xs, ys, rows)) = next else { break };
+                let (lr, skipped) = (trainer.optimizer.learning_rate(), trainer.optimizer.skipped_steps());
+                if let Some(t) = options.telemetry.as_deref_mut() {
+                    t.step_begins(b + 1 == steps);
+                }
+                let step_loss = trainer.train_step(&mut self.network, (xs, ys, rows), &mut metrics, weights.as_ref(), options.telemetry.as_deref_mut())?;
                 let n = rows.len(xs.rows());
+                if let Some(t) = options.telemetry.as_deref_mut() {
+                    t.step_ends((step_loss / n as f64) as f32, lr, &trainer.last_grad_stats());
+                }
+                if !step_loss.is_finite() && trainer.optimizer.skipped_steps() == skipped && !warned_divergence {
+                    let global_step = trainer.optimizer.iterations().saturating_sub(1);
+                    let d = Divergence { epoch, step: b, global_step, learning_rate: lr, origin: trainer.locate_nonfinite(&self.network) };
+                    warned_divergence = true;
+                    if let Some(t) = options.telemetry.as_deref_mut() {
+                        t.divergence = Some(d.clone());
+                    }
+                    if options.stop_on_divergence {
+                        if let Some(t) = options.telemetry.as_deref_mut() {
+                            logs.set("loss", f64::NAN);
+                            t.epoch_ends(epoch_record(epoch, b + 1, epoch_started, data_seconds, t, trainer.optimizer.skipped_steps() - skipped_before, &logs));
+                        }
+                        let kept = options.backup.as_ref().map(|b| b.path()).filter(|p| p.exists());
+                        let kept = kept.map_or(String::new(), |p| format!("; the last finite checkpoint (end of epoch {}) is kept at {}", epoch, p.display()));
+                        return Err(Error::Diverged(format!("{d}{kept}. Lower the learning rate, add warmup or clipping; `on_divergence = \"continue\"` in [fit] trains on regardless")));
+                    }
+                    eprintln!("warning: {d}; training continues (on_divergence = \"continue\")");
+                }
+                loss_sum += step_loss;
                 seen += n;
                 b += 1;
                 logs.set("loss", loss_sum / seen as f64);
@@ -463,6 +515,9 @@ impl Model {
                 }
             }
             history.record(epoch, &logs);
+            if let Some(t) = options.telemetry.as_deref_mut() {
+                t.epoch_ends(epoch_record(epoch, b, epoch_started, data_seconds, t, trainer.optimizer.skipped_steps() - skipped_before, &logs));
+            }
             if let Some(b) = &options.backup {
                 super::checkpoint::write(&b.path(), &self.network, trainer.optimizer.as_ref(), epoch + 1, &history)?;
             }
@@ -570,7 +625,7 @@ impl Model {
     /// loss. After the first call with a given batch shape, this allocates nothing.
     pub fn train_on_batch(&mut self, x: &Tensor, y: &Tensor) -> Result<f32> {
         self.prepare(Inputs::One(x), Some(Inputs::One(y)), "batch")?;
-        let loss = self.with_trainer(|m, trainer| trainer.train_step(&mut m.network, (Inputs::One(x), Inputs::One(y), Rows::All), &mut [], None))?;
+        let loss = self.with_trainer(|m, trainer| trainer.train_step(&mut m.network, (Inputs::One(x), Inputs::One(y), Rows::All), &mut [], None, None))?;
         Ok((loss / x.rows().max(1) as f64) as f32)
     }
 
@@ -579,7 +634,7 @@ impl Model {
     pub fn train_on_batch_outputs(&mut self, xs: &[&Tensor], ys: &[&Tensor]) -> Result<f32> {
         let (xs, ys) = (Inputs::Many(xs), Inputs::Many(ys));
         self.prepare(xs, Some(ys), "batch")?;
-        let loss = self.with_trainer(|m, trainer| trainer.train_step(&mut m.network, (xs, ys, Rows::All), &mut [], None))?;
+        let loss = self.with_trainer(|m, trainer| trainer.train_step(&mut m.network, (xs, ys, Rows::All), &mut [], None, None))?;
         Ok((loss / xs.rows().max(1) as f64) as f32)
     }
 }

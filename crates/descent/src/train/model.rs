@@ -158,6 +158,10 @@ impl Model {
         self.trainer.as_ref().map(|c| c.optimizer.as_ref())
     }
 
+    pub fn optimizer_mut(&mut self) -> Option<&mut dyn Optimizer> {
+        self.trainer.as_mut().map(|c| c.optimizer.as_mut() as &mut dyn Optimizer)
+    }
+
     /// Replaces the weights with the optimizer's evaluation point where it has one
     /// (schedule-free AdamW's average x); returns whether anything changed. Call before
     /// evaluating or saving; training continues correctly only from the training

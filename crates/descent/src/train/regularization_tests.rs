@@ -81,9 +81,22 @@ fn terminate_on_nan_stops_a_diverging_run() {
     let mut model = Sequential::new(vec![Box::new(Dense::new(32, Activation::Relu).input_shape(&[64])), Box::new(Dense::new(10, Activation::Linear))]).unwrap();
     model.compile(Sgd::new(1e12), Loss::sparse_categorical_crossentropy(true), &[]).unwrap();
     let mut t = TerminateOnNaN::default();
-    let h = model.fit(&train.x, &train.y, FitOptions { epochs: 5, verbose: 0, callbacks: vec![Box::new(&mut t)], ..Default::default() }).unwrap();
+    // The callback is Keras's behaviour, so fit's own stop on divergence is off here.
+    let opts = FitOptions { epochs: 5, verbose: 0, callbacks: vec![Box::new(&mut t)], stop_on_divergence: false, ..Default::default() };
+    let h = model.fit(&train.x, &train.y, opts).unwrap();
     assert!(t.stopped_at.is_some());
     assert_eq!(h.epochs.len(), 1, "stopped within the first epoch");
+}
+
+#[test]
+fn fit_stops_a_diverged_run_with_an_error_by_default() {
+    let (train, _) = digits(0.2);
+    let mut model = Sequential::new(vec![Box::new(Dense::new(32, Activation::Relu).input_shape(&[64])), Box::new(Dense::new(10, Activation::Linear))]).unwrap();
+    model.compile(Sgd::new(1e12), Loss::sparse_categorical_crossentropy(true), &[]).unwrap();
+    let err = model.fit(&train.x, &train.y, FitOptions { epochs: 5, verbose: 0, ..Default::default() }).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, crate::Error::Diverged(_)), "{msg}");
+    assert!(msg.contains("epoch 1") && msg.contains("learning rate"), "{msg}");
 }
 
 #[test]

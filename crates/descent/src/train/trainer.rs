@@ -17,6 +17,7 @@
 //! The tape keeps its buffers between steps, so after the first step nothing allocates.
 
 use super::batch::{gather, gather_classes, gather_into, Inputs, Rows, SampleWeights};
+use super::telemetry::Telemetry;
 use crate::autograd::{Tape, Var};
 use crate::error::Result;
 use crate::nn::{Loss, Metric, MetricContext, MetricState, Network};
@@ -91,6 +92,12 @@ impl Trainer {
         self.loss_vars.iter().map(|&l| self.tape.scalar(l))
     }
 
+    /// Where the last step first produced a non-finite value (a layer output, else a
+    /// gradient, else the weights).
+    pub(crate) fn locate_nonfinite(&self, net: &Network) -> String {
+        super::telemetry::locate_nonfinite(net, &self.tape)
+    }
+
     /// What the last step's statistics pass found.
     pub fn last_grad_stats(&self) -> GradStats {
         self.last_stats
@@ -104,12 +111,19 @@ impl Trainer {
         (xs, ys, rows): (Inputs, Inputs, Rows),
         metrics: &mut [MetricState],
         weights: Option<&SampleWeights>,
+        mut telemetry: Option<&mut Telemetry>,
     ) -> Result<f64> {
         let n = rows.len(xs.rows());
         let loss = self.forward_loss(net, (xs, ys, rows), weights, true)?;
         net.store.zero_grads();
         self.tape.backward(loss, &mut net.store)?;
+        if let Some(t) = telemetry.as_deref_mut() {
+            t.before_update(net, &self.tape);
+        }
         let penalty = self.apply_gradients(net);
+        if let Some(t) = telemetry {
+            t.after_update(net);
+        }
         for layer in &net.layers {
             layer.update_state(&self.tape, &mut net.store);
         }
@@ -180,6 +194,7 @@ impl Trainer {
         all_reduce_gradients(net);
         let penalty = regularize_with_gradients(net);
         let source = self.optimizer.accumulate(&net.store);
+        self.last_stats = GradStats::default();
         if source != GradSource::Pending {
             self.last_stats = self.optimizer.grad_stats(&net.store, source);
             self.optimizer.apply(&mut net.store, source, &self.last_stats);
