@@ -5,6 +5,7 @@ mod bench_cnn;
 mod bench_gpt;
 mod bench_mlp;
 mod commands;
+mod doctor_commands;
 mod tune_commands;
 
 use std::path::PathBuf;
@@ -95,6 +96,27 @@ enum Command {
         /// Where to write the predictions (default: standard output).
         #[arg(long)]
         output: Option<PathBuf>,
+    },
+    /// Diagnose a run folder: unstable, underfit, overfit or slow — the evidence, the
+    /// likely cause and the TOML change that fixes it.
+    Doctor {
+        run: PathBuf,
+        /// Write the run's experiment with the fixes applied to this file.
+        #[arg(long)]
+        fix: Option<PathBuf>,
+        /// Do not run the learning-rate range test when a finding blames the learning rate.
+        #[arg(long)]
+        no_lr_find: bool,
+    },
+    /// The learning-rate range test: ~100 steps from 1e-7 to 10, a chart (SVG) and the
+    /// suggested rate as a TOML line.
+    LrFind {
+        file: PathBuf,
+        /// Where to write the chart (default: <name>_lr_find.svg).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long, default_value_t = 100)]
+        steps: usize,
     },
     /// Print the model of an experiment file or a run folder, Keras-style.
     Summary { path: PathBuf },
@@ -226,6 +248,8 @@ fn main() -> ExitCode {
         Command::Evaluate { run, data, label_column } => commands::evaluate(&run, data.as_deref(), label_column),
         Command::Predict { run, input, output } => commands::predict(&run, &input, output.as_deref()),
         Command::Summary { path } => commands::summary(&path),
+        Command::Doctor { run, fix, no_lr_find } => doctor_commands::doctor(&run, fix.as_deref(), !no_lr_find),
+        Command::LrFind { file, out, steps } => doctor_commands::lr_find(&file, out.as_deref(), steps),
         Command::Generate { run, prompt, max_tokens, temperature, top_k, top_p, seed } => {
             commands::generate(&run, &prompt, descent::train::SampleOptions { max_tokens, temperature, top_k, top_p, seed })
         }

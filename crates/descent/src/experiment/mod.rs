@@ -1,11 +1,14 @@
 //! An experiment in one TOML file: data, model, compile, fit, seed and output. This is
 //! what `descent fit FILE` runs; the schema is documented in docs/experiment.md.
 
+pub mod doctor;
 mod gpt;
+mod lr_find;
 mod run;
 
 pub use gpt::GptPreset;
 
+pub use lr_find::{round3, suggestions, LrFindOptions, LrFinding};
 pub use run::{add_text_scores, next_run_dir, RunSummary, Trained};
 
 use std::path::{Path, PathBuf};
