@@ -47,7 +47,8 @@ pub(crate) fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// The child side: one workload, one JSON line on stdout.
-pub fn child(workload: &str) -> Result<()> {
+/// `telemetry`: steps between telemetry samples, as `[fit] telemetry_every` (0: none).
+pub fn child(workload: &str, telemetry: usize) -> Result<()> {
     let (spec, features, hidden, batch, epochs): (TeacherSpec, usize, &[usize], usize, usize) = match workload {
         "w1" => (TeacherSpec::W1, 100, &[64], 32, 10),
         "w2" => (TeacherSpec::W2, 784, &[1024, 1024], 256, 2),
@@ -71,10 +72,11 @@ pub fn child(workload: &str) -> Result<()> {
     let first_step_ms = t.elapsed().as_secs_f64() * 1e3;
     let exec_to_first_step_ms = exec_to_now_ms().map(|ms| ms - generation.as_secs_f64() * 1e3);
     let mut timer = EpochTimer { start: None, seconds: Vec::new() };
+    let mut recorder = (telemetry > 0).then(|| descent::train::Telemetry::new(telemetry));
     model.fit(
         &train.x,
         &train.y,
-        FitOptions { epochs, batch_size: batch, verbose: 0, callbacks: vec![Box::new(&mut timer)], ..Default::default() },
+        FitOptions { epochs, batch_size: batch, verbose: 0, callbacks: vec![Box::new(&mut timer)], telemetry: recorder.as_mut(), ..Default::default() },
     )?;
     let seconds = timer.seconds;
     let acc = model.evaluate(&test.x, &test.y, 1024)?.get("accuracy").unwrap_or(f64::NAN);
@@ -83,7 +85,7 @@ pub fn child(workload: &str) -> Result<()> {
     let p: usize = model.params().count();
     let weights: usize = p - model.layers().iter().filter_map(|l| l.params().get(1).map(|b| model.params().entry(*b).shape.numel())).sum::<usize>();
     let json = serde_json::json!({
-        "system": "descent", "workload": workload, "threads": rayon::current_num_threads(),
+        "system": if telemetry > 0 { "descent" } else { "descent (telemetry off)" }, "workload": workload, "threads": rayon::current_num_threads(),
         "sec_per_epoch": sec, "steps_per_s": steps / sec, "samples_per_s": train.len() as f64 / sec,
         "gflops": 6.0 * weights as f64 * train.len() as f64 / sec / 1e9,
         "test_accuracy": acc, "max_rss_mb": max_rss_mb(), "first_step_ms": first_step_ms,
@@ -123,7 +125,9 @@ pub fn mlp(workload: &str, rounds: usize, python: Option<&Path>, out_dir: &Path)
     let python = python.filter(|p| p.exists());
     let threads = rayon::current_num_threads().to_string();
     // (system, runs): descent, then the peers when the venv has them, strongest first.
-    let mut systems: Vec<(&str, Vec<serde_json::Value>)> = vec![("descent", Vec::new())];
+    // descent as `descent fit` trains (telemetry every 10 steps, its default) and with
+    // the telemetry off: the recording's overhead, measured side by side.
+    let mut systems: Vec<(&str, Vec<serde_json::Value>)> = vec![("descent", Vec::new()), ("descent (telemetry off)", Vec::new())];
     if python.is_some() {
         for peer in ["JAX scan", "JAX step", "PyTorch", "Keras"] {
             systems.push((peer, Vec::new()));
@@ -133,9 +137,10 @@ pub fn mlp(workload: &str, rounds: usize, python: Option<&Path>, out_dir: &Path)
         eprintln!("round {}/{rounds}", round + 1);
         for (system, runs) in systems.iter_mut() {
             let mut cmd = match *system {
-                "descent" => {
+                "descent" | "descent (telemetry off)" => {
                     let mut c = Command::new(&me);
-                    c.args(["bench-child", workload]);
+                    let every = if *system == "descent" { "10" } else { "0" };
+                    c.args(["bench-child", workload, "--telemetry", every]);
                     c
                 }
                 "JAX scan" | "JAX step" => {
@@ -187,6 +192,9 @@ pub fn mlp(workload: &str, rounds: usize, python: Option<&Path>, out_dir: &Path)
             fmt(med(runs, "max_rss_mb"), 0),
             if *system == "descent" { "—".into() } else { format!("{:.2}×", ours / m) }
         );
+    }
+    if let Some(off) = med(&systems[1].1, key) {
+        md += &format!("\ndescent's telemetry (every 10 steps, `descent fit`'s default) costs {:.1}% of the {unit} of the same run without it.\n", 100.0 * (1.0 - ours / off));
     }
     if let Some(first) = med(&systems[0].1, "first_step_ms") {
         md += &format!("\ndescent: build + compile + first training step {first:.1} ms (data in memory).\n");

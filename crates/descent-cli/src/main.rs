@@ -227,6 +227,9 @@ enum Command {
         workload: String,
         #[arg(long, default_value_t = 12_800)]
         samples: usize,
+        /// Steps between telemetry samples (w1, w2; 0: none).
+        #[arg(long, default_value_t = 10)]
+        telemetry: usize,
     },
     /// Print (CSV) or chart (SVG) a learning-rate schedule over N steps, without training.
     Schedule {
@@ -276,9 +279,9 @@ fn main() -> ExitCode {
         Command::Compare { files, optimizers, metric, folds, svg } => {
             tune_commands::compare_cmd(&files, &optimizers, &metric, &folds.args(), svg.as_deref())
         }
-        Command::BenchChild { workload, samples } if workload == "w4" => bench_cnn::child(samples, 10),
-        Command::BenchChild { workload, samples } if workload == "w5" => bench_gpt::child(samples, 20),
-        Command::BenchChild { workload, .. } => bench_mlp::child(&workload),
+        Command::BenchChild { workload, samples, .. } if workload == "w4" => bench_cnn::child(samples, 10),
+        Command::BenchChild { workload, samples, .. } if workload == "w5" => bench_gpt::child(samples, 20),
+        Command::BenchChild { workload, telemetry, .. } => bench_mlp::child(&workload, telemetry),
         Command::Schedule { spec, steps, svg } => commands::schedule(&spec, steps, svg.as_deref()),
     };
     match result {

@@ -198,3 +198,44 @@ fn steady_state_steps_of_a_transformer_do_not_allocate() {
     assert!(loss.is_finite());
     assert_eq!(allocated, 0, "transformer: {allocated} heap allocations in 4 steady-state steps");
 }
+
+/// Counts this thread's allocations from the end of batch `from` to the end of batch
+/// `to` of the first epoch: the whole fit loop in steady state, callbacks included.
+struct CountBetween {
+    from: usize,
+    to: usize,
+    start: usize,
+    counted: Option<usize>,
+}
+
+impl descent::train::Callback for CountBetween {
+    fn on_batch_end(&mut self, batch: usize, _logs: &descent::train::Logs, _ctx: &mut descent::train::TrainContext) {
+        if self.counted.is_some() {
+            return;
+        }
+        if batch == self.from {
+            self.start = ALLOCATIONS.load(Ordering::SeqCst);
+            COUNTED.set(true);
+        } else if batch == self.to {
+            COUNTED.set(false);
+            self.counted = Some(ALLOCATIONS.load(Ordering::SeqCst) - self.start);
+        }
+    }
+}
+
+#[test]
+fn fit_with_telemetry_does_not_allocate_in_steady_state() {
+    single_threaded();
+    let mut model = sequential();
+    model.compile(Adam::new(1e-3).global_clipnorm(1.0), Loss::sparse_categorical_crossentropy(true), &["accuracy"]).unwrap();
+    let x = batch(64 * 32, 100, 7);
+    let y = Tensor::new((0..64 * 32).map(|i| (i % 10) as f32).collect(), &[64 * 32, 1]).unwrap();
+    // 30 steps in steady state: three telemetry samples (every 10 steps) among them.
+    let mut counter = CountBetween { from: 4, to: 34, start: 0, counted: None };
+    let mut telemetry = descent::train::Telemetry::new(10);
+    let options = descent::train::FitOptions { epochs: 1, batch_size: 32, verbose: 0, callbacks: vec![Box::new(&mut counter)], telemetry: Some(&mut telemetry), ..Default::default() };
+    model.fit(&x, &y, options).unwrap();
+    assert_eq!(counter.counted, Some(0), "heap allocations in 30 steady-state steps of fit with telemetry");
+    assert_eq!(telemetry.steps.loss.len(), 64);
+    assert!(telemetry.sample_steps.len() >= 6);
+}
