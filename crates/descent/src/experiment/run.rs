@@ -477,13 +477,25 @@ impl Experiment {
         let status = if matches!(error, Error::Diverged(_)) { "diverged" } else { "failed" };
         let json = serde_json::json!({ "status": status, "message": error.to_string() });
         write_atomic(dir.join("config.toml"), self.to_toml().as_bytes())?;
-        write_atomic(dir.join("telemetry.json"), t.to_json().as_bytes())?;
+        self.save_telemetry(dir, t)?;
         write_atomic(dir.join("status.json"), json.to_string().as_bytes())?;
         let d = dir.display();
         Err(match error {
             Error::Diverged(m) => Error::Diverged(format!("{m}.\nNo model was saved; {d} keeps the run's telemetry: `descent doctor {d}` explains it")),
             other => other,
         })
+    }
+
+    /// `telemetry.json`, and the same series as TensorBoard scalars under
+    /// `<log_dir>/telemetry/` of each `tensorboard` callback.
+    fn save_telemetry(&self, dir: &Path, t: &Telemetry) -> Result<()> {
+        write_atomic(dir.join("telemetry.json"), t.to_json().as_bytes())?;
+        for c in &self.callbacks {
+            if let CallbackConfig::TensorBoard { log_dir, .. } = c {
+                t.write_tensorboard(&dir.join(log_dir).join("telemetry"))?;
+            }
+        }
+        Ok(())
     }
 
     /// Writes the run folder: the resolved config, history, metrics and the model.
@@ -506,7 +518,7 @@ impl Experiment {
         write_atomic(dir.join("history.csv"), history.to_csv().as_bytes())?;
         write_atomic(dir.join("loss.svg"), self.loss_chart(&history).as_bytes())?;
         if let Some(t) = telemetry {
-            write_atomic(dir.join("telemetry.json"), t.to_json().as_bytes())?;
+            self.save_telemetry(&dir, t)?;
         }
         // The model before the final metrics: a folder with metrics.json is complete.
         model.save(&dir, &prep)?;

@@ -194,3 +194,27 @@ schedule = { name = "exponential_decay", initial_learning_rate = 0.002, decay_st
     let e = err(&with("activation = \"relu\" }", "activation = \"relu\", kernel_regularizer = { l3 = 0.1 } }"));
     assert!(e.contains("l3"), "{e}");
 }
+
+#[test]
+fn telemetry_goes_to_the_run_folder_and_to_tensorboard() {
+    use crate::train::tensorboard::read::events;
+    let root = std::env::temp_dir().join(format!("descent-exp-tb-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/digits.csv");
+    let text = with("path = \"../data/digits.csv\"", &format!("path = \"{data}\"")).replace("epochs = 10", "epochs = 2\nverbose = 0");
+    let text = format!("callbacks = [{{ type = \"tensorboard\", log_dir = \"tb\" }}]\n{text}");
+    let run = Experiment::from_toml(&text).unwrap().run(Some(&root)).unwrap();
+    let t = crate::train::Telemetry::from_json(&std::fs::read_to_string(run.dir.join("telemetry.json")).unwrap()).unwrap();
+    let steps = run.steps as usize;
+    assert_eq!(t.steps.loss.len(), steps);
+    assert_eq!(t.epochs.len(), 2);
+    assert_eq!(t.layers.iter().map(|l| l.name.as_str()).collect::<Vec<_>>(), ["dense", "dense_1"]);
+    let file = std::fs::read_dir(run.dir.join("tb/telemetry")).unwrap().next().unwrap().unwrap().path();
+    let evs = events(&file).unwrap();
+    let tagged = |tag: &str| evs.iter().filter(|e| e.scalars.iter().any(|(t, _)| t == tag)).count();
+    assert_eq!(tagged("learning_rate"), steps);
+    assert_eq!(tagged("grad_norm/dense"), t.sample_steps.len());
+    assert_eq!(tagged("update_ratio/dense_1"), t.sample_steps.len());
+    assert_eq!(tagged("dead_fraction/dense"), t.sample_steps.len());
+    assert_eq!(tagged("data_wait_share"), 2);
+}

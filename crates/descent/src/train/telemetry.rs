@@ -322,6 +322,44 @@ impl Telemetry {
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("telemetry serializes")
     }
+
+    /// Writes the telemetry as TensorBoard scalars into a new event file in `dir`:
+    /// per step `learning_rate`, `grad_norm/global`; per sample `grad_norm/<layer>`,
+    /// `update_ratio/<layer>`, `weight_norm/<layer>`, `dead_fraction/<layer>`,
+    /// `saturated_fraction/<layer>`; per epoch `data_wait_share` and `steps_per_second`.
+    pub fn write_tensorboard(&self, dir: &std::path::Path) -> crate::Result<()> {
+        use super::tensorboard::{EventWriter, SummaryValue::Scalar};
+        let mut w = EventWriter::create(dir)?;
+        for (i, (&lr, &g)) in self.steps.learning_rate.iter().zip(&self.steps.grad_norm).enumerate() {
+            w.write(i as i64, "learning_rate", Scalar(lr))?;
+            if g.is_finite() {
+                w.write(i as i64, "grad_norm/global", Scalar(g))?;
+            }
+        }
+        for l in &self.layers {
+            let series: [(&str, &Vec<f32>); 5] = [
+                ("grad_norm", &l.grad_norm),
+                ("update_ratio", &l.update_ratio),
+                ("weight_norm", &l.weight_norm),
+                ("dead_fraction", &l.dead_fraction),
+                ("saturated_fraction", &l.saturated_fraction),
+            ];
+            for (name, values) in series {
+                for (&step, &v) in self.sample_steps.iter().zip(values.iter()) {
+                    if v.is_finite() {
+                        w.write(step as i64, &format!("{name}/{}", l.name), Scalar(v))?;
+                    }
+                }
+            }
+        }
+        for e in &self.epochs {
+            if e.seconds > 0.0 {
+                w.write(e.epoch as i64, "data_wait_share", Scalar((e.data_seconds / e.seconds) as f32))?;
+                w.write(e.epoch as i64, "steps_per_second", Scalar((e.steps as f64 / e.seconds) as f32))?;
+            }
+        }
+        w.flush()
+    }
 }
 
 /// The activations whose health the recorder watches.
