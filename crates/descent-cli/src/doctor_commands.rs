@@ -1,4 +1,4 @@
-//! `descent doctor` and `descent lr-find`.
+//! `descent doctor`, `descent lr-find` and `descent report`.
 
 use std::path::Path;
 
@@ -62,5 +62,13 @@ pub fn lr_find(file: &Path, out: Option<&Path>, steps: usize) -> Result<()> {
     let svg = out.map(Path::to_path_buf).unwrap_or_else(|| Path::new(&format!("{}_lr_find.svg", exp.name())).to_path_buf());
     write_atomic(&svg, f.chart(&format!("{}: learning-rate range test", exp.name())).as_bytes())?;
     println!("chart: {}", svg.display());
+    Ok(())
+}
+
+pub fn report(run: &Path, out: Option<&Path>) -> Result<()> {
+    let html = descent::experiment::report::run_report(run)?;
+    let out = out.map(Path::to_path_buf).unwrap_or_else(|| run.join("report.html"));
+    write_atomic(&out, html.as_bytes())?;
+    println!("report: {}", out.display());
     Ok(())
 }

@@ -108,6 +108,15 @@ enum Command {
         #[arg(long)]
         no_lr_find: bool,
     },
+    /// Write one self-contained HTML report of a run folder: curves, learning rate,
+    /// per-layer gradient norms and update ratios, weight histograms, the confusion
+    /// matrix, the doctor's findings, timings, the machine and the configuration.
+    Report {
+        run: PathBuf,
+        /// Where to write it (default: RUN/report.html).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// The learning-rate range test: ~100 steps from 1e-7 to 10, a chart (SVG) and the
     /// suggested rate as a TOML line.
     LrFind {
@@ -252,6 +261,7 @@ fn main() -> ExitCode {
         Command::Predict { run, input, output } => commands::predict(&run, &input, output.as_deref()),
         Command::Summary { path } => commands::summary(&path),
         Command::Doctor { run, fix, no_lr_find } => doctor_commands::doctor(&run, fix.as_deref(), !no_lr_find),
+        Command::Report { run, out } => doctor_commands::report(&run, out.as_deref()),
         Command::LrFind { file, out, steps } => doctor_commands::lr_find(&file, out.as_deref(), steps),
         Command::Generate { run, prompt, max_tokens, temperature, top_k, top_p, seed } => {
             commands::generate(&run, &prompt, descent::train::SampleOptions { max_tokens, temperature, top_k, top_p, seed })

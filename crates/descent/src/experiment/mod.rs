@@ -4,6 +4,7 @@
 pub mod doctor;
 mod gpt;
 mod lr_find;
+pub mod report;
 mod run;
 
 pub use gpt::GptPreset;

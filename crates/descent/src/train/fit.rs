@@ -472,7 +472,7 @@ impl Model {
                     if options.stop_on_divergence {
                         if let Some(t) = options.telemetry.as_deref_mut() {
                             logs.set("loss", f64::NAN);
-                            t.epoch_ends(epoch_record(epoch, b + 1, epoch_started, data_seconds, t, trainer.optimizer.skipped_steps() - skipped_before, &logs));
+                            t.epoch_ends(epoch_record(epoch, b + 1, epoch_started, data_seconds, t, trainer.optimizer.skipped_steps() - skipped_before, &logs), &self.network);
                         }
                         let kept = options.backup.as_ref().map(|b| b.path()).filter(|p| p.exists());
                         let kept = kept.map_or(String::new(), |p| format!("; the last finite checkpoint (end of epoch {}) is kept at {}", epoch, p.display()));
@@ -516,7 +516,7 @@ impl Model {
             }
             history.record(epoch, &logs);
             if let Some(t) = options.telemetry.as_deref_mut() {
-                t.epoch_ends(epoch_record(epoch, b, epoch_started, data_seconds, t, trainer.optimizer.skipped_steps() - skipped_before, &logs));
+                t.epoch_ends(epoch_record(epoch, b, epoch_started, data_seconds, t, trainer.optimizer.skipped_steps() - skipped_before, &logs), &self.network);
             }
             if let Some(b) = &options.backup {
                 super::checkpoint::write(&b.path(), &self.network, trainer.optimizer.as_ref(), epoch + 1, &history)?;

@@ -38,7 +38,7 @@ pub use generate::SampleOptions;
 pub use keras_callbacks::{CallbackConfig, CsvLogger, EarlyStopping, LearningRateScheduler, ModelCheckpoint, Monitor, TerminateOnNaN};
 pub use model::{Model, Sequential};
 pub use progress::ProgressCallback;
-pub use telemetry::{Divergence, EpochRecord, LayerSeries, Machine, OptimizerInfo, StepSeries, Telemetry, TELEMETRY_VERSION};
+pub use telemetry::{Divergence, EpochRecord, Histogram, LayerSeries, Machine, OptimizerInfo, StepSeries, Telemetry, TELEMETRY_VERSION};
 pub use trainer::Trainer;
 pub use tensorboard::TensorBoard;
 pub use validate::{check_inputs, check_targets};

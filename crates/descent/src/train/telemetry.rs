@@ -110,6 +110,38 @@ pub struct LayerSeries {
     /// Sigmoid/tanh: fraction of outputs within 0.01 of the activation's bounds.
     #[serde(with = "finite_or_null")]
     pub saturated_fraction: Vec<f32>,
+    /// The distribution of the layer's first parameter (its kernel) at each epoch's end.
+    #[serde(default)]
+    pub histograms: Vec<Histogram>,
+}
+
+/// Counts of values in `bins` equal bins over `[lo, hi]`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Histogram {
+    pub epoch: usize,
+    pub lo: f32,
+    pub hi: f32,
+    pub counts: Vec<u32>,
+}
+
+/// Bins of each weight histogram.
+const HISTOGRAM_BINS: usize = 30;
+
+impl Histogram {
+    /// The histogram of the finite values of `values` (their own range).
+    pub fn of(epoch: usize, values: &[f32]) -> Histogram {
+        let finite = || values.iter().copied().filter(|v| v.is_finite());
+        let (lo, hi) = (finite().fold(f32::INFINITY, f32::min), finite().fold(f32::NEG_INFINITY, f32::max));
+        let mut counts = vec![0u32; HISTOGRAM_BINS];
+        if lo.is_finite() {
+            let width = (hi - lo).max(f32::MIN_POSITIVE);
+            for v in finite() {
+                let bin = (((v - lo) / width) * HISTOGRAM_BINS as f32) as usize;
+                counts[bin.min(HISTOGRAM_BINS - 1)] += 1;
+            }
+        }
+        Histogram { epoch, lo, hi, counts }
+    }
 }
 
 /// One epoch's summary.
@@ -293,7 +325,14 @@ impl Telemetry {
     }
 
     /// At the end of each epoch.
-    pub(crate) fn epoch_ends(&mut self, record: EpochRecord) {
+    /// Records the epoch and each layer's weight histogram (once per epoch: allocating
+    /// here is off the per-step path).
+    pub(crate) fn epoch_ends(&mut self, record: EpochRecord, net: &Network) {
+        for (series, (_, ids)) in self.layers.iter_mut().zip(&self.probe.layers) {
+            if let Some(&kernel) = ids.first() {
+                series.histograms.push(Histogram::of(record.epoch, net.store.value(kernel)));
+            }
+        }
         self.epochs.push(record);
     }
 

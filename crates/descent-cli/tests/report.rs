@@ -1,0 +1,100 @@
+//! `descent report RUN` in a real headless Chromium (Debian's `chromium`, installed by
+//! `.ci/run`): the page loads from disk with no console errors, every chart is present
+//! and drawn, and a screenshot is saved. Also `descent doctor` and `descent lr-find`
+//! through the binary.
+
+mod common;
+use common::{descent, digits, experiment_toml, text, workdir};
+
+use std::path::Path;
+use std::process::Command;
+
+fn chromium() -> &'static str {
+    for name in ["chromium", "chromium-browser"] {
+        if Command::new(name).arg("--version").output().is_ok_and(|o| o.status.success()) {
+            return name;
+        }
+    }
+    panic!("a headless Chromium is needed: apt install chromium (.ci/run installs it)");
+}
+
+/// Chromium's flags for a headless run as root in a container, with the page's console
+/// written to standard error.
+fn headless(profile: &Path) -> Vec<String> {
+    ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run", "--enable-logging=stderr", "--v=0"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([format!("--user-data-dir={}", profile.display())])
+        .collect()
+}
+
+#[test]
+fn the_report_loads_in_chromium_with_every_chart_drawn() {
+    let dir = workdir("report");
+    std::fs::write(dir.join("small.toml"), experiment_toml(&digits(), "{ name = \"adam\", learning_rate = 0.003 }", 4, 0, "validation_split = 0.1")).unwrap();
+    let fit = descent(&["fit", "small.toml"], &dir);
+    assert!(fit.status.success(), "{}", text(&fit));
+    let run = dir.join("runs/small-001");
+    let report = descent(&["report", run.to_str().unwrap()], &dir);
+    assert!(report.status.success(), "{}", text(&report));
+    let page = run.join("report.html");
+    let html = std::fs::read_to_string(&page).unwrap();
+    // Self-contained: nothing fetched from anywhere.
+    for remote in ["http://", "https://", "src=\"//"] {
+        assert!(!html.replace("http://www.w3.org/2000/svg", "").contains(remote), "the report refers to {remote}");
+    }
+    let expected = ["loss", "metrics", "learning_rate", "step_loss", "grad_norm", "update_ratio", "weights_dense", "weights_dense_1", "confusion"];
+    for name in expected {
+        assert!(html.contains(&format!("data-chart=\"{name}\"")), "chart {name} missing");
+    }
+    assert!(html.contains("No findings"), "a healthy run has no findings");
+
+    let browser = chromium();
+    let url = format!("file://{}", page.display());
+    let dom = Command::new(browser).args(headless(&dir.join("profile-dom"))).args(["--dump-dom", &url]).output().unwrap();
+    let (dom_text, console) = (String::from_utf8_lossy(&dom.stdout), String::from_utf8_lossy(&dom.stderr));
+    assert!(dom.status.success(), "chromium failed: {console}");
+    let charts = format!("data-charts=\"{}\"", expected.len());
+    assert!(dom_text.contains(&charts), "the page's own check did not count {} charts: {}", expected.len(), &dom_text[..dom_text.len().min(400)]);
+    assert!(dom_text.contains("data-empty-charts=\"0\""), "an empty chart: {console}");
+    let errors: Vec<&str> = console.lines().filter(|l| l.contains(":CONSOLE") || l.contains("Uncaught")).collect();
+    assert!(errors.is_empty(), "console messages: {errors:?}");
+
+    let shot = dir.join("report.png");
+    let png = Command::new(browser)
+        .args(headless(&dir.join("profile-shot")))
+        .args([&format!("--screenshot={}", shot.display()), "--window-size=1200,3600", "--hide-scrollbars", &url])
+        .output()
+        .unwrap();
+    assert!(png.status.success(), "{}", String::from_utf8_lossy(&png.stderr));
+    let bytes = std::fs::read(&shot).expect("the screenshot");
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    assert!(bytes.len() > 20_000, "a blank screenshot ({} bytes)", bytes.len());
+    eprintln!("screenshot: {}", shot.display());
+}
+
+#[test]
+fn doctor_and_lr_find_from_the_command_line() {
+    let dir = workdir("doctor");
+    std::fs::write(dir.join("slowlr.toml"), experiment_toml(&digits(), "{ name = \"adam\", learning_rate = 1e-6 }", 5, 0, "")).unwrap();
+    let fit = descent(&["fit", "slowlr.toml"], &dir);
+    assert!(fit.status.success(), "{}", text(&fit));
+    let doctor = descent(&["doctor", "runs/slowlr-001", "--fix", "fixed.toml"], &dir);
+    let out = text(&doctor);
+    assert!(doctor.status.success(), "{out}");
+    assert!(out.contains("[poor (underfit)] the learning rate is too low") && out.contains("learning_rate = "), "{out}");
+    let fixed = std::fs::read_to_string(dir.join("fixed.toml")).unwrap();
+    assert!(fixed.starts_with("# descent doctor's fix") && !fixed.contains("learning_rate = 1e-6"), "{fixed}");
+    let refit = descent(&["fit", "fixed.toml"], &dir);
+    assert!(refit.status.success(), "{}", text(&refit));
+
+    let lr = descent(&["lr-find", "slowlr.toml", "--out", "lr.svg"], &dir);
+    let out = text(&lr);
+    assert!(lr.status.success(), "{out}");
+    assert!(out.contains("suggestions: valley") && out.contains("in [compile] optimizer: learning_rate = "), "{out}");
+    assert!(std::fs::read_to_string(dir.join("lr.svg")).unwrap().contains("<polyline"));
+    // A run folder without telemetry is refused with the reason.
+    std::fs::create_dir_all(dir.join("empty")).unwrap();
+    let bad = descent(&["doctor", "empty"], &dir);
+    assert!(!bad.status.success() && text(&bad).contains("no telemetry.json"), "{}", text(&bad));
+}
