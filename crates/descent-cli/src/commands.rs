@@ -81,6 +81,19 @@ pub fn evaluate(run: &Path, data: Option<&Path>, label_column: Option<String>) -
         return evaluate_text(run, data, model, tokenizer);
     }
     let batch = 256;
+    let (x, y, source) = labelled_data(run, &model, &saved, data, label_column)?;
+    let logs = model.evaluate(&x, &y, batch)?;
+    println!("{source}: {} samples — {}", x.rows(), logs.format());
+    if let Some(cm) = model.confusion_matrix(&x, &y, batch)? {
+        println!("confusion matrix (rows: true class, columns: predicted):\n{}", cm.table());
+    }
+    Ok(())
+}
+
+/// Labelled samples for a run's model, preprocessed as in training: a CSV file
+/// (`--data`, its label column the run's or `label_column`), or the run's held-out split.
+/// Returns (features, targets, where they came from).
+pub(crate) fn labelled_data(run: &Path, model: &Model, saved: &SavedModel, data: Option<&Path>, label_column: Option<String>) -> Result<(Tensor, Tensor, String)> {
     let (mut x, y, source) = match data {
         Some(path) => {
             let exp = run_experiment(run).ok();
@@ -104,14 +117,9 @@ pub fn evaluate(run: &Path, data: Option<&Path>, label_column: Option<String>) -
             (test.x, test.y, format!("{} (held-out split)", test.name))
         }
     };
-    check_inputs(&model, &x, &source)?;
+    check_inputs(model, &x, &source)?;
     saved.preprocessing.apply(&mut x)?;
-    let logs = model.evaluate(&x, &y, batch)?;
-    println!("{source}: {} samples — {}", x.rows(), logs.format());
-    if let Some(cm) = model.confusion_matrix(&x, &y, batch)? {
-        println!("confusion matrix (rows: true class, columns: predicted):\n{}", cm.table());
-    }
-    Ok(())
+    Ok((x, y, source))
 }
 
 /// Features from a .npy or IDX file (images keep their per-sample shape), or a CSV whose

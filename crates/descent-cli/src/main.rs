@@ -6,6 +6,7 @@ mod bench_gpt;
 mod bench_mlp;
 mod commands;
 mod doctor_commands;
+mod explain_command;
 mod tune_commands;
 
 use std::path::PathBuf;
@@ -116,6 +117,27 @@ enum Command {
         /// Where to write it (default: RUN/report.html).
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+    /// What a trained model relies on: permutation feature importance on labelled data
+    /// (the held-out split, or --data FILE.csv), integrated gradients and saliency of
+    /// the first samples (heatmaps over images); saved as RUN/explain.json.
+    Explain {
+        run: PathBuf,
+        #[arg(long)]
+        data: Option<PathBuf>,
+        #[arg(long)]
+        label_column: Option<String>,
+        /// Samples explained by integrated gradients and saliency.
+        #[arg(long, default_value_t = 3)]
+        samples: usize,
+        /// Shuffles per feature for permutation importance (scikit-learn's n_repeats).
+        #[arg(long, default_value_t = 5)]
+        repeats: usize,
+        /// Points on the integrated-gradients path.
+        #[arg(long, default_value_t = 50)]
+        steps: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
     },
     /// The learning-rate range test: ~100 steps from 1e-7 to 10, a chart (SVG) and the
     /// suggested rate as a TOML line.
@@ -261,6 +283,9 @@ fn main() -> ExitCode {
         Command::Predict { run, input, output } => commands::predict(&run, &input, output.as_deref()),
         Command::Summary { path } => commands::summary(&path),
         Command::Doctor { run, fix, no_lr_find } => doctor_commands::doctor(&run, fix.as_deref(), !no_lr_find),
+        Command::Explain { run, data, label_column, samples, repeats, steps, seed } => {
+            explain_command::explain(&run, data.as_deref(), label_column, &explain_command::ExplainOptions { samples, repeats, steps, seed })
+        }
         Command::Report { run, out } => doctor_commands::report(&run, out.as_deref()),
         Command::LrFind { file, out, steps } => doctor_commands::lr_find(&file, out.as_deref(), steps),
         Command::Generate { run, prompt, max_tokens, temperature, top_k, top_p, seed } => {

@@ -1,7 +1,7 @@
 //! `descent report RUN` in a real headless Chromium (Debian's `chromium`, installed by
 //! `.ci/run`): the page loads from disk with no console errors, every chart is present
 //! and drawn, and a screenshot is saved. Also `descent doctor` and `descent lr-find`
-//! through the binary.
+//! through the binary, and `descent explain`.
 
 mod common;
 use common::{descent, digits, experiment_toml, text, workdir};
@@ -71,6 +71,17 @@ fn the_report_loads_in_chromium_with_every_chart_drawn() {
     assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
     assert!(bytes.len() > 20_000, "a blank screenshot ({} bytes)", bytes.len());
     eprintln!("screenshot: {}", shot.display());
+
+    // The same run explained: importance per feature, and complete attributions.
+    let explain = descent(&["explain", run.to_str().unwrap(), "--samples", "2", "--repeats", "3"], &dir);
+    let out = text(&explain);
+    assert!(explain.status.success() && out.contains("permutation importance (3 repeats"), "{out}");
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("explain.json")).unwrap()).unwrap();
+    assert_eq!(json["permutation_importance"].as_array().unwrap().len(), 64);
+    for s in json["samples"].as_array().unwrap() {
+        let change = s["output"].as_f64().unwrap() - s["baseline_output"].as_f64().unwrap();
+        assert!(s["completeness_gap"].as_f64().unwrap().abs() < 0.05 * change.abs().max(1.0), "{s}");
+    }
 }
 
 #[test]

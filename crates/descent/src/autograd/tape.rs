@@ -162,6 +162,17 @@ impl Tape {
         Ok(self.input_with(shape, |buf| buf.copy_from_slice(data)))
     }
 
+    /// Input data whose gradient backward computes (readable through [`Tape::grad`]):
+    /// what saliency and integrated gradients differentiate.
+    pub fn input_requiring_grad(&mut self, shape: Shape, data: &[f32]) -> Result<Var> {
+        if shape.numel() != data.len() {
+            return Err(Error::shape("Tape::input_requiring_grad", format!("{} values for {shape}", shape.numel()), data.len()));
+        }
+        let v = self.push(shape, Op::Input, true);
+        B::write_with(&mut self.nodes[v.idx()].value, |buf| buf.copy_from_slice(data));
+        Ok(v)
+    }
+
     /// A leaf viewing a parameter; gradients flow into the store's flat gradient buffer.
     pub fn param(&mut self, store: &ParamStore, id: ParamId) -> Var {
         let e = store.entry(id);

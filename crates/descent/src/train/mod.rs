@@ -5,6 +5,7 @@
 mod batch;
 mod callbacks;
 mod checkpoint;
+pub mod explain;
 #[cfg(test)]
 mod conv_tests;
 mod fit;
