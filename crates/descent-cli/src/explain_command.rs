@@ -15,6 +15,9 @@ use crate::commands::labelled_data;
 
 pub struct ExplainOptions {
     pub samples: usize,
+    /// Rows scored by permutation importance (a seeded random subset when there are
+    /// more): each feature costs `repeats` evaluations of them.
+    pub max_samples: usize,
     pub repeats: usize,
     pub steps: usize,
     pub seed: u64,
@@ -33,10 +36,20 @@ pub fn explain(run: &Path, data: Option<&Path>, label_column: Option<String>, o:
     };
 
     // Permutation importance.
-    let (base, metric, importances) = permutation_importance(&mut model, &x, &y, o.repeats, o.seed)?;
+    let (px, py) = if x.rows() > o.max_samples {
+        use rand::seq::SliceRandom;
+        let mut rows: Vec<usize> = (0..x.rows()).collect();
+        rows.shuffle(&mut descent::rng::derive(o.seed, 0x5EB5E7));
+        rows.truncate(o.max_samples);
+        rows.sort_unstable();
+        (x.select_rows(&rows), y.select_rows(&rows))
+    } else {
+        (x.clone(), y.clone())
+    };
+    let (base, metric, importances) = permutation_importance(&mut model, &px, &py, o.repeats, o.seed)?;
     let mut ranked: Vec<&descent::train::explain::Importance> = importances.iter().collect();
     ranked.sort_by(|a, b| b.mean.total_cmp(&a.mean));
-    println!("{source}: {} samples; {metric} {base:.4}", x.rows());
+    println!("{source}: {} samples (permutation importance on {}); {metric} {base:.4}", x.rows(), px.rows());
     println!("permutation importance ({} repeats; the drop in {metric} when the feature is shuffled), top 10:", o.repeats);
     for imp in ranked.iter().take(10) {
         println!("  {:<28} {:+.4} ± {:.4}", feature_name(imp.feature), imp.mean, imp.std);
@@ -83,7 +96,7 @@ fn heatmaps(image: &[f32], saliency: &[f32], ig: &[f32], h: usize, w: usize, c: 
     let cell = (160.0 / w.max(h) as f64).max(2.0);
     let (pw, ph) = (cell * w as f64, cell * h as f64);
     let mut svg = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"10\" y=\"16\">sample {sample} (class {class}): input · saliency |∂F/∂x| · integrated gradients (red +, blue −)</text>\n",
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" font-family=\"sans-serif\" font-size=\"12\" shape-rendering=\"crispEdges\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"10\" y=\"16\">sample {sample} (class {class}): input · saliency |∂F/∂x| · integrated gradients (red +, blue −)</text>\n",
         3.0 * pw + 40.0,
         ph + 30.0
     );

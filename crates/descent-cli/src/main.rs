@@ -130,6 +130,10 @@ enum Command {
         /// Samples explained by integrated gradients and saliency.
         #[arg(long, default_value_t = 3)]
         samples: usize,
+        /// Rows scored by permutation importance (scikit-learn's max_samples; a seeded
+        /// random subset when there are more).
+        #[arg(long, default_value_t = 1000)]
+        max_samples: usize,
         /// Shuffles per feature for permutation importance (scikit-learn's n_repeats).
         #[arg(long, default_value_t = 5)]
         repeats: usize,
@@ -283,8 +287,8 @@ fn main() -> ExitCode {
         Command::Predict { run, input, output } => commands::predict(&run, &input, output.as_deref()),
         Command::Summary { path } => commands::summary(&path),
         Command::Doctor { run, fix, no_lr_find } => doctor_commands::doctor(&run, fix.as_deref(), !no_lr_find),
-        Command::Explain { run, data, label_column, samples, repeats, steps, seed } => {
-            explain_command::explain(&run, data.as_deref(), label_column, &explain_command::ExplainOptions { samples, repeats, steps, seed })
+        Command::Explain { run, data, label_column, samples, max_samples, repeats, steps, seed } => {
+            explain_command::explain(&run, data.as_deref(), label_column, &explain_command::ExplainOptions { samples, max_samples, repeats, steps, seed })
         }
         Command::Report { run, out } => doctor_commands::report(&run, out.as_deref()),
         Command::LrFind { file, out, steps } => doctor_commands::lr_find(&file, out.as_deref(), steps),

@@ -2,7 +2,8 @@
 //! opens from disk) with what a run recorded — its summary and machine, the doctor's
 //! findings, learning curves, the learning rate, per-layer gradient norms and update
 //! ratios, weight histograms over epochs, the confusion matrix on the held-out split,
-//! timings and the configuration.
+//! timings, the configuration and, when `descent explain` drew them, the heatmaps of
+//! its explained samples.
 //!
 //! Each chart is a `<figure class="chart">`; a small inline script checks, in the
 //! browser, that every figure holds a drawn chart and records the count on `<body>`
@@ -71,7 +72,10 @@ pub fn run_report(dir: &Path) -> Result<String> {
     for f in &findings {
         let _ = writeln!(html, "<pre class=\"finding\">{}</pre>", esc(&f.to_string()));
     }
-    let _ = writeln!(html, "<p class=\"note\">The exact fix as an experiment file: <code>descent doctor {} --fix fixed.toml</code></p></section>", esc(&dir.display().to_string()));
+    if !findings.is_empty() {
+        let _ = writeln!(html, "<p class=\"note\">The exact fix as an experiment file: <code>descent doctor {} --fix fixed.toml</code></p>", esc(&dir.display().to_string()));
+    }
+    html += "</section>\n";
 
     // --- curves -------------------------------------------------------------------------
     html += "<section id=\"curves\"><h2>Learning curves</h2>\n";
@@ -130,6 +134,21 @@ pub fn run_report(dir: &Path) -> Result<String> {
         }
     }
     html += "</section>\n";
+
+    // --- explanations (written by `descent explain`) ---------------------------------------
+    let mut pictures: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("explain_sample_") && n.ends_with(".svg"))).collect())
+        .unwrap_or_default();
+    pictures.sort();
+    if !pictures.is_empty() {
+        html += "<section id=\"explanations\"><h2>Explanations (descent explain)</h2>\n";
+        for p in &pictures {
+            let svg = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
+            let name = p.file_stem().and_then(|n| n.to_str()).unwrap_or("explain");
+            figure(&mut html, name, &svg);
+        }
+        html += "</section>\n";
+    }
 
     // --- timings and configuration -------------------------------------------------------
     html += "<section id=\"timings\"><h2>Timings</h2><table>\n<tr><th>epoch</th><th>steps</th><th>seconds</th><th>steps/s</th><th>waiting for data</th><th>clipped</th><th>skipped</th></tr>\n";

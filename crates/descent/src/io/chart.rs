@@ -42,6 +42,12 @@ pub fn log_x_chart(title: &str, x_label: &str, y_label: &str, points: &[(f64, f6
     xy_chart(title, x_label, y_label, XAxis::Log, None, &[XySeries { label: "", points: points.to_vec() }], marks)
 }
 
+/// An axis label: four decimals, or three significant digits in exponent form for
+/// values below 0.01 or from 1e5 (a learning rate of 0.001 reads 1.000e-3, not 0.0010).
+fn tick(v: f64) -> String {
+    if v != 0.0 && (v.abs() < 0.01 || v.abs() >= 1e5) { format!("{v:.3e}") } else { format!("{v:.4}") }
+}
+
 /// The plotting core: lines of (x, y) points (non-finite ones skipped, and x ≤ 0 on a
 /// log axis), the x range `x_range` or the data's, vertical labelled markers, and a
 /// legend for labelled lines and markers.
@@ -58,8 +64,10 @@ pub fn xy_chart(title: &str, x_label: &str, y_label: &str, axis: XAxis, x_range:
         (x0, x1) = if x0.is_finite() { (x0 - 1.0, x1 + 1.0) } else { (-1.0, 1.0) };
     }
     let (mut lo, mut hi) = all().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), (_, y)| (a.min(y), b.max(y)));
-    if !lo.is_finite() || hi - lo < 1e-12 {
-        (lo, hi) = if lo.is_finite() { (lo - 0.5, hi + 0.5) } else { (0.0, 1.0) };
+    if !lo.is_finite() || hi - lo < 1e-12 * hi.abs().max(1e-30) {
+        // A flat line (a constant learning rate): a band of ±10% around it.
+        let band = if lo.is_finite() { (0.1 * lo.abs()).max(1e-12) } else { 0.0 };
+        (lo, hi) = if lo.is_finite() { (lo - band, hi + band) } else { (0.0, 1.0) };
     }
     let (plot_w, plot_h) = (w - left - pad - 160.0, h - top - pad);
     let sx = |x: f64| left + plot_w * (tx(x) - x0) / (x1 - x0);
@@ -72,8 +80,8 @@ pub fn xy_chart(title: &str, x_label: &str, y_label: &str, axis: XAxis, x_range:
 <text x="{cx}" y="20" text-anchor="middle" font-size="14">{title}</text>
 <line x1="{left}" y1="{y0}" x2="{xr}" y2="{y0}" stroke="#444"/>
 <line x1="{left}" y1="{top}" x2="{left}" y2="{y0}" stroke="#444"/>
-<text x="{ylx}" y="{y0}" text-anchor="end">{lo:.4}</text>
-<text x="{ylx}" y="{ytop}" text-anchor="end">{hi:.4}</text>
+<text x="{ylx}" y="{y0}" text-anchor="end">{lo_text}</text>
+<text x="{ylx}" y="{ytop}" text-anchor="end">{hi_text}</text>
 <text x="16" y="{my}" text-anchor="middle" transform="rotate(-90 16 {my})">{y_label}</text>
 <text x="{cx}" y="{ty2}" text-anchor="middle">{x_label}</text>
 "##,
@@ -86,6 +94,8 @@ pub fn xy_chart(title: &str, x_label: &str, y_label: &str, axis: XAxis, x_range:
         ylx = left - 6.0,
         ytop = top + 4.0,
         my = top + plot_h / 2.0,
+        lo_text = tick(lo),
+        hi_text = tick(hi),
     );
     let ty = y0 + 16.0;
     match axis {
