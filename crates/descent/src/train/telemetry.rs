@@ -133,7 +133,9 @@ impl Histogram {
         let finite = || values.iter().copied().filter(|v| v.is_finite());
         let (lo, hi) = (finite().fold(f32::INFINITY, f32::min), finite().fold(f32::NEG_INFINITY, f32::max));
         let mut counts = vec![0u32; HISTOGRAM_BINS];
-        if lo.is_finite() {
+        // No finite value (a diverged layer): an empty histogram over [0, 0], which JSON holds.
+        let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 0.0) };
+        if finite().next().is_some() {
             let width = (hi - lo).max(f32::MIN_POSITIVE);
             for v in finite() {
                 let bin = (((v - lo) / width) * HISTOGRAM_BINS as f32) as usize;
