@@ -109,6 +109,20 @@ pub struct Importance {
 /// of the flattened samples; each repeat shuffles one column with a seeded generator.
 /// Returns (the unpermuted score, the metric's name, importances in feature order).
 pub fn permutation_importance(model: &mut Model, x: &Tensor, y: &Tensor, n_repeats: usize, seed: u64) -> Result<(f64, String, Vec<Importance>)> {
+    let mut rng = crate::rng::derive(seed, 0x9E12_u64);
+    permutation_importance_with(model, x, y, n_repeats, &mut |_, _, order| order.shuffle(&mut rng))
+}
+
+/// [`permutation_importance`] with the shuffles given: `permute(feature, repeat, order)`
+/// leaves in `order[r]` the original row whose value row `r` gets (it holds the previous
+/// repeat's order, the identity at first) — how a test replays scikit-learn's shuffles.
+pub fn permutation_importance_with(
+    model: &mut Model,
+    x: &Tensor,
+    y: &Tensor,
+    n_repeats: usize,
+    permute: &mut dyn FnMut(usize, usize, &mut [usize]),
+) -> Result<(f64, String, Vec<Importance>)> {
     let batch = 1024;
     let score_of = |model: &mut Model, x: &Tensor| -> Result<(f64, String)> {
         let logs = model.evaluate(x, y, batch)?;
@@ -121,14 +135,14 @@ pub fn permutation_importance(model: &mut Model, x: &Tensor, y: &Tensor, n_repea
     let (base, name) = score_of(model, x)?;
     let (rows, features) = (x.rows(), x.row_len());
     let mut permuted = x.clone();
-    let mut rng = crate::rng::derive(seed, 0x9E12_u64);
     let mut order: Vec<usize> = (0..rows).collect();
     let mut out = Vec::with_capacity(features);
     for j in 0..features {
         let column: Vec<f32> = (0..rows).map(|r| x.data()[r * features + j]).collect();
         let mut drops = Vec::with_capacity(n_repeats);
-        for _ in 0..n_repeats {
-            order.shuffle(&mut rng);
+        order.iter_mut().enumerate().for_each(|(r, o)| *o = r);
+        for repeat in 0..n_repeats {
+            permute(j, repeat, &mut order);
             let data = permuted.data_mut();
             order.iter().enumerate().for_each(|(r, &from)| data[r * features + j] = column[from]);
             drops.push(base - score_of(model, &permuted)?.0);

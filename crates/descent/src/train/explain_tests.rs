@@ -1,6 +1,7 @@
 //! Explanations checked against what they must satisfy: Captum's anchor example, finite
 //! differences, completeness, and scikit-learn's test of permutation importance (a
-//! feature that leaks the label ranks first; a constant feature scores exactly 0).
+//! feature that leaks the label ranks first; a constant feature scores exactly 0), and
+//! scikit-learn's own numbers on a fixture (scripts/make_explain_fixture.py).
 
 use super::*;
 use crate::data::digits_for_tests;
@@ -107,4 +108,39 @@ fn a_feature_that_leaks_the_label_ranks_first_and_a_constant_one_scores_zero() {
     let constant = &importances[leak + 1];
     assert_eq!((constant.mean, constant.std), (0.0, 0.0));
     assert_eq!(ranked[0].drops.len(), 5);
+}
+
+#[test]
+fn permutation_importance_equals_scikit_learns_on_its_shuffles() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/permutation_importance.json")).unwrap();
+    let fx: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let floats = |k: &str| -> Vec<f32> { fx[k].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect() };
+    let (rows, features, classes) = (fx["rows"].as_u64().unwrap() as usize, fx["features"].as_u64().unwrap() as usize, fx["classes"].as_u64().unwrap() as usize);
+    let x = Tensor::new(floats("x"), &[rows, features]).unwrap();
+    let y = Tensor::new(floats("y"), &[rows, 1]).unwrap();
+    // The fixture's linear classifier: scores = x W + b, compiled for accuracy.
+    let mut model = Sequential::new(vec![Box::new(Dense::new(classes, Activation::Linear).input_shape(&[features]))]).unwrap();
+    let ids = model.network.layers[0].params();
+    model.network.store.value_mut(ids[0]).copy_from_slice(&floats("kernel"));
+    model.network.store.value_mut(ids[1]).copy_from_slice(&floats("bias"));
+    model.compile(Adam::new(1e-3), Loss::sparse_categorical_crossentropy(true), &["accuracy"]).unwrap();
+    let perms = &fx["permutations"];
+    let repeats = fx["n_repeats"].as_u64().unwrap() as usize;
+    let mut replay = |j: usize, r: usize, order: &mut [usize]| {
+        for (o, v) in order.iter_mut().zip(perms[j][r].as_array().unwrap()) {
+            *o = v.as_u64().unwrap() as usize;
+        }
+    };
+    let (score, metric, importances) = permutation_importance_with(&mut model, &x, &y, repeats, &mut replay).unwrap();
+    assert_eq!(metric, "accuracy");
+    assert!((score - fx["score"].as_f64().unwrap()).abs() < 1e-12);
+    for (j, imp) in importances.iter().enumerate() {
+        let want: Vec<f64> = fx["importances"][j].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        for (got, want) in imp.drops.iter().zip(&want) {
+            assert!((got - want).abs() < 1e-12, "feature {j}: {:?} vs scikit-learn's {want:?}", imp.drops);
+        }
+        assert!((imp.mean - fx["importances_mean"][j].as_f64().unwrap()).abs() < 1e-12);
+        assert!((imp.std - fx["importances_std"][j].as_f64().unwrap()).abs() < 1e-12);
+    }
+    assert_eq!((importances[4].mean, importances[4].std), (0.0, 0.0), "the ignored feature");
 }
