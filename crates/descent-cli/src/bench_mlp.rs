@@ -90,6 +90,7 @@ pub fn child(workload: &str, telemetry: usize) -> Result<()> {
         "gflops": 6.0 * weights as f64 * train.len() as f64 / sec / 1e9,
         "test_accuracy": acc, "max_rss_mb": max_rss_mb(), "first_step_ms": first_step_ms,
         "exec_to_first_step_ms": exec_to_first_step_ms,
+        "telemetry_sampling_share": recorder.as_ref().map(|t| t.sampling_seconds / t.epochs.iter().map(|e| e.seconds).sum::<f64>()),
     });
     println!("{json}");
     Ok(())
@@ -192,6 +193,9 @@ pub fn mlp(workload: &str, rounds: usize, python: Option<&Path>, out_dir: &Path)
             fmt(med(runs, "max_rss_mb"), 0),
             if *system == "descent" { "—".into() } else { format!("{:.2}×", ours / m) }
         );
+    }
+    if let Some(share) = med(&systems[0].1, "telemetry_sampling_share") {
+        md += &format!("\ntelemetry's per-layer samples took {:.2}% of descent's training time (timed inside the run, so the machine's noise does not enter).", 100.0 * share);
     }
     if let Some(off) = med(&systems[1].1, key) {
         md += &format!("\ndescent's telemetry (every 10 steps, `descent fit`'s default) costs {:.1}% of the {unit} of the same run without it.\n", 100.0 * (1.0 - ours / off));
