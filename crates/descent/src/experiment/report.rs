@@ -18,9 +18,7 @@ use crate::error::{Error, Result};
 use crate::io::chart::{line_chart, xy_chart, Series, XAxis, XySeries};
 use crate::train::Model;
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
+use crate::io::chart::xml_escape as esc;
 
 /// The report of the run folder `dir`, as HTML text.
 pub fn run_report(dir: &Path) -> Result<String> {

@@ -42,6 +42,11 @@ pub fn log_x_chart(title: &str, x_label: &str, y_label: &str, points: &[(f64, f6
     xy_chart(title, x_label, y_label, XAxis::Log, None, &[XySeries { label: "", points: points.to_vec() }], marks)
 }
 
+/// `s` safe inside XML/HTML text and attribute values.
+pub fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
 /// An axis label: four decimals, or three significant digits in exponent form for
 /// values below 0.01 or from 1e5 (a learning rate of 0.001 reads 1.000e-3, not 0.0010).
 fn tick(v: f64) -> String {
@@ -72,7 +77,7 @@ pub fn xy_chart(title: &str, x_label: &str, y_label: &str, axis: XAxis, x_range:
     let (plot_w, plot_h) = (w - left - pad - 160.0, h - top - pad);
     let sx = |x: f64| left + plot_w * (tx(x) - x0) / (x1 - x0);
     let sy = |y: f64| top + plot_h * (1.0 - (y - lo) / (hi - lo));
-    let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    let esc = xml_escape;
     let y0 = top + plot_h;
     let mut svg = format!(
         r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">
