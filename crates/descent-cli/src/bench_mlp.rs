@@ -126,7 +126,7 @@ pub fn mlp(workload: &str, rounds: usize, python: Option<&Path>, out_dir: &Path)
     let python = python.filter(|p| p.exists());
     let threads = rayon::current_num_threads().to_string();
     // (system, runs): descent, then the peers when the venv has them, strongest first.
-    // descent as `descent fit` trains (telemetry every 10 steps, its default) and with
+    // descent as `descent fit` trains (telemetry every 50 steps, its default) and with
     // the telemetry off: the recording's overhead, measured side by side.
     let mut systems: Vec<(&str, Vec<serde_json::Value>)> = vec![("descent", Vec::new()), ("descent (telemetry off)", Vec::new())];
     if python.is_some() {
@@ -140,7 +140,7 @@ pub fn mlp(workload: &str, rounds: usize, python: Option<&Path>, out_dir: &Path)
             let mut cmd = match *system {
                 "descent" | "descent (telemetry off)" => {
                     let mut c = Command::new(&me);
-                    let every = if *system == "descent" { "10" } else { "0" };
+                    let every = if *system == "descent" { "50" } else { "0" };
                     c.args(["bench-child", workload, "--telemetry", every]);
                     c
                 }
@@ -198,7 +198,7 @@ pub fn mlp(workload: &str, rounds: usize, python: Option<&Path>, out_dir: &Path)
         md += &format!("\ntelemetry's per-layer samples took {:.2}% of descent's training time (timed inside the run, so the machine's noise does not enter).", 100.0 * share);
     }
     if let Some(off) = med(&systems[1].1, key) {
-        md += &format!("\ndescent's telemetry (every 10 steps, `descent fit`'s default) costs {:.1}% of the {unit} of the same run without it.\n", 100.0 * (1.0 - ours / off));
+        md += &format!("\ndescent's telemetry (every 50 steps, `descent fit`'s default) costs {:.1}% of the {unit} of the same run without it.\n", 100.0 * (1.0 - ours / off));
     }
     if let Some(first) = med(&systems[0].1, "first_step_ms") {
         md += &format!("\ndescent: build + compile + first training step {first:.1} ms (data in memory).\n");

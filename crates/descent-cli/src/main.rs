@@ -263,7 +263,7 @@ enum Command {
         #[arg(long, default_value_t = 12_800)]
         samples: usize,
         /// Steps between telemetry samples (w1, w2; 0: none).
-        #[arg(long, default_value_t = 10)]
+        #[arg(long, default_value_t = 50)]
         telemetry: usize,
     },
     /// Print (CSV) or chart (SVG) a learning-rate schedule over N steps, without training.

@@ -336,7 +336,7 @@ impl Default for FitSection {
             eval_interval: 250,
             eval_iters: 20,
             on_divergence: OnDivergence::Stop,
-            telemetry_every: 10,
+            telemetry_every: 50,
         }
     }
 }
