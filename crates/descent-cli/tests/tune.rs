@@ -152,7 +152,12 @@ fn tune_resumes_after_sigkill_without_losing_or_repeating_trials() {
     for i in &interrupted {
         let t = &after[i.number as usize];
         assert_eq!(t.attempts, 2, "interrupted trial {} retried once", i.number);
-        assert_eq!(t.params, i.params, "and with its own parameters");
+        // With its own parameters: every value chosen before the kill is kept (two
+        // workers: the other one may have been killed between two of its choices, so
+        // its retry makes the rest).
+        for (k, v) in &i.params {
+            assert_eq!(t.params.get(k), Some(v), "trial {} kept `{k}`", i.number);
+        }
         assert_eq!(t.intermediate.len(), 80, "its values come from the retry alone");
     }
     // study show | best | export.

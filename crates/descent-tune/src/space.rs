@@ -82,7 +82,7 @@ fn one() -> i64 {
 
 impl Distribution {
     pub fn check(&self, name: &str) -> Result<()> {
-        let bad = |m: String| Err(Error::Config(format!("search space `{name}`: {m}")));
+        let bad = |m: String| Err(Error::invalid(&format!("space.{name}"), m));
         match self {
             Distribution::Uniform { low, high } if !(low.is_finite() && high.is_finite() && low < high) => {
                 bad(format!("needs finite low < high, got [{low}, {high}]"))
@@ -212,15 +212,15 @@ impl Space {
             p.distribution.check(&p.name)?;
             for (parent, values) in &p.when {
                 let Some(ps) = params.iter().find(|q| &q.name == parent) else {
-                    return Err(Error::Config(format!("search space `{}`: `when` names `{parent}`, which is not in the space", p.name)));
+                    return Err(Error::invalid(&format!("space.{}.when", p.name), format!("names `{parent}`, which is not in the space")));
                 };
                 if let Some(v) = values.iter().find(|v| !ps.distribution.contains(v)) {
-                    return Err(Error::Config(format!("search space `{}`: `when` value {v} is not a value of `{parent}`", p.name)));
+                    return Err(Error::invalid(&format!("space.{}.when", p.name), format!("value {v} is not a value of `{parent}`")));
                 }
             }
             if let Some(g) = &p.grid {
                 if let Some(v) = g.iter().find(|v| !p.distribution.contains(v)) {
-                    return Err(Error::Config(format!("search space `{}`: grid value {v} is outside its distribution", p.name)));
+                    return Err(Error::invalid(&format!("space.{}.grid", p.name), format!("grid value {v} is outside its distribution")));
                 }
             }
         }
@@ -273,7 +273,7 @@ pub fn parse_space(table: &toml::Table) -> Result<Space> {
     let mut params = Vec::new();
     for (name, value) in table {
         let Some(t) = value.as_table() else {
-            return Err(Error::Config(format!("space.`{name}` must be a table like {{ type = \"log_uniform\", low = 1e-4, high = 1e-1 }}")));
+            return Err(Error::invalid(&format!("space.{name}"), "must be a table like { type = \"log_uniform\", low = 1e-4, high = 1e-1 }"));
         };
         let mut t = t.clone();
         let when = match t.remove("when") {
@@ -286,19 +286,17 @@ pub fn parse_space(table: &toml::Table) -> Result<Space> {
                         single => vec![single],
                     };
                     let values = values.into_iter().map(|v| v.try_into::<ParamValue>()).collect::<std::result::Result<Vec<_>, _>>();
-                    values.map(|vs| (k, vs)).map_err(|e| Error::Config(format!("space.`{name}`.when: {e}")))
+                    values.map(|vs| (k, vs)).map_err(|e| Error::invalid(&format!("space.{name}.when"), e.message().to_string()))
                 })
                 .collect::<Result<_>>()?,
-            Some(_) => return Err(Error::Config(format!("space.`{name}`.when must be a table like {{ \"compile.optimizer.name\" = \"sgd\" }}"))),
+            Some(_) => return Err(Error::invalid(&format!("space.{name}.when"), "must be a table like { \"compile.optimizer.name\" = \"sgd\" }")),
         };
         let grid = match t.remove("grid") {
             None => None,
-            Some(g) => Some(g.try_into::<Vec<ParamValue>>().map_err(|e| Error::Config(format!("space.`{name}`.grid: {e}")))?),
+            Some(g) => Some(g.try_into::<Vec<ParamValue>>().map_err(|e| Error::invalid(&format!("space.{name}.grid"), e.message().to_string()))?),
         };
         let distribution: Distribution = toml::Value::Table(t).try_into().map_err(|e| {
-            Error::Config(format!(
-                "space.`{name}`: {e} (types: uniform, log_uniform, int, categorical; plus `when` and `grid`)"
-            ))
+            Error::invalid(&format!("space.{name}"), format!("{} (types: uniform, log_uniform, int, categorical; plus `when` and `grid`)", e.message().trim_end()))
         })?;
         params.push(ParamSpec { name: name.clone(), distribution, when, grid });
     }
@@ -435,8 +433,8 @@ mod tests {
     #[test]
     fn bad_spaces_name_the_parameter() {
         let err = |s: &str| parse_space(&toml::from_str(s).unwrap()).unwrap_err().to_string();
-        assert!(err("[lr]\ntype = \"log_uniform\"\nlow = 0.0\nhigh = 1.0").contains("`lr`: needs 0 < low"));
-        assert!(err("[lr]\ntype = \"normal\"\nlow = 0.0").contains("`lr`"));
+        assert!(err("[lr]\ntype = \"log_uniform\"\nlow = 0.0\nhigh = 1.0").contains("`space.lr`: needs 0 < low"));
+        assert!(err("[lr]\ntype = \"normal\"\nlow = 0.0").contains("`space.lr`"));
         assert!(err("[m]\ntype = \"uniform\"\nlow = 0.0\nhigh = 1.0\nwhen = { opt = \"sgd\" }").contains("not in the space"));
         let s = parse_space(&toml::from_str("[m]\ntype = \"uniform\"\nlow = 0.0\nhigh = 1.0").unwrap()).unwrap();
         assert!(s.grid().unwrap_err().to_string().contains("continuous"));

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use descent::config_file::ConfigFile;
 use descent::experiment::Experiment;
 use descent::{Error, Result};
 
@@ -144,6 +145,15 @@ impl ObjectiveSection {
     }
 }
 
+/// An error in the study file at `path` (a located one's message starts with its line).
+fn at_file(path: &Path, e: Error) -> Error {
+    match e {
+        Error::Config(message) => Error::Format { path: path.into(), message },
+        Error::Invalid { key, message } => Error::Format { path: path.into(), message: format!("`{key}`: {message}") },
+        other => other,
+    }
+}
+
 /// A parsed study file, with paths resolved.
 pub struct StudyDef {
     pub name: String,
@@ -157,17 +167,23 @@ pub struct StudyDef {
 impl StudyDef {
     pub fn from_file(path: &Path) -> Result<StudyDef> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::Io { path: path.into(), source: e })?;
-        let file: StudyToml = toml::from_str(&text).map_err(|e| Error::Format { path: path.into(), message: e.to_string() })?;
+        // Errors name the key and its line, as an experiment file's do.
+        let doc = ConfigFile::parse(&text).map_err(|e| at_file(path, e))?;
+        doc.check_finite().map_err(|e| at_file(path, e))?;
+        let file: StudyToml = toml::from_str(&text).map_err(|e| at_file(path, doc.locate_toml_error(&e)))?;
         let base = path.parent().unwrap_or(Path::new(""));
         let experiment = Experiment::from_file(base.join(&file.study.experiment))?;
-        let space = parse_space(&file.space).map_err(|e| Error::Format { path: path.into(), message: e.to_string() })?;
+        let space = parse_space(&file.space).map_err(|e| at_file(path, doc.locate(e)))?;
         let stem = path.file_stem().map_or("study".into(), |s| s.to_string_lossy().into_owned());
         let storage = match &file.study.storage {
-            Some(s) => base.join(s),
+            Some(s) => {
+                descent::experiment::check_inside("study.storage", s, true).map_err(|e| at_file(path, doc.locate(e)))?;
+                base.join(s)
+            }
             None => base.join(format!("{stem}.sqlite")),
         };
         let name = file.study.name.clone().unwrap_or(stem);
-        descent::experiment::check_name("study.name", &name).map_err(|e| Error::Format { path: path.into(), message: e.to_string() })?;
+        descent::experiment::check_name("study.name", &name).map_err(|e| at_file(path, doc.locate(e)))?;
         let def = StudyDef {
             name,
             section: file.study,
@@ -176,7 +192,7 @@ impl StudyDef {
             space,
             storage,
         };
-        def.check().map_err(|e| Error::Format { path: path.into(), message: e.to_string() })?;
+        def.check().map_err(|e| at_file(path, doc.locate(e)))?;
         Ok(def)
     }
 
@@ -189,10 +205,10 @@ impl StudyDef {
         self.objective.fold_spec(self.section.seed)?;
         let m = &self.objective.metric;
         if m != "loss" && !self.experiment.compile.metrics.iter().any(|c| c == m) {
-            return Err(Error::Config(format!(
-                "objective.metric `{m}` is not compiled by the experiment (its metrics: loss, {})",
-                self.experiment.compile.metrics.join(", ")
-            )));
+            return Err(Error::invalid(
+                "objective.metric",
+                format!("`{m}` is not compiled by the experiment (its metrics: loss, {})", self.experiment.compile.metrics.join(", ")),
+            ));
         }
         if self.space.params.is_empty() {
             return Err(Error::Config("the [space] is empty: add at least one parameter".into()));
@@ -218,7 +234,7 @@ impl StudyDef {
                 }
                 Box::new(t)
             }
-            other => return Err(Error::Config(format!("study.sampler `{other}` is not one of grid, random, tpe"))),
+            other => return Err(Error::invalid("study.sampler", format!("`{other}` is not one of grid, random, tpe"))),
         })
     }
 
@@ -233,14 +249,14 @@ impl StudyDef {
             None => return Ok(Box::new(NoPruner)),
             Some(toml::Value::String(s)) => toml::Table::from_iter([("name".to_string(), toml::Value::String(s.clone()))]),
             Some(toml::Value::Table(t)) => t.clone(),
-            Some(other) => return Err(Error::Config(format!("study.pruner must be a name or a table, not {other}"))),
+            Some(other) => return Err(Error::invalid("study.pruner", format!("must be a name or a table, not {other}"))),
         };
         let name = table.get("name").and_then(|v| v.as_str()).unwrap_or("").to_string();
         let int = |key: &str, default: u64| -> Result<u64> {
             match table.get(key) {
                 None => Ok(default),
                 Some(toml::Value::Integer(i)) if *i >= 0 => Ok(*i as u64),
-                Some(v) => Err(Error::Config(format!("study.pruner.{key} = {v} must be a non-negative integer"))),
+                Some(v) => Err(Error::invalid(&format!("study.pruner.{key}"), format!("{v} must be a non-negative integer"))),
             }
         };
         let allowed: &[&str] = match name.as_str() {
@@ -248,10 +264,10 @@ impl StudyDef {
             "median" => &["name", "n_startup_trials", "n_warmup_steps"],
             "successive_halving" => &["name", "min_resource", "reduction_factor", "min_early_stopping_rate"],
             "hyperband" => &["name", "min_resource", "max_resource", "reduction_factor"],
-            other => return Err(Error::Config(format!("study.pruner `{other}` is not one of none, median, successive_halving, hyperband"))),
+            other => return Err(Error::invalid("study.pruner", format!("`{other}` is not one of none, median, successive_halving, hyperband"))),
         };
         if let Some(k) = table.keys().find(|k| !allowed.contains(&k.as_str())) {
-            return Err(Error::Config(format!("study.pruner: unknown key `{k}` for {name} (expected one of {})", allowed[1..].join(", "))));
+            return Err(Error::invalid("study.pruner", format!("unknown key `{k}` for {name} (expected one of {})", allowed[1..].join(", "))));
         }
         Ok(match name.as_str() {
             "none" => Box::new(NoPruner),
@@ -343,10 +359,75 @@ pub fn trial_experiment(info: &StudyInfo, trial: &TrialRecord) -> Result<Experim
     let text = info.config["experiment"]
         .as_str()
         .ok_or_else(|| Error::State(format!("study `{}` has no stored experiment (created through the Rust API?)", info.name)))?;
+    // A database may come from someone else: its trials may set only parameters of the
+    // study's own search space (not, say, `output.dir`).
+    let space: Vec<&str> = info.config["space"]["params"].as_array().map(|ps| ps.iter().filter_map(|p| p["name"].as_str()).collect()).unwrap_or_default();
+    if let Some(key) = trial.params.keys().find(|k| !space.contains(&k.as_str())) {
+        return Err(Error::State(format!(
+            "study `{}`: trial {} sets `{key}`, which is not a parameter of the study's search space ({}); the database was altered",
+            info.name,
+            trial.number,
+            if space.is_empty() { "none stored".to_string() } else { space.join(", ") }
+        )));
+    }
     let mut exp = apply(&Experiment::from_toml(text)?, &trial.params)?;
     // The name comes from the study database: checked as a folder name again.
     descent::experiment::check_name("study name in the database", &info.name)?;
     exp.name = Some(format!("{}-trial-{}", info.name, trial.number));
     exp.fit.verbose = 1;
     Ok(exp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STUDY: &str = include_str!("../../../examples/tune_classic.toml");
+    const CLASSIC: &str = include_str!("../../../examples/classic.toml");
+
+    /// The error of reading `study` (beside a copy of the classic experiment).
+    fn error(study: &str) -> String {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("descent-study-file-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("classic.toml"), CLASSIC).unwrap();
+        let path = dir.join("s.toml");
+        std::fs::write(&path, study).unwrap();
+        let e = StudyDef::from_file(&path).map(|_| ()).unwrap_err().to_string();
+        std::fs::remove_dir_all(&dir).unwrap();
+        e
+    }
+
+    #[test]
+    fn a_number_that_is_not_finite_is_refused_at_every_key_of_a_study() {
+        let numbers = ConfigFile::parse(STUDY).unwrap().numbers();
+        assert!(numbers.len() >= 10, "{numbers:?}");
+        for (key, span) in numbers {
+            let line = STUDY[..span.start].matches('\n').count() + 1;
+            for bad in ["nan", "-inf"] {
+                let e = error(&format!("{}{bad}{}", &STUDY[..span.start], &STUDY[span.end..]));
+                assert!(e.contains(&format!("s.toml: line {line}: `{key}` = {bad}: {bad} is not a finite number")), "{key}: {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn study_errors_name_the_key_and_line() {
+        for (from, to, want) in [
+            ("high = 0.3", "high = 0.00001", "line 22: `space.compile.optimizer.learning_rate`: needs 0 < low < high"),
+            ("n_warmup_steps = 5", "n_warmup_steps = -5", "line 9: `study.pruner.n_warmup_steps` = -5"),
+            ("n_warmup_steps = 5", "n_warmup_step = 5", "line 9: `study.pruner.n_warmup_step` = 5: unknown key"),
+            ("sampler = \"tpe\"", "sampler = \"tpx\"", "line 8: `study.sampler` = \"tpx\""),
+            ("metric = \"accuracy\"", "metric = \"acc\"", "line 14: `objective.metric` = \"acc\": `acc` is not compiled"),
+            ("type = \"int\"", "type = \"integer\"", "line 34: `space.model.layers.0.units.type` = \"integer\": unknown variant"),
+            ("\"sgd\" }", "\"sdg\" }", "line 31: `space.compile.optimizer.momentum.when.compile.optimizer.name` = \"sdg\""),
+            ("trials = 60", "trails = 60", "line 10: `study.trails` = 60: unknown field `trails`"),
+            ("seed = 42", "seed = 42\nstorage = \"../../other.sqlite\"", "line 12: `study.storage` = \"../../other.sqlite\""),
+        ] {
+            assert!(STUDY.contains(from), "{from}");
+            let e = error(&STUDY.replacen(from, to, 1));
+            assert!(e.contains(&format!("s.toml: {want}")), "{to}: {e}");
+        }
+    }
 }

@@ -8,6 +8,7 @@
 #[macro_use]
 pub mod tensor;
 pub mod autograd;
+pub mod config_file;
 pub(crate) mod config_util;
 pub mod data;
 pub mod error;

@@ -46,7 +46,7 @@ fn normal(stddev: f32) -> Initializer {
 
 impl GptPreset {
     pub fn validate(&self) -> Result<()> {
-        let bad = |m: String| Err(Error::Config(format!("`model.gpt`: {m}")));
+        let bad = |m: String| Err(Error::invalid("model.gpt", m));
         for (k, v) in [("n_layer", self.n_layer), ("n_head", self.n_head), ("n_embd", self.n_embd)] {
             if v == 0 {
                 return bad(format!("{k} must be at least 1"));

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::data::LabelColumn;
+use crate::config_file::ConfigFile;
 use crate::error::{Error, Result};
 use crate::nn::{InputConfig, LayerConfig, Loss, DEFAULT_SEED};
 use crate::optim::OptimizerConfig;
@@ -40,6 +41,21 @@ pub struct Experiment {
     /// `[[callbacks]]` tables: early stopping, checkpoints, CSV log, … (docs/experiment.md).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub callbacks: Vec<CallbackConfig>,
+    /// The file this experiment was read from, to point errors found later (when the
+    /// model is built) at their line. Not part of the experiment: never saved.
+    #[serde(skip)]
+    pub source: SourceFile,
+}
+
+/// Where an experiment was read from. Two experiments that say the same are equal
+/// wherever they were read from.
+#[derive(Clone, Debug, Default)]
+pub struct SourceFile(pub Option<PathBuf>);
+
+impl PartialEq for SourceFile {
+    fn eq(&self, _: &SourceFile) -> bool {
+        true
+    }
 }
 
 fn default_seed() -> u64 {
@@ -99,7 +115,9 @@ struct DataCommon {
 impl<'de> Deserialize<'de> for DataConfig {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         use serde::de::Error as _;
-        let serde_json::Value::Object(mut table) = serde_json::Value::deserialize(d)? else {
+        let v = serde_json::Value::deserialize(d)?;
+        crate::config_util::refuse_null(&v, "data")?;
+        let serde_json::Value::Object(mut table) = v else {
             return Err(D::Error::custom("`data` must be a table"));
         };
         let mut common = serde_json::Map::new();
@@ -352,9 +370,9 @@ impl FitSection {
         let Some(m) = &self.class_weight else { return Ok(None) };
         m.iter()
             .map(|(k, w)| {
-                let c: usize = k.parse().map_err(|_| Error::Config(format!("`fit.class_weight`: key `{k}` is not a class index")))?;
+                let c: usize = k.parse().map_err(|_| Error::invalid(&format!("fit.class_weight.{k}"), "is not a class index".to_string()))?;
                 if !(w.is_finite() && *w >= 0.0) {
-                    return Err(Error::Config(format!("`fit.class_weight`: weight {w} of class {c} must be finite and ≥ 0")));
+                    return Err(Error::invalid(&format!("fit.class_weight.{k}"), format!("weight {w} of class {c} must be finite and ≥ 0")));
                 }
                 Ok((c, *w))
             })
@@ -389,16 +407,35 @@ impl Experiment {
         if exp.name.is_none() {
             exp.name = path.file_stem().map(|s| s.to_string_lossy().into_owned());
         }
+        exp.source = SourceFile(Some(path.to_path_buf()));
         let base = path.parent().unwrap_or(Path::new(""));
         exp.resolve_paths(base);
         Ok(exp)
     }
 
     /// Parses TOML text (paths stay as written).
+    ///
+    /// Every error names the key and its line: a number that is not finite anywhere, a
+    /// value of the wrong type or range, an unknown key.
     pub fn from_toml(text: &str) -> Result<Experiment> {
-        let exp: Experiment = toml::from_str(text).map_err(|e| Error::Config(e.to_string()))?;
-        exp.validate()?;
+        let file = ConfigFile::parse(text)?;
+        file.check_finite()?;
+        let exp: Experiment = toml::from_str(text).map_err(|e| file.locate_toml_error(&e))?;
+        exp.validate().map_err(|e| file.locate(e))?;
         Ok(exp)
+    }
+
+    /// An error at a key of this experiment (`Error::Invalid`, e.g. a layer's `units`
+    /// found invalid when the model is built) pointed at its line in the file it was
+    /// read from; other errors, or an experiment not read from a file, pass unchanged.
+    pub fn locate(&self, e: Error) -> Error {
+        let (Error::Invalid { .. }, Some(path)) = (&e, &self.source.0) else { return e };
+        let Ok(text) = std::fs::read_to_string(path) else { return e };
+        let Ok(file) = ConfigFile::parse(&text) else { return e };
+        match file.locate(e) {
+            Error::Config(m) => Error::format(path, m),
+            other => other,
+        }
     }
 
     pub fn to_toml(&self) -> String {
@@ -430,7 +467,7 @@ impl Experiment {
 
     /// Value checks serde cannot express; each error names the key and the allowed range.
     pub fn validate(&self) -> Result<()> {
-        let bad = |key: &str, msg: String| Err(Error::Config(format!("`{key}`: {msg}")));
+        let bad = |key: &str, msg: String| Err(Error::invalid(key, msg));
         if let Some(name) = &self.name {
             check_name("name", name)?;
         }
@@ -524,15 +561,16 @@ impl Experiment {
             return bad("fit.verbose", format!("{} is not one of 0 (silent), 1 (progress bar), 2 (one line per epoch)", self.fit.verbose));
         }
         for m in &self.compile.metrics {
-            crate::train::parse_metric(m).map_err(|e| match e {
-                Error::Config(msg) => Error::Config(format!("`compile.metrics`: {msg}")),
-                other => other,
-            })?;
+            crate::train::parse_metric(m).map_err(|e| Error::invalid("compile.metrics", e))?;
         }
-        self.compile.optimizer.build().map_err(|e| Error::Config(format!("`compile.optimizer`: {e}")))?;
+        self.compile.optimizer.build().map_err(|e| Error::invalid("compile.optimizer", e))?;
+        check_inside("output.dir", &self.output.dir, true)?;
         for (i, c) in self.callbacks.iter().enumerate() {
+            if let Some((key, path)) = c.written_path() {
+                check_inside(&format!("callbacks[{i}].{key}"), path, false)?;
+            }
             if c.backup(Path::new(""), "").is_none() {
-                c.build(Path::new("")).map_err(|e| Error::Config(format!("`callbacks[{i}]`: {e}")))?;
+                c.build(Path::new("")).map_err(|e| Error::invalid(&format!("callbacks[{i}]"), e))?;
             }
         }
         if let DataSource::Csv { delimiter, .. } = &self.data.source {
@@ -548,12 +586,36 @@ impl Experiment {
     }
 }
 
+/// A path from a config file that descent writes under (an output folder, a checkpoint,
+/// log or backup folder): it may not climb out of the folder it is relative to with
+/// `..`, and where `absolute_ok` is false it must be relative (it is inside a run or
+/// output folder), so a received file cannot aim descent's writes — or the backup's
+/// deletion — anywhere else.
+pub fn check_inside(key: &str, path: impl AsRef<Path>, absolute_ok: bool) -> Result<()> {
+    use std::path::Component;
+    let path = path.as_ref();
+    let shown = path.display();
+    if path.as_os_str().is_empty() {
+        return Err(Error::invalid(key, "is empty".to_string()));
+    }
+    for c in path.components() {
+        match c {
+            Component::ParentDir => return Err(Error::invalid(key, format!("\"{shown}\" may not climb out of its folder with `..`"))),
+            Component::RootDir | Component::Prefix(_) if !absolute_ok => {
+                return Err(Error::invalid(key, format!("\"{shown}\" must be a relative path (inside the run's folder)")))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// A name that becomes a folder or file name (`runs/<name>-NNN`, a study's trials): one
 /// plain path component, so a received experiment or study cannot write outside its
 /// folder (no `/`, `\\`, `..`, `.`, NUL or empty name).
 pub fn check_name(key: &str, name: &str) -> Result<()> {
     if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\\', '\0']) {
-        return Err(Error::Config(format!("`{key}`: {name:?} must be a single plain name (no `/`, `\\`, `..`): it names a folder")));
+        return Err(Error::invalid(key, format!("{name:?} must be a single plain name (no `/`, `\\`, `..`): it names a folder")));
     }
     Ok(())
 }

@@ -439,6 +439,10 @@ impl Experiment {
     /// A run that fails after training began (a diverged loss) keeps its folder with
     /// the config, the telemetry and `status.json` saying why, and no model.
     pub fn run(&self, out_root: Option<&Path>) -> Result<RunSummary> {
+        self.run_in(out_root).map_err(|e| self.locate(e))
+    }
+
+    fn run_in(&self, out_root: Option<&Path>) -> Result<RunSummary> {
         let root = out_root.map(Path::to_path_buf).unwrap_or_else(|| self.output.dir.clone());
         let mut telemetry = self.fit.telemetry();
         if let DataSource::Text { .. } = &self.data.source {

@@ -1,4 +1,5 @@
 use super::*;
+use crate::config_file::ConfigFile;
 
 const CLASSIC: &str = include_str!("../../../../examples/classic.toml");
 const RESIDUAL: &str = include_str!("../../../../examples/residual.toml");
@@ -76,9 +77,9 @@ fn typos_and_bad_values_name_the_key_and_the_choices() {
     let e = err(&with("batch_size = 32", "batch_size = 0"));
     assert!(e.contains("`fit.batch_size`"), "{e}");
     let e = err(&with("metrics = [\"accuracy\"]", "metrics = [\"acuracy\"]"));
-    assert!(e.contains("`compile.metrics`") && e.contains("unknown metric `acuracy`") && e.contains("precision"), "{e}");
+    assert!(e.contains("`compile.metrics[0]` = \"acuracy\"") && e.contains("unknown metric `acuracy`") && e.contains("precision"), "{e}");
     let e = err(&with("learning_rate = 0.001", "learning_rate = -1.0"));
-    assert!(e.contains("`compile.optimizer`") && e.contains("learning_rate"), "{e}");
+    assert!(e.contains("line 23: `compile.optimizer.learning_rate` = -1.0") && e.contains("positive"), "{e}");
     let e = err(&with("epochs = 10", "epochs = \"ten\""));
     assert!(e.contains("epochs") && e.contains("line"), "{e}");
 }
@@ -217,4 +218,150 @@ fn telemetry_goes_to_the_run_folder_and_to_tensorboard() {
     assert_eq!(tagged("update_ratio/dense_1"), t.sample_steps.len());
     assert_eq!(tagged("dead_fraction/dense"), t.sample_steps.len());
     assert_eq!(tagged("data_wait_share"), 2);
+}
+
+/// An experiment with a number at every kind of numeric key: data scaling and splits,
+/// layer sizes, rates, initializers and regularizers, the optimizer's options, a
+/// schedule, class weights and callbacks.
+const EVERY_NUMBER: &str = r#"
+seed = 7
+[data]
+format = "csv"
+path = "digits.csv"
+label_column = "label"
+test_split = 0.2
+x_scale = 0.0625
+[model]
+layers = [
+  { type = "gaussian_noise", stddev = 0.1, input_shape = [64] },
+  { type = "dense", units = 32, activation = "relu", kernel_initializer = { random_normal = { mean = 0.0, stddev = 0.05 } },
+    bias_initializer = { constant = 0.01 }, kernel_regularizer = { l1 = 1e-5, l2 = 1e-4 } },
+  { type = "batch_normalization", momentum = 0.99, epsilon = 1e-3 },
+  { type = "dropout", rate = 0.25 },
+  { type = "dense", units = 10 },
+]
+[compile]
+loss = { name = "sparse_categorical_crossentropy", from_logits = true, label_smoothing = 0.1 }
+metrics = ["accuracy"]
+[compile.optimizer]
+name = "adam"
+beta_1 = 0.9
+beta_2 = 0.999
+epsilon = 1e-7
+weight_decay = 0.004
+l2 = 1e-4
+global_clipnorm = 1.0
+gradient_accumulation_steps = 2
+use_ema = true
+ema_momentum = 0.99
+learning_rate = { name = "cosine_decay", initial_learning_rate = 0.001, decay_steps = 100, alpha = 0.1, warmup_target = 0.01, warmup_steps = 10 }
+[fit]
+epochs = 2
+batch_size = 16
+validation_split = 0.1
+class_weight = { "0" = 1.0, "1" = 2.5 }
+[[callbacks]]
+type = "early_stopping"
+monitor = "val_loss"
+patience = 3
+min_delta = 0.001
+[[callbacks]]
+type = "reduce_lr_on_plateau"
+factor = 0.5
+patience = 2
+min_lr = 1e-6
+"#;
+
+#[test]
+fn a_number_that_is_not_finite_is_refused_at_every_key() {
+    // Every number of every bundled experiment and of EVERY_NUMBER, replaced in turn by
+    // nan, inf, -inf and a float beyond f32: each is refused naming its key and line,
+    // none falls back to a default (on the way through serde_json a NaN became "absent").
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let mut files: Vec<(String, String)> = vec![("EVERY_NUMBER".into(), EVERY_NUMBER.into())];
+    for entry in std::fs::read_dir(&examples).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        if path.extension().is_some_and(|e| e == "toml") && text.contains("[model]") {
+            files.push((path.display().to_string(), text));
+        }
+    }
+    let mut checked = 0;
+    for (name, text) in &files {
+        Experiment::from_toml(text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let numbers = ConfigFile::parse(text).unwrap().numbers();
+        assert!(!numbers.is_empty(), "{name}");
+        for (key, span) in numbers {
+            let line = text[..span.start].matches('\n').count() + 1;
+            for bad in ["nan", "inf", "-inf", "1e39"] {
+                let edited = format!("{}{bad}{}", &text[..span.start], &text[span.end..]);
+                let e = Experiment::from_toml(&edited).map(|_| ()).unwrap_err().to_string();
+                assert!(e.contains(&format!("line {line}: `{key}` = {bad}:")), "{name}, {key} = {bad}: {e}");
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 200, "{checked}");
+}
+
+#[test]
+fn an_invalid_value_is_reported_at_its_own_key_and_line() {
+    // (the replacement, the key the error must name, its line in the classic file)
+    for (from, to, key, line) in [
+        ("units = 64", "units = -64", "model.layers[0].units", 18),
+        ("units = 64,", "units = 64, activaton = \"relu\",", "model.layers[0].activaton", 18),
+        ("learning_rate = 0.001", "learning_rate = 0.001, beta_1 = 1.5", "compile.optimizer.beta_1", 23),
+        ("learning_rate = 0.001", "lerning_rate = 0.001", "compile.optimizer.lerning_rate", 23),
+        ("name = \"adam\"", "name = \"adamm\"", "compile.optimizer.name", 23),
+        ("label_column = \"label\"", "label_colum = \"label\"", "data.label_colum", 12),
+        ("format = \"csv\"", "format = \"cvs\"", "data.format", 10),
+        ("test_split = 0.2", "test_split = 1.5", "data.test_split", 13),
+        ("epochs = 10", "epochs = 0", "fit.epochs", 28),
+        ("epochs = 10", "epochs = 10\nvebose = 1", "fit.vebose", 29),
+        ("seed = 42", "seed = 4.2", "seed", 7),
+        ("[fit]", "[fti]", "fti", 27),
+    ] {
+        let e = err(&with(from, to));
+        assert!(e.contains(&format!("line {line}: `{key}`")), "{to}: {e}");
+    }
+}
+
+#[test]
+fn a_layer_value_found_when_the_model_is_built_is_located_in_the_file() {
+    // `units = 0` is found when the Dense layer is built (after the data is read); the
+    // run's error still names the key and the line of the experiment file.
+    let dir = std::env::temp_dir().join(format!("descent-locate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/digits.csv");
+    for (from, to, want) in [
+        ("units = 64", "units = 0", "line 18: `model.layers[0].units` = 0: layer 'dense': units must be at least 1"),
+        ("units = 10 }", "units = 10, kernel_regularizer = { l2 = -1.0 } }", "line 19: `model.layers[1].kernel_regularizer.l2` = -1.0: layer 'dense_1' kernel_regularizer"),
+    ] {
+        let text = with(from, to).replace("../data/digits.csv", &data.display().to_string().replace('\\', "/"));
+        let path = dir.join("bad.toml");
+        std::fs::write(&path, text).unwrap();
+        let exp = Experiment::from_file(&path).unwrap();
+        let e = exp.run(Some(&dir.join("runs"))).map(|_| ()).unwrap_err().to_string();
+        assert!(e.contains(&format!("bad.toml: {want}")), "{e}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn written_paths_stay_inside_their_folder() {
+    // A received experiment cannot aim a checkpoint, log or backup (which is deleted at
+    // the end) outside the run or output folder, nor the output folder up with `..`.
+    for (table, key) in [
+        ("type = \"model_checkpoint\"\ndir = \"../../elsewhere\"", "callbacks[0].dir"),
+        ("type = \"csv_logger\"\nfilename = \"/etc/cron.d/x\"", "callbacks[0].filename"),
+        ("type = \"tensorboard\"\nlog_dir = \"logs/../../../x\"", "callbacks[0].log_dir"),
+        ("type = \"backup_and_restore\"\nbackup_dir = \"../../home\"", "callbacks[0].backup_dir"),
+    ] {
+        let e = err(&format!("{CLASSIC}\n[[callbacks]]\n{table}\n"));
+        assert!(e.contains(&format!("`{key}`")) && (e.contains("may not climb out") || e.contains("must be a relative path")), "{e}");
+    }
+    let e = err(&format!("{CLASSIC}\n[output]\ndir = \"../../x\"\n"));
+    assert!(e.contains("`output.dir` = \"../../x\"") && e.contains("may not climb out"), "{e}");
+    // Inside is fine, and an absolute output folder is the user's explicit choice.
+    Experiment::from_toml(&format!("{CLASSIC}\n[output]\ndir = \"/tmp/runs\"\n[[callbacks]]\ntype = \"model_checkpoint\"\ndir = \"ckpt/epoch-{{epoch}}\"\n")).unwrap();
 }

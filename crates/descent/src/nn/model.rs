@@ -411,7 +411,7 @@ impl Network {
         let mut rng = rng::derive(self.seed, INIT_STREAM);
         let mut shapes = input_shapes.to_vec();
         let mut first_call: Vec<Option<FirstCall>> = vec![None; self.layers.len()];
-        for node in &self.nodes {
+        for (j, node) in self.nodes.iter().enumerate() {
             let ins: Vec<Vec<usize>> = node.inputs.iter().map(|&t| shapes[t].clone()).collect();
             let out = match &first_call[node.layer] {
                 Some((first_ins, out)) if *first_ins == ins => out.clone(),
@@ -424,7 +424,12 @@ impl Network {
                 }
                 None => {
                     let refs: Vec<&[usize]> = ins.iter().map(Vec::as_slice).collect();
-                    let out = self.layers[node.layer].build_inputs(&refs, store, &mut rng)?;
+                    // A layer's own value errors are at its entry (`model.layers[j]`, j in
+                    // call order as in the config), so a config file can show the line.
+                    let out = self.layers[node.layer].build_inputs(&refs, store, &mut rng).map_err(|e| match e {
+                        Error::Config(_) => Error::invalid(&format!("model.layers[{j}]"), e),
+                        other => other,
+                    })?;
                     first_call[node.layer] = Some((ins, out.clone()));
                     out
                 }

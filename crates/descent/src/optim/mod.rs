@@ -125,7 +125,9 @@ pub struct OptimizerConfig {
 impl<'de> Deserialize<'de> for OptimizerConfig {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         use serde::de::Error as _;
-        let serde_json::Value::Object(mut table) = serde_json::Value::deserialize(d)? else {
+        let v = serde_json::Value::deserialize(d)?;
+        crate::config_util::refuse_null(&v, "optimizer")?;
+        let serde_json::Value::Object(mut table) = v else {
             return Err(D::Error::custom("an optimizer is a name or a table with `name`"));
         };
         // serde cannot combine `flatten` with `deny_unknown_fields`: split by hand.

@@ -35,7 +35,9 @@ impl LearningRate {
 impl<'de> Deserialize<'de> for LearningRate {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use serde::de::Error as _;
-        match serde_json::Value::deserialize(d)? {
+        let v = serde_json::Value::deserialize(d)?;
+        crate::config_util::refuse_null(&v, "learning_rate")?;
+        match v {
             serde_json::Value::Number(n) => Ok(LearningRate::Constant(n.as_f64().unwrap_or(f64::NAN) as f32)),
             v @ serde_json::Value::Object(_) => {
                 serde_json::from_value(v).map(LearningRate::Schedule).map_err(|e| D::Error::custom(format!("learning_rate schedule: {e}")))

@@ -448,6 +448,17 @@ fn small_delta() -> f64 {
 }
 
 impl CallbackConfig {
+    /// The key and value of the path this callback writes under, if it has one.
+    pub fn written_path(&self) -> Option<(&'static str, &str)> {
+        match self {
+            CallbackConfig::ModelCheckpoint { dir, .. } => Some(("dir", dir)),
+            CallbackConfig::CsvLogger { filename, .. } => Some(("filename", filename)),
+            CallbackConfig::TensorBoard { log_dir, .. } => Some(("log_dir", log_dir)),
+            CallbackConfig::BackupAndRestore { backup_dir: Some(d), .. } => Some(("backup_dir", d)),
+            _ => None,
+        }
+    }
+
     /// The fit option of a `backup_and_restore` entry, its folder under `output_root`
     /// (default `<experiment>-backup`).
     pub fn backup(&self, output_root: &std::path::Path, experiment: &str) -> Option<super::BackupAndRestore> {
