@@ -381,6 +381,7 @@ pub fn trial_experiment(info: &StudyInfo, trial: &TrialRecord) -> Result<Experim
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::space::ParamValue;
 
     const STUDY: &str = include_str!("../../../examples/tune_classic.toml");
     const CLASSIC: &str = include_str!("../../../examples/classic.toml");
@@ -410,6 +411,34 @@ mod tests {
                 assert!(e.contains(&format!("s.toml: line {line}: `{key}` = {bad}: {bad} is not a finite number")), "{key}: {e}");
             }
         }
+    }
+
+    #[test]
+    fn a_stored_trial_may_set_only_parameters_of_the_search_space() {
+        // A received database whose trial writes `output.dir` (or any key outside the
+        // study's [space]) is refused before its experiment is built.
+        let space = parse_space(&toml::from_str("[\"fit.batch_size\"]\ntype = \"categorical\"\nchoices = [16, 32]").unwrap()).unwrap();
+        let info = StudyInfo {
+            name: "s".into(),
+            direction: crate::Direction::Maximize,
+            metric: "accuracy".into(),
+            config: serde_json::json!({ "experiment": CLASSIC, "space": space }),
+        };
+        let mut trial = TrialRecord {
+            number: 3,
+            state: crate::TrialState::Complete,
+            params: Params::from([("fit.batch_size".to_string(), ParamValue::Int(16))]),
+            value: Some(0.9),
+            scores: serde_json::Value::Null,
+            intermediate: Vec::new(),
+            attempts: 1,
+            seconds: None,
+            message: None,
+        };
+        assert_eq!(trial_experiment(&info, &trial).unwrap().fit.batch_size, 16);
+        trial.params.insert("output.dir".into(), ParamValue::Str("/home/someone".into()));
+        let e = trial_experiment(&info, &trial).unwrap_err().to_string();
+        assert!(e.contains("trial 3 sets `output.dir`, which is not a parameter of the study's search space (fit.batch_size)"), "{e}");
     }
 
     #[test]
