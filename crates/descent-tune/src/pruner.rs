@@ -94,11 +94,20 @@ impl Default for SuccessiveHalvingPruner {
 }
 
 impl SuccessiveHalvingPruner {
-    /// Whether `step` is a rung, for this bracket.
+    /// The first rung's step, min_resource · η^s, or `None` where it overflows.
+    pub fn first_rung(&self) -> Option<u64> {
+        self.reduction_factor.max(2).checked_pow(self.min_early_stopping_rate)?.checked_mul(self.min_resource.max(1))
+    }
+
+    /// Whether `step` is a rung, for this bracket. Checked arithmetic: with budgets from
+    /// a file, a wrapped product would loop forever.
     fn is_rung(&self, step: u64) -> bool {
-        let mut r = self.min_resource.max(1) * self.reduction_factor.pow(self.min_early_stopping_rate);
+        let Some(mut r) = self.first_rung() else { return false };
         while r < step {
-            r *= self.reduction_factor.max(2);
+            match r.checked_mul(self.reduction_factor.max(2)) {
+                Some(next) => r = next,
+                None => return false,
+            }
         }
         r == step
     }
@@ -146,8 +155,8 @@ pub struct HyperbandPruner {
 impl HyperbandPruner {
     pub fn brackets(&self) -> u32 {
         let (mut r, mut n) = (self.min_resource.max(1), 1);
-        while r * self.reduction_factor.max(2) <= self.max_resource {
-            r *= self.reduction_factor.max(2);
+        while let Some(next) = r.checked_mul(self.reduction_factor.max(2)).filter(|&next| next <= self.max_resource) {
+            r = next;
             n += 1;
         }
         n
@@ -241,5 +250,18 @@ mod tests {
         assert!(!p.should_prune(&curve(4, TrialState::Running, &[0.2]), 1, &others, Direction::Maximize));
         assert!(!p.should_prune(&curve(4, TrialState::Running, &[0.2, 0.2, 0.95]), 3, &others, Direction::Maximize));
         assert!(p.should_prune(&curve(4, TrialState::Running, &[0.2, 0.2, 0.5]), 3, &others, Direction::Maximize));
+    }
+
+    #[test]
+    fn huge_budgets_neither_wrap_nor_loop() {
+        // Budgets from a file: a rung product past u64 used to wrap (to 0 with η = 2^32)
+        // and spin forever; now it is no rung, and a bracket count stops at the range.
+        let p = SuccessiveHalvingPruner { min_resource: 1 << 40, reduction_factor: 1 << 32, min_early_stopping_rate: 0 };
+        assert!(!p.is_rung(u64::MAX) && p.is_rung(1 << 40));
+        let p = SuccessiveHalvingPruner { min_resource: 3, reduction_factor: 3, min_early_stopping_rate: 60 };
+        assert_eq!(p.first_rung(), None);
+        assert!(!p.is_rung(5));
+        let h = HyperbandPruner { min_resource: 1, max_resource: u64::MAX, reduction_factor: 3 };
+        assert_eq!(h.brackets(), 41);
     }
 }

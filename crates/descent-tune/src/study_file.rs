@@ -252,13 +252,16 @@ impl StudyDef {
             Some(other) => return Err(Error::invalid("study.pruner", format!("must be a name or a table, not {other}"))),
         };
         let name = table.get("name").and_then(|v| v.as_str()).unwrap_or("").to_string();
-        let int = |key: &str, default: u64| -> Result<u64> {
+        // An integer ≥ `min` (a value below it is an error, never raised silently).
+        let int_from = |key: &str, default: u64, min: u64| -> Result<u64> {
             match table.get(key) {
                 None => Ok(default),
-                Some(toml::Value::Integer(i)) if *i >= 0 => Ok(*i as u64),
-                Some(v) => Err(Error::invalid(&format!("study.pruner.{key}"), format!("{v} must be a non-negative integer"))),
+                Some(toml::Value::Integer(i)) if *i >= min as i64 => Ok(*i as u64),
+                Some(v) if min == 0 => Err(Error::invalid(&format!("study.pruner.{key}"), format!("{v} must be a non-negative integer"))),
+                Some(v) => Err(Error::invalid(&format!("study.pruner.{key}"), format!("{v} must be an integer ≥ {min}"))),
             }
         };
+        let int = |key: &str, default: u64| int_from(key, default, 0);
         let allowed: &[&str] = match name.as_str() {
             "none" => &["name"],
             "median" => &["name", "n_startup_trials", "n_warmup_steps"],
@@ -272,16 +275,33 @@ impl StudyDef {
         Ok(match name.as_str() {
             "none" => Box::new(NoPruner),
             "median" => Box::new(MedianPruner { n_startup_trials: int("n_startup_trials", 5)? as usize, n_warmup_steps: int("n_warmup_steps", 0)? }),
-            "successive_halving" => Box::new(SuccessiveHalvingPruner {
-                min_resource: int("min_resource", 1)?.max(1),
-                reduction_factor: int("reduction_factor", 3)?.max(2),
-                min_early_stopping_rate: int("min_early_stopping_rate", 0)? as u32,
-            }),
-            _ => Box::new(HyperbandPruner {
-                min_resource: int("min_resource", 1)?.max(1),
-                max_resource: int("max_resource", self.max_steps())?,
-                reduction_factor: int("reduction_factor", 3)?.max(2),
-            }),
+            "successive_halving" => {
+                let rate = int("min_early_stopping_rate", 0)?;
+                let p = SuccessiveHalvingPruner {
+                    min_resource: int_from("min_resource", 1, 1)?,
+                    reduction_factor: int_from("reduction_factor", 3, 2)?,
+                    min_early_stopping_rate: u32::try_from(rate).unwrap_or(u32::MAX),
+                };
+                // The first rung, min_resource · η^s, must be a step count (checked, not wrapped).
+                if p.first_rung().is_none() {
+                    return Err(Error::invalid(
+                        "study.pruner",
+                        format!("min_resource · reduction_factor^min_early_stopping_rate = {} · {}^{} overflows a step count", p.min_resource, p.reduction_factor, rate),
+                    ));
+                }
+                Box::new(p)
+            }
+            _ => {
+                let p = HyperbandPruner {
+                    min_resource: int_from("min_resource", 1, 1)?,
+                    max_resource: int_from("max_resource", self.max_steps(), 1)?,
+                    reduction_factor: int_from("reduction_factor", 3, 2)?,
+                };
+                if p.max_resource < p.min_resource {
+                    return Err(Error::invalid("study.pruner.max_resource", format!("{} is below min_resource {}", p.max_resource, p.min_resource)));
+                }
+                Box::new(p)
+            }
         })
     }
 
@@ -453,6 +473,11 @@ mod tests {
             ("\"sgd\" }", "\"sdg\" }", "line 31: `space.compile.optimizer.momentum.when.compile.optimizer.name` = \"sdg\""),
             ("trials = 60", "trails = 60", "line 10: `study.trails` = 60: unknown field `trails`"),
             ("seed = 42", "seed = 42\nstorage = \"../../other.sqlite\"", "line 12: `study.storage` = \"../../other.sqlite\""),
+            ("n_warmup_steps = 5 }", "n_warmup_steps = 5 }\n[study.x]", "line 10: `study.x`: unknown field `x`"),
+            ("{ name = \"median\", n_warmup_steps = 5 }", "{ name = \"successive_halving\", reduction_factor = 1 }", "line 9: `study.pruner.reduction_factor` = 1: 1 must be an integer ≥ 2"),
+            ("{ name = \"median\", n_warmup_steps = 5 }", "{ name = \"successive_halving\", min_early_stopping_rate = 4294967296 }", "line 9: `study.pruner.min_early_stopping_rate` = 4294967296: min_resource · reduction_factor^min_early_stopping_rate = 1 · 3^4294967296 overflows"),
+            ("{ name = \"median\", n_warmup_steps = 5 }", "{ name = \"hyperband\", min_resource = 0 }", "line 9: `study.pruner.min_resource` = 0"),
+            ("{ name = \"median\", n_warmup_steps = 5 }", "{ name = \"hyperband\", min_resource = 9, max_resource = 3 }", "line 9: `study.pruner.max_resource` = 3: 3 is below min_resource 9"),
         ] {
             assert!(STUDY.contains(from), "{from}");
             let e = error(&STUDY.replacen(from, to, 1));

@@ -114,9 +114,9 @@ impl<'a> ConfigFile<'a> {
         key.or_else(|| self.nodes.iter().filter(|n| within(&n.span)).min_by_key(|n| n.span.len()))
     }
 
-    /// Inside a table or array value, the single value the message is about: a key or a
-    /// literal in backquotes (serde's "unknown field `x`", "integer `-64`"), else a key
-    /// named as a word. Ambiguity keeps the outer value.
+    /// Inside a table or array value, the single value the message is about: the key or
+    /// literal it quotes first (serde's "unknown field `x`", "integer `-64`"), else a
+    /// key named as a word. Ambiguity keeps the outer value.
     fn narrow<'n>(&'n self, outer: &'n Node, message: &str) -> &'n Node {
         if outer.leaf.is_some() {
             return outer;
@@ -126,11 +126,13 @@ impl<'a> ConfigFile<'a> {
             let hits: Vec<&&Node> = inside.iter().filter(|n| pred(n)).collect();
             (hits.len() == 1).then(|| *hits[0])
         };
-        // Backquoted words in order: serde names the culprit first ("unknown field
-        // `activaton`, expected one of `units`, …"; "invalid value: integer `-64`").
-        for quoted in message.split('`').skip(1).step_by(2) {
-            let hit = unique(&|n| n.key == quoted).or_else(|| unique(&|n| n.bare.as_deref() == Some(quoted)));
-            if let Some(n) = hit {
+        // The first backquoted word: serde names the culprit first, then the choices
+        // ("unknown field `activaton`, expected one of `units`, …"; "integer `-64`").
+        if let Some(quoted) = message.split('`').nth(1) {
+            if outer.key == quoted {
+                return outer;
+            }
+            if let Some(n) = unique(&|n| n.key == quoted).or_else(|| unique(&|n| n.bare.as_deref() == Some(quoted))) {
                 return n;
             }
         }
