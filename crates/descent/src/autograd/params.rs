@@ -61,11 +61,17 @@ impl ParamStore {
 
     /// Adds a tensor, filled by `init`. Padding between tensors stays zero.
     pub fn add(&mut self, name: impl Into<String>, shape: Shape, init: impl FnOnce(&mut [f32])) -> ParamId {
+        if let Some(len) = &mut self.sizing {
+            // Saturating: a layout from a file may be absurd; the model checks the total
+            // against memory before the real pass allocates it.
+            let offset = len.div_ceil(ALIGN).saturating_mul(ALIGN);
+            *len = offset.saturating_add(Shape::checked_numel(shape.dims()).unwrap_or(usize::MAX));
+            self.entries.push(ParamEntry { name: name.into(), shape, offset, trainable: true });
+            return ParamId(self.entries.len() - 1);
+        }
         let offset = self.len().div_ceil(ALIGN) * ALIGN;
         let end = offset + shape.numel();
-        if let Some(len) = &mut self.sizing {
-            *len = end;
-        } else {
+        {
             B::resize(&mut self.values, end);
             B::resize(&mut self.grads, end);
             B::write_with(B::range_mut(&mut self.values, offset..end), init);

@@ -13,10 +13,17 @@ pub fn read_idx(path: impl AsRef<Path>) -> Result<Tensor> {
     let path = path.as_ref();
     let mut bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     if path.extension().is_some_and(|e| e == "gz") {
+        // Decompress the header first, then at most the data it claims (plus one byte to
+        // see trailing data): a small hostile archive cannot expand without bound.
+        let gz_err = |e: std::io::Error| Error::format(path, format!("not a readable gzip file ({e})"));
+        let mut gz = flate2::read::GzDecoder::new(bytes.as_slice());
         let mut raw = Vec::new();
-        flate2::read::GzDecoder::new(bytes.as_slice())
-            .read_to_end(&mut raw)
-            .map_err(|e| Error::format(path, format!("not a readable gzip file ({e})")))?;
+        (&mut gz).take(4).read_to_end(&mut raw).map_err(gz_err)?;
+        let rank = raw.get(3).copied().unwrap_or(0) as u64;
+        (&mut gz).take(4 * rank.min(4)).read_to_end(&mut raw).map_err(gz_err)?;
+        let dims = raw[4.min(raw.len())..].chunks_exact(4).map(|c| u32::from_be_bytes(c.try_into().expect("4 bytes")) as usize);
+        let claimed = dims.fold(Some(8usize), |n, d| n.and_then(|n| n.checked_mul(d))).unwrap_or(usize::MAX);
+        gz.take(claimed.saturating_add(1) as u64).read_to_end(&mut raw).map_err(gz_err)?;
         bytes = raw;
     }
     let bad = |m: String| Error::format(path, m);
@@ -41,10 +48,15 @@ pub fn read_idx(path: impl AsRef<Path>) -> Result<Tensor> {
     let dims: Vec<usize> = (0..rank)
         .map(|i| u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize)
         .collect();
-    let count: usize = dims.iter().product();
+    let need = crate::tensor::Shape::checked_numel(&dims).and_then(|n| n.checked_mul(width));
     let body = &bytes[header..];
-    if body.len() != count * width {
-        return Err(bad(format!("dimensions {dims:?} need {} data bytes, the file has {}", count * width, body.len())));
+    match need {
+        None => return Err(bad(format!("dimensions {dims:?} claim more elements than can exist (the header is corrupt)"))),
+        Some(need) if body.len() != need => {
+            let how = if body.len() < need { "truncated?" } else { "trailing bytes?" };
+            return Err(bad(format!("dimensions {dims:?} of {width}-byte values need {need} data bytes, the file has {} ({how})", body.len())));
+        }
+        Some(_) => {}
     }
     let data: Vec<f32> = match dtype {
         0x08 => body.iter().map(|b| *b as f32).collect(),
@@ -76,6 +88,27 @@ mod tests {
         assert_eq!(t.data()[7], 7.0);
         std::fs::write(&p, &bytes[..bytes.len() - 1]).unwrap();
         let e = read_idx(&p).unwrap_err().to_string();
-        assert!(e.contains("need 8 data bytes, the file has 7"), "{e}");
+        assert!(e.contains("need 8 data bytes, the file has 7 (truncated?)"), "{e}");
+        // A hostile header: four dimensions of 2^32 − 1 overflow any size (they used to
+        // wrap); a gzip of it is refused without expanding more than the header.
+        let mut hostile = vec![0, 0, 0x08, 4];
+        hostile.extend([0xFF; 16]);
+        hostile.extend(0u8..8);
+        std::fs::write(&p, &hostile).unwrap();
+        let e = read_idx(&p).unwrap_err().to_string();
+        assert!(e.contains("claim more elements than can exist"), "{e}");
+        let gz = dir.join("imgs.idx.gz");
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut enc, &bytes[..bytes.len() - 1]).unwrap();
+        std::fs::write(&gz, enc.finish().unwrap()).unwrap();
+        let e = read_idx(&gz).unwrap_err().to_string();
+        assert!(e.contains("need 8 data bytes, the file has 7 (truncated?)"), "{e}");
+        // Trailing data past the claim is seen, not silently dropped.
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut enc, &[&bytes[..], &[9, 9][..]].concat()).unwrap();
+        std::fs::write(&gz, enc.finish().unwrap()).unwrap();
+        let e = read_idx(&gz).unwrap_err().to_string();
+        assert!(e.contains("the file has 10 (trailing bytes?)"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

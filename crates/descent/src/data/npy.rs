@@ -6,12 +6,78 @@ use std::path::Path;
 use npyz::{DType, NpyFile, Order, TypeChar};
 
 use crate::error::{Error, Result};
-use crate::tensor::Tensor;
+use crate::tensor::{Shape, Tensor};
+
+/// What descent checks of a `.npy` header before any data is read (format spec:
+/// numpy.lib.format — magic `\x93NUMPY`, version, a little-endian header length, then a
+/// Python dict literal with `descr`, `fortran_order` and `shape`).
+#[derive(Debug)]
+pub(crate) struct NpyHeader {
+    pub descr: String,
+    pub fortran_order: bool,
+    pub shape: Vec<usize>,
+    /// Where the data starts (the bytes after it hold at least what the shape claims).
+    pub data_offset: u64,
+}
+
+/// Reads and checks the header at the start of `r`, from a file (or archive member) of
+/// `total_len` bytes: the header length and the data its shape claims must fit in it.
+pub(crate) fn read_npy_header(r: &mut impl Read, total_len: u64) -> std::result::Result<NpyHeader, String> {
+    let mut head = [0u8; 12];
+    r.read_exact(&mut head[..10]).map_err(|_| "too short for a .npy header".to_string())?;
+    if &head[..6] != b"\x93NUMPY" {
+        return Err("missing the \\x93NUMPY magic".into());
+    }
+    let (header_len, start) = if head[6] == 1 {
+        (u16::from_le_bytes([head[8], head[9]]) as u64, 10)
+    } else {
+        r.read_exact(&mut head[10..12]).map_err(|_| "too short for a .npy header".to_string())?;
+        (u32::from_le_bytes([head[8], head[9], head[10], head[11]]) as u64, 12)
+    };
+    if start + header_len > total_len {
+        return Err(format!("the header claims {header_len} bytes but the file has {total_len} in all (truncated?)"));
+    }
+    let mut header = vec![0u8; header_len as usize];
+    r.read_exact(&mut header).map_err(|_| "truncated header".to_string())?;
+    let header = String::from_utf8_lossy(&header).into_owned();
+    let field = |key: &str| -> Option<&str> {
+        let at = header.find(&format!("'{key}'"))? + key.len() + 2;
+        Some(header[at..].trim_start().strip_prefix(':')?.trim_start())
+    };
+    let descr = field("descr").and_then(|r| r.strip_prefix('\'')?.split('\'').next()).ok_or("no `descr` in the header")?.to_string();
+    let fortran_order = field("fortran_order").is_some_and(|r| r.starts_with("True"));
+    let shape_text = field("shape").and_then(|r| r.strip_prefix('(')?.split(')').next()).ok_or("no `shape` in the header")?;
+    let shape: Vec<usize> = shape_text
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().map_err(|_| format!("shape ({shape_text}) is not a tuple of sizes")))
+        .collect::<std::result::Result<_, _>>()?;
+    let item: u64 = descr.get(2..).and_then(|d| d.parse().ok()).ok_or_else(|| format!("dtype `{descr}` is not numeric"))?;
+    // Checked arithmetic: a product that would wrap is an error, not a small number
+    // that passes the size check.
+    let data_bytes = Shape::checked_numel(&shape).and_then(|n| (n as u64).checked_mul(item));
+    let Some(data_bytes) = data_bytes else {
+        return Err(format!("shape {shape:?} claims more elements than can exist (the header is corrupt)"));
+    };
+    let data_offset = start + header_len;
+    if total_len - data_offset < data_bytes {
+        return Err(format!(
+            "the header's shape {shape:?} of `{descr}` needs {data_bytes} data bytes but the file has {} (truncated?)",
+            total_len - data_offset
+        ));
+    }
+    Ok(NpyHeader { descr, fortran_order, shape, data_offset })
+}
 
 /// Reads a C-ordered numeric array of up to 4 dimensions.
 pub fn read_npy(path: impl AsRef<Path>) -> Result<Tensor> {
     let path = path.as_ref();
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    // Checked by descent first: npyz multiplies the shape without checking.
+    read_npy_header(&mut file, len).map_err(|m| Error::format(path, format!("not a usable .npy file: {m}")))?;
+    std::io::Seek::rewind(&mut file).map_err(|e| Error::io(path, e))?;
     let npy = NpyFile::new(std::io::BufReader::new(file)).map_err(|e| Error::format(path, format!("not a valid .npy file: {e}")))?;
     to_tensor(npy, path, None)
 }
@@ -19,13 +85,20 @@ pub fn read_npy(path: impl AsRef<Path>) -> Result<Tensor> {
 /// Reads the array `key` (e.g. `x_train`) from an `.npz` archive.
 pub fn read_npz(path: impl AsRef<Path>, key: &str) -> Result<Tensor> {
     let path = path.as_ref();
-    let mut archive =
-        npyz::npz::NpzArchive::open(path).map_err(|e| Error::format(path, format!("not a valid .npz archive: {e}")))?;
-    let names: Vec<String> = archive.array_names().map(str::to_string).collect();
-    let npy = archive
-        .by_name(key)
-        .map_err(|e| Error::format(path, format!("array `{key}`: {e}")))?
-        .ok_or_else(|| Error::format(path, format!("no array named `{key}`; the archive holds: {}", names.join(", "))))?;
+    let not_npz = |e: zip::result::ZipError| Error::format(path, format!("not a valid .npz archive: {e}"));
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(path).map_err(|e| Error::io(path, e))?).map_err(not_npz)?;
+    let member = format!("{key}.npy");
+    if archive.by_name(&member).is_err() {
+        let names: Vec<&str> = archive.file_names().filter_map(npyz::npz::array_name_from_file_name).collect();
+        return Err(Error::format(path, format!("no array named `{key}`; the archive holds: {}", names.join(", "))));
+    }
+    // The member's header is checked against its size before npyz reads it.
+    let mut entry = archive.by_name(&member).map_err(not_npz)?;
+    let size = entry.size();
+    read_npy_header(&mut entry, size).map_err(|m| Error::format(path, format!("array `{key}`: {m}")))?;
+    drop(entry);
+    let entry = archive.by_name(&member).map_err(not_npz)?;
+    let npy = NpyFile::new(entry).map_err(|e| Error::format(path, format!("array `{key}`: {e}")))?;
     to_tensor(npy, path, Some(key))
 }
 
@@ -148,12 +221,21 @@ mod tests {
     #[test]
     fn bad_files_are_clear_errors() {
         let e = read_npy(tmp("junk.npy", b"not numpy at all")).unwrap_err().to_string();
-        assert!(e.contains("junk.npy") && e.contains("not a valid .npy"), "{e}");
+        assert!(e.contains("junk.npy: not a usable .npy file: missing the"), "{e}");
         let nan: Vec<u8> = [1.0f32, f32::NAN].iter().flat_map(|v| v.to_le_bytes()).collect();
         let e = read_npy(tmp("nan.npy", &npy_bytes("<f4", &[1, 2], &nan))).unwrap_err().to_string();
         assert!(e.contains("NaN at row 0, column 1"), "{e}");
+        // Truncated: what the header claims and what the file has, not "failed to fill
+        // whole buffer".
         let short = npy_bytes("<f4", &[4], &[0u8; 8]);
-        assert!(read_npy(tmp("short.npy", &short)).is_err());
+        let e = read_npy(tmp("short.npy", &short)).unwrap_err().to_string();
+        assert!(e.contains("short.npy: not a usable .npy file: the header's shape [4] of `<f4` needs 16 data bytes but the file has 8 (truncated?)"), "{e}");
+        // Hostile headers: a product past usize (it used to wrap) and a huge honest one;
+        // both refused before anything is allocated.
+        for (shape, want) in [(vec![1usize << 60, 1 << 10], "claims more elements than can exist"), (vec![1 << 40, 1 << 10], "needs 4503599627370496 data bytes but the file has 8")] {
+            let e = read_npy(tmp("hostile.npy", &npy_bytes("<f4", &shape, &[0u8; 8]))).unwrap_err().to_string();
+            assert!(e.contains(want), "{e}");
+        }
     }
 
     #[test]
@@ -175,5 +257,16 @@ mod tests {
         assert_eq!(read_npz(&p, "y").unwrap().data(), &[0.0, 1.0]);
         let e = read_npz(&p, "labels").unwrap_err().to_string();
         assert!(e.contains("no array named `labels`") && e.contains("x") && e.contains("y"), "{e}");
+        // A member whose data ends before its shape says names the array and the claim.
+        let cut = dir.join("cut.npz");
+        {
+            use std::io::Write;
+            let mut z = zip::ZipWriter::new(std::fs::File::create(&cut).unwrap());
+            z.start_file("x.npy", zip::write::FileOptions::default().compression_method(zip::CompressionMethod::Stored)).unwrap();
+            z.write_all(&npy_bytes("<f4", &[2, 2], &[0u8; 12])).unwrap();
+            z.finish().unwrap();
+        }
+        let e = read_npz(&cut, "x").unwrap_err().to_string();
+        assert!(e.contains("array `x`: the header's shape [2, 2] of `<f4` needs 16 data bytes but the file has 12 (truncated?)"), "{e}");
     }
 }

@@ -110,38 +110,16 @@ struct NpyLayout {
     offset: usize,
 }
 
-/// Parses the header (format spec: numpy.lib.format — magic `\x93NUMPY`, version, a
-/// little-endian header length, then a Python dict literal with `descr`,
-/// `fortran_order` and `shape`).
+/// The layout of an `.npy` file, from its header (checked by `read_npy_header`).
 fn npy_layout(path: &Path) -> Result<NpyLayout> {
-    use std::io::Read;
     let bad = |m: &str| Error::format(path, format!("not a usable .npy file: {m}"));
     let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut head = [0u8; 12];
-    file.read_exact(&mut head[..10]).map_err(|_| bad("too short"))?;
-    if &head[..6] != b"\x93NUMPY" {
-        return Err(bad("missing the \\x93NUMPY magic"));
-    }
-    let (header_len, start) = if head[6] == 1 {
-        (u16::from_le_bytes([head[8], head[9]]) as usize, 10)
-    } else {
-        file.read_exact(&mut head[10..12]).map_err(|_| bad("too short"))?;
-        (u32::from_le_bytes([head[8], head[9], head[10], head[11]]) as usize, 12)
-    };
-    let mut header = vec![0u8; header_len];
-    file.read_exact(&mut header).map_err(|_| bad("truncated header"))?;
-    let header = String::from_utf8_lossy(&header).into_owned();
-    let field = |key: &str| -> Option<String> {
-        let at = header.find(&format!("'{key}'"))? + key.len() + 2;
-        let rest = header[at..].trim_start().strip_prefix(':')?.trim_start();
-        Some(rest.to_string())
-    };
-    let descr = field("descr").and_then(|r| r.strip_prefix('\'').and_then(|r| r.split('\'').next()).map(str::to_string)).ok_or_else(|| bad("no descr"))?;
-    if field("fortran_order").is_some_and(|r| r.starts_with("True")) {
+    let have = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let header = crate::data::npy::read_npy_header(&mut file, have).map_err(|m| bad(&m))?;
+    if header.fortran_order {
         return Err(bad("Fortran-ordered arrays are not supported; save with np.ascontiguousarray"));
     }
-    let shape_text = field("shape").and_then(|r| r.strip_prefix('(').and_then(|r| r.split(')').next()).map(str::to_string)).ok_or_else(|| bad("no shape"))?;
-    let shape: Vec<usize> = shape_text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| s.parse().map_err(|_| bad("bad shape"))).collect::<Result<_>>()?;
+    let descr = header.descr.as_str();
     let (endian, kind) = (descr.chars().next().unwrap_or('?'), &descr[1..]);
     if endian == '>' {
         return Err(bad("big-endian data is not supported"));
@@ -153,14 +131,10 @@ fn npy_layout(path: &Path) -> Result<NpyLayout> {
         "u1" | "u2" | "u4" | "u8" | "b1" => Dtype::U(kind[1..].parse().expect("digit")),
         other => return Err(bad(&format!("dtype `{other}` is not numeric"))),
     };
-    let rows = *shape.first().ok_or_else(|| bad("a scalar, not an array"))?;
-    let row_len = shape[1..].iter().product::<usize>().max(1);
-    let offset = start + header_len;
-    let need = offset as u64 + (rows * row_len * dtype.size()) as u64;
-    let have = file.metadata().map_err(|e| Error::io(path, e))?.len();
-    if have < need {
-        return Err(bad(&format!("the header promises {need} bytes but the file has {have} (truncated?)")));
-    }
+    let rows = *header.shape.first().ok_or_else(|| bad("a scalar, not an array"))?;
+    // The whole shape's product fits (checked with the header), so its tail's does.
+    let row_len = header.shape[1..].iter().product::<usize>().max(1);
+    let offset = header.data_offset as usize;
     Ok(NpyLayout { file, path: path.to_path_buf(), dtype, rows, row_len, offset })
 }
 

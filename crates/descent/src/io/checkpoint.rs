@@ -60,7 +60,7 @@ pub struct Checkpoint {
 pub fn read_checkpoint(path: &Path, store: &ParamStore) -> Result<(Checkpoint, Vec<Vec<f32>>)> {
     let bad = |m: String| Error::format(path, m);
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let corrupt = |e: safetensors::SafeTensorError| bad(format!("not a valid checkpoint (truncated or corrupt?): {e}"));
+    let corrupt = |e: safetensors::SafeTensorError| bad(format!("not a valid checkpoint: {}", super::weights::safetensors_problem(&bytes, &e)));
     let (_, header) = SafeTensors::read_metadata(&bytes).map_err(corrupt)?;
     let st = SafeTensors::deserialize(&bytes).map_err(corrupt)?;
     let meta = header.metadata().clone().unwrap_or_default();

@@ -8,7 +8,7 @@ use std::path::Path;
 use safetensors::SafeTensors;
 use serde::{Deserialize, Serialize};
 
-use super::weights::{load_weights, tensors_to_bytes, view_to_f32, weights_to_bytes};
+use super::weights::{load_weights_from_bytes, tensors_to_bytes, view_to_f32, weights_to_bytes};
 use super::write_atomic;
 use crate::data::Preprocessing;
 use crate::error::{Error, Result};
@@ -47,6 +47,27 @@ pub struct SavedModel {
     pub compile: Option<CompileConfig>,
     #[serde(default)]
     pub preprocessing: Preprocessing,
+    /// CRC-32C of each weight file beside it (`model.safetensors`, `optimizer.safetensors`),
+    /// as `crc32c:xxxxxxxx`, verified on load: a flipped byte or a file from another run
+    /// is an error, not garbage predictions. (Absent in folders saved before it existed.)
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub checksums: std::collections::BTreeMap<String, String>,
+}
+
+/// `crc32c:xxxxxxxx` of `bytes`.
+fn checksum(bytes: &[u8]) -> String {
+    format!("crc32c:{:08x}", crc32c::crc32c(bytes))
+}
+
+/// `bytes` of `file` (in `dir`) against the checksum `model.json` records for it.
+fn verify(saved: &SavedModel, dir: &Path, file: &str, bytes: &[u8]) -> Result<()> {
+    match saved.checksums.get(file) {
+        Some(want) if *want != checksum(bytes) => Err(Error::format(
+            dir.join(file),
+            format!("checksum {} does not match {want} recorded in {MODEL_CONFIG_FILE}: the file is corrupt or from another save", checksum(bytes)),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Saves a network's architecture and weights into `dir`, with its compile settings and
@@ -64,19 +85,24 @@ pub fn save_model(
     if !network.is_built() {
         return Err(Error::State("save_model: the model has no weights yet (build or fit it first)".into()));
     }
-    let saved = SavedModel {
+    let mut saved = SavedModel {
         format: FORMAT.into(),
         version: 1,
         seed: network.seed(),
         model: network.config()?,
         compile: compile.cloned(),
         preprocessing: preprocessing.clone(),
+        checksums: Default::default(),
     };
-    let json = serde_json::to_string_pretty(&saved).map_err(|e| Error::State(e.to_string()))?;
-    write_atomic(dir.join(MODEL_WEIGHTS_FILE), &weights_to_bytes(network.params())?)?;
+    let weights = weights_to_bytes(network.params())?;
+    saved.checksums.insert(MODEL_WEIGHTS_FILE.into(), checksum(&weights));
+    write_atomic(dir.join(MODEL_WEIGHTS_FILE), &weights)?;
     if let Some(state) = optimizer_state {
-        write_atomic(dir.join(OPTIMIZER_STATE_FILE), &optimizer_state_to_bytes(state)?)?;
+        let state = optimizer_state_to_bytes(state)?;
+        saved.checksums.insert(OPTIMIZER_STATE_FILE.into(), checksum(&state));
+        write_atomic(dir.join(OPTIMIZER_STATE_FILE), &state)?;
     }
+    let json = serde_json::to_string_pretty(&saved).map_err(|e| Error::State(e.to_string()))?;
     write_atomic(dir.join(MODEL_CONFIG_FILE), json.as_bytes())
 }
 
@@ -98,15 +124,25 @@ pub fn load_model(dir: impl AsRef<Path>) -> Result<LoadedModel> {
     if saved.format != FORMAT {
         return Err(Error::format(&config_path, format!("format is `{}`, expected `{FORMAT}`", saved.format)));
     }
-    let mut network = Network::from_config(saved.model.clone())?.with_seed(saved.seed)?;
+    // A value at a key of the file (a layer too large for memory, say) names the file.
+    let at_file = |e: Error| match e {
+        Error::Invalid { key, message } => Error::format(&config_path, format!("`{key}`: {message}")),
+        Error::Config(message) => Error::format(&config_path, message),
+        other => other,
+    };
+    let mut network = Network::from_config(saved.model.clone()).map_err(at_file)?.with_seed(saved.seed).map_err(at_file)?;
     if !network.is_built() {
         return Err(Error::format(&config_path, "the model has no input_shape, so its weights cannot be placed"));
     }
-    load_weights(&mut network, dir.join(MODEL_WEIGHTS_FILE))?;
+    let weights_path = dir.join(MODEL_WEIGHTS_FILE);
+    let weights = std::fs::read(&weights_path).map_err(|e| Error::io(&weights_path, e))?;
+    verify(&saved, dir, MODEL_WEIGHTS_FILE, &weights)?;
+    load_weights_from_bytes(&mut network, &weights, &weights_path)?;
     let state_path = dir.join(OPTIMIZER_STATE_FILE);
     let optimizer_state = match saved.compile.is_some() && state_path.exists() {
         true => {
             let bytes = std::fs::read(&state_path).map_err(|e| Error::io(&state_path, e))?;
+            verify(&saved, dir, OPTIMIZER_STATE_FILE, &bytes)?;
             Some(optimizer_state_from_bytes(&bytes, &state_path)?)
         }
         false => None,
@@ -132,7 +168,7 @@ pub fn optimizer_state_to_bytes(state: &OptimizerState) -> Result<Vec<u8>> {
 pub fn optimizer_state_from_bytes(bytes: &[u8], path: &Path) -> Result<OptimizerState> {
     let bad = |m: String| Error::format(path, m);
     let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| bad(format!("not a valid optimizer state file: {e}")))?;
-    let st = SafeTensors::deserialize(bytes).map_err(|e| bad(format!("not a valid optimizer state file: {e}")))?;
+    let st = SafeTensors::deserialize(bytes).map_err(|e| bad(format!("not a valid optimizer state file: {}", super::weights::safetensors_problem(bytes, &e))))?;
     let meta = meta.metadata().clone().unwrap_or_default();
     let optimizer = meta.get("optimizer").cloned().ok_or_else(|| bad("missing `optimizer` metadata".into()))?;
     let iterations: u64 = meta

@@ -59,6 +59,27 @@ pub(crate) fn view_to_f32(view: &TensorView, path: &Path, name: &str) -> Result<
     })
 }
 
+/// Why `bytes` are not a whole safetensors file, in terms of what its header claims
+/// (format: an 8-byte little-endian header length, a JSON header giving each tensor's
+/// `data_offsets`, then the data), where that can be told; else the crate's own words.
+pub fn safetensors_problem(bytes: &[u8], e: &safetensors::SafeTensorError) -> String {
+    let Some(len) = bytes.get(..8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes"))) else {
+        return format!("the file has {} bytes; a safetensors file starts with an 8-byte header length", bytes.len());
+    };
+    let rest = bytes.len() as u64 - 8;
+    if len > rest {
+        return format!("the header claims {len} bytes but only {rest} follow its length (truncated?)");
+    }
+    let header: Option<serde_json::Map<String, serde_json::Value>> = serde_json::from_slice(&bytes[8..8 + len as usize]).ok();
+    let data = rest - len;
+    let ends = header.iter().flatten().filter_map(|(name, t)| Some((name.clone(), t.get("data_offsets")?.get(1)?.as_u64()?)));
+    match ends.max_by_key(|(_, end)| *end) {
+        Some((name, end)) if end > data => format!("tensor `{name}` ends at byte {end} of the data, but the file holds {data} data bytes (truncated?)"),
+        Some((_, end)) if end < data => format!("{} bytes follow the last tensor (the file is longer than its header says)", data - end),
+        _ => e.to_string(),
+    }
+}
+
 /// Loads weights into a built model. Each parameter `<layer>.kernel` is looked up by name;
 /// a PyTorch-style `<layer>.weight` of shape `[out, in]` is accepted and transposed, so
 /// models exported from PyTorch (`nn.Linear`) or Keras load directly.
@@ -68,7 +89,15 @@ pub fn load_weights(model: &mut Network, path: impl AsRef<Path>) -> Result<()> {
         return Err(Error::State("load_weights: build the model (give input_shape) before loading weights".into()));
     }
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| Error::format(path, format!("not a valid safetensors file: {e}")))?;
+    load_weights_from_bytes(model, &bytes, path)
+}
+
+/// [`load_weights`] from the bytes of the file at `path` (named in errors).
+pub fn load_weights_from_bytes(model: &mut Network, bytes: &[u8], path: &Path) -> Result<()> {
+    if !model.is_built() {
+        return Err(Error::State("load_weights: build the model (give input_shape) before loading weights".into()));
+    }
+    let st = SafeTensors::deserialize(bytes).map_err(|e| Error::format(path, format!("not a valid safetensors file: {}", safetensors_problem(bytes, &e))))?;
     let available: Vec<String> = st.names().into_iter().map(|s| s.to_string()).collect();
     let store = model.params_mut();
     let ids: Vec<_> = store.ids().collect();

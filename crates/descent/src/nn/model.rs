@@ -426,10 +426,27 @@ impl Network {
                     let refs: Vec<&[usize]> = ins.iter().map(Vec::as_slice).collect();
                     // A layer's own value errors are at its entry (`model.layers[j]`, j in
                     // call order as in the config), so a config file can show the line.
+                    let before = store.len();
                     let out = self.layers[node.layer].build_inputs(&refs, store, &mut rng).map_err(|e| match e {
                         Error::Config(_) => Error::invalid(&format!("model.layers[{j}]"), e),
                         other => other,
                     })?;
+                    // Weights and gradients (f32 each) of a layout from a file must fit
+                    // in memory: checked on the sizing pass, before anything is allocated.
+                    let budget = crate::tensor::alloc::physical_memory() / 8;
+                    if store.len() > budget {
+                        let layer = &self.layers[node.layer];
+                        return Err(Error::invalid(
+                            &format!("model.layers[{j}]"),
+                            format!(
+                                "layer '{}' would hold {} parameters (with inputs {ins:?}), {} GiB with their gradients: more than this machine's {} GiB of memory",
+                                layer.name(),
+                                store.len() - before,
+                                (store.len() as u128 * 8) >> 30,
+                                crate::tensor::alloc::physical_memory() >> 30
+                            ),
+                        ));
+                    }
                     first_call[node.layer] = Some((ins, out.clone()));
                     out
                 }

@@ -31,6 +31,21 @@ pub fn zeroed(len: usize) -> Vec<f32> {
     v
 }
 
+/// The machine's physical memory in bytes (`usize::MAX` where it cannot be read): what
+/// sizes from a file are checked against before they are allocated, so an absurd one is
+/// an error instead of an aborted process.
+pub fn physical_memory() -> usize {
+    #[cfg(unix)]
+    {
+        // SAFETY: sysconf has no preconditions.
+        let (pages, page) = unsafe { (libc::sysconf(libc::_SC_PHYS_PAGES), libc::sysconf(libc::_SC_PAGESIZE)) };
+        if pages > 0 && page > 0 {
+            return (pages as usize).saturating_mul(page as usize);
+        }
+    }
+    usize::MAX
+}
+
 /// A buffer holding a copy of `data`, advised like [`zeroed`].
 pub fn copied(data: &[f32]) -> Vec<f32> {
     let mut v = zeroed(data.len());

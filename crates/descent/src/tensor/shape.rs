@@ -16,6 +16,12 @@ impl Shape {
         if dims.len() > Self::MAX_RANK {
             return Err(Error::shape("Shape::new", format!("at most {} axes", Self::MAX_RANK), dims.len()));
         }
+        // Every shape's element count fits a usize, so `numel` (and every size computed
+        // from it) never wraps — a file's header claiming 2^60 × 2^10 elements is an
+        // error here, not a small wrapped product that passes the size checks.
+        if Self::checked_numel(dims).is_none() {
+            return Err(Error::shape("Shape::new", "at most usize::MAX elements", format!("{dims:?}, whose product overflows")));
+        }
         let mut s = Shape { dims: [0; Self::MAX_RANK], rank: dims.len() as u8 };
         s.dims[..dims.len()].copy_from_slice(dims);
         Ok(s)
@@ -36,6 +42,11 @@ impl Shape {
     pub fn rank(&self) -> usize {
         self.rank as usize
     }
+    /// The product of `dims`, or `None` where it overflows (sizes from files).
+    pub fn checked_numel(dims: &[usize]) -> Option<usize> {
+        dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d))
+    }
+
     pub fn numel(&self) -> usize {
         self.dims().iter().product()
     }

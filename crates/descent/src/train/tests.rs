@@ -117,6 +117,42 @@ fn save_then_load_gives_identical_predictions_and_state() {
 }
 
 #[test]
+fn a_saved_folder_detects_corrupt_weights_truncation_and_absurd_sizes() {
+    let (train, _) = digits();
+    let mut model = classic(64, 3);
+    model.fit(&train.x, &train.y, quiet(1)).unwrap();
+    let dir = std::env::temp_dir().join(format!("descent-corrupt-{}", std::process::id()));
+    model.save(&dir, &Preprocessing::default()).unwrap();
+    let json = std::fs::read_to_string(dir.join("model.json")).unwrap();
+    assert!(json.contains("\"model.safetensors\": \"crc32c:") && json.contains("\"optimizer.safetensors\": \"crc32c:"), "{json}");
+    // One flipped bit in a weight (not in the header): before, garbage predictions.
+    let weights = dir.join("model.safetensors");
+    let good = std::fs::read(&weights).unwrap();
+    let mut bad = good.clone();
+    let last = bad.len() - 3;
+    bad[last] ^= 0x10;
+    std::fs::write(&weights, &bad).unwrap();
+    let e = Model::load(&dir).map(|_| ()).unwrap_err().to_string();
+    assert!(e.contains("model.safetensors: checksum crc32c:") && e.contains("does not match") && e.contains("recorded in model.json"), "{e}");
+    // Truncated: the reader says so (the checksum is not what catches it here).
+    std::fs::write(&weights, &good[..good.len() - 100]).unwrap();
+    let mut plain = classic(64, 3);
+    let e = crate::io::load_weights(&mut plain, &weights).unwrap_err().to_string();
+    assert!(e.contains("model.safetensors: not a valid safetensors file: tensor `") && e.contains("but the file holds") && e.contains("(truncated?)"), "{e}");
+    std::fs::write(&weights, &good[..20]).unwrap();
+    let e = crate::io::load_weights(&mut plain, &weights).unwrap_err().to_string();
+    assert!(e.contains("the header claims") && e.contains("but only 12 follow its length (truncated?)"), "{e}");
+    std::fs::write(&weights, &good).unwrap();
+    Model::load(&dir).unwrap();
+    // A model.json from someone else with absurd units: a clear error naming the file and
+    // the layer, before any allocation (it used to abort the process).
+    std::fs::write(dir.join("model.json"), json.replacen("\"units\": 64", "\"units\": 1000000000000000", 1)).unwrap();
+    let e = Model::load(&dir).map(|_| ()).unwrap_err().to_string();
+    assert!(e.contains("model.json: `model.layers[0]`: layer 'dense' would hold") && e.contains("of memory"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn loads_pytorch_layout_weights() {
     // A PyTorch nn.Linear stores weight [out, in]; descent's kernel is [in, out].
     let mut model = Sequential::new(vec![Box::new(Dense::new(2, Activation::Linear).input_shape(&[3]))]).unwrap();
