@@ -103,6 +103,10 @@ pub fn read_csv_encoded(path: impl AsRef<Path>, options: &CsvOptions) -> Result<
     } else {
         Vec::new()
     };
+    if is_blank(path) {
+        return Err(Error::format(path, "the file is empty"));
+    }
+    check_header(path, &headers)?;
     let label_idx = match &options.label_column {
         None => None,
         Some(LabelColumn::Index(i)) => Some(*i),
@@ -182,6 +186,26 @@ pub fn read_csv_encoded(path: impl AsRef<Path>, options: &CsvOptions) -> Result<
     // A label column of whole numbers holds classes: read as integers.
     let y = label_idx.map(|_| Tensor::new(y, &[rows, 1]).map(Tensor::into_classes_if_whole)).transpose()?;
     Ok((x, y, categories))
+}
+
+/// Whether the file holds nothing but whitespace (read no further than that can be).
+fn is_blank(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = Vec::new();
+    let read = std::fs::File::open(path).and_then(|f| f.take(4096).read_to_end(&mut head));
+    read.is_ok() && head.len() < 4096 && head.iter().all(u8::is_ascii_whitespace)
+}
+
+/// A header naming two columns alike would make a column by name ambiguous: an error
+/// naming both positions (1-based, as a spreadsheet counts them).
+pub(crate) fn check_header(path: &Path, headers: &[String]) -> Result<()> {
+    let mut first: std::collections::HashMap<&str, usize> = std::collections::HashMap::with_capacity(headers.len());
+    for (i, h) in headers.iter().enumerate() {
+        if let Some(j) = first.insert(h.as_str(), i) {
+            return Err(Error::format(path, format!("line 1: columns {} and {} of the header are both named `{h}`", j + 1, i + 1)));
+        }
+    }
+    Ok(())
 }
 
 fn csv_error(path: &Path, e: csv::Error) -> Error {
@@ -264,6 +288,15 @@ mod tests {
         let p = write("ragged.csv", "a,label\n1,0\n1,2,3\n");
         let e = read_csv(&p, &labelled()).unwrap_err().to_string();
         assert!(e.contains("line 3") && e.contains("3 columns"), "{e}");
+        let p = write("dup.csv", "a,b,label,b\n1,2,0,3\n");
+        let e = read_csv(&p, &labelled()).unwrap_err().to_string();
+        assert!(e.contains("dup.csv: line 1: columns 2 and 4 of the header are both named `b`"), "{e}");
+        let p = write("empty.csv", "");
+        let e = read_csv(&p, &labelled()).unwrap_err().to_string();
+        assert!(e.contains("empty.csv: the file is empty"), "{e}");
+        let p = write("header_only.csv", "a,label\n");
+        let e = read_csv(&p, &labelled()).unwrap_err().to_string();
+        assert!(e.contains("no data rows (the first line is read as the header)"), "{e}");
         let p = write("nolabel.csv", "a,b\n1,0\n");
         let e = read_csv(&p, &labelled()).unwrap_err().to_string();
         assert!(e.contains("no column named `label`") && e.contains("a, b"), "{e}");

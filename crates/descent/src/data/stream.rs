@@ -312,6 +312,7 @@ impl CsvStream {
         let path = path.as_ref().to_path_buf();
         let mut reader = csv::ReaderBuilder::new().has_headers(has_header).delimiter(delimiter).from_path(&path).map_err(|e| Error::format(&path, e.to_string()))?;
         let headers: Vec<String> = if has_header { reader.headers().map_err(|e| Error::format(&path, e.to_string()))?.iter().map(str::to_string).collect() } else { Vec::new() };
+        crate::data::csv_reader::check_header(&path, &headers)?;
         let mut rows = 0;
         let mut columns = headers.len();
         let mut record = csv::StringRecord::new();

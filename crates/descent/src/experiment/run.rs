@@ -164,6 +164,36 @@ impl Experiment {
         })
     }
 
+    /// Class labels (of a sparse or binary cross-entropy): one class in all the data is
+    /// an error — there is nothing to tell apart; classes the held-out split has and the
+    /// training split lacks are a warning (the model never learns them).
+    pub fn check_classes(&self, train: &Dataset, test: Option<&Dataset>) -> Result<Vec<String>> {
+        use std::collections::BTreeSet;
+        use crate::nn::Loss;
+        if !matches!(self.compile.loss, Loss::SparseCategoricalCrossentropy { .. } | Loss::BinaryCrossentropy { .. }) {
+            return Ok(Vec::new());
+        }
+        let classes = |d: &Dataset| -> BTreeSet<u32> { d.y.classes().map(|c| c.iter().copied().collect()).unwrap_or_default() };
+        let (seen, held_out) = (classes(train), test.map(classes).unwrap_or_default());
+        let all: BTreeSet<u32> = seen.union(&held_out).copied().collect();
+        if all.len() == 1 {
+            let rows = train.len() + test.map_or(0, Dataset::len);
+            return Err(Error::data(&train.name, format!("the labels hold a single class ({}) in all {rows} rows: there is nothing to classify", all.first().expect("one"))));
+        }
+        let missing: Vec<String> = held_out.difference(&seen).map(u32::to_string).collect();
+        Ok(match (missing.is_empty(), test) {
+            (false, Some(t)) => vec![format!(
+                "class{} {} of the held-out split ({}) never occur{} in the training split: the model cannot learn {}; `data.stratify = true` keeps every class in both",
+                if missing.len() > 1 { "es" } else { "" },
+                missing.join(", "),
+                t.name,
+                if missing.len() > 1 { "" } else { "s" },
+                if missing.len() > 1 { "them" } else { "it" },
+            )],
+            _ => Vec::new(),
+        })
+    }
+
     /// The model of the `[model]` section for samples of per-sample shape `sample`
     /// (e.g. `[64]`, or `[28, 28]` images): its first input takes a declared shape, or
     /// the one [`Network::input_shape_for`] makes of `sample`.
@@ -458,11 +488,13 @@ impl Experiment {
             return self.write_run(dir, model, prep, history, Logs::new(), Vec::new(), train_seconds, train_samples, 0, telemetry.as_ref());
         }
         let (train, test) = self.load_splits()?;
+        let class_warnings = self.check_classes(&train, test.as_ref())?;
         let test_samples = test.as_ref().map_or(0, Dataset::len);
         let dir = next_run_dir(&root, self.name())?;
         let trained = self.train_on(train, test, false, Some(&dir), Vec::new(), telemetry.as_mut());
-        let Trained { model, preprocessing: prep, history, valid: test_logs, warnings, train_seconds, train_samples } =
+        let Trained { model, preprocessing: prep, history, valid: test_logs, mut warnings, train_seconds, train_samples } =
             self.keep_failed_run(&dir, trained, telemetry.as_ref())?;
+        warnings.splice(0..0, class_warnings);
         self.write_run(dir, model, prep, history, test_logs, warnings, train_seconds, train_samples, test_samples, telemetry.as_ref())
     }
 

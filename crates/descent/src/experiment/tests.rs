@@ -365,3 +365,18 @@ fn written_paths_stay_inside_their_folder() {
     // Inside is fine, and an absolute output folder is the user's explicit choice.
     Experiment::from_toml(&format!("{CLASSIC}\n[output]\ndir = \"/tmp/runs\"\n[[callbacks]]\ntype = \"model_checkpoint\"\ndir = \"ckpt/epoch-{{epoch}}\"\n")).unwrap();
 }
+
+#[test]
+fn label_classes_missing_from_training_warn_and_a_single_class_is_an_error() {
+    let exp = Experiment::from_toml(CLASSIC).unwrap();
+    let data = |labels: &[u32], name: &str| {
+        let x = crate::tensor::Tensor::new(vec![0.5; labels.len()], &[labels.len(), 1]).unwrap();
+        crate::data::Dataset::new(x, crate::tensor::Tensor::from_classes(labels.to_vec(), &[labels.len(), 1]).unwrap(), name).unwrap()
+    };
+    let warnings = exp.check_classes(&data(&[0, 1, 0, 1], "d.csv (training split)"), Some(&data(&[0, 2, 3], "d.csv (test split)"))).unwrap();
+    assert_eq!(warnings.len(), 1);
+    assert!(warnings[0].contains("classes 2, 3 of the held-out split (d.csv (test split)) never occur in the training split"), "{warnings:?}");
+    assert!(exp.check_classes(&data(&[0, 1, 2], "a"), Some(&data(&[2, 1], "b"))).unwrap().is_empty());
+    let e = exp.check_classes(&data(&[4, 4, 4], "d.csv"), Some(&data(&[4], "t"))).unwrap_err().to_string();
+    assert!(e.contains("d.csv") && e.contains("a single class (4) in all 4 rows"), "{e}");
+}
