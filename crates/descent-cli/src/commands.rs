@@ -94,7 +94,7 @@ pub fn evaluate(run: &Path, data: Option<&Path>, label_column: Option<String>) -
 /// (`--data`, its label column the run's or `label_column`), or the run's held-out split.
 /// Returns (features, targets, where they came from).
 pub(crate) fn labelled_data(run: &Path, model: &Model, saved: &SavedModel, data: Option<&Path>, label_column: Option<String>) -> Result<(Tensor, Tensor, String)> {
-    let (mut x, y, source) = match data {
+    let (data, source) = match data {
         Some(path) => {
             let exp = run_experiment(run).ok();
             let label = label_column
@@ -105,8 +105,7 @@ pub(crate) fn labelled_data(run: &Path, model: &Model, saved: &SavedModel, data:
                 })
                 .unwrap_or(LabelColumn::Name("label".into()));
             let options = CsvOptions { label_column: Some(label), categorical: saved.preprocessing.categories.clone(), ..Default::default() };
-            let (x, y) = read_csv(path, &options)?;
-            (x, y.expect("label column requested"), path.display().to_string())
+            (descent::data::read_csv_dataset(path, &options)?, path.display().to_string())
         }
         None => {
             let exp = run_experiment(run)?;
@@ -114,10 +113,17 @@ pub(crate) fn labelled_data(run: &Path, model: &Model, saved: &SavedModel, data:
             let test = test.ok_or_else(|| {
                 Error::Config("the run's experiment has no held-out split (test_split = 0); pass --data FILE".into())
             })?;
-            (test.x, test.y, format!("{} (held-out split)", test.name))
+            let source = format!("{} (held-out split)", test.name);
+            (test, source)
         }
     };
-    check_inputs(model, &x, &source)?;
+    check_inputs(model, &data.x, &source)?;
+    // Labels are checked here, against the data set, so a bad one is named by its line
+    // in the file (or row of the array), also in the shuffled held-out split.
+    if let Some(compile) = &saved.compile {
+        descent::train::check_dataset_targets(&compile.loss, model.output_shape_of(0), &data)?;
+    }
+    let (mut x, y) = (data.x, data.y);
     saved.preprocessing.apply(&mut x)?;
     Ok((x, y, source))
 }

@@ -79,7 +79,7 @@ fn documented_errors() {
     std::fs::write(dir.join("labels.csv"), "a,b,label\n0,1,0\n1,0,3\n1,1,12\n0,0,1\n1,1,2\n").unwrap();
     std::fs::write(dir.join("labels.toml"), experiment("labels.csv", "").replace("test_split = 0.2", "test_split = 0.0")).unwrap();
     let o = descent(&["fit", "labels.toml"], &dir);
-    assert!(text(&o).contains("labels.csv") && text(&o).contains("label 12 at row 2"), "{}", text(&o));
+    assert!(text(&o).contains("labels.csv") && text(&o).contains("label 12 at line 4"), "{}", text(&o));
     std::fs::write(dir.join("nan.csv"), "a,b,label\n0,1,0\n1,NaN,3\n").unwrap();
     std::fs::write(dir.join("nan.toml"), experiment("nan.csv", "")).unwrap();
     let o = descent(&["fit", "nan.toml"], &dir);

@@ -91,7 +91,23 @@ pub fn csv_categories(path: impl AsRef<Path>, options: &CsvOptions) -> Result<Ve
 
 /// [`read_csv`], also returning the categories used for the categorical columns.
 pub fn read_csv_encoded(path: impl AsRef<Path>, options: &CsvOptions) -> Result<(Tensor, Option<Tensor>, Vec<Categories>)> {
+    read_csv_lines(path.as_ref(), options).map(|(x, y, c, _)| (x, y, c))
+}
+
+/// A labelled CSV file as a data set that knows each sample's line in the file (for
+/// errors found after it is split and shuffled).
+pub fn read_csv_dataset(path: impl AsRef<Path>, options: &CsvOptions) -> Result<super::Dataset> {
     let path = path.as_ref();
+    let (x, y, _, lines) = read_csv_lines(path, options)?;
+    let y = y.ok_or_else(|| Error::format(path, "a label column is needed"))?;
+    let mut d = super::Dataset::new(x, y, path.display().to_string())?;
+    d.positions = Some(std::sync::Arc::new(lines));
+    d.position_unit = "line";
+    Ok(d)
+}
+
+/// [`read_csv_encoded`] plus the file line of each row read.
+fn read_csv_lines(path: &Path, options: &CsvOptions) -> Result<(Tensor, Option<Tensor>, Vec<Categories>, Vec<usize>)> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(options.has_header)
@@ -129,6 +145,7 @@ pub fn read_csv_encoded(path: impl AsRef<Path>, options: &CsvOptions) -> Result<
     let mut y = Vec::new();
     let mut width = None;
     let mut rows = 0usize;
+    let mut lines = Vec::new();
     let mut record = csv::StringRecord::new();
     loop {
         match reader.read_record(&mut record) {
@@ -175,6 +192,7 @@ pub fn read_csv_encoded(path: impl AsRef<Path>, options: &CsvOptions) -> Result<
             }
         }
         rows += 1;
+        lines.push(line);
     }
     if rows == 0 {
         let hint = if options.has_header { " (the first line is read as the header)" } else { "" };
@@ -185,7 +203,7 @@ pub fn read_csv_encoded(path: impl AsRef<Path>, options: &CsvOptions) -> Result<
     let x = Tensor::new(x, &[rows, features])?;
     // A label column of whole numbers holds classes: read as integers.
     let y = label_idx.map(|_| Tensor::new(y, &[rows, 1]).map(Tensor::into_classes_if_whole)).transpose()?;
-    Ok((x, y, categories))
+    Ok((x, y, categories, lines))
 }
 
 /// Whether the file holds nothing but whitespace (read no further than that can be).

@@ -8,7 +8,7 @@ pub mod stream;
 mod teacher;
 pub mod text;
 
-pub use csv_reader::{csv_categories, read_csv, read_csv_encoded, Categories, CsvOptions, LabelColumn};
+pub use csv_reader::{csv_categories, read_csv, read_csv_dataset, read_csv_encoded, Categories, CsvOptions, LabelColumn};
 pub use idx::read_idx;
 pub use npy::{read_npy, read_npz, write_npy_f32};
 pub use stream::{ArrayStream, BatchStream, CsvStream, NpyStream, Prefetch, Shard};
@@ -28,6 +28,12 @@ pub struct Dataset {
     pub x: Tensor,
     pub y: Tensor,
     pub name: String,
+    /// Where each sample is in the file it came from, for errors: CSV line numbers
+    /// (`position_unit` "line"), or array rows; `None` while samples are in file order.
+    /// Splits and shuffles carry it, so an error in the training split names the row as
+    /// it is in the file, not its shuffled index.
+    pub positions: Option<std::sync::Arc<Vec<usize>>>,
+    pub position_unit: &'static str,
 }
 
 impl Dataset {
@@ -36,7 +42,12 @@ impl Dataset {
         if x.rows() != y.rows() {
             return Err(Error::data(&name, format!("{} feature rows but {} target rows", x.rows(), y.rows())));
         }
-        Ok(Dataset { x, y, name })
+        Ok(Dataset { x, y, name, positions: None, position_unit: "row" })
+    }
+
+    /// Sample `i` as its file has it: `line 51` of a CSV, `row 50` of an array.
+    pub fn position(&self, i: usize) -> String {
+        format!("{} {}", self.position_unit, self.positions.as_ref().map_or(i, |p| p[i]))
     }
 
     pub fn len(&self) -> usize {
@@ -48,7 +59,14 @@ impl Dataset {
 
     /// The rows `idx`, in order.
     pub fn select(&self, idx: &[usize], name: impl Into<String>) -> Dataset {
-        Dataset { x: self.x.select_rows(idx), y: self.y.select_rows(idx), name: name.into() }
+        let positions = idx.iter().map(|&i| self.positions.as_ref().map_or(i, |p| p[i])).collect();
+        Dataset {
+            x: self.x.select_rows(idx),
+            y: self.y.select_rows(idx),
+            name: name.into(),
+            positions: Some(std::sync::Arc::new(positions)),
+            position_unit: self.position_unit,
+        }
     }
 
     /// Shuffles with `seed` and holds out `test_fraction` of the samples (rounded, at least
@@ -106,7 +124,7 @@ impl Dataset {
                     if v >= 0.0 && v.fract() == 0.0 {
                         Ok(v as usize)
                     } else {
-                        Err(Error::data(&self.name, format!("stratifying needs integer class labels; row {r} has {v}")))
+                        Err(Error::data(&self.name, format!("stratifying needs integer class labels; {} has {v}", self.position(r))))
                     }
                 } else {
                     Ok(crate::tensor::kernels::reduce::argmax(row))

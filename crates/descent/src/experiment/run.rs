@@ -8,13 +8,13 @@ use std::time::Instant;
 use super::{DataSource, Experiment, OnDivergence};
 use crate::data::stream::Transformed;
 use crate::data::{fixed_windows, TextCorpus, TextWindows, Tokenizer};
-use crate::data::{csv_categories, read_csv, read_idx, Categories, read_npy, read_npz, teacher_classification, BatchStream, CsvOptions, Dataset, NpyStream, Prefetch, Preprocessing, Shard, TeacherSpec};
+use crate::data::{csv_categories, read_csv_dataset, read_idx, Categories, read_npy, read_npz, teacher_classification, BatchStream, CsvOptions, Dataset, NpyStream, Prefetch, Preprocessing, Shard, TeacherSpec};
 use crate::error::{Error, Result};
 use crate::io::write_atomic;
 use crate::nn::{InputConfig, ModelConfig, ModelKind};
 use crate::train::Model;
 use crate::tensor::Tensor;
-use crate::train::{check_targets, Callback, CallbackConfig, FitOptions, History, Logs, Telemetry};
+use crate::train::{check_dataset_targets, check_targets, Callback, CallbackConfig, FitOptions, History, Logs, Telemetry};
 
 /// What `descent fit` reports at the end.
 #[derive(Debug)]
@@ -95,8 +95,7 @@ impl Experiment {
                     delimiter: *delimiter as u8,
                     categorical: categorical.iter().map(|c| Categories::learn(c)).collect(),
                 };
-                let (x, y) = read_csv(path, &opts)?;
-                (Dataset::new(x, y.expect("label column requested"), path.display().to_string())?, None)
+                (read_csv_dataset(path, &opts)?, None)
             }
             DataSource::Npy { x, y, .. } => {
                 let name = format!("{} / {}", x.display(), y.display());
@@ -282,7 +281,7 @@ impl Experiment {
         }
         let outputs = model.output_shape_of(0).to_vec();
         if let Some(v) = &valid {
-            check_targets(&self.compile.loss, &outputs, &v.x, &v.y, &v.name)?;
+            check_dataset_targets(&self.compile.loss, &outputs, v)?;
         }
         let started = Instant::now();
         let history = model.fit(
@@ -324,7 +323,7 @@ impl Experiment {
         let mut model = self.build_model(train.x.sample_dims())?;
         let metrics: Vec<&str> = self.compile.metrics.iter().map(String::as_str).collect();
         let warnings = model.compile(self.compile.optimizer.build()?, self.compile.loss, &metrics)?;
-        check_targets(&self.compile.loss, model.output_shape_of(0), &train.x, &train.y, &train.name)?;
+        check_dataset_targets(&self.compile.loss, model.output_shape_of(0), train)?;
         Ok((model, preprocessing, warnings))
     }
 

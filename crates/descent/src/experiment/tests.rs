@@ -380,3 +380,32 @@ fn label_classes_missing_from_training_warn_and_a_single_class_is_an_error() {
     let e = exp.check_classes(&data(&[4, 4, 4], "d.csv"), Some(&data(&[4], "t"))).unwrap_err().to_string();
     assert!(e.contains("d.csv") && e.contains("a single class (4) in all 4 rows"), "{e}");
 }
+
+#[test]
+fn a_bad_label_is_named_by_its_line_in_the_file_in_whichever_split_it_lands() {
+    // 40 rows; line 23 (the 22nd data row) holds label 7 of a 2-class model. Over seeds
+    // and split fractions it lands in the training, validation-source or test split:
+    // the error always names line 23, never a shuffled index.
+    let root = std::env::temp_dir().join(format!("descent-exp-label-line-{}", std::process::id()));
+    std::fs::create_dir_all(&root).unwrap();
+    let mut csv = String::from("a,b,label\n");
+    for i in 0..40 {
+        csv += &format!("{},{},{}\n", i % 3, i % 5, if i == 21 { 7 } else { i % 2 });
+    }
+    std::fs::write(root.join("d.csv"), csv).unwrap();
+    let mut splits = std::collections::BTreeSet::new();
+    for seed in 0..6 {
+        for (test_split, stratify) in [(0.0, false), (0.5, false), (0.9, false)] {
+            let text = with("path = \"../data/digits.csv\"", "path = \"d.csv\"")
+                .replace("units = 10", "units = 2")
+                .replace("seed = 42", &format!("seed = {seed}"))
+                .replace("test_split = 0.2", &format!("test_split = {test_split}\nstratify = {stratify}"));
+            std::fs::write(root.join("e.toml"), text).unwrap();
+            let e = Experiment::from_file(root.join("e.toml")).unwrap().run(Some(&root)).unwrap_err().to_string();
+            assert!(e.contains("label 7 at line 23 is outside [0, 2)"), "seed {seed}, test_split {test_split}: {e}");
+            splits.insert(if e.contains("(test)") { "test" } else { "train" });
+        }
+    }
+    assert_eq!(splits.len(), 2, "the label landed in both splits over the seeds: {splits:?}");
+    std::fs::remove_dir_all(&root).unwrap();
+}

@@ -42,7 +42,7 @@ pub use progress::ProgressCallback;
 pub use telemetry::{Divergence, EpochRecord, Histogram, LayerSeries, Machine, OptimizerInfo, StepSeries, Telemetry, TELEMETRY_VERSION};
 pub use trainer::Trainer;
 pub use tensorboard::TensorBoard;
-pub use validate::{check_inputs, check_targets};
+pub use validate::{check_dataset_targets, check_inputs, check_targets};
 
 use crate::error::Result;
 use crate::nn::Metric;

@@ -43,6 +43,16 @@ pub fn check_input(model: &Network, index: usize, x: &Tensor, source: &str) -> R
 
 /// Targets must match the inputs' sample count and the loss's expected form.
 pub fn check_targets(loss: &Loss, output_shape: &[usize], x: &Tensor, y: &Tensor, source: &str) -> Result<()> {
+    check_targets_at(loss, output_shape, x, y, source, &|i| format!("row {i}"))
+}
+
+/// [`check_targets`] of a data set, naming a bad sample as its file has it.
+pub fn check_dataset_targets(loss: &Loss, output_shape: &[usize], d: &crate::data::Dataset) -> Result<()> {
+    check_targets_at(loss, output_shape, &d.x, &d.y, &d.name, &|i| d.position(i))
+}
+
+/// [`check_targets`], with `at(sample)` naming a sample in errors.
+fn check_targets_at(loss: &Loss, output_shape: &[usize], x: &Tensor, y: &Tensor, source: &str, at: &dyn Fn(usize) -> String) -> Result<()> {
     let outputs: usize = output_shape.iter().product();
     if y.rows() != x.rows() {
         return Err(Error::shape(format!("targets {source}"), format!("{} samples (as the inputs)", x.rows()), y.rows()));
@@ -63,7 +73,7 @@ pub fn check_targets(loss: &Loss, output_shape: &[usize], x: &Tensor, y: &Tensor
         for i in 0..targets.len() {
             let label = targets.value(i);
             if label.fract() != 0.0 || label < 0.0 || label as usize >= classes {
-                let at = if positions == 1 { format!("row {i}") } else { format!("row {}, position {}", i / positions, i % positions) };
+                let at = if positions == 1 { at(i) } else { format!("{}, position {}", at(i / positions), i % positions) };
                 return Err(Error::data(
                     source,
                     format!(
@@ -86,7 +96,7 @@ pub fn check_targets(loss: &Loss, output_shape: &[usize], x: &Tensor, y: &Tensor
         if let Some((i, t)) = (0..targets.len()).map(|i| (i, targets.value(i))).find(|(_, t)| !(0.0..=1.0).contains(t)) {
             return Err(Error::data(
                 source,
-                format!("target {t} at row {}, column {} is outside [0, 1] ({} takes probabilities)", i / outputs.max(1), i % outputs.max(1), loss.name()),
+                format!("target {t} at {}, column {} is outside [0, 1] ({} takes probabilities)", at(i / outputs.max(1)), i % outputs.max(1), loss.name()),
             ));
         }
     }
