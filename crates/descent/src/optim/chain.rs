@@ -22,6 +22,7 @@ use super::schedule::LearningRate;
 use super::{Optimizer, OptimizerConfig, OptimizerState};
 use crate::autograd::{ParamEntry, ParamStore};
 use crate::error::{Error, Result};
+use crate::tensor::kernels::optim::one_minus;
 use crate::tensor::kernels::reduce::sum_squares;
 
 /// One gradient transformation with its own state.
@@ -87,9 +88,11 @@ pub fn scale_by_adam(beta_1: f32, beta_2: f32, epsilon: f32) -> Box<dyn Transfor
                 self.v = vec![0.0; u.len()];
             }
             let alpha = super::rules::adam_alpha_for_chain(1.0, self.b1, self.b2, t);
+            // 1 − β from the configured decimals, rounded once (as the fused rules).
+            let (omb1, omb2) = (one_minus(self.b1), one_minus(self.b2));
             for ((u, m), v) in u.iter_mut().zip(&mut self.m).zip(&mut self.v) {
-                *m += (*u - *m) * (1.0 - self.b1);
-                *v += (*u * *u - *v) * (1.0 - self.b2);
+                *m += (*u - *m) * omb1;
+                *v += (*u * *u - *v) * omb2;
                 *u = *m * alpha / (v.sqrt() + self.eps);
             }
         }
@@ -120,8 +123,9 @@ pub fn scale_by_rms(rho: f32, epsilon: f32) -> Box<dyn Transform> {
             if self.v.len() != u.len() {
                 self.v = vec![0.0; u.len()];
             }
+            let omr = one_minus(self.rho);
             for (u, v) in u.iter_mut().zip(&mut self.v) {
-                *v = self.rho * *v + (1.0 - self.rho) * *u * *u;
+                *v = self.rho * *v + omr * *u * *u;
                 *u /= (*v + self.eps).sqrt();
             }
         }

@@ -40,7 +40,12 @@ fn detect() -> SimdLevel {
     let cap = match std::env::var("DESCENT_SIMD").as_deref() {
         Ok("scalar") => SimdLevel::Scalar,
         Ok("avx2") => SimdLevel::Avx2,
-        _ => SimdLevel::Avx512,
+        Ok("avx512") | Err(_) => SimdLevel::Avx512,
+        Ok(other) => {
+            // A typo must not pass for a choice: say so, then use the best the CPU has.
+            eprintln!("warning: DESCENT_SIMD={other:?} is not one of scalar, avx2, avx512; using the best level this CPU has");
+            SimdLevel::Avx512
+        }
     };
     #[cfg(target_arch = "x86_64")]
     {
