@@ -362,7 +362,22 @@ fn every_optimizer_trains_the_classic_model_on_digits() {
         model.fit(&train.x, &train.y, FitOptions { epochs, batch_size: batch, verbose: 0, ..Default::default() }).unwrap();
         let acc = model.evaluate(&test.x, &test.y, 64).unwrap().get("accuracy").unwrap();
         report.push(format!("{name} (lr {lr}): {acc:.3}"));
-        assert!(acc >= 0.93, "{name} with lr {lr}: held-out accuracy {acc}");
+        // Floors 0.015 (≈ 5 of the 360 held-out digits) under what each reached when
+        // measured (training is bit-identical whatever the thread count): a rule that
+        // regresses shows here, not only one that collapses below a shared 0.93.
+        let measured = match name {
+            "sgd" | "ftrl" => 0.975,
+            "rmsprop" => 0.978,
+            "adam" | "radam" | "adadelta" => 0.967,
+            "adamw" | "schedule_free_adamw" => 0.969,
+            "adamax" | "adagrad" | "lamb" => 0.981,
+            "nadam" => 0.964,
+            "adafactor" | "lars" => 0.983,
+            "lion" => 0.961,
+            "muon" | "rprop" => 0.953,
+            other => panic!("no measured accuracy for {other}: add it"),
+        };
+        assert!(acc >= measured - 0.015, "{name} with lr {lr}: held-out accuracy {acc}, measured {measured}");
     }
     eprintln!("{}", report.join("\n"));
 }
