@@ -120,7 +120,10 @@ fn npy_layout(path: &Path) -> Result<NpyLayout> {
         return Err(bad("Fortran-ordered arrays are not supported; save with np.ascontiguousarray"));
     }
     let descr = header.descr.as_str();
-    let (endian, kind) = (descr.chars().next().unwrap_or('?'), &descr[1..]);
+    // By characters: a hostile descr need not be ASCII (fuzzing found `'Ę8'`).
+    let mut chars = descr.chars();
+    let endian = chars.next().unwrap_or('?');
+    let kind = chars.as_str();
     if endian == '>' {
         return Err(bad("big-endian data is not supported"));
     }

@@ -1,0 +1,3 @@
+#![no_main]
+//! The `idx` readers (what they are fed: `descent_fuzz::exercise::run`).
+libfuzzer_sys::fuzz_target!(|data: &[u8]| descent_fuzz::exercise::run("idx", data));

@@ -1,0 +1,3 @@
+#![no_main]
+//! The `safetensors_weights` readers (what they are fed: `descent_fuzz::exercise::run`).
+libfuzzer_sys::fuzz_target!(|data: &[u8]| descent_fuzz::exercise::run("safetensors_weights", data));

@@ -1,0 +1,2 @@
+//! The fuzz targets' shared code: see `exercise`.
+pub mod exercise;
