@@ -34,12 +34,33 @@ pub(crate) fn read_npy_header(r: &mut impl Read, total_len: u64) -> std::result:
         r.read_exact(&mut head[10..12]).map_err(|_| "too short for a .npy header".to_string())?;
         (u32::from_le_bytes([head[8], head[9], head[10], head[11]]) as u64, 12)
     };
+    // As numpy's own reader (`max_header_size`): a real header is a few hundred bytes.
+    if header_len > 10_000 {
+        return Err(format!("the header claims {header_len} bytes; numpy itself refuses headers over 10,000"));
+    }
     if start + header_len > total_len {
         return Err(format!("the header claims {header_len} bytes but the file has {total_len} in all (truncated?)"));
     }
     let mut header = vec![0u8; header_len as usize];
     r.read_exact(&mut header).map_err(|_| "truncated header".to_string())?;
     let header = String::from_utf8_lossy(&header).into_owned();
+    // A plain array's header is one dict holding a shape tuple: deeper nesting (or a
+    // list, as structured dtypes have) is refused here, before npyz's parser, which
+    // backtracks exponentially on deep brackets (fuzzing found a 10 s hang on 40 `[`).
+    let mut depth = 0usize;
+    for c in header.chars() {
+        match c {
+            '[' => return Err("structured dtypes are not supported; save a plain numeric array".into()),
+            '{' | '(' => {
+                depth += 1;
+                if depth > 2 {
+                    return Err("the header is not a plain dict of descr, fortran_order and shape".into());
+                }
+            }
+            '}' | ')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
     let field = |key: &str| -> Option<&str> {
         let at = header.find(&format!("'{key}'"))? + key.len() + 2;
         Some(header[at..].trim_start().strip_prefix(':')?.trim_start())
