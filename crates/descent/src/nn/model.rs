@@ -411,6 +411,9 @@ impl Network {
         let mut rng = rng::derive(self.seed, INIT_STREAM);
         let mut shapes = input_shapes.to_vec();
         let mut first_call: Vec<Option<FirstCall>> = vec![None; self.layers.len()];
+        // Weights and gradients (f32 each) of a layout from a file must fit in memory:
+        // checked layer by layer on the sizing pass, before anything is allocated.
+        let memory = crate::tensor::alloc::physical_memory();
         for (j, node) in self.nodes.iter().enumerate() {
             let ins: Vec<Vec<usize>> = node.inputs.iter().map(|&t| shapes[t].clone()).collect();
             let out = match &first_call[node.layer] {
@@ -431,10 +434,7 @@ impl Network {
                         Error::Config(_) => Error::invalid(&format!("model.layers[{j}]"), e),
                         other => other,
                     })?;
-                    // Weights and gradients (f32 each) of a layout from a file must fit
-                    // in memory: checked on the sizing pass, before anything is allocated.
-                    let budget = crate::tensor::alloc::physical_memory() / 8;
-                    if store.len() > budget {
+                    if store.len() > memory / 8 {
                         let layer = &self.layers[node.layer];
                         return Err(Error::invalid(
                             &format!("model.layers[{j}]"),
@@ -443,7 +443,7 @@ impl Network {
                                 layer.name(),
                                 store.len() - before,
                                 (store.len() as u128 * 8) >> 30,
-                                crate::tensor::alloc::physical_memory() >> 30
+                                memory >> 30
                             ),
                         ));
                     }
