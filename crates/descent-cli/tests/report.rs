@@ -104,8 +104,13 @@ fn doctor_and_lr_find_from_the_command_line() {
     assert!(lr.status.success(), "{out}");
     assert!(out.contains("suggestions: valley") && out.contains("in [compile] optimizer: learning_rate = "), "{out}");
     assert!(std::fs::read_to_string(dir.join("lr.svg")).unwrap().contains("<polyline"));
-    // A run folder without telemetry is refused with the reason.
+    // A folder that is not a run folder, and a complete run without telemetry, are refused
+    // with the reason.
     std::fs::create_dir_all(dir.join("empty")).unwrap();
     let bad = descent(&["doctor", "empty"], &dir);
+    assert!(!bad.status.success() && text(&bad).contains("not a run folder, or one killed before it wrote anything: it holds none of config.toml"), "{}", text(&bad));
+    let run = dir.join("runs/slowlr-002");
+    std::fs::remove_file(run.join("telemetry.json")).unwrap();
+    let bad = descent(&["doctor", run.to_str().unwrap()], &dir);
     assert!(!bad.status.success() && text(&bad).contains("no telemetry.json"), "{}", text(&bad));
 }

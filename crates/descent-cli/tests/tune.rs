@@ -222,3 +222,95 @@ when = {{ "compile.optimizer.name" = "sgd" }}
     let out = descent(&["tune", study.to_str().unwrap()], &dir);
     assert!(!out.status.success() && text(&out).contains("momentun"), "{}", text(&out));
 }
+
+/// A study of 5 trials (2-fold CV of 6 epochs each, then a refit of the best) over the
+/// digits experiment `name`.toml, written to `dir/name-study.toml`; its database is
+/// `name.sqlite` and the refit's run folders go to `name-runs/`.
+fn small_study(dir: &Path, name: &str) -> PathBuf {
+    let exp = common::experiment_toml(&common::digits(), "\"adam\"", 6, 0, "") + &format!("[output]\ndir = \"{name}-runs\"\n");
+    std::fs::write(dir.join(format!("{name}.toml")), exp).unwrap();
+    let study = format!(
+        r#"
+[study]
+name = "kills"
+experiment = "{name}.toml"
+storage = "{name}.sqlite"
+trials = 5
+jobs = 1
+sampler = "random"
+[objective]
+metric = "accuracy"
+folds = 2
+[space."compile.optimizer.learning_rate"]
+type = "log_uniform"
+low = 1e-3
+high = 3e-2
+[space."model.layers.0.units"]
+type = "int"
+low = 8
+high = 64
+"#
+    );
+    let path = dir.join(format!("{name}-study.toml"));
+    std::fs::write(&path, study).unwrap();
+    path
+}
+
+#[test]
+fn tune_killed_at_20_seeded_moments_ends_as_the_uninterrupted_study() {
+    use rand::Rng;
+    let dir = workdir("kills");
+    let straight = small_study(&dir, "straight");
+    let started = Instant::now();
+    let out = descent(&["tune", straight.to_str().unwrap(), "--quiet"], &dir);
+    assert!(out.status.success(), "{}", text(&out));
+    let full = started.elapsed();
+    let want = Store::open_read(&dir.join("straight.sqlite"), None).unwrap().trials().unwrap();
+    assert_eq!(want.len(), 5);
+    let refit_model = |runs: &str| -> Vec<Vec<u8>> {
+        let mut folders: Vec<PathBuf> = std::fs::read_dir(dir.join(runs)).unwrap().map(|e| e.unwrap().path()).collect();
+        folders.sort();
+        // Every refit folder is whole or visibly not; the whole ones are the same model.
+        folders.iter().filter(|d| descent::experiment::missing_run_files(d).is_empty()).map(|d| std::fs::read(d.join("model.safetensors")).unwrap()).collect()
+    };
+    let want_refit = refit_model("straight-runs");
+
+    let study = small_study(&dir, "killed");
+    let db = dir.join("killed.sqlite");
+    let mut rng = descent::rng::seeded(20_261_204);
+    let (mut finished_first, mut interrupted) = (0, 0);
+    for i in 0..20 {
+        // Moment i in the i-th twentieth of the uninterrupted study's time: the 20 cover
+        // sampling, training folds, recording values, exporting the best and its refit.
+        // Should the study finish first (the machine got faster), earlier.
+        let mut at = full.mul_f64((i as f64 + rng.random::<f64>()) / 20.0);
+        loop {
+            let _ = std::fs::remove_file(&db);
+            let _ = std::fs::remove_dir_all(dir.join("killed-runs"));
+            if common::run_and_kill(&["tune", study.to_str().unwrap(), "--quiet"], &dir, at) {
+                break;
+            }
+            finished_first += 1;
+            assert!(finished_first < 20, "the study keeps finishing before its kill");
+            at = at.mul_f64(0.7);
+        }
+        if let Ok(trials) = Store::open_read(&db, None).and_then(|s| s.trials()) {
+            interrupted += trials.iter().filter(|t| t.state == TrialState::Running).count();
+        }
+        // The same command resumes and completes the study.
+        let out = descent(&["tune", study.to_str().unwrap(), "--quiet"], &dir);
+        assert!(out.status.success(), "moment {i}: {}", text(&out));
+        let got = Store::open_read(&db, None).unwrap().trials().unwrap();
+        assert_eq!(got.len(), 5, "moment {i}: exactly the budget, none counted twice");
+        for (g, w) in got.iter().zip(&want) {
+            // The same trial as uninterrupted: number, parameters, value, and its
+            // per-epoch values from one attempt alone (2 folds × 6 epochs).
+            assert_eq!((g.number, g.state, &g.params, g.value), (w.number, w.state, &w.params, w.value), "moment {i}");
+            assert_eq!(g.intermediate, w.intermediate, "moment {i}: trial {}", g.number);
+        }
+        let refits = refit_model("killed-runs");
+        assert!(!refits.is_empty() && refits.iter().all(|m| *m == want_refit[0]), "moment {i}: the refit differs");
+    }
+    eprintln!("20 moments over {:.3} s: {interrupted} kills inside a trial, {finished_first} moments moved earlier", full.as_secs_f64());
+    assert!(interrupted >= 5, "only {interrupted} of 20 kills landed inside a trial");
+}

@@ -52,3 +52,37 @@ verbose = {verbose}
 "#
     )
 }
+
+/// `descent args` in `cwd`, killed with SIGKILL `at` after it started: true when the kill
+/// landed, false when the command finished first (it must then have succeeded).
+pub fn run_and_kill(args: &[&str], cwd: &Path, at: std::time::Duration) -> bool {
+    run_and_kill_when(args, cwd, &mut |elapsed| elapsed >= at)
+}
+
+/// `descent args` in `cwd`, killed with SIGKILL as soon as `now(time since it started)`
+/// says so (asked every 200 µs): true when the kill landed, false when the command
+/// finished first (it must then have succeeded).
+pub fn run_and_kill_when(args: &[&str], cwd: &Path, now: &mut dyn FnMut(std::time::Duration) -> bool) -> bool {
+    use std::time::{Duration, Instant};
+    let log = cwd.join("killed-run.log");
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_descent"))
+        .args(args)
+        .current_dir(cwd)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("runs");
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "{}", std::fs::read_to_string(&log).unwrap_or_default());
+            return false;
+        }
+        if now(started.elapsed()) {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            return true;
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}

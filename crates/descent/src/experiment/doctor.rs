@@ -184,6 +184,14 @@ impl RunRecord {
             let p = dir.join(name);
             std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))
         };
+        let missing = super::missing_run_files(dir);
+        if !dir.join("telemetry.json").exists() && !missing.is_empty() && !dir.join(super::STATUS_FILE).exists() {
+            let message = match dir.join("config.toml").exists() {
+                true => format!("an incomplete run folder: no {} (the run was killed, or is still running): run it again", missing.join(", ")),
+                false => format!("not a run folder, or one killed before it wrote anything: it holds none of {}", missing.join(", ")),
+            };
+            return Err(Error::format(dir, message));
+        }
         if !dir.join("telemetry.json").exists() {
             return Err(Error::format(
                 dir,
@@ -194,9 +202,9 @@ impl RunRecord {
         let config: toml::Table = text.parse().map_err(|e: toml::de::Error| Error::format(dir.join("config.toml"), e.to_string()))?;
         let experiment = Experiment::from_toml(&text).map_err(|e| Error::format(dir.join("config.toml"), e.to_string()))?;
         let telemetry = Telemetry::from_json(&read("telemetry.json")?).map_err(|m| Error::format(dir.join("telemetry.json"), m))?;
-        let status = match dir.join("status.json").exists() {
+        let status = match dir.join(super::STATUS_FILE).exists() {
             true => {
-                let v: serde_json::Value = serde_json::from_str(&read("status.json")?).map_err(|e| Error::format(dir.join("status.json"), e.to_string()))?;
+                let v: serde_json::Value = serde_json::from_str(&read(super::STATUS_FILE)?).map_err(|e| Error::format(dir.join(super::STATUS_FILE), e.to_string()))?;
                 v.get("status").and_then(|s| s.as_str()).map(str::to_string)
             }
             false => None,

@@ -6,11 +6,13 @@ mod gpt;
 mod lr_find;
 pub mod report;
 mod run;
+mod run_folder;
 
 pub use gpt::GptPreset;
 
 pub use lr_find::{round3, suggestions, LrFindOptions, LrFinding};
-pub use run::{add_text_scores, next_run_dir, RunSummary, Trained};
+pub use run::{add_text_scores, RunSummary, Trained};
+pub use run_folder::{missing_run_files, next_run_dir, METRICS_FILE, STATUS_FILE};
 
 use std::path::{Path, PathBuf};
 

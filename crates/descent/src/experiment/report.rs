@@ -35,8 +35,13 @@ pub fn run_report(dir: &Path) -> Result<String> {
     );
 
     // --- summary ----------------------------------------------------------------------
-    let metrics: Option<serde_json::Value> = std::fs::read_to_string(dir.join("metrics.json")).ok().and_then(|s| serde_json::from_str(&s).ok());
-    let status = record.status.clone().unwrap_or_else(|| "completed".into());
+    let metrics: Option<serde_json::Value> = std::fs::read_to_string(dir.join(super::METRICS_FILE)).ok().and_then(|s| serde_json::from_str(&s).ok());
+    let missing = super::missing_run_files(dir);
+    let status = match (&record.status, missing.is_empty()) {
+        (Some(s), _) => s.clone(),
+        (None, true) => "completed".into(),
+        (None, false) => format!("incomplete: no {} (killed while training or writing, or still running)", missing.join(", ")),
+    };
     let (seconds, waiting) = t.epochs.iter().fold((0.0, 0.0), |(s, w), e| (s + e.seconds, w + e.data_seconds));
     let mut rows: Vec<(String, String)> = vec![
         ("run folder".into(), dir.display().to_string()),

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use super::run_folder::{METRICS_FILE, STATUS_FILE};
 use super::{DataSource, Experiment, OnDivergence};
 use crate::data::stream::Transformed;
 use crate::data::{fixed_windows, TextCorpus, TextWindows, Tokenizer};
@@ -249,11 +250,10 @@ impl Experiment {
         mut callbacks: Vec<Box<dyn Callback + 'a>>,
         telemetry: Option<&mut Telemetry>,
     ) -> Result<Trained> {
-        let mut backup = None;
+        // Beside the run folders, so rerunning the same command finds it.
+        let backup = run_dir.and_then(|d| self.backup_under(d.parent().unwrap_or(Path::new(""))));
         for c in &self.callbacks {
             if let CallbackConfig::BackupAndRestore { .. } = c {
-                // Beside the run folders, so rerunning the same command finds it.
-                backup = run_dir.and_then(|d| c.backup(d.parent().unwrap_or(Path::new("")), self.name()));
                 continue;
             }
             let writes_files =
@@ -331,14 +331,12 @@ impl Experiment {
     /// (kept beside the run folders, so rerunning the same command finds it).
     fn stream_callbacks(&self, run_dir: &Path) -> Result<(Vec<Box<dyn Callback>>, Option<crate::train::BackupAndRestore>)> {
         let mut callbacks: Vec<Box<dyn Callback>> = Vec::new();
-        let mut backup = None;
         for c in &self.callbacks {
-            match c.backup(run_dir.parent().unwrap_or(Path::new("")), self.name()) {
-                Some(b) => backup = Some(b),
-                None => callbacks.push(c.build(run_dir)?),
+            if !matches!(c, CallbackConfig::BackupAndRestore { .. }) {
+                callbacks.push(c.build(run_dir)?);
             }
         }
-        Ok((callbacks, backup))
+        Ok((callbacks, self.backup_under(run_dir.parent().unwrap_or(Path::new("")))))
     }
 
     /// Trains on data streamed from `.npy` files (`stream = true`): preprocessing is
@@ -473,15 +471,21 @@ impl Experiment {
 
     fn run_in(&self, out_root: Option<&Path>) -> Result<RunSummary> {
         let root = out_root.map(Path::to_path_buf).unwrap_or_else(|| self.output.dir.clone());
+        let summary = self.train_and_write(&root)?;
+        self.finish_backup(&root)?;
+        Ok(summary)
+    }
+
+    fn train_and_write(&self, root: &Path) -> Result<RunSummary> {
         let mut telemetry = self.fit.telemetry();
         if let DataSource::Text { .. } = &self.data.source {
-            let dir = next_run_dir(&root, self.name())?;
+            let dir = self.open_run_dir(root)?;
             let t = self.train_text(&dir, telemetry.as_mut());
             let t = self.keep_failed_run(&dir, t, telemetry.as_ref())?;
             return self.write_run(dir, t.model, t.preprocessing, t.history, t.valid, t.warnings, t.train_seconds, t.train_samples, t.valid_samples, telemetry.as_ref());
         }
         if let DataSource::Npy { stream: true, .. } = &self.data.source {
-            let dir = next_run_dir(&root, self.name())?;
+            let dir = self.open_run_dir(root)?;
             let trained = self.train_streamed(&dir, telemetry.as_mut());
             let (model, prep, history, train_seconds, train_samples) = self.keep_failed_run(&dir, trained, telemetry.as_ref())?;
             return self.write_run(dir, model, prep, history, Logs::new(), Vec::new(), train_seconds, train_samples, 0, telemetry.as_ref());
@@ -489,7 +493,7 @@ impl Experiment {
         let (train, test) = self.load_splits()?;
         let class_warnings = self.check_classes(&train, test.as_ref())?;
         let test_samples = test.as_ref().map_or(0, Dataset::len);
-        let dir = next_run_dir(&root, self.name())?;
+        let dir = self.open_run_dir(root)?;
         let trained = self.train_on(train, test, false, Some(&dir), Vec::new(), telemetry.as_mut());
         let Trained { model, preprocessing: prep, history, valid: test_logs, mut warnings, train_seconds, train_samples } =
             self.keep_failed_run(&dir, trained, telemetry.as_ref())?;
@@ -513,7 +517,7 @@ impl Experiment {
         let json = serde_json::json!({ "status": status, "message": error.to_string() });
         write_atomic(dir.join("config.toml"), self.to_toml().as_bytes())?;
         self.save_telemetry(dir, t)?;
-        write_atomic(dir.join("status.json"), json.to_string().as_bytes())?;
+        write_atomic(dir.join(STATUS_FILE), json.to_string().as_bytes())?;
         let d = dir.display();
         Err(match error {
             Error::Diverged(m) => Error::Diverged(format!("{m}.\nNo model was saved; {d} keeps the run's telemetry: `descent doctor {d}` explains it")),
@@ -575,7 +579,7 @@ impl Experiment {
         final_metrics.insert("train_samples".into(), train_samples.into());
         final_metrics.insert("test_samples".into(), test_samples.into());
         let json = serde_json::to_string_pretty(&final_metrics).map_err(|e| Error::State(e.to_string()))?;
-        write_atomic(dir.join("metrics.json"), json.as_bytes())?;
+        write_atomic(dir.join(METRICS_FILE), json.as_bytes())?;
         Ok(RunSummary { dir, history, test: test_logs, train_seconds, steps, warnings })
     }
 }
@@ -592,19 +596,4 @@ impl Experiment {
         };
         line_chart(&format!("{}: loss", self.name()), &x_label, "loss (per token for text)", first, &series)
     }
-}
-
-/// Creates `root/<name>-NNN` with the next free number (atomically: `create_dir` fails
-/// if another run took the number first).
-pub fn next_run_dir(root: &Path, name: &str) -> Result<PathBuf> {
-    std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
-    for n in 1..100_000 {
-        let dir = root.join(format!("{name}-{n:03}"));
-        match std::fs::create_dir(&dir) {
-            Ok(()) => return Ok(dir),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(Error::io(&dir, e)),
-        }
-    }
-    Err(Error::State(format!("no free run folder under {}", root.display())))
 }

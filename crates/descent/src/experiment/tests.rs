@@ -128,6 +128,55 @@ fn runs_end_to_end_into_a_run_folder() {
 }
 
 #[test]
+fn an_incomplete_run_folder_says_what_it_lacks_and_a_backed_up_run_keeps_its_folder() {
+    let root = std::env::temp_dir().join(format!("descent-incomplete-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/digits.csv");
+    let text = with("path = \"../data/digits.csv\"", &format!("path = \"{data}\"")).replace("epochs = 10", "epochs = 2\nverbose = 0")
+        + "\n[[callbacks]]\ntype = \"backup_and_restore\"\n";
+    let exp = Experiment::from_toml(&text).unwrap();
+    let runs = root.join("runs");
+    let run = exp.run(Some(&runs)).unwrap();
+    assert!(missing_run_files(&run.dir).is_empty());
+    // Complete: the backup and the record of its folder are gone.
+    let name = exp.name();
+    assert!(!runs.join(format!("{name}-backup")).exists());
+    let complete = std::fs::read(run.dir.join("model.safetensors")).unwrap();
+
+    // A run killed after its weights but before model.json and metrics.json were written.
+    std::fs::remove_file(run.dir.join("model.json")).unwrap();
+    std::fs::remove_file(run.dir.join("metrics.json")).unwrap();
+    assert_eq!(missing_run_files(&run.dir), ["model.json", "metrics.json"]);
+    let e = crate::train::Model::load(&run.dir).map(|_| ()).unwrap_err().to_string();
+    assert!(e.contains("not a complete model folder: model.json is missing (it holds config.toml, history.csv, loss.svg, model.safetensors, optimizer.safetensors"), "{e}");
+    let html = super::report::run_report(&run.dir).unwrap();
+    assert!(html.contains("incomplete: no model.json, metrics.json"), "{}", &html[..html.len().min(3000)]);
+    std::fs::remove_file(run.dir.join("telemetry.json")).unwrap();
+    let e = super::doctor::RunRecord::load(&run.dir).map(|_| ()).unwrap_err().to_string();
+    assert!(e.contains("an incomplete run folder: no model.json, metrics.json (the run was killed"), "{e}");
+
+    // A backup that records its folder: the rerun writes that folder again (no second
+    // folder), and ends with the same model.
+    let backup_dir = runs.join(format!("{name}-backup"));
+    std::fs::create_dir_all(&backup_dir).unwrap();
+    std::fs::write(backup_dir.join("run_folder"), format!("{name}-001")).unwrap();
+    std::fs::write(run.dir.join(".model.safetensors.tmp-12345"), b"partial").unwrap();
+    let again = exp.run(Some(&runs)).unwrap();
+    assert_eq!(again.dir, run.dir);
+    assert!(missing_run_files(&run.dir).is_empty() && !run.dir.join(".model.safetensors.tmp-12345").exists());
+    assert_eq!(std::fs::read(run.dir.join("model.safetensors")).unwrap(), complete);
+    // A record from someone else naming another folder is not followed.
+    for hostile in ["../../elsewhere".to_string(), format!("{name}-001/../../x"), "other-001".into(), format!("{name}-1")] {
+        std::fs::create_dir_all(&backup_dir).unwrap();
+        std::fs::write(backup_dir.join("run_folder"), &hostile).unwrap();
+        let run = exp.run(Some(&runs)).unwrap();
+        assert!(run.dir.parent() == Some(runs.as_path()) && run.dir.file_name().unwrap().to_string_lossy().starts_with(&format!("{name}-0")), "{hostile}: {}", run.dir.display());
+    }
+    assert!(!root.join("elsewhere").exists());
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
 fn bad_labels_are_reported_with_the_file_before_training() {
     let root = std::env::temp_dir().join(format!("descent-exp-labels-{}", std::process::id()));
     std::fs::create_dir_all(&root).unwrap();

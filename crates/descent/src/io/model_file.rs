@@ -118,7 +118,7 @@ pub struct LoadedModel {
 pub fn load_model(dir: impl AsRef<Path>) -> Result<LoadedModel> {
     let dir = dir.as_ref();
     let config_path = dir.join(MODEL_CONFIG_FILE);
-    let text = std::fs::read_to_string(&config_path).map_err(|e| Error::io(&config_path, e))?;
+    let text = std::fs::read_to_string(&config_path).map_err(|e| missing_file(dir, &config_path, e))?;
     let saved: SavedModel =
         serde_json::from_str(&text).map_err(|e| Error::format(&config_path, format!("invalid model file: {e}")))?;
     if saved.format != FORMAT {
@@ -135,7 +135,7 @@ pub fn load_model(dir: impl AsRef<Path>) -> Result<LoadedModel> {
         return Err(Error::format(&config_path, "the model has no input_shape, so its weights cannot be placed"));
     }
     let weights_path = dir.join(MODEL_WEIGHTS_FILE);
-    let weights = std::fs::read(&weights_path).map_err(|e| Error::io(&weights_path, e))?;
+    let weights = std::fs::read(&weights_path).map_err(|e| missing_file(dir, &weights_path, e))?;
     verify(&saved, dir, MODEL_WEIGHTS_FILE, &weights)?;
     load_weights_from_bytes(&mut network, &weights, &weights_path)?;
     let state_path = dir.join(OPTIMIZER_STATE_FILE);
@@ -148,6 +148,34 @@ pub fn load_model(dir: impl AsRef<Path>) -> Result<LoadedModel> {
         false => None,
     };
     Ok(LoadedModel { network, saved, optimizer_state })
+}
+
+/// The error for a model file that could not be read. When it is missing from a folder
+/// that exists, the error says which of the model's files are missing and what the
+/// folder holds instead — a run interrupted or failed while being written looks like
+/// this — with the reason its `status.json` (written by a failed run) gives.
+fn missing_file(dir: &Path, path: &Path, e: std::io::Error) -> Error {
+    if e.kind() != std::io::ErrorKind::NotFound || !dir.is_dir() {
+        return Error::io(path, e);
+    }
+    let missing: Vec<&str> = [MODEL_CONFIG_FILE, MODEL_WEIGHTS_FILE].into_iter().filter(|f| !dir.join(f).exists()).collect();
+    let mut held: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| entries.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    held.sort();
+    let holds = match held.is_empty() {
+        true => "the folder is empty".to_string(),
+        false => format!("it holds {}", held.join(", ")),
+    };
+    let status = std::fs::read_to_string(dir.join("status.json"))
+        .ok()
+        .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+        .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_string));
+    let why = match status {
+        Some(m) => format!("its status.json says the run failed: {m}"),
+        None => "a run killed or failed while it was written leaves this: run it again".to_string(),
+    };
+    Error::format(dir, format!("not a complete model folder: {} missing ({holds}); {why}", missing.join(" and ") + if missing.len() > 1 { " are" } else { " is" }))
 }
 
 /// Optimizer state as safetensors: one tensor per buffer; step count, optimizer name

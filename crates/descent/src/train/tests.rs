@@ -149,6 +149,12 @@ fn a_saved_folder_detects_corrupt_weights_truncation_and_absurd_sizes() {
     std::fs::write(dir.join("model.json"), json.replacen("\"units\": 64", "\"units\": 1000000000000000", 1)).unwrap();
     let e = Model::load(&dir).map(|_| ()).unwrap_err().to_string();
     assert!(e.contains("model.json: `model.layers[0]`: layer 'dense' would hold") && e.contains("of memory"), "{e}");
+    // A folder whose weights never got written (a save killed midway) says which file
+    // is missing and what the folder holds, not a bare "No such file".
+    std::fs::write(dir.join("model.json"), &json).unwrap();
+    std::fs::remove_file(&weights).unwrap();
+    let e = Model::load(&dir).map(|_| ()).unwrap_err().to_string();
+    assert!(e.contains("not a complete model folder: model.safetensors is missing (it holds model.json, optimizer.safetensors)"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
