@@ -1,6 +1,7 @@
 //! Does training from a stream wait on I/O? The same model trained one epoch on the same
 //! data, in memory (`fit`) and streamed from memory-mapped `.npy` windows through the
-//! prefetch thread (`fit_stream`), alternating, 3 rounds. With the file in the page cache
+//! prefetch thread (`fit_stream`), alternating, 9 rounds; the ratio is the median of the
+//! rounds' own ratios, so a slow moment on a shared machine hits both sides of one pair. With the file in the page cache
 //! the two should run at the same speed; the gap is what streaming costs.
 //! Run: cargo run --release -p descent --example stream_vs_memory
 use std::time::Instant;
@@ -15,6 +16,7 @@ use descent::train::FitOptions;
 
 const ROWS: usize = 200_000;
 const FEATURES: usize = 128;
+const ROUNDS: usize = 9;
 
 fn model() -> Model {
     let mut m = Sequential::new(vec![
@@ -37,7 +39,7 @@ fn main() {
     let options = || FitOptions { epochs: 1, batch_size: 256, verbose: 0, ..Default::default() };
     println!("{ROWS} samples × {FEATURES} features ({} MB), batch 256, one epoch each:", (ROWS * FEATURES * 4) >> 20);
     let (mut mem, mut streamed) = (Vec::new(), Vec::new());
-    for _ in 0..3 {
+    for _ in 0..ROUNDS {
         let mut m = model();
         let t = Instant::now();
         m.fit(&x, &y, options()).unwrap();
@@ -48,10 +50,15 @@ fn main() {
         m.fit_stream(&mut source, options()).unwrap();
         streamed.push(ROWS as f64 / t.elapsed().as_secs_f64());
     }
-    mem.sort_by(f64::total_cmp);
-    streamed.sort_by(f64::total_cmp);
-    println!("in memory:            {:>10.0} samples/s (median of 3; range {:.0}–{:.0})", mem[1], mem[0], mem[2]);
-    println!("streamed (prefetch):  {:>10.0} samples/s (median of 3; range {:.0}–{:.0})", streamed[1], streamed[0], streamed[2]);
-    println!("streamed / in memory: {:.2}", streamed[1] / mem[1]);
+    let median = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        (v[v.len() / 2], v[0], v[v.len() - 1])
+    };
+    let ratios: Vec<f64> = streamed.iter().zip(&mem).map(|(s, m)| s / m).collect();
+    let ((m, m_lo, m_hi), (s, s_lo, s_hi), (r, r_lo, r_hi)) = (median(&mem), median(&streamed), median(&ratios));
+    println!("in memory:            {m:>10.0} samples/s (median of {ROUNDS}; range {m_lo:.0}–{m_hi:.0})");
+    println!("streamed (prefetch):  {s:>10.0} samples/s (median of {ROUNDS}; range {s_lo:.0}–{s_hi:.0})");
+    println!("streamed / in memory: {r:.2} (median of the {ROUNDS} rounds' ratios; range {r_lo:.2}–{r_hi:.2})");
     std::fs::remove_dir_all(&dir).unwrap();
 }
