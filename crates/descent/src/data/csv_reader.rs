@@ -207,7 +207,7 @@ fn read_csv_lines(path: &Path, options: &CsvOptions) -> Result<(Tensor, Option<T
 }
 
 /// Whether the file holds nothing but whitespace (read no further than that can be).
-fn is_blank(path: &Path) -> bool {
+pub(crate) fn is_blank(path: &Path) -> bool {
     use std::io::Read;
     let mut head = Vec::new();
     let read = std::fs::File::open(path).and_then(|f| f.take(4096).read_to_end(&mut head));

@@ -315,6 +315,9 @@ impl CsvStream {
         let path = path.as_ref().to_path_buf();
         let mut reader = csv::ReaderBuilder::new().has_headers(has_header).delimiter(delimiter).from_path(&path).map_err(|e| Error::format(&path, e.to_string()))?;
         let headers: Vec<String> = if has_header { reader.headers().map_err(|e| Error::format(&path, e.to_string()))?.iter().map(str::to_string).collect() } else { Vec::new() };
+        if crate::data::csv_reader::is_blank(&path) {
+            return Err(Error::format(&path, "the file is empty"));
+        }
         crate::data::csv_reader::check_header(&path, &headers)?;
         let mut rows = 0;
         let mut columns = headers.len();
@@ -324,6 +327,9 @@ impl CsvStream {
                 columns = record.len();
             }
             rows += 1;
+        }
+        if rows == 0 {
+            return Err(Error::format(&path, "no data rows (the first line is read as the header)"));
         }
         let label = match label {
             crate::data::LabelColumn::Index(i) => *i,
@@ -738,6 +744,12 @@ pub(crate) mod tests {
         s.begin_epoch(0).unwrap();
         let e = s.next_batch(8, &mut Vec::new(), &mut Vec::new()).unwrap_err().to_string();
         assert!(e.contains("line 3") && e.contains("`x`"), "{e}");
+        // An empty file, or a header alone, says so (as the in-memory reader does).
+        for (text, says) in [("", "empty.csv: the file is empty"), ("  \n\n", "empty.csv: the file is empty"), ("a,label\n", "empty.csv: no data rows (the first line is read as the header)")] {
+            std::fs::write(dir.join("empty.csv"), text).unwrap();
+            let e = CsvStream::open(dir.join("empty.csv"), &label, true, b',', 4, 1, Shard::default()).map(|_| ()).unwrap_err().to_string();
+            assert!(e.contains(says), "{text:?}: {e}");
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
