@@ -1,0 +1,17 @@
+"""descent from Python: the Keras program you already write, on descent's engine.
+
+    from descent import keras
+
+gives ``keras.Sequential``, ``keras.Model``, ``keras.Input``, ``keras.layers``,
+``keras.optimizers`` (and ``.schedules``), ``keras.losses``, ``keras.metrics``,
+``keras.callbacks``, ``keras.regularizers`` and ``keras.models.load_model``, with
+Keras's names, arguments and defaults. Models train in Rust (``descent._native``) with
+the GIL released; errors descent reports are raised as :class:`DescentError`, a
+``ValueError`` carrying descent's message.
+"""
+
+from ._native import DescentError
+from . import keras
+
+__all__ = ["DescentError", "keras"]
+__version__ = "0.1.0"

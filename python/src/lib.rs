@@ -1,0 +1,369 @@
+//! `descent._native`: descent's models for Python. One class, `NativeModel`, holds a
+//! descent `Model` built from the same JSON a saved `model.json` holds (the Keras layer
+//! classes of `descent.keras` write it), and runs compile / fit / evaluate / predict /
+//! save on descent's engine. Arrays come in as NumPy float32 (one copy into descent's
+//! aligned storage) and go out as NumPy arrays; training runs with the GIL released,
+//! re-taking it only to call Python callbacks and to check for Ctrl-C between steps.
+//! Every descent error is raised as `descent.DescentError` (a `ValueError`) with
+//! descent's own message.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use descent::data::Preprocessing;
+use descent::experiment::CompileSection;
+use descent::nn::{InputConfig, ModelConfig, ModelKind};
+use descent::tensor::Tensor;
+use descent::train::{Callback, CallbackConfig, FitOptions, Logs, Model, TrainContext};
+use numpy::{PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArrayMethods};
+use pyo3::create_exception;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+
+create_exception!(_native, DescentError, PyValueError, "An error descent reports: bad input, a bad configuration, a diverged run.");
+
+fn raise(e: descent::Error) -> PyErr {
+    DescentError::new_err(e.to_string())
+}
+
+fn bad(message: impl Into<String>) -> PyErr {
+    DescentError::new_err(message.into())
+}
+
+/// A C-contiguous float32 array as a descent tensor (one copy). A 1-D array of targets
+/// becomes a column, `[n, 1]`, as Keras reads a vector of labels.
+fn tensor(a: &PyReadonlyArrayDyn<f32>, what: &str, column: bool) -> PyResult<Tensor> {
+    let mut dims = a.shape().to_vec();
+    if column && dims.len() == 1 {
+        dims.push(1);
+    }
+    let data = match a.as_slice() {
+        Ok(s) => s.to_vec(),
+        Err(_) => a.as_array().iter().copied().collect(),
+    };
+    Tensor::new(data, &dims).map_err(|e| bad(format!("{what}: {e}")))
+}
+
+fn logs_dict<'py>(py: Python<'py>, logs: &Logs) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    for (k, v) in logs.iter() {
+        d.set_item(k, v)?;
+    }
+    Ok(d)
+}
+
+/// Python callbacks (Keras's `Callback` methods) and Ctrl-C, inside a fit that runs
+/// without the GIL: each hook takes the GIL, calls every callback, and stops training
+/// when one raises, when the model's `stop_training` is set, or on a pending signal.
+/// The first Python error is kept and raised when `fit` returns.
+struct PythonHooks {
+    callbacks: Vec<Py<PyAny>>,
+    /// The Python model (`callback.model`), whose `stop_training` a callback may set.
+    model: Py<PyAny>,
+    error: Option<PyErr>,
+}
+
+impl PythonHooks {
+    fn call(&mut self, ctx: &mut TrainContext, method: &str, args: impl Fn(Python<'_>) -> PyResult<Vec<Py<PyAny>>>) {
+        if self.error.is_some() {
+            ctx.stop_training = true;
+            return;
+        }
+        let result: PyResult<bool> = Python::attach(|py| {
+            py.check_signals()?;
+            if !self.callbacks.is_empty() {
+                let args = args(py)?;
+                for cb in &self.callbacks {
+                    let f = cb.bind(py).getattr(method)?;
+                    f.call1(pyo3::types::PyTuple::new(py, args.iter().map(|a| a.bind(py)))?)?;
+                }
+            }
+            let stop = self.model.bind(py).getattr("stop_training").ok().map(|s| s.is_truthy()).transpose()?.unwrap_or(false);
+            Ok(stop)
+        });
+        match result {
+            Ok(stop) => ctx.stop_training |= stop,
+            Err(e) => {
+                self.error = Some(e);
+                ctx.stop_training = true;
+            }
+        }
+    }
+}
+
+impl Callback for PythonHooks {
+    fn on_train_begin(&mut self, ctx: &mut TrainContext) {
+        self.call(ctx, "on_train_begin", |py| Ok(vec![PyDict::new(py).into_any().unbind()]));
+    }
+    fn on_epoch_begin(&mut self, epoch: usize, ctx: &mut TrainContext) {
+        self.call(ctx, "on_epoch_begin", |py| Ok(vec![epoch.into_pyobject(py)?.into_any().unbind(), PyDict::new(py).into_any().unbind()]));
+    }
+    fn on_batch_end(&mut self, batch: usize, logs: &Logs, ctx: &mut TrainContext) {
+        self.call(ctx, "on_train_batch_end", |py| Ok(vec![batch.into_pyobject(py)?.into_any().unbind(), logs_dict(py, logs)?.into_any().unbind()]));
+    }
+    fn on_epoch_end(&mut self, epoch: usize, logs: &Logs, ctx: &mut TrainContext) {
+        self.call(ctx, "on_epoch_end", |py| Ok(vec![epoch.into_pyobject(py)?.into_any().unbind(), logs_dict(py, logs)?.into_any().unbind()]));
+    }
+    fn on_train_end(&mut self, logs: &Logs, ctx: &mut TrainContext) {
+        self.call(ctx, "on_train_end", |py| Ok(vec![logs_dict(py, logs)?.into_any().unbind()]));
+    }
+}
+
+/// A descent model for Python: built from its JSON config when its input shape is known
+/// (from the config, or from the first data it sees, as Keras builds on first call).
+#[pyclass(module = "descent._native", unsendable)]
+struct NativeModel {
+    config: ModelConfig,
+    seed: u64,
+    compile: Option<CompileSection>,
+    model: Option<Model>,
+}
+
+impl NativeModel {
+    /// The model, built for samples of shape `sample` if it is not yet. Returns compile
+    /// warnings when building also compiled it.
+    fn built(&mut self, sample: Option<&[usize]>) -> PyResult<(&mut Model, Vec<String>)> {
+        let mut warnings = Vec::new();
+        if self.model.is_none() {
+            let mut model = Model::from_config(self.config.clone()).map_err(raise)?;
+            if !model.is_built() {
+                let Some(sample) = sample else {
+                    return Err(bad("the model has no input shape yet: give the first layer `input_shape=`, start from `keras.Input(shape=...)`, or fit it on data first"));
+                };
+                let shape = model.input_shape_for(0, sample);
+                match model.kind() {
+                    ModelKind::Sequential => model.build(&shape).map_err(raise)?,
+                    ModelKind::Functional => {
+                        let mut shapes: Vec<Vec<usize>> = self.config.inputs.iter().map(|i| i.shape.clone().unwrap_or_default()).collect();
+                        if shapes.is_empty() {
+                            shapes.push(Vec::new());
+                        }
+                        if shapes[0].is_empty() {
+                            shapes[0] = shape;
+                        }
+                        model.build_inputs(&shapes).map_err(raise)?
+                    }
+                }
+            }
+            let mut model = model.with_seed(self.seed).map_err(raise)?;
+            if let Some(c) = &self.compile {
+                warnings = compile_model(&mut model, c)?;
+            }
+            self.model = Some(model);
+        }
+        Ok((self.model.as_mut().expect("built above"), warnings))
+    }
+}
+
+fn compile_model(model: &mut Model, c: &CompileSection) -> PyResult<Vec<String>> {
+    let metrics: Vec<&str> = c.metrics.iter().map(String::as_str).collect();
+    model.compile(c.optimizer.build().map_err(raise)?, c.loss, &metrics).map_err(raise)
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> PyResult<T> {
+    serde_json::from_str(text).map_err(|e| bad(format!("{what}: {e}")))
+}
+
+#[pymethods]
+impl NativeModel {
+    /// A model from its config (the `model` table of a `model.json`, as JSON text).
+    #[new]
+    #[pyo3(signature = (config_json, seed=None))]
+    fn new(config_json: &str, seed: Option<u64>) -> PyResult<Self> {
+        let seed = seed.unwrap_or(descent::nn::DEFAULT_SEED);
+        let mut config: ModelConfig = from_json(config_json, "model config")?;
+        if !config.is_functional() && config.input_shape.is_none() {
+            config.input_shape = config.layers.first_mut().and_then(|l| l.input_shape_mut().take());
+        }
+        if config.is_functional() && config.inputs.is_empty() {
+            config.inputs.push(InputConfig { name: "input_layer".into(), shape: None });
+        }
+        let mut m = NativeModel { config, seed, compile: None, model: None };
+        // Built now when the config gives the input shape (so `summary` works at once).
+        let knows_shape = m.config.input_shape.is_some() || (!m.config.inputs.is_empty() && m.config.inputs.iter().all(|i| i.shape.is_some()));
+        if knows_shape {
+            m.built(None)?;
+        }
+        Ok(m)
+    }
+
+    /// Compiles with the `[compile]` table of an experiment (optimizer, loss, metrics) as
+    /// JSON; returns descent's warnings (e.g. softmax output with `from_logits = true`).
+    fn compile(&mut self, compile_json: &str) -> PyResult<Vec<String>> {
+        let c: CompileSection = from_json(compile_json, "compile")?;
+        self.compile = Some(c.clone());
+        match self.model.as_mut() {
+            Some(model) => compile_model(model, &c),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    fn is_built(&self) -> bool {
+        self.model.is_some()
+    }
+
+    /// Builds the model for samples of `shape` (when not yet built); returns compile
+    /// warnings, if building compiled it.
+    fn build(&mut self, shape: Vec<usize>) -> PyResult<Vec<String>> {
+        Ok(self.built(Some(&shape))?.1)
+    }
+
+    /// Keras's `fit`. `callbacks_json`: descent's own callbacks (a JSON list of
+    /// `[[callbacks]]` tables); `python_callbacks`: objects with Keras's `Callback`
+    /// methods; `owner`: the Python model (`stop_training`). Returns the history (name →
+    /// values per epoch) and the warnings of building.
+    #[pyo3(signature = (x, y, epochs, batch_size, validation_split, validation_data, shuffle, verbose, callbacks_json, python_callbacks, owner, class_weight=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn fit<'py>(
+        &mut self,
+        py: Python<'py>,
+        x: PyReadonlyArrayDyn<'py, f32>,
+        y: PyReadonlyArrayDyn<'py, f32>,
+        epochs: usize,
+        batch_size: usize,
+        validation_split: f32,
+        validation_data: Option<(PyReadonlyArrayDyn<'py, f32>, PyReadonlyArrayDyn<'py, f32>)>,
+        shuffle: bool,
+        verbose: u8,
+        callbacks_json: &str,
+        python_callbacks: Vec<Py<PyAny>>,
+        owner: Py<PyAny>,
+        class_weight: Option<BTreeMap<usize, f32>>,
+    ) -> PyResult<(Bound<'py, PyDict>, Vec<String>)> {
+        let (x, y) = (tensor(&x, "x", false)?, tensor(&y, "y", true)?);
+        let validation = match validation_data {
+            Some((vx, vy)) => Some((tensor(&vx, "validation x", false)?, tensor(&vy, "validation y", true)?)),
+            None => None,
+        };
+        let configs: Vec<CallbackConfig> = from_json(callbacks_json, "callbacks")?;
+        let (model, warnings) = self.built(Some(&x.dims()[1..]))?;
+        if model.optimizer().is_none() {
+            return Err(bad("the model is not compiled: call `model.compile(optimizer=..., loss=...)` before `fit`"));
+        }
+        let mut hooks = PythonHooks { callbacks: python_callbacks, model: owner, error: None };
+        // `BackupAndRestore` is the fit's own backup, not a callback (relative to the
+        // working directory, as Keras's `backup_dir`).
+        let backup = configs.iter().find_map(|c| c.backup(Path::new("."), "model"));
+        let result = py.detach(|| {
+            let mut callbacks: Vec<Box<dyn Callback + '_>> = Vec::new();
+            for c in configs.iter().filter(|c| !matches!(c, CallbackConfig::BackupAndRestore { .. })) {
+                callbacks.push(c.build(Path::new("."))?);
+            }
+            callbacks.push(Box::new(&mut hooks));
+            model.fit(
+                &x,
+                &y,
+                FitOptions {
+                    epochs,
+                    batch_size,
+                    validation_split,
+                    validation_data: validation.as_ref().map(|(a, b)| (a, b)),
+                    shuffle,
+                    verbose,
+                    callbacks,
+                    backup,
+                    class_weight,
+                    ..Default::default()
+                },
+            )
+        });
+        if let Some(e) = hooks.error.take() {
+            return Err(e);
+        }
+        let history = result.map_err(raise)?;
+        let out = PyDict::new(py);
+        for (name, values) in &history.metrics {
+            out.set_item(name, PyList::new(py, values)?)?;
+        }
+        Ok((out, warnings))
+    }
+
+    /// Keras's `evaluate`: loss and metrics over `(x, y)` as a dict.
+    fn evaluate<'py>(&mut self, py: Python<'py>, x: PyReadonlyArrayDyn<'py, f32>, y: PyReadonlyArrayDyn<'py, f32>, batch_size: usize) -> PyResult<Bound<'py, PyDict>> {
+        let (x, y) = (tensor(&x, "x", false)?, tensor(&y, "y", true)?);
+        let (model, _) = self.built(Some(&x.dims()[1..]))?;
+        if model.optimizer().is_none() {
+            return Err(bad("the model is not compiled: call `model.compile(optimizer=..., loss=...)` before `evaluate`"));
+        }
+        let logs = py.detach(|| model.evaluate(&x, &y, batch_size)).map_err(raise)?;
+        logs_dict(py, &logs)
+    }
+
+    /// Keras's `predict`: the model's outputs for `x`.
+    fn predict<'py>(&mut self, py: Python<'py>, x: PyReadonlyArrayDyn<'py, f32>, batch_size: usize) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
+        let x = tensor(&x, "x", false)?;
+        let (model, _) = self.built(Some(&x.dims()[1..]))?;
+        let out = py.detach(|| model.predict(&x, batch_size)).map_err(raise)?;
+        let dims = out.dims().to_vec();
+        numpy::PyArray1::from_vec(py, out.into_data()).reshape(dims)
+    }
+
+    fn summary(&mut self) -> PyResult<String> {
+        Ok(self.built(None)?.0.summary())
+    }
+
+    /// The config as JSON (what `model.json` holds under `model`).
+    fn config_json(&mut self) -> PyResult<String> {
+        let config = match &self.model {
+            Some(m) => m.config().map_err(raise)?,
+            None => self.config.clone(),
+        };
+        serde_json::to_string(&config).map_err(|e| bad(e.to_string()))
+    }
+
+    /// The weights in descent's order, with their names (`<layer>.kernel`, …).
+    fn get_weights<'py>(&mut self, py: Python<'py>) -> PyResult<Vec<(String, Bound<'py, PyArrayDyn<f32>>)>> {
+        let (model, _) = self.built(None)?;
+        let params = model.params();
+        let ids: Vec<_> = params.ids().collect();
+        ids.into_iter()
+            .map(|id| {
+                let e = params.entry(id);
+                let a = numpy::PyArray1::from_slice(py, &params.value(id)).reshape(e.shape.dims().to_vec())?;
+                Ok((e.name.clone(), a))
+            })
+            .collect()
+    }
+
+    /// Sets every weight, in `get_weights`'s order; shapes must match.
+    fn set_weights(&mut self, weights: Vec<PyReadonlyArrayDyn<'_, f32>>) -> PyResult<()> {
+        let (model, _) = self.built(None)?;
+        let params = model.params_mut();
+        let ids: Vec<_> = params.ids().collect();
+        if ids.len() != weights.len() {
+            return Err(bad(format!("set_weights: the model has {} weight arrays, {} were given", ids.len(), weights.len())));
+        }
+        for (id, w) in ids.into_iter().zip(&weights) {
+            let e = params.entry(id);
+            if e.shape.dims() != w.shape() {
+                return Err(bad(format!("set_weights: `{}` has shape {:?}, the array {:?}", e.name, e.shape.dims(), w.shape())));
+            }
+            let values: Vec<f32> = w.as_array().iter().copied().collect();
+            params.value_mut(id).copy_from_slice(&values);
+        }
+        Ok(())
+    }
+
+    /// Writes the model folder (`model.json`, `model.safetensors`, optimizer state), the
+    /// same as a run folder's model: the CLI's `evaluate`/`predict` open it.
+    fn save(&mut self, dir: &str) -> PyResult<()> {
+        let (model, _) = self.built(None)?;
+        model.save(dir, &Preprocessing::default()).map_err(raise)
+    }
+
+    /// Opens a model folder written by `save` or by `descent fit` (a run folder).
+    #[staticmethod]
+    fn load(dir: &str) -> PyResult<NativeModel> {
+        let (model, saved) = Model::load(dir).map_err(raise)?;
+        let compile = saved.compile.as_ref().map(|c| CompileSection { optimizer: c.optimizer.clone(), loss: c.loss, metrics: c.metrics.clone() });
+        Ok(NativeModel { config: saved.model.clone(), seed: saved.seed, compile, model: Some(model) })
+    }
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<NativeModel>()?;
+    m.add("DescentError", m.py().get_type::<DescentError>())?;
+    Ok(())
+}

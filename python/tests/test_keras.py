@@ -1,0 +1,201 @@
+"""descent's Keras surface from Python, against descent's own results and behaviour."""
+
+import _thread
+import json
+import subprocess
+import threading
+import time
+
+import numpy as np
+import pytest
+from safetensors_reader import read_safetensors
+
+import descent
+from descent import keras
+
+
+def classic(seed=3):
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential([keras.layers.Dense(64, activation="relu", input_shape=(64,), name="hidden"), keras.layers.Dense(10, name="out")])
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=0.001), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    return model
+
+
+def test_the_seed_program_runs_as_written_and_warns_like_keras():
+    rng = np.random.default_rng(0)
+    x_train = rng.normal(size=(1000, 100)).astype("float32")
+    y_train = x_train[:, :10].argmax(axis=1)
+    model = keras.Sequential([
+        keras.layers.Dense(64, activation='relu', input_shape=(100,)),
+        keras.layers.Dense(10, activation='softmax')
+    ])
+    optimizer = keras.optimizers.Adam(learning_rate=0.001)
+    loss_function = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    with pytest.warns(UserWarning, match="from_logits"):
+        model.compile(optimizer=optimizer, loss=loss_function, metrics=['accuracy'])
+    history = model.fit(x_train, y_train, epochs=10, verbose=0)
+    assert list(history.history) == ["loss", "accuracy"] and history.epoch == list(range(10))
+    loss, acc = history.history["loss"], history.history["accuracy"]
+    assert len(loss) == 10 and loss[-1] < loss[0] - 0.3, loss
+    # argmax of 10 Gaussian features: learnable, but not in 10 epochs of a softmax fed as logits.
+    assert acc[-1] > 0.6, acc
+
+
+def test_same_seed_gives_the_weights_descent_fit_gives(digits, descent_cli, workdir):
+    x, y = digits
+    model = classic(seed=3)
+    model.fit(x, y, epochs=3, batch_size=32, verbose=0)
+    np.save("x.npy", x)
+    np.save("y.npy", y.astype(np.float32))
+    (workdir / "e.toml").write_text(
+        """
+name = "same"
+seed = 3
+[data]
+format = "npy"
+x = "x.npy"
+y = "y.npy"
+test_split = 0.0
+[model]
+layers = [{ type = "dense", units = 64, activation = "relu", name = "hidden" }, { type = "dense", units = 10, name = "out" }]
+[compile]
+optimizer = { name = "adam", learning_rate = 0.001 }
+loss = { name = "sparse_categorical_crossentropy", from_logits = true }
+metrics = ["accuracy"]
+[fit]
+epochs = 3
+batch_size = 32
+verbose = 0
+"""
+    )
+    out = subprocess.run([descent_cli, "fit", "e.toml"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    rust = read_safetensors(workdir / "runs" / "same-001" / "model.safetensors")
+    python = model._model().get_weights()
+    assert sorted(n for n, _ in python) == sorted(rust) == ["hidden.bias", "hidden.kernel", "out.bias", "out.kernel"]
+    for name, w in python:
+        np.testing.assert_array_equal(w, rust[name], err_msg=name)
+
+
+def test_a_functional_model_with_a_shared_layer_trains_on_digits(digits):
+    x, y = digits
+    order = np.random.default_rng(0).permutation(len(x))
+    x, y = x[order], y[order]
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input(shape=(64,), name="pixels")
+    hidden = keras.layers.Dense(32, activation="relu", name="hidden")(inputs)
+    block = keras.layers.Dense(32, activation="relu", name="block")
+    twice = block(block(hidden))  # one set of weights, called twice
+    skip = keras.layers.Add(name="skip")([hidden, twice])
+    outputs = keras.layers.Dense(10, name="out")(skip)
+    model = keras.Model(inputs=inputs, outputs=outputs)
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    lines = []
+    model.summary(print_fn=lines.append)
+    assert "skip (Add)" in lines[0] and "block" in lines[0]
+    history = model.fit(x[:1400], y[:1400], epochs=20, validation_data=(x[1400:], y[1400:]), verbose=0)
+    assert "val_accuracy" in history.history
+    loss, acc = model.evaluate(x[1400:], y[1400:], verbose=0)
+    assert acc > 0.9, acc
+    # 64·32+32 (hidden) + 32·32+32 (block, once) + 32·10+10 (out)
+    assert model.count_params() == 2080 + 1056 + 330
+
+
+def test_python_callbacks_see_every_epoch_and_can_stop_training(digits):
+    x, y = digits
+    seen = []
+
+    class Recorder(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            seen.append("begin")
+
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append((epoch, round(logs["loss"], 6)))
+
+        def on_train_end(self, logs=None):
+            seen.append("end")
+
+    def stop_after_two(epoch, logs):
+        if epoch == 1:
+            model.stop_training = True
+
+    batches = []
+    model = classic()
+    history = model.fit(x, y, epochs=10, verbose=0, callbacks=[Recorder(), keras.callbacks.LambdaCallback(on_epoch_end=stop_after_two, on_train_batch_end=lambda b, logs: batches.append(b))])
+    assert seen[0] == "begin" and seen[-1] == "end" and [e for e, _ in seen[1:-1]] == [0, 1]
+    assert [l for _, l in seen[1:-1]] == [round(v, 6) for v in history.history["loss"]]
+    assert len(history.epoch) == 2 and len(batches) == 2 * 57  # 1797 samples, batch 32
+
+    # An exception in a callback stops training and reaches the caller as itself.
+    class Boom(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            raise ZeroDivisionError("from the callback")
+
+    with pytest.raises(ZeroDivisionError, match="from the callback"):
+        classic().fit(x, y, epochs=5, verbose=0, callbacks=[Boom()])
+
+
+def test_descent_callbacks_take_keras_arguments(digits, workdir):
+    x, y = digits
+    model = classic()
+    history = model.fit(
+        x, y, epochs=50, verbose=0, validation_split=0.2,
+        callbacks=[keras.callbacks.EarlyStopping(monitor="val_loss", patience=1, restore_best_weights=True), keras.callbacks.CSVLogger("log.csv")],
+    )
+    assert len(history.epoch) < 50, "early stopping stopped the run"
+    rows = (workdir / "log.csv").read_text().strip().splitlines()
+    assert rows[0].startswith("epoch") and len(rows) == len(history.epoch) + 1
+
+
+def test_ctrl_c_stops_training_between_steps_and_leaves_the_model_usable(digits):
+    x, y = digits
+    model = classic()
+    timer = threading.Timer(0.5, _thread.interrupt_main)
+    started = time.monotonic()
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(x, y, epochs=100_000, verbose=0)
+    assert time.monotonic() - started < 5
+    assert model.predict(x[:3], verbose=0).shape == (3, 10)
+
+
+def test_errors_are_python_exceptions_with_descent_messages(digits):
+    x, y = digits
+    bad = y.copy()
+    bad[7] = 12
+    with pytest.raises(descent.DescentError, match="label 12"):
+        classic().fit(x, bad, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="units must be at least 1"):
+        m = keras.Sequential([keras.layers.Dense(0, input_shape=(64,))])
+        m.compile(optimizer="adam", loss="mse")
+    with pytest.raises(descent.DescentError, match="unknown optimizer|adamm"):
+        keras.Sequential([keras.layers.Dense(3, input_shape=(4,))]).compile(optimizer="adamm", loss="mse")
+    with pytest.raises(RuntimeError, match="compile"):
+        keras.Sequential([keras.layers.Dense(3, input_shape=(4,))]).fit(np.zeros((4, 4)), np.zeros(4))
+    with pytest.raises(ValueError, match="not a finite number"):
+        keras.optimizers.Adam(learning_rate=float("nan"))
+    with pytest.raises(descent.DescentError):
+        classic().fit(x, y[:100], epochs=1, verbose=0)
+    with pytest.raises(TypeError, match="at most 1 positional"):
+        keras.layers.Dense(3, "relu")
+
+
+def test_a_saved_model_opens_in_python_and_in_the_cli_and_back(digits, descent_cli, workdir):
+    x, y = digits
+    model = classic()
+    model.fit(x, y, epochs=2, verbose=0)
+    model.save("saved")
+    back = keras.models.load_model("saved")
+    np.testing.assert_array_equal(back.predict(x[:50]), model.predict(x[:50]))
+    # The CLI predicts from the folder Python wrote.
+    np.savetxt("in.csv", x[:5], delimiter=",", header=",".join(f"pixel_{i}" for i in range(64)), comments="")
+    out = subprocess.run([descent_cli, "predict", "saved", "--input", "in.csv", "--output", "p.csv"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    classes = [int(r.split(",")[0]) for r in (workdir / "p.csv").read_text().splitlines()[1:]]
+    assert classes == list(model.predict(x[:5]).argmax(axis=1))
+    # And a run folder from `descent fit` opens in Python: evaluate continues from it.
+    loaded = keras.models.load_model("saved")
+    logs = loaded.evaluate(x, y, verbose=0, return_dict=True)
+    assert set(logs) == {"loss", "accuracy"} and logs["accuracy"] > 0.8
+    meta = json.loads((workdir / "saved" / "model.json").read_text())
+    assert meta["format"] == "descent.model"
