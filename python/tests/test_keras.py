@@ -199,3 +199,39 @@ def test_a_saved_model_opens_in_python_and_in_the_cli_and_back(digits, descent_c
     assert set(logs) == {"loss", "accuracy"} and logs["accuracy"] > 0.8
     meta = json.loads((workdir / "saved" / "model.json").read_text())
     assert meta["format"] == "descent.model"
+
+
+def test_every_layer_family_builds_and_trains_with_keras_arguments():
+    L = keras.layers
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(64, 8, 8, 1)).astype("float32"), np.arange(64) % 10
+    convnet = keras.Sequential([
+        keras.Input(shape=(8, 8, 1)), L.Conv2D(8, 3, padding="same", activation="relu"), L.BatchNormalization(),
+        L.DepthwiseConv2D((3, 3)), L.MaxPooling2D(2), L.SpatialDropout2D(0.1), L.ZeroPadding2D(1),
+        L.AveragePooling2D(pool_size=(2, 2)), L.Flatten(), L.Dropout(0.5), L.Dense(10),
+    ])
+    convnet.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    convnet.fit(x, y, epochs=1, verbose=0)
+    augmented = keras.Sequential([
+        L.RandomFlip("horizontal", input_shape=(8, 8, 1)), L.RandomTranslation(0.1, 0.1),
+        L.Conv2D(4, (3, 3), strides=(2, 2), kernel_regularizer=keras.regularizers.l2(1e-4)), L.GlobalAveragePooling2D(), L.Dense(10),
+    ])
+    augmented.compile(optimizer=keras.optimizers.AdamW(learning_rate=keras.optimizers.schedules.CosineDecay(1e-3, 100)), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    augmented.fit(x, y, epochs=1, verbose=0)
+    tokens = rng.integers(0, 50, size=(32, 12)).astype("float32")
+    inp = keras.Input(shape=(12,))
+    e = L.Embedding(50, 16)(inp)
+    a = L.MultiHeadAttention(num_heads=2, key_dim=8)(e, e)
+    h = L.LayerNormalization()(L.Add()([e, a]))
+    conv = L.Conv1D(8, 3, padding="causal")
+    out = L.Dense(50)(L.GlobalMaxPooling1D()(conv(h)))
+    text = keras.Model(inp, out)
+    text.compile(optimizer="lion", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    text.fit(tokens, tokens[:, 0], epochs=1, verbose=0)
+    lines = []
+    text.summary(print_fn=lines.append)
+    assert f"{conv.name} (Conv1D)" in lines[0] and conv.name.startswith("conv1d"), lines[0]
+    small = keras.Sequential([L.Dense(8, input_dim=4, activation="tanh"), L.GaussianNoise(0.1), L.Activation("gelu"), L.Reshape((2, 4)), L.Flatten(), L.Dense(1)])
+    small.compile(optimizer=keras.optimizers.RMSprop(), loss="mse", metrics=["mae"])
+    history = small.fit(np.ones((16, 4)), np.ones(16), epochs=2, verbose=0)
+    assert list(history.history) == ["loss", "mae"]

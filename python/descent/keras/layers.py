@@ -20,7 +20,7 @@ def _unique_name(base):
 def _snake(name):
     out = []
     for i, ch in enumerate(name):
-        if ch.isupper() and i > 0 and not name[i - 1].isupper():
+        if ch.isupper() and i > 0 and name[i - 1].islower():
             out.append("_")
         out.append(ch.lower())
     return "".join(out)
