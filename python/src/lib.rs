@@ -59,22 +59,26 @@ fn logs_dict<'py>(py: Python<'py>, logs: &Logs) -> PyResult<Bound<'py, PyDict>> 
 /// The first Python error is kept and raised when `fit` returns.
 struct PythonHooks {
     callbacks: Vec<Py<PyAny>>,
+    /// Those that override `on_train_batch_end` (the others are not called per batch:
+    /// a Python call per step would cost W1 several percent).
+    batch_callbacks: Vec<Py<PyAny>>,
     /// The Python model (`callback.model`), whose `stop_training` a callback may set.
     model: Py<PyAny>,
     error: Option<PyErr>,
 }
 
 impl PythonHooks {
-    fn call(&mut self, ctx: &mut TrainContext, method: &str, args: impl Fn(Python<'_>) -> PyResult<Vec<Py<PyAny>>>) {
+    fn call(&mut self, ctx: &mut TrainContext, method: &str, per_batch: bool, args: impl Fn(Python<'_>) -> PyResult<Vec<Py<PyAny>>>) {
         if self.error.is_some() {
             ctx.stop_training = true;
             return;
         }
         let result: PyResult<bool> = Python::attach(|py| {
             py.check_signals()?;
-            if !self.callbacks.is_empty() {
+            let callbacks = if per_batch { &self.batch_callbacks } else { &self.callbacks };
+            if !callbacks.is_empty() {
                 let args = args(py)?;
-                for cb in &self.callbacks {
+                for cb in callbacks {
                     let f = cb.bind(py).getattr(method)?;
                     f.call1(pyo3::types::PyTuple::new(py, args.iter().map(|a| a.bind(py)))?)?;
                 }
@@ -94,19 +98,19 @@ impl PythonHooks {
 
 impl Callback for PythonHooks {
     fn on_train_begin(&mut self, ctx: &mut TrainContext) {
-        self.call(ctx, "on_train_begin", |py| Ok(vec![PyDict::new(py).into_any().unbind()]));
+        self.call(ctx, "on_train_begin", false, |py| Ok(vec![PyDict::new(py).into_any().unbind()]));
     }
     fn on_epoch_begin(&mut self, epoch: usize, ctx: &mut TrainContext) {
-        self.call(ctx, "on_epoch_begin", |py| Ok(vec![epoch.into_pyobject(py)?.into_any().unbind(), PyDict::new(py).into_any().unbind()]));
+        self.call(ctx, "on_epoch_begin", false, |py| Ok(vec![epoch.into_pyobject(py)?.into_any().unbind(), PyDict::new(py).into_any().unbind()]));
     }
     fn on_batch_end(&mut self, batch: usize, logs: &Logs, ctx: &mut TrainContext) {
-        self.call(ctx, "on_train_batch_end", |py| Ok(vec![batch.into_pyobject(py)?.into_any().unbind(), logs_dict(py, logs)?.into_any().unbind()]));
+        self.call(ctx, "on_train_batch_end", true, |py| Ok(vec![batch.into_pyobject(py)?.into_any().unbind(), logs_dict(py, logs)?.into_any().unbind()]));
     }
     fn on_epoch_end(&mut self, epoch: usize, logs: &Logs, ctx: &mut TrainContext) {
-        self.call(ctx, "on_epoch_end", |py| Ok(vec![epoch.into_pyobject(py)?.into_any().unbind(), logs_dict(py, logs)?.into_any().unbind()]));
+        self.call(ctx, "on_epoch_end", false, |py| Ok(vec![epoch.into_pyobject(py)?.into_any().unbind(), logs_dict(py, logs)?.into_any().unbind()]));
     }
     fn on_train_end(&mut self, logs: &Logs, ctx: &mut TrainContext) {
-        self.call(ctx, "on_train_end", |py| Ok(vec![logs_dict(py, logs)?.into_any().unbind()]));
+        self.call(ctx, "on_train_end", false, |py| Ok(vec![logs_dict(py, logs)?.into_any().unbind()]));
     }
 }
 
@@ -211,9 +215,9 @@ impl NativeModel {
 
     /// Keras's `fit`. `callbacks_json`: descent's own callbacks (a JSON list of
     /// `[[callbacks]]` tables); `python_callbacks`: objects with Keras's `Callback`
-    /// methods; `owner`: the Python model (`stop_training`). Returns the history (name →
+    /// methods, `batch_callbacks` those of them to call after every batch; `owner`: the Python model (`stop_training`). Returns the history (name →
     /// values per epoch) and the warnings of building.
-    #[pyo3(signature = (x, y, epochs, batch_size, validation_split, validation_data, shuffle, verbose, callbacks_json, python_callbacks, owner, class_weight=None))]
+    #[pyo3(signature = (x, y, epochs, batch_size, validation_split, validation_data, shuffle, verbose, callbacks_json, python_callbacks, batch_callbacks, owner, class_weight=None))]
     #[allow(clippy::too_many_arguments)]
     fn fit<'py>(
         &mut self,
@@ -228,6 +232,7 @@ impl NativeModel {
         verbose: u8,
         callbacks_json: &str,
         python_callbacks: Vec<Py<PyAny>>,
+        batch_callbacks: Vec<Py<PyAny>>,
         owner: Py<PyAny>,
         class_weight: Option<BTreeMap<usize, f32>>,
     ) -> PyResult<(Bound<'py, PyDict>, Vec<String>)> {
@@ -241,7 +246,7 @@ impl NativeModel {
         if model.optimizer().is_none() {
             return Err(bad("the model is not compiled: call `model.compile(optimizer=..., loss=...)` before `fit`"));
         }
-        let mut hooks = PythonHooks { callbacks: python_callbacks, model: owner, error: None };
+        let mut hooks = PythonHooks { callbacks: python_callbacks, batch_callbacks, model: owner, error: None };
         // `BackupAndRestore` is the fit's own backup, not a callback (relative to the
         // working directory, as Keras's `backup_dir`).
         let backup = configs.iter().find_map(|c| c.backup(Path::new("."), "model"));

@@ -36,3 +36,40 @@ def bind(cls_name, positional, args, kwargs):
             raise TypeError(f"{cls_name}() got multiple values for argument '{k}'")
     bound.update(kwargs)
     return bound
+
+
+class Table:
+    """A Keras object that stands for a descent config table: ``{"name": ..., **keywords}``
+    (an optimizer, a schedule, a loss). Subclasses set the descent name, Keras's
+    positional argument order and the Keras-only keywords to drop."""
+
+    _name = None
+    _positional = ()
+    _ignored = ("name",)
+
+    def __init__(self, *args, **kwargs):
+        table = bind(type(self).__name__, self._positional, args, kwargs)
+        for k in self._ignored:
+            table.pop(k, None)
+        self._check(table)
+        self._table = clean(table, f"{type(self).__name__}()")
+
+    def _check(self, table):
+        pass
+
+    def get_config_table(self):
+        return {"name": self._name, **self._table}
+
+    def get_config(self):
+        return self.get_config_table()
+
+    def __repr__(self):
+        return f"<{type(self).__name__} {self._table}>"
+
+
+def define(namespace, base, cls_name, descent_name, positional=None):
+    """A subclass of `base` named `cls_name` for descent's `descent_name`, put in `namespace`."""
+    attrs = {"_name": descent_name, "__doc__": f"Keras's ``{cls_name}`` (descent's ``{descent_name}``)."}
+    if positional is not None:
+        attrs["_positional"] = tuple(positional)
+    namespace[cls_name] = type(cls_name, (base,), attrs)

@@ -107,7 +107,8 @@ class Model:
         self.stop_training = False
         history, built_warnings = model.fit(
             x, y, int(epochs), int(batch_size or 32), float(validation_split), validation_data, bool(shuffle), verbose,
-            to_json(descent_callbacks, "callbacks"), python_callbacks, self,
+            to_json(descent_callbacks, "callbacks"), python_callbacks,
+            [cb for cb in python_callbacks if type(cb).on_train_batch_end is not _callbacks.Callback.on_train_batch_end or "on_train_batch_end" in vars(cb)], self,
             {int(k): float(v) for k, v in class_weight.items()} if class_weight else None,
         )
         self._warn(built_warnings)

@@ -2,40 +2,18 @@
 writing descent's optimizer table: ``{"name": "adam", "learning_rate": 0.001, ...}``.
 A learning rate may be a schedule from :mod:`descent.keras.optimizers.schedules`."""
 
-from ._config import bind, clean
+from ._config import Table, define
 from . import schedules  # noqa: F401  (keras.optimizers.schedules)
 
-# Keras-only keywords without an effect here.
-_IGNORED = {"name", "jit_compile", "loss_scale_factor"}
 
-
-class Optimizer:
-    _name = None
-
-    def __init__(self, *args, **kwargs):
-        table = bind(type(self).__name__, ("learning_rate",), args, kwargs)
-        for k in _IGNORED:
-            table.pop(k, None)
-        self._table = clean(table, f"{type(self).__name__}()")
-
-    def get_config_table(self):
-        return {"name": self._name, **self._table}
-
-    def get_config(self):
-        return self.get_config_table()
+class Optimizer(Table):
+    _positional = ("learning_rate",)
+    # Keras-only keywords without an effect here.
+    _ignored = ("name", "jit_compile", "loss_scale_factor")
 
     @property
     def learning_rate(self):
         return self._table.get("learning_rate")
-
-    def __repr__(self):
-        return f"<{type(self).__name__} {self._table}>"
-
-
-def _optimizer(cls_name, descent_name):
-    cls = type(cls_name, (Optimizer,), {"_name": descent_name, "__doc__": f"``{cls_name}`` (descent's ``{descent_name}``)."})
-    globals()[cls_name] = cls
-    return cls
 
 
 for _cls, _name in [
@@ -44,7 +22,7 @@ for _cls, _name in [
     ("Adafactor", "adafactor"), ("Ftrl", "ftrl"), ("Lion", "lion"), ("Muon", "muon"), ("Lamb", "lamb"),
     ("LARS", "lars"), ("Rprop", "rprop"), ("ScheduleFreeAdamW", "schedule_free_adamw"),
 ]:
-    _optimizer(_cls, _name)
+    define(globals(), Optimizer, _cls, _name)
 
 
 def get(identifier):
