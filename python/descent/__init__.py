@@ -6,12 +6,14 @@ gives ``keras.Sequential``, ``keras.Model``, ``keras.Input``, ``keras.layers``,
 ``keras.optimizers`` (and ``.schedules``), ``keras.losses``, ``keras.metrics``,
 ``keras.callbacks``, ``keras.regularizers`` and ``keras.models.load_model``, with
 Keras's names, arguments and defaults. Models train in Rust (``descent._native``) with
-the GIL released; errors descent reports are raised as :class:`DescentError`, a
+the GIL released. ``descent.fit_experiment``, ``descent.cross_validate`` and
+``descent.tune`` run experiment and study files as the CLI does. Errors descent reports are raised as :class:`DescentError`, a
 ``ValueError`` carrying descent's message.
 """
 
 from ._native import DescentError
 from . import keras
+from .lab import cross_validate, fit_experiment, tune
 
-__all__ = ["DescentError", "keras"]
+__all__ = ["DescentError", "cross_validate", "fit_experiment", "keras", "tune"]
 __version__ = "0.1.0"

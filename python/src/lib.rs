@@ -366,9 +366,61 @@ impl NativeModel {
     }
 }
 
+/// `descent fit FILE`: runs an experiment file into its run folder; returns the folder,
+/// the history and the held-out scores (JSON).
+#[pyfunction]
+fn fit_experiment(py: Python<'_>, path: &str) -> PyResult<String> {
+    let exp = descent::experiment::Experiment::from_file(path).map_err(raise)?;
+    let run = py.detach(|| exp.run(None)).map_err(raise)?;
+    let history: serde_json::Map<String, serde_json::Value> = run.history.metrics.iter().map(|(k, v)| (k.clone(), serde_json::json!(v))).collect();
+    let test: serde_json::Map<String, serde_json::Value> = run.test.iter().map(|(k, v)| (k.to_string(), serde_json::json!(v))).collect();
+    Ok(serde_json::json!({ "dir": run.dir, "history": history, "test": test, "warnings": run.warnings }).to_string())
+}
+
+/// `descent cv FILE`: k-fold cross-validation of an experiment file (JSON report: each
+/// metric's per-fold values, mean and std).
+#[pyfunction]
+#[pyo3(signature = (path, folds=5, stratified=false, repeats=1, seed=None))]
+fn cross_validate(py: Python<'_>, path: &str, folds: usize, stratified: bool, repeats: usize, seed: Option<u64>) -> PyResult<String> {
+    let exp = descent::experiment::Experiment::from_file(path).map_err(raise)?;
+    let spec = descent_tune::FoldSpec { folds, stratified, repeats, shuffle: true, seed: seed.unwrap_or(exp.seed) };
+    let report = py.detach(|| descent_tune::cross_validate(&exp, &spec, usize::MAX, |_, _, _| true)).map_err(raise)?;
+    let report = report.ok_or_else(|| bad("cross-validation was stopped"))?;
+    Ok(report.to_json().to_string())
+}
+
+/// `descent tune STUDY.toml`: runs or resumes a study (its SQLite file keeps every trial);
+/// returns every trial (JSON) once the budget is spent.
+#[pyfunction]
+#[pyo3(signature = (path, trials=None, jobs=None, verbose=false))]
+fn tune(py: Python<'_>, path: &str, trials: Option<usize>, jobs: Option<usize>, verbose: bool) -> PyResult<String> {
+    let mut def = descent_tune::study_file::StudyDef::from_file(Path::new(path)).map_err(raise)?;
+    if let Some(t) = trials {
+        def.section.trials = t;
+    }
+    let mut opts = def.options(verbose);
+    if let Some(j) = jobs {
+        opts.jobs = j;
+    }
+    let study = def.open().map_err(raise)?;
+    let all = py.detach(|| {
+        study.optimize(&opts, |trial| def.evaluate(trial))?;
+        study.trials()
+    });
+    let all = all.map_err(raise)?;
+    let trials: Vec<serde_json::Value> = all
+        .iter()
+        .map(|t| serde_json::json!({ "number": t.number, "state": t.state.as_str(), "params": t.params, "value": t.value, "attempts": t.attempts, "scores": t.scores }))
+        .collect();
+    Ok(serde_json::json!({ "study": def.name, "storage": def.storage, "direction": def.objective.direction().as_str(), "trials": trials }).to_string())
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeModel>()?;
+    m.add_function(wrap_pyfunction!(fit_experiment, m)?)?;
+    m.add_function(wrap_pyfunction!(cross_validate, m)?)?;
+    m.add_function(wrap_pyfunction!(tune, m)?)?;
     m.add("DescentError", m.py().get_type::<DescentError>())?;
     Ok(())
 }

@@ -235,3 +235,58 @@ def test_every_layer_family_builds_and_trains_with_keras_arguments():
     small.compile(optimizer=keras.optimizers.RMSprop(), loss="mse", metrics=["mae"])
     history = small.fit(np.ones((16, 4)), np.ones(16), epochs=2, verbose=0)
     assert list(history.history) == ["loss", "mae"]
+
+
+def test_the_lab_runs_the_cli_files_and_resumes_studies(workdir, descent_cli):
+    from conftest import ROOT
+    data = ROOT / "data" / "digits.csv"
+    (workdir / "e.toml").write_text(
+        f"""
+seed = 3
+[data]
+format = "csv"
+path = "{data}"
+test_split = 0.2
+standardize = true
+[model]
+layers = [{{ type = "dense", units = 32, activation = "relu" }}, {{ type = "dense", units = 10 }}]
+[compile]
+optimizer = "adam"
+loss = {{ name = "sparse_categorical_crossentropy", from_logits = true }}
+metrics = ["accuracy"]
+[fit]
+epochs = 10
+verbose = 0
+"""
+    )
+    run = descent.fit_experiment("e.toml")
+    assert run["test"]["accuracy"] > 0.93 and len(run["history"]["loss"]) == 10
+    # The run folder opens with the CLI.
+    out = subprocess.run([descent_cli, "evaluate", run["dir"]], capture_output=True, text=True)
+    assert out.returncode == 0 and "accuracy" in out.stdout, out.stderr
+    cv = descent.cross_validate("e.toml", folds=3, stratified=True)
+    assert len(cv["accuracy"]["folds"]) == 3 and cv["accuracy"]["mean"] > 0.9
+    (workdir / "s.toml").write_text(
+        """
+[study]
+experiment = "e.toml"
+trials = 4
+jobs = 1
+sampler = "random"
+[objective]
+metric = "accuracy"
+folds = 2
+[space."compile.optimizer.learning_rate"]
+type = "log_uniform"
+low = 1e-3
+high = 3e-2
+"""
+    )
+    first = descent.tune("s.toml", trials=2)
+    assert [t["number"] for t in first["trials"]] == [0, 1]
+    # Resumed from its SQLite file: two more, the first two kept as they were.
+    study = descent.tune("s.toml")
+    assert [t["number"] for t in study["trials"]] == [0, 1, 2, 3] and study["trials"][:2] == first["trials"]
+    assert study["best"]["value"] == max(t["value"] for t in study["trials"])
+    out = subprocess.run([descent_cli, "study", "show", study["storage"]], capture_output=True, text=True)
+    assert out.returncode == 0 and "complete" in out.stdout, out.stderr
