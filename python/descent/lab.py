@@ -29,3 +29,22 @@ def tune(path, trials=None, jobs=None, verbose=False):
     pick = max if study["direction"] == "maximize" else min
     study["best"] = pick(done, key=lambda t: t["value"]) if done else None
     return study
+
+
+def doctor(run, lr_find=False):
+    """``descent doctor RUN``: the findings on a run folder, each a dict (``problem``,
+    ``code``, ``title``, ``evidence``, ``cause``, ``fix``, and ``text`` as the CLI prints
+    it); none for a healthy run. With ``lr_find``, the range test backs the learning-rate
+    advice."""
+    return json.loads(_native.doctor(os.fspath(run), lr_find))
+
+
+def lr_find(path, steps=100):
+    """``descent lr-find FILE``: the learning-rate range test (rates, smoothed losses, and
+    the ``valley``, ``steep`` and ``minimum`` suggestions)."""
+    return json.loads(_native.lr_find(os.fspath(path), steps))
+
+
+def report(run, out=None):
+    """``descent report RUN``: writes the run's HTML report; returns its path."""
+    return _native.report(os.fspath(run), None if out is None else os.fspath(out))

@@ -102,6 +102,32 @@ impl Callback for PythonHooks {
     }
     fn on_epoch_begin(&mut self, epoch: usize, ctx: &mut TrainContext) {
         self.call(ctx, "on_epoch_begin", false, |py| Ok(vec![epoch.into_pyobject(py)?.into_any().unbind(), PyDict::new(py).into_any().unbind()]));
+        // Keras's LearningRateScheduler with a Python function: lr = schedule(epoch, lr).
+        if self.error.is_some() {
+            return;
+        }
+        let scheduled: PyResult<Option<f64>> = Python::attach(|py| {
+            let mut lr = None;
+            for cb in &self.callbacks {
+                if let Ok(f) = cb.bind(py).getattr("_lr_schedule") {
+                    let current = lr.unwrap_or(ctx.optimizer.learning_rate() as f64);
+                    let next: f64 = f.call1((epoch, current))?.extract()?;
+                    if !next.is_finite() || next < 0.0 {
+                        return Err(DescentError::new_err(format!("LearningRateScheduler: the schedule returned {next} for epoch {epoch}; a learning rate is finite and ≥ 0")));
+                    }
+                    lr = Some(next);
+                }
+            }
+            Ok(lr)
+        });
+        match scheduled {
+            Ok(Some(lr)) => ctx.optimizer.set_learning_rate(lr as f32),
+            Ok(None) => {}
+            Err(e) => {
+                self.error = Some(e);
+                ctx.stop_training = true;
+            }
+        }
     }
     fn on_batch_end(&mut self, batch: usize, logs: &Logs, ctx: &mut TrainContext) {
         self.call(ctx, "on_train_batch_end", true, |py| Ok(vec![batch.into_pyobject(py)?.into_any().unbind(), logs_dict(py, logs)?.into_any().unbind()]));
@@ -217,7 +243,7 @@ impl NativeModel {
     /// `[[callbacks]]` tables); `python_callbacks`: objects with Keras's `Callback`
     /// methods, `batch_callbacks` those of them to call after every batch; `owner`: the Python model (`stop_training`). Returns the history (name →
     /// values per epoch) and the warnings of building.
-    #[pyo3(signature = (x, y, epochs, batch_size, validation_split, validation_data, shuffle, verbose, callbacks_json, python_callbacks, batch_callbacks, owner, class_weight=None))]
+    #[pyo3(signature = (x, y, epochs, batch_size, validation_split, validation_data, shuffle, verbose, callbacks_json, python_callbacks, batch_callbacks, owner, class_weight=None, sample_weight=None))]
     #[allow(clippy::too_many_arguments)]
     fn fit<'py>(
         &mut self,
@@ -235,8 +261,10 @@ impl NativeModel {
         batch_callbacks: Vec<Py<PyAny>>,
         owner: Py<PyAny>,
         class_weight: Option<BTreeMap<usize, f32>>,
+        sample_weight: Option<PyReadonlyArrayDyn<'py, f32>>,
     ) -> PyResult<(Bound<'py, PyDict>, Vec<String>)> {
         let (x, y) = (tensor(&x, "x", false)?, tensor(&y, "y", true)?);
+        let sample_weight = sample_weight.map(|w| tensor(&w, "sample_weight", false)).transpose()?;
         let validation = match validation_data {
             Some((vx, vy)) => Some((tensor(&vx, "validation x", false)?, tensor(&vy, "validation y", true)?)),
             None => None,
@@ -269,6 +297,7 @@ impl NativeModel {
                     callbacks,
                     backup,
                     class_weight,
+                    sample_weight: sample_weight.as_ref(),
                     ..Default::default()
                 },
             )
@@ -415,12 +444,56 @@ fn tune(py: Python<'_>, path: &str, trials: Option<usize>, jobs: Option<usize>, 
     Ok(serde_json::json!({ "study": def.name, "storage": def.storage, "direction": def.objective.direction().as_str(), "trials": trials }).to_string())
 }
 
+/// `descent doctor RUN`: the findings on a run folder (JSON list: problem, code, title,
+/// evidence, cause, fix), consulting the learning-rate range test when `lr_find`.
+#[pyfunction]
+#[pyo3(signature = (run, lr_find=false))]
+fn doctor(py: Python<'_>, run: &str, lr_find: bool) -> PyResult<String> {
+    use descent::experiment::doctor::{diagnose, experiment_baseline, Consult, RunRecord};
+    let record = RunRecord::load(Path::new(run)).map_err(raise)?;
+    let findings = py.detach(|| {
+        let exp = &record.experiment;
+        let mut range_test = || exp.lr_find(&descent::experiment::LrFindOptions::default()).ok().map(|f| f.valley);
+        diagnose(&record, Consult { lr_find: if lr_find { Some(&mut range_test) } else { None }, baseline: experiment_baseline(exp) })
+    });
+    let list: Vec<serde_json::Value> = findings
+        .iter()
+        .map(|f| serde_json::json!({ "problem": f.problem.to_string(), "code": f.code, "title": f.title, "evidence": f.evidence, "cause": f.cause, "fix": f.fix, "text": f.to_string() }))
+        .collect();
+    Ok(serde_json::Value::Array(list).to_string())
+}
+
+/// `descent lr-find FILE`: the learning-rate range test on an experiment file (JSON:
+/// rates, smoothed losses, the suggestions).
+#[pyfunction]
+#[pyo3(signature = (path, steps=100))]
+fn lr_find(py: Python<'_>, path: &str, steps: usize) -> PyResult<String> {
+    let exp = descent::experiment::Experiment::from_file(path).map_err(raise)?;
+    let options = descent::experiment::LrFindOptions { steps, ..Default::default() };
+    let f = py.detach(|| exp.lr_find(&options)).map_err(raise)?;
+    Ok(serde_json::json!({ "learning_rates": f.learning_rates, "losses": f.losses, "stopped_early": f.stopped_early, "valley": f.valley, "steep": f.steep, "minimum": f.minimum }).to_string())
+}
+
+/// `descent report RUN`: the HTML report of a run folder, written to `out` (default
+/// `RUN/report.html`); returns the path.
+#[pyfunction]
+#[pyo3(signature = (run, out=None))]
+fn report(run: &str, out: Option<&str>) -> PyResult<String> {
+    let html = descent::experiment::report::run_report(Path::new(run)).map_err(raise)?;
+    let out = out.map(std::path::PathBuf::from).unwrap_or_else(|| Path::new(run).join("report.html"));
+    descent::io::write_atomic(&out, html.as_bytes()).map_err(raise)?;
+    Ok(out.display().to_string())
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeModel>()?;
     m.add_function(wrap_pyfunction!(fit_experiment, m)?)?;
     m.add_function(wrap_pyfunction!(cross_validate, m)?)?;
     m.add_function(wrap_pyfunction!(tune, m)?)?;
+    m.add_function(wrap_pyfunction!(doctor, m)?)?;
+    m.add_function(wrap_pyfunction!(lr_find, m)?)?;
+    m.add_function(wrap_pyfunction!(report, m)?)?;
     m.add("DescentError", m.py().get_type::<DescentError>())?;
     Ok(())
 }

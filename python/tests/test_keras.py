@@ -290,3 +290,43 @@ high = 3e-2
     assert study["best"]["value"] == max(t["value"] for t in study["trials"])
     out = subprocess.run([descent_cli, "study", "show", study["storage"]], capture_output=True, text=True)
     assert out.returncode == 0 and "complete" in out.stdout, out.stderr
+
+
+def test_the_doctor_finds_a_too_low_learning_rate_and_reports_render(workdir):
+    from conftest import ROOT
+    slow = (ROOT / "examples" / "classic_lr_too_low.toml").read_text().replace('"../data/digits.csv"', f'"{ROOT / "data" / "digits.csv"}"')
+    (workdir / "slow.toml").write_text(slow)
+    run = descent.fit_experiment("slow.toml")
+    findings = descent.doctor(run["dir"])
+    assert any("learning rate is too low" in f["title"] for f in findings), findings
+    assert all(f["text"].startswith("[") for f in findings)
+    path = descent.report(run["dir"])
+    assert open(path).read().startswith("<!doctype html>")
+    lr = descent.lr_find("slow.toml", steps=60)
+    assert len(lr["learning_rates"]) <= 60 and 1e-5 < lr["valley"] < 1.0
+
+
+def test_a_python_learning_rate_schedule_and_sample_weights(digits):
+    x, y = digits
+    seen = []
+
+    def schedule(epoch, lr):
+        seen.append(lr)
+        return 0.01 if epoch == 0 else lr / 2
+
+    model = classic()
+    model.fit(x, y, epochs=4, verbose=0, callbacks=[keras.callbacks.LearningRateScheduler(schedule)])
+    # Each epoch starts from the rate the schedule set the epoch before (f32-rounded).
+    assert seen[0] == pytest.approx(0.001) and seen[1:] == pytest.approx([0.01, 0.005, 0.0025], rel=1e-6)
+    with pytest.raises(descent.DescentError, match="finite"):
+        classic().fit(x, y, epochs=2, verbose=0, callbacks=[keras.callbacks.LearningRateScheduler(lambda e, lr: float("nan"))])
+    # A zero weight takes a sample out of the loss: with every weight zero, the gradient
+    # is zero and Adam leaves every weight where it started; with ones, they move.
+    frozen = classic()
+    start = frozen.get_weights()
+    frozen.fit(x, y, epochs=1, verbose=0, sample_weight=np.zeros(len(y)))
+    after = frozen.get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(start, after))
+    moved = classic()
+    moved.fit(x, y, epochs=1, verbose=0, sample_weight=np.ones(len(y)))
+    assert not all(np.array_equal(a, b) for a, b in zip(start, moved.get_weights()))

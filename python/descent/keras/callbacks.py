@@ -82,9 +82,6 @@ class _DescentCallback:
                 table[descent_key] = table.pop(keras_key)
         if table.pop("_separator", ",") != ",":
             raise ValueError("CSVLogger: descent writes comma-separated files only")
-        schedule = table.get("schedule")
-        if callable(schedule) and not hasattr(schedule, "get_config_table"):
-            raise TypeError("LearningRateScheduler: give a schedule from keras.optimizers.schedules (descent runs it inside the training loop); a Python function is not supported yet")
         self._table = clean(table, f"{type(self).__name__}()")
 
     def config_table(self):
@@ -101,6 +98,25 @@ _callback("ModelCheckpoint", "model_checkpoint", ["filepath", "monitor"], {"file
 _callback("CSVLogger", "csv_logger", ["filename", "separator", "append"], {"separator": "_separator"})
 _callback("TerminateOnNaN", "terminate_on_nan")
 _callback("ReduceLROnPlateau", "reduce_lr_on_plateau", ["monitor", "factor", "patience"], {"min_lr": "min_lr"})
-_callback("LearningRateScheduler", "learning_rate_scheduler", ["schedule"])
+
+
+class LearningRateScheduler(Callback):
+    """Keras's ``LearningRateScheduler(schedule)``: ``schedule(epoch, lr)`` returns the
+    learning rate for each epoch (called at its start). A schedule object from
+    ``keras.optimizers.schedules`` runs inside descent's loop instead."""
+
+    def __init__(self, schedule, verbose=0):
+        super().__init__()
+        if hasattr(schedule, "get_config_table"):
+            self._table = {"type": "learning_rate_scheduler", "schedule": clean(schedule, "LearningRateScheduler(schedule)")}
+        elif callable(schedule):
+            self._table = None
+            self._lr_schedule = schedule
+        else:
+            raise TypeError(f"LearningRateScheduler: schedule must be a function (epoch, lr) -> lr or a keras.optimizers.schedules object, not {type(schedule).__name__}")
+
+    def config_table(self):
+        return self._table
+
 _callback("TensorBoard", "tensorboard", ["log_dir"])
 _callback("BackupAndRestore", "backup_and_restore", ["backup_dir"])

@@ -81,8 +81,6 @@ class Model:
         return c.get("input_shape") is not None or bool(c.get("inputs")) and all(i.get("shape") for i in c["inputs"])
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0, validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1, **_):
-        if sample_weight is not None:
-            raise ValueError("fit: sample_weight is not supported from Python yet (class_weight is)")
         if initial_epoch or steps_per_epoch or validation_steps:
             raise ValueError("fit: initial_epoch, steps_per_epoch and validation_steps are not supported (descent runs whole epochs; resume with callbacks.BackupAndRestore)")
         if self._compile is None:
@@ -95,8 +93,9 @@ class Model:
         verbose = 1 if verbose == "auto" else int(verbose)
         python_callbacks, descent_callbacks = [], []
         for cb in callbacks or []:
-            if isinstance(cb, _callbacks._DescentCallback):
-                descent_callbacks.append(cb.config_table())
+            table = cb.config_table() if hasattr(cb, "config_table") else None
+            if table is not None:
+                descent_callbacks.append(table)
             elif isinstance(cb, _callbacks.Callback):
                 cb.set_model(self)
                 cb.set_params({"epochs": epochs, "verbose": verbose})
@@ -110,6 +109,7 @@ class Model:
             to_json(descent_callbacks, "callbacks"), python_callbacks,
             [cb for cb in python_callbacks if type(cb).on_train_batch_end is not _callbacks.Callback.on_train_batch_end or "on_train_batch_end" in vars(cb)], self,
             {int(k): float(v) for k, v in class_weight.items()} if class_weight else None,
+            None if sample_weight is None else _f32(sample_weight, "sample_weight"),
         )
         self._warn(built_warnings)
         epochs_run = len(next(iter(history.values()))) if history else 0
