@@ -45,6 +45,26 @@ fn tensor(a: &PyReadonlyArrayDyn<f32>, what: &str, column: bool) -> PyResult<Ten
     Tensor::new(data, &dims).map_err(|e| bad(format!("{what}: {e}")))
 }
 
+fn tensors(arrays: &[PyReadonlyArrayDyn<f32>], what: &str, column: bool) -> PyResult<Vec<Tensor>> {
+    if arrays.is_empty() {
+        return Err(bad(format!("{what}: no arrays given")));
+    }
+    let many = arrays.len() > 1;
+    arrays.iter().enumerate().map(|(i, a)| tensor(a, &if many { format!("{what}[{i}]") } else { what.to_string() }, column)).collect()
+}
+
+/// One array per input and one target per output (Keras's message when they differ).
+fn check_arity(model: &Model, inputs: usize, outputs: usize) -> PyResult<()> {
+    let (want_in, want_out) = (model.num_inputs(), model.num_outputs());
+    if inputs != want_in {
+        return Err(bad(format!("the model has {want_in} input(s) ({}), {inputs} array(s) were given", model.input_names().collect::<Vec<_>>().join(", "))));
+    }
+    if outputs != want_out {
+        return Err(bad(format!("the model has {want_out} output(s) ({}), {outputs} target array(s) were given", model.output_names().collect::<Vec<_>>().join(", "))));
+    }
+    Ok(())
+}
+
 fn logs_dict<'py>(py: Python<'py>, logs: &Logs) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     for (k, v) in logs.iter() {
@@ -146,7 +166,7 @@ impl Callback for PythonHooks {
 struct NativeModel {
     config: ModelConfig,
     seed: u64,
-    compile: Option<CompileSection>,
+    compile: Option<Compile>,
     model: Option<Model>,
 }
 
@@ -186,9 +206,24 @@ impl NativeModel {
     }
 }
 
-fn compile_model(model: &mut Model, c: &CompileSection) -> PyResult<Vec<String>> {
-    let metrics: Vec<&str> = c.metrics.iter().map(String::as_str).collect();
-    model.compile(c.optimizer.build().map_err(raise)?, c.loss, &metrics).map_err(raise)
+/// What `compile` was given: the `[compile]` table, and per-output losses and weights.
+#[derive(Clone)]
+struct Compile {
+    section: CompileSection,
+    losses: Vec<descent::nn::Loss>,
+    loss_weights: Vec<f32>,
+}
+
+fn compile_model(model: &mut Model, c: &Compile) -> PyResult<Vec<String>> {
+    let metrics: Vec<&str> = c.section.metrics.iter().map(String::as_str).collect();
+    let optimizer = c.section.optimizer.build().map_err(raise)?;
+    let k = model.num_outputs();
+    if c.losses.is_empty() && c.loss_weights.is_empty() {
+        return model.compile(optimizer, c.section.loss, &metrics).map_err(raise);
+    }
+    let losses = if c.losses.is_empty() { vec![c.section.loss; k] } else { c.losses.clone() };
+    let weights = if c.loss_weights.is_empty() { vec![1.0; k] } else { c.loss_weights.clone() };
+    model.compile_outputs(optimizer, &losses, &weights, &metrics).map_err(raise)
 }
 
 fn from_json<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> PyResult<T> {
@@ -220,12 +255,16 @@ impl NativeModel {
 
     /// Compiles with the `[compile]` table of an experiment (optimizer, loss, metrics) as
     /// JSON; returns descent's warnings (e.g. softmax output with `from_logits = true`).
-    fn compile(&mut self, compile_json: &str) -> PyResult<Vec<String>> {
+    /// For a model with several outputs, `output_losses_json` gives one loss table per
+    /// output and `loss_weights` one weight each (empty: `loss` for every output, weight 1).
+    #[pyo3(signature = (compile_json, output_losses_json="[]", loss_weights=Vec::new()))]
+    fn compile(&mut self, compile_json: &str, output_losses_json: &str, loss_weights: Vec<f32>) -> PyResult<Vec<String>> {
         let c: CompileSection = from_json(compile_json, "compile")?;
-        self.compile = Some(c.clone());
-        match self.model.as_mut() {
-            Some(model) => compile_model(model, &c),
-            None => Ok(Vec::new()),
+        let losses: Vec<descent::nn::Loss> = from_json(output_losses_json, "loss")?;
+        self.compile = Some(Compile { section: c, losses, loss_weights });
+        match (self.model.as_mut(), &self.compile) {
+            (Some(model), Some(c)) => compile_model(model, c),
+            _ => Ok(Vec::new()),
         }
     }
 
@@ -248,8 +287,8 @@ impl NativeModel {
     fn fit<'py>(
         &mut self,
         py: Python<'py>,
-        x: PyReadonlyArrayDyn<'py, f32>,
-        y: PyReadonlyArrayDyn<'py, f32>,
+        x: Vec<PyReadonlyArrayDyn<'py, f32>>,
+        y: Vec<PyReadonlyArrayDyn<'py, f32>>,
         epochs: usize,
         batch_size: usize,
         validation_split: f32,
@@ -263,16 +302,20 @@ impl NativeModel {
         class_weight: Option<BTreeMap<usize, f32>>,
         sample_weight: Option<PyReadonlyArrayDyn<'py, f32>>,
     ) -> PyResult<(Bound<'py, PyDict>, Vec<String>)> {
-        let (x, y) = (tensor(&x, "x", false)?, tensor(&y, "y", true)?);
+        let (xs, ys) = (tensors(&x, "x", false)?, tensors(&y, "y", true)?);
         let sample_weight = sample_weight.map(|w| tensor(&w, "sample_weight", false)).transpose()?;
         let validation = match validation_data {
             Some((vx, vy)) => Some((tensor(&vx, "validation x", false)?, tensor(&vy, "validation y", true)?)),
             None => None,
         };
         let configs: Vec<CallbackConfig> = from_json(callbacks_json, "callbacks")?;
-        let (model, warnings) = self.built(Some(&x.dims()[1..]))?;
+        let (model, warnings) = self.built(Some(&xs[0].dims()[1..]))?;
         if model.optimizer().is_none() {
             return Err(bad("the model is not compiled: call `model.compile(optimizer=..., loss=...)` before `fit`"));
+        }
+        check_arity(model, xs.len(), ys.len())?;
+        if validation.is_some() && (xs.len() > 1 || ys.len() > 1) {
+            return Err(bad("validation_data with several inputs or outputs is not supported: use validation_split"));
         }
         let mut hooks = PythonHooks { callbacks: python_callbacks, batch_callbacks, model: owner, error: None };
         // `BackupAndRestore` is the fit's own backup, not a callback (relative to the
@@ -284,10 +327,7 @@ impl NativeModel {
                 callbacks.push(c.build(Path::new("."))?);
             }
             callbacks.push(Box::new(&mut hooks));
-            model.fit(
-                &x,
-                &y,
-                FitOptions {
+            let options = FitOptions {
                     epochs,
                     batch_size,
                     validation_split,
@@ -299,8 +339,13 @@ impl NativeModel {
                     class_weight,
                     sample_weight: sample_weight.as_ref(),
                     ..Default::default()
-                },
-            )
+            };
+            let (xr, yr): (Vec<&Tensor>, Vec<&Tensor>) = (xs.iter().collect(), ys.iter().collect());
+            match (xr.len(), yr.len()) {
+                (1, 1) => model.fit(xr[0], yr[0], options),
+                (_, 1) => model.fit_inputs(&xr, yr[0], options),
+                _ => model.fit_outputs(&xr, &yr, options),
+            }
         });
         if let Some(e) = hooks.error.take() {
             return Err(e);
@@ -314,23 +359,38 @@ impl NativeModel {
     }
 
     /// Keras's `evaluate`: loss and metrics over `(x, y)` as a dict.
-    fn evaluate<'py>(&mut self, py: Python<'py>, x: PyReadonlyArrayDyn<'py, f32>, y: PyReadonlyArrayDyn<'py, f32>, batch_size: usize) -> PyResult<Bound<'py, PyDict>> {
-        let (x, y) = (tensor(&x, "x", false)?, tensor(&y, "y", true)?);
-        let (model, _) = self.built(Some(&x.dims()[1..]))?;
+    fn evaluate<'py>(&mut self, py: Python<'py>, x: Vec<PyReadonlyArrayDyn<'py, f32>>, y: Vec<PyReadonlyArrayDyn<'py, f32>>, batch_size: usize) -> PyResult<Bound<'py, PyDict>> {
+        let (xs, ys) = (tensors(&x, "x", false)?, tensors(&y, "y", true)?);
+        let (model, _) = self.built(Some(&xs[0].dims()[1..]))?;
         if model.optimizer().is_none() {
             return Err(bad("the model is not compiled: call `model.compile(optimizer=..., loss=...)` before `evaluate`"));
         }
-        let logs = py.detach(|| model.evaluate(&x, &y, batch_size)).map_err(raise)?;
+        check_arity(model, xs.len(), ys.len())?;
+        let logs = py
+            .detach(|| {
+                let (xr, yr): (Vec<&Tensor>, Vec<&Tensor>) = (xs.iter().collect(), ys.iter().collect());
+                match (xr.len(), yr.len()) {
+                    (1, 1) => model.evaluate(xr[0], yr[0], batch_size),
+                    (_, 1) => model.evaluate_inputs(&xr, yr[0], batch_size),
+                    _ => model.evaluate_outputs(&xr, &yr, batch_size),
+                }
+            })
+            .map_err(raise)?;
         logs_dict(py, &logs)
     }
 
-    /// Keras's `predict`: the model's outputs for `x`.
-    fn predict<'py>(&mut self, py: Python<'py>, x: PyReadonlyArrayDyn<'py, f32>, batch_size: usize) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
-        let x = tensor(&x, "x", false)?;
-        let (model, _) = self.built(Some(&x.dims()[1..]))?;
-        let out = py.detach(|| model.predict(&x, batch_size)).map_err(raise)?;
-        let dims = out.dims().to_vec();
-        numpy::PyArray1::from_vec(py, out.into_data()).reshape(dims)
+    /// Keras's `predict`: the model's outputs for `x` (one array per output).
+    fn predict<'py>(&mut self, py: Python<'py>, x: Vec<PyReadonlyArrayDyn<'py, f32>>, batch_size: usize) -> PyResult<Vec<Bound<'py, PyArrayDyn<f32>>>> {
+        let xs = tensors(&x, "x", false)?;
+        let (model, _) = self.built(Some(&xs[0].dims()[1..]))?;
+        check_arity(model, xs.len(), model.num_outputs())?;
+        let outs = py.detach(|| model.predict_outputs(&xs.iter().collect::<Vec<_>>(), batch_size)).map_err(raise)?;
+        outs.into_iter()
+            .map(|out| {
+                let dims = out.dims().to_vec();
+                numpy::PyArray1::from_vec(py, out.into_data()).reshape(dims)
+            })
+            .collect()
     }
 
     fn summary(&mut self) -> PyResult<String> {
@@ -390,7 +450,11 @@ impl NativeModel {
     #[staticmethod]
     fn load(dir: &str) -> PyResult<NativeModel> {
         let (model, saved) = Model::load(dir).map_err(raise)?;
-        let compile = saved.compile.as_ref().map(|c| CompileSection { optimizer: c.optimizer.clone(), loss: c.loss, metrics: c.metrics.clone() });
+        let compile = saved.compile.as_ref().map(|c| Compile {
+            section: CompileSection { optimizer: c.optimizer.clone(), loss: c.loss, metrics: c.metrics.clone() },
+            losses: c.output_losses.clone(),
+            loss_weights: c.loss_weights.clone(),
+        });
         Ok(NativeModel { config: saved.model.clone(), seed: saved.seed, compile, model: Some(model) })
     }
 }

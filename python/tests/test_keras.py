@@ -330,3 +330,28 @@ def test_a_python_learning_rate_schedule_and_sample_weights(digits):
     moved = classic()
     moved.fit(x, y, epochs=1, verbose=0, sample_weight=np.ones(len(y)))
     assert not all(np.array_equal(a, b) for a, b in zip(start, moved.get_weights()))
+
+
+def test_several_inputs_and_outputs_with_per_output_losses(digits):
+    x, y = digits
+    keras.utils.set_random_seed(2)
+    left, right = keras.Input(shape=(32,), name="left"), keras.Input(shape=(32,), name="right")
+    merged = keras.layers.Concatenate(name="both")([keras.layers.Dense(32, activation="relu")(left), keras.layers.Dense(32, activation="relu")(right)])
+    digit = keras.layers.Dense(10, name="digit")(merged)
+    ink = keras.layers.Dense(1, name="ink")(merged)
+    model = keras.Model(inputs=[left, right], outputs=[digit, ink])
+    model.compile(
+        optimizer="adam",
+        loss={"digit": keras.losses.SparseCategoricalCrossentropy(from_logits=True), "ink": "mse"},
+        loss_weights={"digit": 1.0, "ink": 0.5},
+        metrics=["accuracy"],
+    )
+    ink_target = x.mean(axis=1, keepdims=True)
+    history = model.fit({"left": x[:, :32], "right": x[:, 32:]}, [y, ink_target], epochs=15, verbose=0, validation_split=0.2)
+    assert {"loss", "digit_loss", "ink_loss", "val_digit_accuracy"} <= set(history.history), history.history.keys()
+    digit_out, ink_out = model.predict([x[:, :32], x[:, 32:]])
+    assert digit_out.shape == (len(x), 10) and ink_out.shape == (len(x), 1)
+    logs = model.evaluate([x[:, :32], x[:, 32:]], [y, ink_target], verbose=0, return_dict=True)
+    assert logs["digit_accuracy"] > 0.9 and logs["ink_loss"] < 0.01, logs
+    with pytest.raises(descent.DescentError, match="2 input"):
+        model.predict(x[:, :32])

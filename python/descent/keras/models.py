@@ -26,9 +26,33 @@ def set_random_seed(seed):
 def _f32(a, what):
     if a is None:
         raise ValueError(f"{what} is required")
-    if isinstance(a, (list, tuple)) and len(a) and isinstance(a[0], np.ndarray) and what.startswith("x"):
-        raise ValueError(f"{what}: several input arrays are not supported from Python yet")
     return np.ascontiguousarray(a, dtype=np.float32)
+
+
+def _arrays(a, names, what):
+    """One float32 array per name: `a` a dict by name, a list in order, or one array."""
+    if isinstance(a, dict):
+        missing = [n for n in names if n not in a]
+        if missing or len(a) != len(names):
+            raise ValueError(f"{what}: expected arrays for {names}, got keys {sorted(a)}")
+        return [_f32(a[n], f"{what}[{n!r}]") for n in names]
+    if len(names) > 1 and isinstance(a, (list, tuple)):
+        return [_f32(v, f"{what}[{i}]") for i, v in enumerate(a)]
+    return [_f32(a, what)]
+
+
+def _per_output(value, names, what):
+    """A per-output setting as a list in output order (from a dict by name or a list)."""
+    if isinstance(value, dict):
+        unknown = sorted(set(value) - set(names))
+        if unknown:
+            raise ValueError(f"compile: {what} names {unknown}, which are not outputs ({names})")
+        return [value.get(n) for n in names]
+    if isinstance(value, (list, tuple)):
+        if len(value) != len(names):
+            raise ValueError(f"compile: {len(value)} {what} for {len(names)} outputs ({names})")
+        return list(value)
+    return None
 
 
 class Model:
@@ -51,7 +75,7 @@ class Model:
         if self._native is None:
             self._native = _native.NativeModel(to_json(self._config(), "model"), _seed)
             if self._compile is not None:
-                self._warn(self._native.compile(self._compile))
+                self._warn(self._native.compile(*self._compile))
         return self._native
 
     @staticmethod
@@ -63,18 +87,28 @@ class Model:
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, weighted_metrics=None, run_eagerly=None, steps_per_execution=None, jit_compile=None, **_):
         if loss is None:
             raise ValueError("compile: a loss is required (e.g. loss='sparse_categorical_crossentropy')")
-        if loss_weights is not None:
-            raise ValueError("compile: loss_weights needs a model with several outputs, which the Python front does not build yet")
+        outputs = self._output_names()
+        losses = _per_output(loss, outputs, "losses")
+        if losses is not None and any(l is None for l in losses):
+            raise ValueError(f"compile: every output needs a loss ({outputs})")
+        weights = _per_output(loss_weights, outputs, "loss_weights") if loss_weights is not None else []
+        as_table = lambda l: {"name": l} if isinstance(l, str) else _losses.get(l)
         table = {
             "optimizer": _optimizers.get(optimizer),
-            "loss": _losses.get(loss),
+            "loss": _losses.get(losses[0] if losses else loss),
             "metrics": [_metrics.name_of(m) for m in (metrics or [])],
         }
-        self._compile = to_json(table, "compile")
+        self._compile = (to_json(table, "compile"), to_json([as_table(l) for l in losses or []], "loss"), [float(w if w is not None else 1.0) for w in weights or []])
         if self._native is not None:
-            self._warn(self._native.compile(self._compile))
+            self._warn(self._native.compile(*self._compile))
         elif self._has_input_shape():
             self._model()
+
+    def _input_names(self):
+        return [i["name"] for i in self._config().get("inputs", [])] or ["input"]
+
+    def _output_names(self):
+        return self._config().get("outputs") or ["output"]
 
     def _has_input_shape(self):
         c = self._config()
@@ -85,10 +119,12 @@ class Model:
             raise ValueError("fit: initial_epoch, steps_per_epoch and validation_steps are not supported (descent runs whole epochs; resume with callbacks.BackupAndRestore)")
         if self._compile is None:
             raise RuntimeError("You must call `compile()` before using the model.")
-        x, y = _f32(x, "x"), _f32(y, "y")
+        x, y = _arrays(x, self._input_names(), "x"), _arrays(y, self._output_names(), "y")
         if validation_data is not None:
             if len(validation_data) != 2:
                 raise ValueError("fit: validation_data must be (x_val, y_val)")
+            if len(x) > 1 or len(y) > 1:
+                raise ValueError("fit: validation_data with several inputs or outputs is not supported; use validation_split")
             validation_data = (_f32(validation_data[0], "validation x"), _f32(validation_data[1], "validation y"))
         verbose = 1 if verbose == "auto" else int(verbose)
         python_callbacks, descent_callbacks = [], []
@@ -117,7 +153,7 @@ class Model:
         return self.history
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", return_dict=False, **_):
-        logs = self._model().evaluate(_f32(x, "x"), _f32(y, "y"), int(batch_size or 32))
+        logs = self._model().evaluate(_arrays(x, self._input_names(), "x"), _arrays(y, self._output_names(), "y"), int(batch_size or 32))
         if verbose not in (0, "0"):
             print(" - ".join(f"{k}: {v:.4f}" for k, v in logs.items()), file=sys.stderr)
         if return_dict:
@@ -126,7 +162,8 @@ class Model:
         return values[0] if len(values) == 1 else values
 
     def predict(self, x, batch_size=None, verbose="auto", **_):
-        return self._model().predict(_f32(x, "x"), int(batch_size or 32))
+        outs = self._model().predict(_arrays(x, self._input_names(), "x"), int(batch_size or 32))
+        return outs[0] if len(outs) == 1 else outs
 
     def __call__(self, x):
         return self.predict(x, verbose=0)
@@ -182,6 +219,12 @@ class Sequential(Model):
         self._native = None
         return self.layers.pop()
 
+    def _input_names(self):
+        return ["input"]
+
+    def _output_names(self):
+        return ["output"]
+
     def _config(self):
         if not self.layers:
             raise ValueError("the Sequential model has no layers")
@@ -220,10 +263,11 @@ def load_model(filepath, **_):
 
 def _functional_config(inputs, outputs, name):
     """The descent config of the graph from ``inputs`` to ``outputs`` (KerasTensors)."""
-    inputs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
-    outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
-    if len(inputs) != 1:
-        raise ValueError("a functional model with several inputs is not supported from Python yet")
+    inputs = list(inputs.values()) if isinstance(inputs, dict) else list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+    outputs = list(outputs.values()) if isinstance(outputs, dict) else list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+    for i in inputs:
+        if not (isinstance(i, _layers.KerasTensor) and isinstance(i._node, _layers._InputNode)):
+            raise TypeError(f"Model inputs must come from keras.Input, not {i!r}")
     seen, order = set(), []
 
     def visit(t):
@@ -241,7 +285,7 @@ def _functional_config(inputs, outputs, name):
         if not isinstance(o, _layers.KerasTensor):
             raise TypeError(f"Model outputs must be layer outputs, not {type(o).__name__}")
         visit(o)
-    names = {inputs[0].name}
+    names = {i.name for i in inputs}
     tables, called = [], set()
     for node in order:
         for i in node.inputs:
@@ -255,6 +299,5 @@ def _functional_config(inputs, outputs, name):
             t = node.layer.config_table(args)
             t.pop("input_shape", None)
             tables.append(t)
-    node = inputs[0]._node
-    config = {"name": name, "inputs": [clean({"name": node.name, "shape": node.shape}, "Input")], "layers": tables, "outputs": [o.name for o in outputs]}
-    return config
+    ins = [clean({"name": i._node.name, "shape": i._node.shape}, "Input") for i in inputs]
+    return {"name": name, "inputs": ins, "layers": tables, "outputs": [o.name for o in outputs]}
