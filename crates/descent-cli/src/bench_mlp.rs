@@ -129,7 +129,13 @@ pub fn mlp(workload: &str, rounds: usize, python: Option<&Path>, out_dir: &Path)
     // descent as `descent fit` trains (telemetry every 50 steps, its default) and with
     // the telemetry off: the recording's overhead, measured side by side.
     let mut systems: Vec<(&str, Vec<serde_json::Value>)> = vec![("descent", Vec::new()), ("descent (telemetry off)", Vec::new())];
-    if python.is_some() {
+    if let Some(py) = python {
+        // descent's own Python front (python/), when the venv has it installed: the same
+        // engine driven from Python, which should run at the CLI's speed.
+        let has_front = Command::new(py).args(["-c", "import descent._native"]).output().is_ok_and(|o| o.status.success());
+        if has_front {
+            systems.push(("descent (Python)", Vec::new()));
+        }
         for peer in ["JAX scan", "JAX step", "PyTorch", "Keras"] {
             systems.push((peer, Vec::new()));
         }
@@ -142,6 +148,11 @@ pub fn mlp(workload: &str, rounds: usize, python: Option<&Path>, out_dir: &Path)
                     let mut c = Command::new(&me);
                     let every = if *system == "descent" { "50" } else { "0" };
                     c.args(["bench-child", workload, "--telemetry", every]);
+                    c
+                }
+                "descent (Python)" => {
+                    let mut c = Command::new(python.expect("venv"));
+                    c.args(["python/bench/mlp.py", "--workload", workload, "--child"]);
                     c
                 }
                 "JAX scan" | "JAX step" => {
