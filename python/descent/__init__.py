@@ -6,7 +6,7 @@ gives ``keras.Sequential``, ``keras.Model``, ``keras.Input``, ``keras.layers``,
 ``keras.optimizers`` (and ``.schedules``), ``keras.losses``, ``keras.metrics``,
 ``keras.callbacks``, ``keras.regularizers`` and ``keras.models.load_model``, with
 Keras's names, arguments and defaults. Models train in Rust (``descent._native``) with
-the GIL released. ``descent.fit_experiment``, ``descent.cross_validate``, ``descent.tune``,
+the GIL released. ``descent.fit_experiment``, ``descent.cross_validate``, ``descent.tune``, ``descent.compare``,
 ``descent.lr_find``, ``descent.doctor`` and ``descent.report`` run experiment, study and
 run-folder files as the CLI does. Errors descent reports are raised as :class:`DescentError`, a
 ``ValueError`` carrying descent's message.
@@ -14,7 +14,7 @@ run-folder files as the CLI does. Errors descent reports are raised as :class:`D
 
 from ._native import DescentError
 from . import keras
-from .lab import cross_validate, doctor, fit_experiment, lr_find, report, tune
+from .lab import compare, cross_validate, doctor, fit_experiment, lr_find, report, tune
 
-__all__ = ["DescentError", "cross_validate", "doctor", "fit_experiment", "keras", "lr_find", "report", "tune"]
+__all__ = ["DescentError", "compare", "cross_validate", "doctor", "fit_experiment", "keras", "lr_find", "report", "tune"]
 __version__ = "0.1.0"

@@ -7,6 +7,7 @@ import json
 import os
 
 from . import _native
+from .keras._config import clean
 
 
 def fit_experiment(path):
@@ -21,14 +22,45 @@ def cross_validate(path, folds=5, stratified=False, repeats=1, seed=None):
     return json.loads(_native.cross_validate(os.fspath(path), folds, stratified, repeats, seed))
 
 
-def tune(path, trials=None, jobs=None, verbose=False):
-    """Runs (or resumes) the study file, like ``descent tune``; returns the study with
-    every trial and ``best``, the best complete one."""
-    study = json.loads(_native.tune(os.fspath(path), trials, jobs, verbose))
+def tune(study=None, trials=None, jobs=None, verbose=False, *, experiment=None, space=None, metric="loss", folds=1, sampler="tpe", name=None, storage=None, **study_keys):
+    """Runs (or resumes) a study, like ``descent tune``; returns the study with every
+    trial and ``best``, the best complete one.
+
+    ``study`` is a study file, or a dict of its tables (``{"study": ..., "objective":
+    ..., "space": ...}``); or define it here: ``experiment`` (a file), ``space`` (``{"path":
+    {"type": "log_uniform", "low": ..., "high": ...}, ...}``), ``metric``, ``folds``,
+    ``sampler``, ``name``, ``storage`` (default ``<name>.sqlite``) and any other ``[study]``
+    key. Run again, it resumes from the storage: nothing lost or run twice."""
+    if study is None:
+        if experiment is None or not space:
+            raise ValueError("tune: give a study file, or experiment= and space=")
+        name = name or "study"
+        section = {"name": name, "experiment": os.fspath(experiment), "sampler": sampler, **study_keys}
+        if trials is not None:
+            section["trials"] = trials
+        if storage is not None:
+            section["storage"] = os.fspath(storage)
+        study = {"study": section, "objective": {"metric": metric, "folds": folds}, "space": space}
+    if isinstance(study, dict):
+        where = f"{(study.get('study') or {}).get('name', 'study')}.toml"
+        text = json.dumps(clean(study, "study"), allow_nan=False)
+        result = _native.tune(where, trials, jobs, verbose, text)
+    else:
+        result = _native.tune(os.fspath(study), trials, jobs, verbose)
+    study = json.loads(result)
     done = [t for t in study["trials"] if t["state"] == "complete" and t["value"] is not None]
     pick = max if study["direction"] == "maximize" else min
     study["best"] = pick(done, key=lambda t: t["value"]) if done else None
     return study
+
+
+def compare(experiments, optimizers=None, metric="loss", folds=5, stratified=False, repeats=1, seed=None):
+    """``descent compare``: cross-validates each experiment file — or one experiment with
+    each of ``optimizers`` (``"adam"``, ``"sgd@0.1"``, ``"nesterov"``) — on the same folds,
+    and ranks them with paired tests. Returns ``{"metric", "contenders": [{"label",
+    "report"}], "table"}`` (``table`` as the CLI prints it)."""
+    paths = [os.fspath(experiments)] if isinstance(experiments, (str, os.PathLike)) else [os.fspath(p) for p in experiments]
+    return json.loads(_native.compare(paths, list(optimizers or []), metric, folds, stratified, repeats, seed))
 
 
 def doctor(run, lr_find=False):

@@ -484,10 +484,21 @@ fn cross_validate(py: Python<'_>, path: &str, folds: usize, stratified: bool, re
 
 /// `descent tune STUDY.toml`: runs or resumes a study (its SQLite file keeps every trial);
 /// returns every trial (JSON) once the budget is spent.
+/// With `study_json` (the study file's tables as JSON), the study is defined in code and
+/// `path` is where its file would be (see `StudyDef::from_text`).
 #[pyfunction]
-#[pyo3(signature = (path, trials=None, jobs=None, verbose=false))]
-fn tune(py: Python<'_>, path: &str, trials: Option<usize>, jobs: Option<usize>, verbose: bool) -> PyResult<String> {
-    let mut def = descent_tune::study_file::StudyDef::from_file(Path::new(path)).map_err(raise)?;
+#[pyo3(signature = (path, trials=None, jobs=None, verbose=false, study_json=None))]
+fn tune(py: Python<'_>, path: &str, trials: Option<usize>, jobs: Option<usize>, verbose: bool, study_json: Option<&str>) -> PyResult<String> {
+    use descent_tune::study_file::StudyDef;
+    let mut def = match study_json {
+        None => StudyDef::from_file(Path::new(path)),
+        Some(json) => {
+            let value: serde_json::Value = from_json(json, "study")?;
+            let text = toml::to_string(&value).map_err(|e| bad(format!("study: {e}")))?;
+            StudyDef::from_text(&text, Path::new(path))
+        }
+    }
+    .map_err(raise)?;
     if let Some(t) = trials {
         def.section.trials = t;
     }
@@ -506,6 +517,37 @@ fn tune(py: Python<'_>, path: &str, trials: Option<usize>, jobs: Option<usize>, 
         .map(|t| serde_json::json!({ "number": t.number, "state": t.state.as_str(), "params": t.params, "value": t.value, "attempts": t.attempts, "scores": t.scores }))
         .collect();
     Ok(serde_json::json!({ "study": def.name, "storage": def.storage, "direction": def.objective.direction().as_str(), "trials": trials }).to_string())
+}
+
+/// `descent compare`: cross-validates each experiment file (or one experiment with each
+/// optimizer, `name` or `name@lr`) on the same folds; JSON with each contender's report
+/// and the ranked table with paired tests.
+#[pyfunction]
+#[pyo3(signature = (paths, optimizers, metric, folds=5, stratified=false, repeats=1, seed=None))]
+#[allow(clippy::too_many_arguments)]
+fn compare(py: Python<'_>, paths: Vec<String>, optimizers: Vec<String>, metric: &str, folds: usize, stratified: bool, repeats: usize, seed: Option<u64>) -> PyResult<String> {
+    use descent::experiment::Experiment;
+    use descent_tune::compare::{compare, with_optimizer, Contender};
+    let contenders: Vec<Contender> = if optimizers.is_empty() {
+        paths
+            .iter()
+            .map(|p| Experiment::from_file(p).map(|e| Contender { label: e.name().to_string(), experiment: e }))
+            .collect::<descent::Result<_>>()
+            .map_err(raise)?
+    } else {
+        let [base] = paths.as_slice() else {
+            return Err(bad("compare: optimizers= takes exactly one experiment"));
+        };
+        let base = Experiment::from_file(base).map_err(raise)?;
+        optimizers.iter().map(|o| with_optimizer(&base, o)).collect::<descent::Result<_>>().map_err(raise)?
+    };
+    let first = contenders.first().ok_or_else(|| bad("compare: no contenders"))?;
+    let spec = descent_tune::FoldSpec { folds, stratified, repeats, shuffle: true, seed: seed.unwrap_or(first.experiment.seed) };
+    let threads = 1;
+    let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let result = py.detach(|| compare(&contenders, &spec, metric, jobs, threads)).map_err(raise)?;
+    let reports: Vec<serde_json::Value> = result.contenders.iter().map(|(label, r)| serde_json::json!({ "label": label, "report": r.to_json() })).collect();
+    Ok(serde_json::json!({ "metric": result.metric, "contenders": reports, "table": result.table() }).to_string())
 }
 
 /// `descent doctor RUN`: the findings on a run folder (JSON list: problem, code, title,
@@ -555,6 +597,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(fit_experiment, m)?)?;
     m.add_function(wrap_pyfunction!(cross_validate, m)?)?;
     m.add_function(wrap_pyfunction!(tune, m)?)?;
+    m.add_function(wrap_pyfunction!(compare, m)?)?;
     m.add_function(wrap_pyfunction!(doctor, m)?)?;
     m.add_function(wrap_pyfunction!(lr_find, m)?)?;
     m.add_function(wrap_pyfunction!(report, m)?)?;

@@ -290,6 +290,20 @@ high = 3e-2
     assert study["best"]["value"] == max(t["value"] for t in study["trials"])
     out = subprocess.run([descent_cli, "study", "show", study["storage"]], capture_output=True, text=True)
     assert out.returncode == 0 and "complete" in out.stdout, out.stderr
+    # A study defined in Python: the same space, its own storage; resumed the same way.
+    space = {"compile.optimizer.learning_rate": {"type": "log_uniform", "low": 1e-3, "high": 3e-2}}
+    defined = descent.tune(experiment="e.toml", space=space, metric="accuracy", folds=2, sampler="random", name="py", trials=3, jobs=1)
+    assert defined["storage"].endswith("py.sqlite") and len(defined["trials"]) == 3
+    # Same sampler seed and space as the file's study: the same first trials.
+    assert [t["params"] for t in defined["trials"]] == [t["params"] for t in study["trials"][:3]]
+    again = descent.tune(experiment="e.toml", space=space, metric="accuracy", folds=2, sampler="random", name="py", trials=5, jobs=1)
+    assert [t["number"] for t in again["trials"]] == [0, 1, 2, 3, 4] and again["trials"][:3] == defined["trials"]
+    with pytest.raises(descent.DescentError, match="model.layers.9.units`: index 9 is past the 2 entries"):
+        descent.tune(experiment="e.toml", space={"model.layers.9.units": {"type": "int", "low": 1, "high": 4}}, metric="accuracy", name="bad", trials=1)
+    # Optimizers compared on the same folds, with the paired test.
+    ranked = descent.compare("e.toml", optimizers=["adam", "sgd@0.001"], metric="accuracy", folds=3)
+    assert [c["label"] for c in ranked["contenders"]] == ["adam", "sgd@0.001"]
+    assert "leader" in ranked["table"] and ranked["contenders"][0]["report"]["accuracy"]["mean"] > ranked["contenders"][1]["report"]["accuracy"]["mean"]
 
 
 def test_the_doctor_finds_a_too_low_learning_rate_and_reports_render(workdir):

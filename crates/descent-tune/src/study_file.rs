@@ -167,10 +167,17 @@ pub struct StudyDef {
 impl StudyDef {
     pub fn from_file(path: &Path) -> Result<StudyDef> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::Io { path: path.into(), source: e })?;
+        Self::from_text(&text, path)
+    }
+
+    /// A study file's `text` as if it were at `path`: its folder resolves the experiment
+    /// and the storage, its stem names them by default, and errors name it (a study
+    /// defined in code, e.g. from Python, has no file of its own).
+    pub fn from_text(text: &str, path: &Path) -> Result<StudyDef> {
         // Errors name the key and its line, as an experiment file's do.
-        let doc = ConfigFile::parse(&text).map_err(|e| at_file(path, e))?;
+        let doc = ConfigFile::parse(text).map_err(|e| at_file(path, e))?;
         doc.check_finite().map_err(|e| at_file(path, e))?;
-        let file: StudyToml = toml::from_str(&text).map_err(|e| at_file(path, doc.locate_toml_error(&e)))?;
+        let file: StudyToml = toml::from_str(text).map_err(|e| at_file(path, doc.locate_toml_error(&e)))?;
         let base = path.parent().unwrap_or(Path::new(""));
         let experiment = Experiment::from_file(base.join(&file.study.experiment))?;
         let space = parse_space(&file.space).map_err(|e| at_file(path, doc.locate(e)))?;
