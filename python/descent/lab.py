@@ -80,3 +80,14 @@ def lr_find(path, steps=100):
 def report(run, out=None):
     """``descent report RUN``: writes the run's HTML report; returns its path."""
     return _native.report(os.fspath(run), None if out is None else os.fspath(out))
+
+
+def explain(model, x, y, samples=3, repeats=5, steps=50, seed=0):
+    """``descent explain`` on a Keras model and arrays: permutation importance of every
+    feature (the drop in the score when it is shuffled, mean and std over ``repeats``),
+    and integrated gradients and saliency of the first ``samples`` rows for their true
+    class (attributions over the flattened input; ``completeness_gap`` = Σ attributions −
+    (F(x) − F(0)), small when ``steps`` suffice)."""
+    import numpy as np
+    out = model._model().explain(np.ascontiguousarray(x, dtype=np.float32), np.ascontiguousarray(y, dtype=np.float32), samples, repeats, steps, seed)
+    return json.loads(out)

@@ -393,6 +393,35 @@ impl NativeModel {
             .collect()
     }
 
+    /// `descent explain` on arrays: permutation importance of every feature over `(x, y)`
+    /// (`repeats` shuffles each, seeded), and integrated gradients (`steps`, from a zero
+    /// baseline) and saliency of the first `samples` rows for their true class (JSON).
+    #[pyo3(signature = (x, y, samples=3, repeats=5, steps=50, seed=0))]
+    fn explain(&mut self, py: Python<'_>, x: PyReadonlyArrayDyn<'_, f32>, y: PyReadonlyArrayDyn<'_, f32>, samples: usize, repeats: usize, steps: usize, seed: u64) -> PyResult<String> {
+        use descent::train::explain::{integrated_gradients, permutation_importance, saliency};
+        let (x, y) = (tensor(&x, "x", false)?, tensor(&y, "y", true)?);
+        let (model, _) = self.built(Some(&x.dims()[1..]))?;
+        if model.optimizer().is_none() {
+            return Err(bad("the model is not compiled: explain scores it with its loss and metrics"));
+        }
+        let json = py.detach(|| -> descent::Result<serde_json::Value> {
+            let (base, metric, importances) = permutation_importance(model, &x, &y, repeats, seed)?;
+            let mut explained = Vec::new();
+            for r in 0..x.rows().min(samples) {
+                let class = y.data()[r] as usize;
+                let a = integrated_gradients(model, x.row(r), None, class, steps)?;
+                let s = saliency(model, &x.select_rows(&[r]), &[class])?;
+                explained.push(serde_json::json!({
+                    "sample": r, "class": class, "output": a.output, "baseline_output": a.baseline_output,
+                    "completeness_gap": a.completeness_gap, "integrated_gradients": a.attributions, "saliency": s,
+                }));
+            }
+            let importance: Vec<serde_json::Value> = importances.iter().map(|i| serde_json::json!({ "feature": i.feature, "mean": i.mean, "std": i.std })).collect();
+            Ok(serde_json::json!({ "metric": metric, "score": base, "permutation_importance": importance, "samples": explained }))
+        });
+        Ok(json.map_err(raise)?.to_string())
+    }
+
     fn summary(&mut self) -> PyResult<String> {
         Ok(self.built(None)?.0.summary())
     }

@@ -369,3 +369,20 @@ def test_several_inputs_and_outputs_with_per_output_losses(digits):
     assert logs["digit_accuracy"] > 0.9 and logs["ink_loss"] < 0.01, logs
     with pytest.raises(descent.DescentError, match="2 input"):
         model.predict(x[:, :32])
+
+
+def test_explain_finds_the_features_a_model_uses():
+    # The label is the sign of feature 0; the other 7 features are noise.
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(600, 8)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+    keras.utils.set_random_seed(5)
+    model = keras.Sequential([keras.layers.Dense(16, activation="relu", input_shape=(8,)), keras.layers.Dense(2)])
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    model.fit(x, y, epochs=20, verbose=0)
+    e = descent.explain(model, x, y, samples=2, repeats=3, steps=64)
+    ranked = sorted(e["permutation_importance"], key=lambda i: -i["mean"])
+    assert ranked[0]["feature"] == 0 and ranked[0]["mean"] > 0.3 and all(abs(i["mean"]) < 0.05 for i in ranked[1:]), ranked
+    for s in e["samples"]:
+        attributions = np.abs(s["integrated_gradients"])
+        assert attributions.argmax() == 0 and abs(s["completeness_gap"]) < 0.05 * max(1.0, abs(s["output"])), s
