@@ -29,7 +29,7 @@ const RUN_FILES: [&str; 6] = ["config.toml", "history.csv", "loss.svg", MODEL_WE
 
 /// The files of a completed run that `dir` lacks (none: the run folder is complete).
 pub fn missing_run_files(dir: &Path) -> Vec<&'static str> {
-    RUN_FILES.into_iter().filter(|f| !dir.join(f).exists()).collect()
+    RUN_FILES.into_iter().filter(|f| !dir.join(f).is_file()).collect()
 }
 
 /// Creates `root/<name>-NNN` with the next free number (atomically: `create_dir` fails

@@ -177,6 +177,40 @@ fn an_incomplete_run_folder_says_what_it_lacks_and_a_backed_up_run_keeps_its_fol
 }
 
 #[test]
+fn a_run_that_fails_while_writing_its_model_leaves_no_metrics_and_says_why() {
+    let root = std::env::temp_dir().join(format!("descent-write-fails-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/digits.csv");
+    let text = with("path = \"../data/digits.csv\"", &format!("path = \"{data}\"")).replace("epochs = 10", "epochs = 1\nverbose = 0")
+        + "\n[[callbacks]]\ntype = \"backup_and_restore\"\n";
+    let exp = Experiment::from_toml(&text).unwrap();
+    let runs = root.join("runs");
+    // The run's folder is known in advance (recorded beside the backup), and its weight
+    // file cannot be written: a directory stands at that path (an I/O error, as a full
+    // disk would give).
+    let name = exp.name();
+    let dir = runs.join(format!("{name}-001"));
+    std::fs::create_dir_all(dir.join("model.safetensors")).unwrap();
+    std::fs::create_dir_all(runs.join(format!("{name}-backup"))).unwrap();
+    std::fs::write(runs.join(format!("{name}-backup/run_folder")), format!("{name}-001")).unwrap();
+    let e = exp.run(Some(&runs)).unwrap_err().to_string();
+    assert!(e.contains("model.safetensors"), "{e}");
+    // No metrics.json without a model: the folder is visibly incomplete, and says so.
+    assert!(!dir.join("metrics.json").exists() && !dir.join("model.json").exists());
+    assert_eq!(missing_run_files(&dir), ["model.safetensors", "model.json", "metrics.json"]);
+    let e = crate::train::Model::load(&dir).map(|_| ()).unwrap_err().to_string();
+    assert!(e.contains("not a complete model folder: model.json is missing"), "{e}");
+    // The backup survives (the training is not lost): with the path free, the rerun
+    // completes that same folder from it.
+    assert!(runs.join(format!("{name}-backup/backup.safetensors")).exists());
+    std::fs::remove_dir(dir.join("model.safetensors")).unwrap();
+    let run = exp.run(Some(&runs)).unwrap();
+    assert_eq!(run.dir, dir);
+    assert!(missing_run_files(&dir).is_empty());
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
 fn bad_labels_are_reported_with_the_file_before_training() {
     let root = std::env::temp_dir().join(format!("descent-exp-labels-{}", std::process::id()));
     std::fs::create_dir_all(&root).unwrap();
