@@ -386,3 +386,20 @@ def test_explain_finds_the_features_a_model_uses():
     for s in e["samples"]:
         attributions = np.abs(s["integrated_gradients"])
         assert attributions.argmax() == 0 and abs(s["completeness_gap"]) < 0.05 * max(1.0, abs(s["output"])), s
+
+
+def test_layers_give_and_take_their_weights_by_name(digits):
+    x, _ = digits
+    model = classic()
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    hidden = model.get_layer("hidden")
+    kernel, bias = hidden.get_weights()
+    assert kernel.shape == (64, 64) and bias.shape == (64,) and not bias.any()
+    hidden.set_weights([np.zeros_like(kernel), np.ones_like(bias)])
+    # Every hidden unit is now relu(0·x + 1) = 1: the output is the same for every input.
+    out = model.predict(x[:4])
+    np.testing.assert_allclose(out, np.broadcast_to(out[0], out.shape), rtol=1e-6)
+    with pytest.raises(ValueError, match="2 weight arrays, 1 were given"):
+        hidden.set_weights([kernel])
+    with pytest.raises(ValueError, match="no layer named 'nope'"):
+        model.get_layer("nope")

@@ -81,6 +81,23 @@ class Layer:
     def get_config(self):
         return {"name": self.name, **self._table}
 
+    def _model_weights(self):
+        owner = getattr(self, "_owner", None)
+        if owner is None:
+            raise ValueError(f"{self.name}: the layer has no weights until its model is built (compile or fit it first)")
+        return owner
+
+    def get_weights(self):
+        """The layer's weights (Keras's order: kernel, then bias, …) as NumPy arrays."""
+        return [w for n, w in self._model_weights()._named_weights() if n.startswith(self.name + ".")]
+
+    def set_weights(self, weights):
+        self._model_weights()._set_layer_weights(self, weights)
+
+    @property
+    def weights(self):
+        return self.get_weights()
+
     def config_table(self, inputs=None):
         """The descent layer table, applied to `inputs` (names) in a functional model."""
         t = {"type": self._type, **self._table, "name": self.name}

@@ -64,8 +64,9 @@ class Model:
         self._native = None
         self._compile = None
         self.history = None
+        self.layers = []
         if inputs is not None:
-            self._graph = _functional_config(inputs, outputs, self.name)
+            self._graph, self.layers = _functional_config(inputs, outputs, self.name)
 
     # --- the native model ----------------------------------------------------------
     def _config(self):
@@ -76,7 +77,21 @@ class Model:
             self._native = _native.NativeModel(to_json(self._config(), "model"), _seed)
             if self._compile is not None:
                 self._warn(self._native.compile(*self._compile))
+            for layer in self.layers:
+                layer._owner = self
         return self._native
+
+    def get_layer(self, name=None, index=None):
+        """A layer by name or by index, as Keras's ``get_layer``."""
+        if index is not None:
+            return self.layers[index]
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"no layer named {name!r}; the layers are: {', '.join(l.name for l in self.layers)}")
+
+    def _named_weights(self):
+        return self._model().get_weights()
 
     @staticmethod
     def _warn(messages):
@@ -177,6 +192,16 @@ class Model:
 
     def set_weights(self, weights):
         self._model().set_weights([np.ascontiguousarray(w, dtype=np.float32) for w in weights])
+
+    def _set_layer_weights(self, layer, weights):
+        named = self._named_weights()
+        mine = [i for i, (n, _) in enumerate(named) if n.startswith(layer.name + ".")]
+        if len(mine) != len(weights):
+            raise ValueError(f"{layer.name}: has {len(mine)} weight arrays, {len(weights)} were given")
+        full = [w for _, w in named]
+        for i, w in zip(mine, weights):
+            full[i] = w
+        self.set_weights(full)
 
     @property
     def weights(self):
@@ -300,4 +325,8 @@ def _functional_config(inputs, outputs, name):
             t.pop("input_shape", None)
             tables.append(t)
     ins = [clean({"name": i._node.name, "shape": i._node.shape}, "Input") for i in inputs]
-    return {"name": name, "inputs": ins, "layers": tables, "outputs": [o.name for o in outputs]}
+    layers = []
+    for node in order:
+        if all(node.layer is not l for l in layers):
+            layers.append(node.layer)
+    return {"name": name, "inputs": ins, "layers": tables, "outputs": [o.name for o in outputs]}, layers
