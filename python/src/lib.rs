@@ -85,7 +85,13 @@ struct PythonHooks {
     /// The Python model (`callback.model`), whose `stop_training` a callback may set.
     model: Py<PyAny>,
     error: Option<PyErr>,
+    /// When Ctrl-C was last checked: between those checks a batch does not touch the GIL
+    /// (taking it every step would make each step wait for any busy Python thread).
+    signals_checked: std::time::Instant,
 }
+
+/// How often a batch without Python batch callbacks checks for Ctrl-C.
+const SIGNAL_CHECK_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
 
 impl PythonHooks {
     fn call(&mut self, ctx: &mut TrainContext, method: &str, per_batch: bool, args: impl Fn(Python<'_>) -> PyResult<Vec<Py<PyAny>>>) {
@@ -93,6 +99,10 @@ impl PythonHooks {
             ctx.stop_training = true;
             return;
         }
+        if per_batch && self.batch_callbacks.is_empty() && self.signals_checked.elapsed() < SIGNAL_CHECK_EVERY {
+            return;
+        }
+        self.signals_checked = std::time::Instant::now();
         let result: PyResult<bool> = Python::attach(|py| {
             py.check_signals()?;
             let callbacks = if per_batch { &self.batch_callbacks } else { &self.callbacks };
@@ -317,7 +327,7 @@ impl NativeModel {
         if validation.is_some() && (xs.len() > 1 || ys.len() > 1) {
             return Err(bad("validation_data with several inputs or outputs is not supported: use validation_split"));
         }
-        let mut hooks = PythonHooks { callbacks: python_callbacks, batch_callbacks, model: owner, error: None };
+        let mut hooks = PythonHooks { callbacks: python_callbacks, batch_callbacks, model: owner, error: None, signals_checked: std::time::Instant::now() };
         // `BackupAndRestore` is the fit's own backup, not a callback (relative to the
         // working directory, as Keras's `backup_dir`).
         let backup = configs.iter().find_map(|c| c.backup(Path::new("."), "model"));
