@@ -31,3 +31,11 @@ def workdir(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     yield tmp_path
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def bundled_experiment(name):
+    """examples/<name>.toml with its data path made absolute and training quiet, to run
+    from a test's own folder."""
+    text = (ROOT / "examples" / f"{name}.toml").read_text()
+    text = text.replace('"../data/digits.csv"', f'"{ROOT / "data" / "digits.csv"}"')
+    return text.replace("[fit]\n", "[fit]\nverbose = 0\n", 1)

@@ -127,14 +127,20 @@ fn runs_end_to_end_into_a_run_folder() {
     assert_eq!(again.test.get("accuracy"), run.test.get("accuracy"));
 }
 
+/// The classic experiment on the bundled digits for `epochs` quiet epochs, with a
+/// `backup_and_restore` callback.
+fn backed_up_classic(epochs: usize) -> Experiment {
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/digits.csv");
+    let text = with("path = \"../data/digits.csv\"", &format!("path = \"{data}\"")).replace("epochs = 10", &format!("epochs = {epochs}\nverbose = 0"))
+        + "\n[[callbacks]]\ntype = \"backup_and_restore\"\n";
+    Experiment::from_toml(&text).unwrap()
+}
+
 #[test]
 fn an_incomplete_run_folder_says_what_it_lacks_and_a_backed_up_run_keeps_its_folder() {
     let root = std::env::temp_dir().join(format!("descent-incomplete-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
-    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/digits.csv");
-    let text = with("path = \"../data/digits.csv\"", &format!("path = \"{data}\"")).replace("epochs = 10", "epochs = 2\nverbose = 0")
-        + "\n[[callbacks]]\ntype = \"backup_and_restore\"\n";
-    let exp = Experiment::from_toml(&text).unwrap();
+    let exp = backed_up_classic(2);
     let runs = root.join("runs");
     let run = exp.run(Some(&runs)).unwrap();
     assert!(missing_run_files(&run.dir).is_empty());
@@ -180,10 +186,7 @@ fn an_incomplete_run_folder_says_what_it_lacks_and_a_backed_up_run_keeps_its_fol
 fn a_run_that_fails_while_writing_its_model_leaves_no_metrics_and_says_why() {
     let root = std::env::temp_dir().join(format!("descent-write-fails-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
-    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/digits.csv");
-    let text = with("path = \"../data/digits.csv\"", &format!("path = \"{data}\"")).replace("epochs = 10", "epochs = 1\nverbose = 0")
-        + "\n[[callbacks]]\ntype = \"backup_and_restore\"\n";
-    let exp = Experiment::from_toml(&text).unwrap();
+    let exp = backed_up_classic(1);
     let runs = root.join("runs");
     // The run's folder is known in advance (recorded beside the backup), and its weight
     // file cannot be written: a directory stands at that path (an I/O error, as a full
