@@ -66,6 +66,9 @@ pub fn lr_find(file: &Path, out: Option<&Path>, steps: usize) -> Result<()> {
 }
 
 pub fn report(run: &Path, out: Option<&Path>) -> Result<()> {
+    if run.is_file() {
+        return crate::tune_commands::study_report(run, None, out).map(|path| println!("report: {}", path.display()));
+    }
     let html = descent::experiment::report::run_report(run)?;
     let out = out.map(Path::to_path_buf).unwrap_or_else(|| run.join("report.html"));
     write_atomic(&out, html.as_bytes())?;

@@ -111,10 +111,13 @@ enum Command {
     },
     /// Write one self-contained HTML report of a run folder: curves, learning rate,
     /// per-layer gradient norms and update ratios, weight histograms, the confusion
-    /// matrix, the doctor's findings, timings, the machine and the configuration.
+    /// matrix, the doctor's findings, timings, the machine and the configuration. Given a
+    /// study database (`descent tune`'s .sqlite), the study's report: the best trial, the
+    /// objective by trial, parameter importance, each parameter against the objective.
     Report {
         run: PathBuf,
-        /// Where to write it (default: RUN/report.html).
+        /// Where to write it (default: RUN/report.html, or STUDY-report.html beside a
+        /// study database).
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -255,6 +258,10 @@ enum Command {
         /// Write the learning curves (mean validation metric per epoch) as an SVG chart.
         #[arg(long)]
         svg: Option<PathBuf>,
+        /// Write an HTML report: the ranking with its paired tests, each contender's
+        /// scores per fold, and the learning curves.
+        #[arg(long)]
+        report: Option<PathBuf>,
     },
     /// One measurement for `bench w1|w2|w4`, in its own process (prints one JSON line).
     #[command(hide = true)]
@@ -315,8 +322,8 @@ fn main() -> ExitCode {
         Command::Cv { file, folds, json } => tune_commands::cv(&file, &folds.args(), json.as_deref()),
         Command::Tune { file, trials, jobs, quiet } => tune_commands::tune(&file, trials, jobs, !quiet),
         Command::Study { action, db, study, out } => tune_commands::study(&action, &db, study.as_deref(), out.as_deref()),
-        Command::Compare { files, optimizers, metric, folds, svg } => {
-            tune_commands::compare_cmd(&files, &optimizers, &metric, &folds.args(), svg.as_deref())
+        Command::Compare { files, optimizers, metric, folds, svg, report } => {
+            tune_commands::compare_cmd(&files, &optimizers, &metric, &folds.args(), svg.as_deref(), report.as_deref())
         }
         Command::BenchChild { workload, samples, .. } if workload == "w4" => bench_cnn::child(samples, 10),
         Command::BenchChild { workload, samples, .. } if workload == "w5" => bench_gpt::child(samples, 20),

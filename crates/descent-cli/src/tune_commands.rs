@@ -116,6 +116,7 @@ pub fn tune(file: &Path, trials: Option<usize>, jobs: Option<usize>, verbose: bo
     let exported = export_path(&def.storage);
     export(&store.info, &best, &exported)?;
     println!("its experiment: {} (run it with `descent fit {}`)", exported.display(), exported.display());
+    println!("report: {}", study_report(&def.storage, Some(&def.name), None)?.display());
     if def.section.refit {
         let mut exp = trial_experiment(&store.info, &best)?;
         exp.fit.verbose = 0;
@@ -124,6 +125,17 @@ pub fn tune(file: &Path, trials: Option<usize>, jobs: Option<usize>, verbose: bo
         println!("retrained on the whole training split → held-out test: {} ({})", test.join(", "), run.dir.display());
     }
     Ok(())
+}
+
+/// Writes the HTML report of the study in `db` (to `out`, default `<stem>-report.html`
+/// beside it); returns where.
+pub fn study_report(db: &Path, name: Option<&str>, out: Option<&Path>) -> Result<PathBuf> {
+    let store = Store::open_read(db, name)?;
+    let html = descent_tune::report::study_report(&store.info, &store.trials()?);
+    let stem = db.file_stem().map_or("study".into(), |s| s.to_string_lossy().into_owned());
+    let out = out.map(Path::to_path_buf).unwrap_or_else(|| db.with_file_name(format!("{stem}-report.html")));
+    write_atomic(&out, html.as_bytes())?;
+    Ok(out)
 }
 
 fn export_path(storage: &Path) -> PathBuf {
@@ -193,7 +205,7 @@ pub fn study(action: &str, db: &Path, name: Option<&str>, out: Option<&Path>) ->
 }
 
 /// `descent compare FILE... | --optimizers a,b BASE`.
-pub fn compare_cmd(files: &[PathBuf], optimizers: &[String], metric: &str, args: &FoldArgs, svg: Option<&Path>) -> Result<()> {
+pub fn compare_cmd(files: &[PathBuf], optimizers: &[String], metric: &str, args: &FoldArgs, svg: Option<&Path>, report: Option<&Path>) -> Result<()> {
     let contenders: Vec<Contender> = if optimizers.is_empty() {
         files
             .iter()
@@ -217,6 +229,10 @@ pub fn compare_cmd(files: &[PathBuf], optimizers: &[String], metric: &str, args:
     if let Some(path) = svg {
         write_atomic(path, result.curves_svg().as_bytes())?;
         println!("learning curves: {}", path.display());
+    }
+    if let Some(path) = report {
+        write_atomic(path, descent_tune::report::compare_report(&result).as_bytes())?;
+        println!("report: {}", path.display());
     }
     Ok(())
 }

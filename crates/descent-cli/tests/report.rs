@@ -114,3 +114,57 @@ fn doctor_and_lr_find_from_the_command_line() {
     let bad = descent(&["doctor", run.to_str().unwrap()], &dir);
     assert!(!bad.status.success() && text(&bad).contains("no telemetry.json"), "{}", text(&bad));
 }
+
+/// Loads `page` in headless Chromium: the page's own check counts `charts` drawn charts
+/// and none empty, and the console has no errors.
+fn loads_cleanly(dir: &Path, page: &Path, charts: usize) {
+    let url = format!("file://{}", page.display());
+    let dom = Command::new(chromium()).args(headless(&dir.join("profile-study"))).args(["--dump-dom", &url]).output().unwrap();
+    let (dom_text, console) = (String::from_utf8_lossy(&dom.stdout), String::from_utf8_lossy(&dom.stderr));
+    assert!(dom.status.success(), "chromium failed: {console}");
+    assert!(dom_text.contains(&format!("data-charts=\"{charts}\"")), "not {charts} charts: {}", &dom_text[..dom_text.len().min(400)]);
+    assert!(dom_text.contains("data-empty-charts=\"0\""), "an empty chart: {console}");
+    let errors: Vec<&str> = console.lines().filter(|l| l.contains(":CONSOLE") || l.contains("Uncaught")).collect();
+    assert!(errors.is_empty(), "console messages: {errors:?}");
+}
+
+#[test]
+fn tune_writes_a_study_report_that_loads_in_chromium() {
+    let dir = workdir("study-report");
+    std::fs::write(dir.join("e.toml"), experiment_toml(&digits(), "\"adam\"", 3, 0, "")).unwrap();
+    std::fs::write(
+        dir.join("s.toml"),
+        r#"
+[study]
+experiment = "e.toml"
+trials = 6
+jobs = 1
+sampler = "random"
+[objective]
+metric = "accuracy"
+folds = 1
+[space."compile.optimizer.learning_rate"]
+type = "log_uniform"
+low = 1e-5
+high = 1e-1
+[space."model.layers.0.units"]
+type = "int"
+low = 8
+high = 64
+"#,
+    )
+    .unwrap();
+    let tune = descent(&["tune", "s.toml", "--quiet"], &dir);
+    assert!(tune.status.success() && text(&tune).contains("report: "), "{}", text(&tune));
+    let page = dir.join("s-report.html");
+    let html = std::fs::read_to_string(&page).unwrap();
+    for chart in ["history", "param_compile.optimizer.learning_rate", "param_model.layers.0.units"] {
+        assert!(html.contains(&format!("data-chart=\"{chart}\"")), "chart {chart} missing");
+    }
+    assert!(html.contains("best trial") && html.contains("Parameter importance"));
+    loads_cleanly(&dir, &page, 3);
+    // `descent report` on the database writes the same page.
+    let again = descent(&["report", "s.sqlite", "--out", "again.html"], &dir);
+    assert!(again.status.success(), "{}", text(&again));
+    assert_eq!(std::fs::read_to_string(dir.join("again.html")).unwrap(), html);
+}

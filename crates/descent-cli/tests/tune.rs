@@ -41,7 +41,7 @@ fn compare_ranks_optimizers_with_a_paired_test_and_a_chart() {
     let dir = workdir("compare");
     let exp = experiment(&dir, "base", 3, "\"adam\"");
     let out = descent(
-        &["compare", exp.to_str().unwrap(), "--optimizers", "adam,sgd@0.001", "--folds", "3", "--svg", "curves.svg"],
+        &["compare", exp.to_str().unwrap(), "--optimizers", "adam,sgd@0.001", "--folds", "3", "--svg", "curves.svg", "--report", "compare.html"],
         &dir,
     );
     assert!(out.status.success(), "{}", text(&out));
@@ -56,9 +56,17 @@ fn compare_ranks_optimizers_with_a_paired_test_and_a_chart() {
     assert!(p < 0.05 && sgd_line.ends_with(" *"), "{sgd_line}");
     let svg = std::fs::read_to_string(dir.join("curves.svg")).unwrap();
     assert_eq!(svg.matches("<polyline").count(), 2);
+    // The report: the same ranking, each contender's folds, the curves.
+    let html = std::fs::read_to_string(dir.join("compare.html")).unwrap();
+    assert!(html.contains(&xml_text(adam_line)) && html.contains("<th>sgd@0.001</th>") && html.contains("data-chart=\"curves\""), "{html}");
     // Unknown optimizers are named.
     let out = descent(&["compare", exp.to_str().unwrap(), "--optimizers", "adam,adamm"], &dir);
     assert!(!out.status.success() && text(&out).contains("unknown optimizer `adamm`"), "{}", text(&out));
+}
+
+/// `s` as it reads inside HTML.
+fn xml_text(s: &str) -> String {
+    descent::io::chart::xml_escape(s)
 }
 
 /// A random-search study of `trials` trials (2-fold CV, one worker) over the learning rate

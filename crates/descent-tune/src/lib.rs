@@ -10,6 +10,7 @@ pub mod cv;
 pub mod folds;
 mod live;
 pub mod pruner;
+pub mod report;
 pub mod sampler;
 pub mod space;
 pub mod stats;

@@ -25,14 +25,7 @@ pub fn run_report(dir: &Path) -> Result<String> {
     let record = RunRecord::load(dir)?;
     let t = &record.telemetry;
     let exp = &record.experiment;
-    let mut html = String::new();
-    let title = format!("descent report: {}", exp.name());
-    let _ = write!(
-        html,
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title>\n<style>{STYLE}</style></head>\n<body>\n<h1>{}</h1>\n",
-        esc(&title),
-        esc(&title)
-    );
+    let mut html = page_start(&format!("descent report: {}", exp.name()));
 
     // --- summary ----------------------------------------------------------------------
     let metrics: Option<serde_json::Value> = std::fs::read_to_string(dir.join(super::METRICS_FILE)).ok().and_then(|s| serde_json::from_str(&s).ok());
@@ -103,9 +96,9 @@ pub fn run_report(dir: &Path) -> Result<String> {
     // --- optimization -------------------------------------------------------------------
     html += "<section id=\"optimization\"><h2>Optimization</h2>\n";
     let steps: Vec<(f64, f64)> = t.steps.learning_rate.iter().enumerate().map(|(i, &l)| ((i + 1) as f64, l as f64)).collect();
-    figure(&mut html, "learning_rate", &xy_chart("learning rate per step", "step", "learning rate", XAxis::Index, None, &[XySeries { label: "learning rate", points: steps }], &[]));
+    figure(&mut html, "learning_rate", &xy_chart("learning rate per step", "step", "learning rate", XAxis::Index, None, &[XySeries { label: "learning rate", points: steps, dots: false }], &[]));
     let loss_steps: Vec<(f64, f64)> = t.steps.loss.iter().enumerate().map(|(i, &l)| ((i + 1) as f64, l as f64)).collect();
-    figure(&mut html, "step_loss", &xy_chart("training loss per step", "step", "loss", XAxis::Index, None, &[XySeries { label: "loss", points: loss_steps }], &[]));
+    figure(&mut html, "step_loss", &xy_chart("training loss per step", "step", "loss", XAxis::Index, None, &[XySeries { label: "loss", points: loss_steps, dots: false }], &[]));
     let per_layer = |pick: fn(&crate::train::LayerSeries) -> &Vec<f32>| -> Vec<XySeries> {
         t.layers
             .iter()
@@ -113,6 +106,7 @@ pub fn run_report(dir: &Path) -> Result<String> {
             .map(|l| XySeries {
                 label: &l.name,
                 points: t.sample_steps.iter().zip(pick(l)).filter(|(_, v)| **v > 0.0).map(|(&s, &v)| ((s + 1) as f64, (v as f64).log10())).collect(),
+                dots: false,
             })
             .collect()
     };
@@ -171,12 +165,28 @@ pub fn run_report(dir: &Path) -> Result<String> {
     html += "</table></section>\n";
     let config = std::fs::read_to_string(dir.join("config.toml")).map_err(|e| Error::io(dir.join("config.toml"), e))?;
     let _ = writeln!(html, "<section id=\"config\"><h2>Configuration</h2><pre>{}</pre></section>", esc(&config));
-    html += CHECK_SCRIPT;
-    html += "</body></html>\n";
+    html += &page_end();
     Ok(html)
 }
 
-fn figure(html: &mut String, name: &str, svg: &str) {
+/// The start of a self-contained report page (doctype, style, the title as heading);
+/// [`page_end`] closes it. Shared by the run report and the study and comparison reports.
+pub fn page_start(title: &str) -> String {
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title>\n<style>{STYLE}</style></head>\n<body>\n<h1>{}</h1>\n",
+        esc(title),
+        esc(title)
+    )
+}
+
+/// The end of a report page: the script that checks, in the browser, that every chart
+/// figure is drawn.
+pub fn page_end() -> String {
+    format!("{CHECK_SCRIPT}</body></html>\n")
+}
+
+/// A chart (`svg`) in a figure the page's check counts, named `name`.
+pub fn figure(html: &mut String, name: &str, svg: &str) {
     let _ = writeln!(html, "<figure class=\"chart\" data-chart=\"{}\">\n{svg}</figure>", esc(name));
 }
 
@@ -194,7 +204,7 @@ fn histogram_chart(layer: &str, histograms: &[crate::train::Histogram]) -> Strin
             let total = h.counts.iter().sum::<u32>().max(1) as f64;
             let width = (h.hi - h.lo) as f64 / h.counts.len() as f64;
             let points = h.counts.iter().enumerate().map(|(b, &c)| (h.lo as f64 + (b as f64 + 0.5) * width, c as f64 / total)).collect();
-            XySeries { label, points }
+            XySeries { label, points, dots: false }
         })
         .collect();
     xy_chart(&format!("'{layer}' kernel values"), "weight", "share of weights", XAxis::Linear, None, &series, &[])
@@ -260,7 +270,7 @@ const CHECK_SCRIPT: &str = r#"<script>
   figures.forEach(function (f) {
     var svg = f.querySelector("svg");
     var drawn = svg && Array.prototype.some.call(svg.querySelectorAll("polyline"), function (p) { return p.getAttribute("points").trim().length > 0; });
-    drawn = drawn || (svg && svg.querySelectorAll("rect").length > 1);
+    drawn = drawn || (svg && (svg.querySelectorAll("rect").length > 1 || svg.querySelectorAll("circle").length > 0));
     var box = svg && svg.getBoundingClientRect();
     if (!drawn || !box || box.width === 0 || box.height === 0) {
       empty += 1;

@@ -8,10 +8,11 @@ pub struct Series<'a> {
     pub values: &'a [f64],
 }
 
-/// One line of an (x, y) chart.
+/// One line of an (x, y) chart, or with `dots` its points alone (a scatter).
 pub struct XySeries<'a> {
     pub label: &'a str,
     pub points: Vec<(f64, f64)>,
+    pub dots: bool,
 }
 
 const COLORS: [&str; 8] = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"];
@@ -30,7 +31,7 @@ pub enum XAxis {
 /// A chart of `series` over a shared x axis (`x_first` is the label of x = 0).
 pub fn line_chart(title: &str, x_label: &str, y_label: &str, x_first: usize, series: &[Series]) -> String {
     let xy: Vec<XySeries> =
-        series.iter().map(|s| XySeries { label: s.label, points: s.values.iter().enumerate().map(|(i, &v)| ((x_first + i) as f64, v)).collect() }).collect();
+        series.iter().map(|s| XySeries { label: s.label, points: s.values.iter().enumerate().map(|(i, &v)| ((x_first + i) as f64, v)).collect(), dots: false }).collect();
     // At least two x positions, so a one-epoch curve still has an axis.
     let span = series.iter().map(|s| s.values.len()).max().unwrap_or(0).max(2) - 1;
     xy_chart(title, x_label, y_label, XAxis::Index, Some((x_first as f64, (x_first + span) as f64)), &xy, &[])
@@ -39,7 +40,7 @@ pub fn line_chart(title: &str, x_label: &str, y_label: &str, x_first: usize, ser
 /// A chart of (x, y) points over a log₁₀ x axis (decades labelled), with vertical
 /// markers at labelled x positions — the learning-rate finder's chart.
 pub fn log_x_chart(title: &str, x_label: &str, y_label: &str, points: &[(f64, f64)], marks: &[(&str, f64)]) -> String {
-    xy_chart(title, x_label, y_label, XAxis::Log, None, &[XySeries { label: "", points: points.to_vec() }], marks)
+    xy_chart(title, x_label, y_label, XAxis::Log, None, &[XySeries { label: "", points: points.to_vec(), dots: false }], marks)
 }
 
 /// `s` safe inside XML/HTML text and attribute values.
@@ -126,8 +127,14 @@ pub fn xy_chart(title: &str, x_label: &str, y_label: &str, axis: XAxis, x_range:
     };
     for (k, s) in series.iter().enumerate() {
         let color = COLORS[k % COLORS.len()];
-        let pts: Vec<String> = s.points.iter().filter(|p| usable(p)).map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y))).collect();
-        svg += &format!("<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{}\"/>\n", pts.join(" "));
+        if s.dots {
+            for &(x, y) in s.points.iter().filter(|p| usable(p)) {
+                svg += &format!("<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3.5\" fill=\"{color}\" fill-opacity=\"0.7\"/>\n", sx(x), sy(y));
+            }
+        } else {
+            let pts: Vec<String> = s.points.iter().filter(|p| usable(p)).map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y))).collect();
+            svg += &format!("<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{}\"/>\n", pts.join(" "));
+        }
         if !s.label.is_empty() {
             legend_entry(&mut svg, color, s.label);
         }
