@@ -12,7 +12,7 @@ use std::path::Path;
 
 use descent::data::Preprocessing;
 use descent::experiment::CompileSection;
-use descent::nn::{InputConfig, ModelConfig, ModelKind};
+use descent::nn::ModelConfig;
 use descent::tensor::Tensor;
 use descent::train::{Callback, CallbackConfig, FitOptions, Logs, Model, TrainContext};
 use numpy::{PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArrayMethods};
@@ -186,27 +186,10 @@ impl NativeModel {
     fn built(&mut self, sample: Option<&[usize]>) -> PyResult<(&mut Model, Vec<String>)> {
         let mut warnings = Vec::new();
         if self.model.is_none() {
-            let mut model = Model::from_config(self.config.clone()).map_err(raise)?;
-            if !model.is_built() {
-                let Some(sample) = sample else {
-                    return Err(bad("the model has no input shape yet: give the first layer `input_shape=`, start from `keras.Input(shape=...)`, or fit it on data first"));
-                };
-                let shape = model.input_shape_for(0, sample);
-                match model.kind() {
-                    ModelKind::Sequential => model.build(&shape).map_err(raise)?,
-                    ModelKind::Functional => {
-                        let mut shapes: Vec<Vec<usize>> = self.config.inputs.iter().map(|i| i.shape.clone().unwrap_or_default()).collect();
-                        if shapes.is_empty() {
-                            shapes.push(Vec::new());
-                        }
-                        if shapes[0].is_empty() {
-                            shapes[0] = shape;
-                        }
-                        model.build_inputs(&shapes).map_err(raise)?
-                    }
-                }
+            if sample.is_none() && !self.config.declares_input_shapes() {
+                return Err(bad("the model has no input shape yet: give the first layer `input_shape=`, start from `keras.Input(shape=...)`, or fit it on data first"));
             }
-            let mut model = model.with_seed(self.seed).map_err(raise)?;
+            let mut model = Model::build_from(self.config.clone(), sample, self.seed).map_err(raise)?;
             if let Some(c) = &self.compile {
                 warnings = compile_model(&mut model, c)?;
             }
@@ -248,16 +231,10 @@ impl NativeModel {
     fn new(config_json: &str, seed: Option<u64>) -> PyResult<Self> {
         let seed = seed.unwrap_or(descent::nn::DEFAULT_SEED);
         let mut config: ModelConfig = from_json(config_json, "model config")?;
-        if !config.is_functional() && config.input_shape.is_none() {
-            config.input_shape = config.layers.first_mut().and_then(|l| l.input_shape_mut().take());
-        }
-        if config.is_functional() && config.inputs.is_empty() {
-            config.inputs.push(InputConfig { name: "input_layer".into(), shape: None });
-        }
+        config.normalize_inputs();
         let mut m = NativeModel { config, seed, compile: None, model: None };
         // Built now when the config gives the input shape (so `summary` works at once).
-        let knows_shape = m.config.input_shape.is_some() || (!m.config.inputs.is_empty() && m.config.inputs.iter().all(|i| i.shape.is_some()));
-        if knows_shape {
+        if m.config.declares_input_shapes() {
             m.built(None)?;
         }
         Ok(m)

@@ -12,7 +12,7 @@ use crate::data::{fixed_windows, TextCorpus, TextWindows, Tokenizer};
 use crate::data::{csv_categories, read_csv_dataset, read_idx, Categories, read_npy, read_npz, teacher_classification, BatchStream, CsvOptions, Dataset, NpyStream, Prefetch, Preprocessing, Shard, TeacherSpec};
 use crate::error::{Error, Result};
 use crate::io::write_atomic;
-use crate::nn::{InputConfig, ModelConfig, ModelKind};
+use crate::nn::ModelConfig;
 use crate::train::Model;
 use crate::tensor::Tensor;
 use crate::train::{check_dataset_targets, check_targets, Callback, CallbackConfig, FitOptions, History, Logs, Telemetry};
@@ -203,36 +203,14 @@ impl Experiment {
 
     /// [`Experiment::build_model`] for another model section (a preset written out).
     fn build_model_of(&self, section: &super::ModelSection, sample: &[usize]) -> Result<Model> {
-        let mut config = ModelConfig {
+        let config = ModelConfig {
             name: self.name().to_string(),
             input_shape: None,
             inputs: section.inputs.clone(),
             layers: section.layers.clone(),
             outputs: section.outputs.clone(),
         };
-        if config.is_functional() && config.inputs.is_empty() {
-            config.inputs.push(InputConfig { name: "input_layer".into(), shape: None });
-        } else if !config.is_functional() {
-            config.input_shape = config.layers[0].input_shape_mut().take();
-        }
-        let mut model = Model::from_config(config)?;
-        if !model.is_built() {
-            let shape = model.input_shape_for(0, sample);
-            match model.kind() {
-                ModelKind::Sequential => model.build(&shape)?,
-                ModelKind::Functional => {
-                    let mut shapes: Vec<Vec<usize>> = section.inputs.iter().map(|i| i.shape.clone().unwrap_or_default()).collect();
-                    if shapes.is_empty() {
-                        shapes.push(Vec::new());
-                    }
-                    if shapes[0].is_empty() {
-                        shapes[0] = shape;
-                    }
-                    model.build_inputs(&shapes)?
-                }
-            }
-        }
-        model.with_seed(self.seed)
+        Model::build_from(config, Some(sample), self.seed)
     }
 
     /// Fits the preprocessing on `train`, builds, compiles and trains the model, and

@@ -59,6 +59,23 @@ impl ModelConfig {
             || !self.outputs.is_empty()
             || self.layers.iter().any(|l| l.inputs().is_some() || matches!(l, LayerConfig::Call(_)))
     }
+
+    /// Puts the inputs where a model reads them, for a config written as an experiment's
+    /// `[model]` (or by the Python front): a sequential model's first layer's
+    /// `input_shape` becomes the model's, and a functional model that declares no inputs
+    /// gets one, `input_layer`.
+    pub fn normalize_inputs(&mut self) {
+        if self.is_functional() && self.inputs.is_empty() {
+            self.inputs.push(InputConfig { name: "input_layer".into(), shape: None });
+        } else if !self.is_functional() && self.input_shape.is_none() {
+            self.input_shape = self.layers.first_mut().and_then(|l| l.input_shape_mut().take());
+        }
+    }
+
+    /// Whether every input's shape is declared (the model can be built without data).
+    pub fn declares_input_shapes(&self) -> bool {
+        self.input_shape.is_some() || (!self.inputs.is_empty() && self.inputs.iter().all(|i| i.shape.is_some()))
+    }
 }
 
 fn default_name() -> String {

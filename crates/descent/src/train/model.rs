@@ -13,7 +13,7 @@ use super::{parse_metric, Trainer};
 use crate::data::Preprocessing;
 use crate::error::{Error, Result};
 use crate::io::{self, CompileConfig, SavedModel, OPTIMIZER_STATE_FILE};
-use crate::nn::{Activation, Layer, Loss, ModelConfig, Network, SymbolicTensor};
+use crate::nn::{Activation, Layer, Loss, ModelConfig, ModelKind, Network, SymbolicTensor};
 use crate::optim::Optimizer;
 
 pub struct Model {
@@ -62,6 +62,33 @@ impl Model {
     /// The model a (sequential or functional) configuration describes, uncompiled.
     pub fn from_config(config: ModelConfig) -> Result<Model> {
         Network::from_config(config).map(Model::from_network)
+    }
+
+    /// The model `config` describes (inputs normalized: [`ModelConfig::normalize_inputs`]),
+    /// built — inputs whose shape the config leaves out take the one
+    /// [`Network::input_shape_for`] makes of `sample` — and seeded. Without `sample`, every
+    /// input's shape must be declared.
+    pub fn build_from(mut config: ModelConfig, sample: Option<&[usize]>, seed: u64) -> Result<Model> {
+        config.normalize_inputs();
+        let declared: Vec<Vec<usize>> = config.inputs.iter().map(|i| i.shape.clone().unwrap_or_default()).collect();
+        let mut model = Model::from_config(config)?;
+        if !model.is_built() {
+            let Some(sample) = sample else {
+                return Err(Error::Config("the model has no input shape: declare it (`input_shape` on the first layer, or each input's `shape`) or build it for data".into()));
+            };
+            let shape = model.input_shape_for(0, sample);
+            match model.kind() {
+                ModelKind::Sequential => model.build(&shape)?,
+                ModelKind::Functional => {
+                    let mut shapes = if declared.is_empty() { vec![Vec::new()] } else { declared };
+                    if shapes[0].is_empty() {
+                        shapes[0] = shape;
+                    }
+                    model.build_inputs(&shapes)?
+                }
+            }
+        }
+        model.with_seed(seed)
     }
 
     pub fn from_network(network: Network) -> Model {
