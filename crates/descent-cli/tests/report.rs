@@ -132,28 +132,7 @@ fn loads_cleanly(dir: &Path, page: &Path, charts: usize) {
 fn tune_writes_a_study_report_that_loads_in_chromium() {
     let dir = workdir("study-report");
     std::fs::write(dir.join("e.toml"), experiment_toml(&digits(), "\"adam\"", 3, 0, "")).unwrap();
-    std::fs::write(
-        dir.join("s.toml"),
-        r#"
-[study]
-experiment = "e.toml"
-trials = 6
-jobs = 1
-sampler = "random"
-[objective]
-metric = "accuracy"
-folds = 1
-[space."compile.optimizer.learning_rate"]
-type = "log_uniform"
-low = 1e-5
-high = 1e-1
-[space."model.layers.0.units"]
-type = "int"
-low = 8
-high = 64
-"#,
-    )
-    .unwrap();
+    std::fs::write(dir.join("s.toml"), common::study_toml("e.toml", 6, "")).unwrap();
     let tune = descent(&["tune", "s.toml", "--quiet"], &dir);
     assert!(tune.status.success() && text(&tune).contains("report: "), "{}", text(&tune));
     let page = dir.join("s-report.html");

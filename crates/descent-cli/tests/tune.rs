@@ -69,35 +69,9 @@ fn xml_text(s: &str) -> String {
     descent::io::chart::xml_escape(s)
 }
 
-/// A random-search study of `trials` trials (2-fold CV, one worker) over the learning rate
-/// and the first layer's units of `experiment`; `extra` goes into `[study]`.
-fn study_toml(experiment: &str, trials: usize, extra: &str) -> String {
-    format!(
-        r#"
-[study]
-experiment = "{experiment}"
-trials = {trials}
-jobs = 1
-sampler = "random"
-{extra}
-[objective]
-metric = "accuracy"
-folds = 2
-[space."compile.optimizer.learning_rate"]
-type = "log_uniform"
-low = 1e-3
-high = 3e-2
-[space."model.layers.0.units"]
-type = "int"
-low = 8
-high = 64
-"#
-    )
-}
-
 fn write_study(dir: &Path, experiment: &Path, extra: &str) -> PathBuf {
     let path = dir.join("study.toml");
-    std::fs::write(&path, study_toml(&experiment.display().to_string(), 10, extra)).unwrap();
+    std::fs::write(&path, common::study_toml(&experiment.display().to_string(), 10, extra)).unwrap();
     path
 }
 
@@ -241,7 +215,7 @@ when = {{ "compile.optimizer.name" = "sgd" }}
 fn small_study(dir: &Path, name: &str) -> PathBuf {
     let exp = common::experiment_toml(&common::digits(), "\"adam\"", 6, 0, "") + &format!("[output]\ndir = \"{name}-runs\"\n");
     std::fs::write(dir.join(format!("{name}.toml")), exp).unwrap();
-    let study = study_toml(&format!("{name}.toml"), 5, &format!("name = \"kills\"\nstorage = \"{name}.sqlite\""));
+    let study = common::study_toml(&format!("{name}.toml"), 5, &format!("name = \"kills\"\nstorage = \"{name}.sqlite\""));
     let path = dir.join(format!("{name}-study.toml"));
     std::fs::write(&path, study).unwrap();
     path

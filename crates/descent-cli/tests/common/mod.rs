@@ -86,3 +86,29 @@ pub fn run_and_kill_when(args: &[&str], cwd: &Path, now: &mut dyn FnMut(std::tim
         std::thread::sleep(Duration::from_micros(200));
     }
 }
+
+/// A random-search study of `trials` trials (2-fold CV, one worker) over the learning rate
+/// and the first layer's units of `experiment`; `extra` goes into `[study]`.
+pub fn study_toml(experiment: &str, trials: usize, extra: &str) -> String {
+    format!(
+        r#"
+[study]
+experiment = "{experiment}"
+trials = {trials}
+jobs = 1
+sampler = "random"
+{extra}
+[objective]
+metric = "accuracy"
+folds = 2
+[space."compile.optimizer.learning_rate"]
+type = "log_uniform"
+low = 1e-3
+high = 3e-2
+[space."model.layers.0.units"]
+type = "int"
+low = 8
+high = 64
+"#
+    )
+}
