@@ -1,6 +1,7 @@
 use std::io::Write;
 use std::path::Path;
 
+use descent::distributed::Communicator;
 use descent::data::{read_csv, read_idx, read_npy, CsvOptions, LabelColumn};
 use descent::experiment::{DataSource, Experiment};
 use descent::io::{write_atomic, SavedModel};
@@ -13,7 +14,7 @@ use descent::tensor::Tensor;
 use descent::train::check_inputs;
 use descent::{Error, Result};
 
-pub fn fit(file: &Path, out: Option<&Path>, epochs: Option<usize>, verbose: Option<u8>) -> Result<()> {
+pub fn fit(file: &Path, out: Option<&Path>, epochs: Option<usize>, verbose: Option<u8>, group: Option<&mut dyn Communicator>) -> Result<()> {
     let mut exp = Experiment::from_file(file)?;
     if let Some(e) = epochs {
         exp.fit.epochs = e;
@@ -22,7 +23,17 @@ pub fn fit(file: &Path, out: Option<&Path>, epochs: Option<usize>, verbose: Opti
         exp.fit.verbose = v;
     }
     exp.validate()?;
-    let summary = exp.run(out)?;
+    let summary = match group {
+        None => exp.run(out)?,
+        Some(group) => {
+            same_experiment_everywhere(file, &exp, group)?;
+            let summary = exp.run_data_parallel(out, group)?;
+            if group.rank() != 0 {
+                return Ok(());
+            }
+            summary
+        }
+    };
     let train_logs: Vec<String> = summary
         .history
         .metrics
@@ -44,6 +55,28 @@ pub fn fit(file: &Path, out: Option<&Path>, epochs: Option<usize>, verbose: Opti
     }
     println!("run folder: {}", summary.dir.display());
     Ok(())
+}
+
+/// Checks that every rank of a data-parallel group resolved the same experiment (a
+/// hostfile's machines may hold different copies of the file); names the first that
+/// differs.
+fn same_experiment_everywhere(file: &Path, exp: &Experiment, group: &mut dyn Communicator) -> Result<()> {
+    let mine = exp.to_toml();
+    let all = group.gather_all(mine.as_bytes());
+    match all.iter().position(|e| e != &all[0]) {
+        None => Ok(()),
+        Some(rank) => Err(Error::Config(format!(
+            "{}: rank {rank} read a different experiment than rank 0 (crc {:08x} against {:08x}); every rank must run the same file",
+            file.display(),
+            crc32c_of(&all[rank]),
+            crc32c_of(&all[0])
+        ))),
+    }
+}
+
+/// A short checksum for messages (FNV-1a: nothing here needs more).
+fn crc32c_of(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5u32, |h, &b| (h ^ b as u32).wrapping_mul(0x0100_0193))
 }
 
 /// The experiment a run was made from (its resolved copy inside the run folder).

@@ -7,12 +7,15 @@ mod bench_mlp;
 mod commands;
 mod doctor_commands;
 mod explain_command;
+#[cfg(feature = "mpi")]
+mod mpi_group;
 mod tune_commands;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use descent::distributed::Communicator;
 
 #[derive(Parser)]
 #[command(name = "descent", version, about = "Deep-learning training from one TOML file", long_about = None)]
@@ -286,10 +289,63 @@ enum Command {
     },
 }
 
+/// The data-parallel group this process belongs to, when `mpirun` started several.
+#[cfg(feature = "mpi")]
+type Group = mpi_group::MpiGroup;
+#[cfg(not(feature = "mpi"))]
+type Group = NoGroup;
+
+#[cfg(feature = "mpi")]
+fn join_group() -> Option<Group> {
+    if mpi_group::launched_by_mpi() { mpi_group::MpiGroup::init() } else { None }
+}
+
+/// Without the `mpi` feature there is never a group.
+#[cfg(not(feature = "mpi"))]
+enum NoGroup {}
+#[cfg(not(feature = "mpi"))]
+fn join_group() -> Option<Group> {
+    None
+}
+#[cfg(not(feature = "mpi"))]
+impl NoGroup {
+    fn abort(&self, _: i32) -> ! {
+        match *self {}
+    }
+}
+#[cfg(not(feature = "mpi"))]
+impl descent::distributed::Communicator for NoGroup {
+    fn rank(&self) -> usize {
+        match *self {}
+    }
+    fn size(&self) -> usize {
+        match *self {}
+    }
+    fn sum(&mut self, _: &mut [f64]) {
+        match *self {}
+    }
+    fn gather_all(&mut self, _: &[u8]) -> Vec<Vec<u8>> {
+        match *self {}
+    }
+    fn begin_bucket(&mut self, _: usize, _: &[f32], _: f32) {
+        match *self {}
+    }
+    fn progress(&mut self) {
+        match *self {}
+    }
+    fn end_bucket(&mut self, _: usize, _: &mut [f32]) {
+        match *self {}
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let mut group = join_group();
+    // A group of one is the ordinary run.
+    let parallel = group.as_mut().filter(|g| g.size() > 1);
+    let place = parallel.as_ref().map(|g| (g.rank(), g.size()));
     let result = match cli.command {
-        Command::Fit { file, out, epochs, verbose } => commands::fit(&file, out.as_deref(), epochs, verbose),
+        Command::Fit { file, out, epochs, verbose } => commands::fit(&file, out.as_deref(), epochs, verbose, parallel.map(|g| g as &mut dyn Communicator)),
         Command::Evaluate { run, data, label_column } => commands::evaluate(&run, data.as_deref(), label_column),
         Command::Predict { run, input, output } => commands::predict(&run, &input, output.as_deref()),
         Command::Summary { path } => commands::summary(&path),
@@ -330,11 +386,19 @@ fn main() -> ExitCode {
         Command::BenchChild { workload, telemetry, .. } => bench_mlp::child(&workload, telemetry),
         Command::Schedule { spec, steps, svg } => commands::schedule(&spec, steps, svg.as_deref()),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+    match (result, place) {
+        (Ok(()), _) => ExitCode::SUCCESS,
+        (Err(e), None) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
+        }
+        (Err(e), Some((rank, size))) => {
+            // The other ranks may be waiting for this one in a collective: end them all.
+            eprintln!("error (rank {rank} of {size}): {e}");
+            match &group {
+                Some(g) => g.abort(1),
+                None => ExitCode::FAILURE,
+            }
         }
     }
 }

@@ -223,6 +223,20 @@ impl Tape {
     /// `store`'s gradient buffer (zero it first with `ParamStore::zero_grads`) and leaving
     /// the gradients of intermediate values readable through [`Tape::grad`].
     pub fn backward(&mut self, root: Var, store: &mut ParamStore) -> Result<()> {
+        self.backward_observed(root, store, |_, _| {})
+    }
+
+    /// The parameter leaves of the last pass that gradients flow into: (node index,
+    /// range of the flat buffer). Backward is done with a range once it has processed
+    /// every node above the lowest leaf reading it.
+    pub fn param_leaves(&self) -> impl Iterator<Item = (usize, std::ops::Range<usize>)> + '_ {
+        self.nodes[..self.len].iter().enumerate().filter(|(_, n)| n.requires_grad).filter_map(|(i, n)| param_range(&n.op).map(|r| (i, r)))
+    }
+
+    /// [`Tape::backward`], calling `after(i, grads)` once node `i` (and every node above
+    /// it) has been processed, with the flat parameter gradients so far: what starts
+    /// summing finished gradient buckets over data-parallel ranks during backward.
+    pub fn backward_observed(&mut self, root: Var, store: &mut ParamStore, mut after: impl FnMut(usize, &DeviceSlice)) -> Result<()> {
         if !self.grad_enabled {
             return Err(Error::State("backward called inside no_grad".into()));
         }
@@ -246,6 +260,7 @@ impl Tape {
             if ctx.nodes[i].requires_grad {
                 ops::backward(&mut ctx, i);
             }
+            after(i, ctx.pgrads);
         }
         store.restore_grads(pgrads);
         Ok(())

@@ -10,6 +10,7 @@ use super::{DataSource, Experiment, OnDivergence};
 use crate::data::stream::Transformed;
 use crate::data::{fixed_windows, TextCorpus, TextWindows, Tokenizer};
 use crate::data::{csv_categories, read_csv_dataset, read_idx, Categories, read_npy, read_npz, teacher_classification, BatchStream, CsvOptions, Dataset, NpyStream, Prefetch, Preprocessing, Shard, TeacherSpec};
+use crate::distributed::{share, Communicator};
 use crate::error::{Error, Result};
 use crate::io::write_atomic;
 use crate::nn::ModelConfig;
@@ -221,27 +222,34 @@ impl Experiment {
     /// (checkpoints, CSV logs) only when there is a `run_dir` to write them in.
     pub fn train_on<'a>(
         &self,
-        mut train: Dataset,
-        mut valid: Option<Dataset>,
+        train: Dataset,
+        valid: Option<Dataset>,
         validate_each_epoch: bool,
         run_dir: Option<&Path>,
-        mut callbacks: Vec<Box<dyn Callback + 'a>>,
+        callbacks: Vec<Box<dyn Callback + 'a>>,
         telemetry: Option<&mut Telemetry>,
     ) -> Result<Trained> {
         // Beside the run folders, so rerunning the same command finds it.
-        let backup = run_dir.and_then(|d| self.backup_under(d.parent().unwrap_or(Path::new(""))));
-        for c in &self.callbacks {
-            if let CallbackConfig::BackupAndRestore { .. } = c {
-                continue;
-            }
-            let writes_files =
-                matches!(c, CallbackConfig::ModelCheckpoint { .. } | CallbackConfig::CsvLogger { .. } | CallbackConfig::TensorBoard { .. });
-            match run_dir {
-                Some(dir) => callbacks.push(c.build(dir)?),
-                None if !writes_files => callbacks.push(c.build(Path::new(""))?),
-                None => {}
-            }
-        }
+        let root = run_dir.map(|d| d.parent().unwrap_or(Path::new("")));
+        self.train_in(train, valid, validate_each_epoch, (run_dir, root), callbacks, telemetry, None)
+    }
+
+    /// [`Experiment::train_on`] with the backup kept under `root` (when given) and,
+    /// with `comm`, trained data-parallel over its ranks (those without a `run_dir`
+    /// still resume from the backup, but write nothing).
+    #[allow(clippy::too_many_arguments)]
+    fn train_in<'a>(
+        &self,
+        mut train: Dataset,
+        mut valid: Option<Dataset>,
+        validate_each_epoch: bool,
+        (run_dir, root): (Option<&Path>, Option<&Path>),
+        mut callbacks: Vec<Box<dyn Callback + 'a>>,
+        telemetry: Option<&mut Telemetry>,
+        comm: Option<&mut dyn Communicator>,
+    ) -> Result<Trained> {
+        let backup = root.and_then(|r| self.backup_under(r));
+        callbacks.extend(self.run_callbacks(run_dir)?);
         // With `stratify`, the validation split keeps class proportions too (instead of
         // Keras's last-samples rule).
         let mut stratified_val = None;
@@ -281,6 +289,7 @@ impl Experiment {
                 class_weight: self.fit.class_weights()?,
                 telemetry,
                 stop_on_divergence: self.fit.on_divergence == OnDivergence::Stop,
+                data_parallel: comm.map(|c| -> &mut dyn Communicator { c }),
             },
         )?;
         let train_seconds = started.elapsed().as_secs_f64();
@@ -305,34 +314,45 @@ impl Experiment {
         Ok((model, preprocessing, warnings))
     }
 
-    /// The experiment's callbacks for a run in `run_dir` fed from a stream, and its backup
-    /// (kept beside the run folders, so rerunning the same command finds it).
-    fn stream_callbacks(&self, run_dir: &Path) -> Result<(Vec<Box<dyn Callback>>, Option<crate::train::BackupAndRestore>)> {
+    /// The experiment's `[[callbacks]]` (but the backup, which `fit` takes apart) for a
+    /// run in `run_dir`; without one, those that write files (checkpoints, CSV logs,
+    /// TensorBoard) are left out.
+    fn run_callbacks(&self, run_dir: Option<&Path>) -> Result<Vec<Box<dyn Callback>>> {
         let mut callbacks: Vec<Box<dyn Callback>> = Vec::new();
         for c in &self.callbacks {
-            if !matches!(c, CallbackConfig::BackupAndRestore { .. }) {
-                callbacks.push(c.build(run_dir)?);
+            if let CallbackConfig::BackupAndRestore { .. } = c {
+                continue;
+            }
+            let writes_files =
+                matches!(c, CallbackConfig::ModelCheckpoint { .. } | CallbackConfig::CsvLogger { .. } | CallbackConfig::TensorBoard { .. });
+            match run_dir {
+                Some(dir) => callbacks.push(c.build(dir)?),
+                None if !writes_files => callbacks.push(c.build(Path::new(""))?),
+                None => {}
             }
         }
-        Ok((callbacks, self.backup_under(run_dir.parent().unwrap_or(Path::new("")))))
+        Ok(callbacks)
     }
 
     /// Trains on data streamed from `.npy` files (`stream = true`): preprocessing is
     /// fitted in one pass over the stream, then applied to each batch on the prefetch
     /// thread. Returns the model, its preprocessing, the history and the seconds.
-    fn train_streamed(&self, run_dir: &Path, telemetry: Option<&mut Telemetry>) -> Result<(Model, Preprocessing, History, f64, usize)> {
+    fn train_streamed(&self, (run_dir, root): (Option<&Path>, &Path), telemetry: Option<&mut Telemetry>, comm: Option<&mut dyn Communicator>) -> Result<(Model, Preprocessing, History, f64, usize)> {
         let DataSource::Npy { x, y, window_mb, .. } = &self.data.source else {
             return Err(Error::State("train_streamed: not a streamed source".into()));
         };
-        let open = || NpyStream::open(x, y, *window_mb, self.seed, Shard::default());
-        let prep = Preprocessing::fit_stream(&self.data.preprocess(), &mut open()?)?;
-        let stream = Transformed { inner: open()?, prep: prep.clone() };
+        let open = |shard| NpyStream::open(x, y, *window_mb, self.seed, shard);
+        // The preprocessing is fitted on the whole set, the same on every rank; each
+        // rank then reads only its shard.
+        let prep = Preprocessing::fit_stream(&self.data.preprocess(), &mut open(Shard::default())?)?;
+        let shard = comm.as_deref().map_or(Shard::default(), |c| Shard { rank: c.rank(), world: c.size() });
+        let stream = Transformed { inner: open(shard)?, prep: prep.clone() };
         let samples = stream.len();
         let mut source = Prefetch::new(Box::new(stream), 4);
         let mut model = self.build_model(&[source.features()])?;
         let metrics: Vec<&str> = self.compile.metrics.iter().map(String::as_str).collect();
         model.compile(self.compile.optimizer.build()?, self.compile.loss, &metrics)?;
-        let (callbacks, backup) = self.stream_callbacks(run_dir)?;
+        let callbacks = self.run_callbacks(run_dir)?;
         let started = Instant::now();
         let history = model.fit_stream(
             &mut source,
@@ -341,10 +361,11 @@ impl Experiment {
                 batch_size: self.fit.batch_size,
                 verbose: self.fit.verbose,
                 callbacks,
-                backup,
+                backup: self.backup_under(root),
                 class_weight: self.fit.class_weights()?,
                 telemetry,
                 stop_on_divergence: self.fit.on_divergence == OnDivergence::Stop,
+                data_parallel: comm.map(|c| -> &mut dyn Communicator { c }),
                 ..Default::default()
             },
         )?;
@@ -387,7 +408,7 @@ impl Experiment {
     /// part, `eval_interval` steps per history row (or one pass of windows per epoch
     /// without `max_steps`), scored each time on a fixed set of `eval_iters` batches of
     /// the validation part; the held-out scores are those batches' at the end.
-    fn train_text(&self, run_dir: &Path, telemetry: Option<&mut Telemetry>) -> Result<TextTrained> {
+    fn train_text(&self, (run_dir, root): (Option<&Path>, &Path), telemetry: Option<&mut Telemetry>, comm: Option<&mut dyn Communicator>) -> Result<TextTrained> {
         let DataSource::Text { path, block_size, .. } = &self.data.source else {
             return Err(Error::State("train_text: not a text source".into()));
         };
@@ -407,13 +428,17 @@ impl Experiment {
             }
         };
         let name = path.display().to_string();
-        let stream = TextWindows::new(corpus.train.clone(), block, per_epoch, self.seed, &name)?.limit_total(total);
+        // Data-parallel, each rank draws its share of the windows from a stream of its own.
+        let (rank, ranks) = comm.as_deref().map_or((0, 1), |c| (c.rank(), c.size()));
+        let seed = if rank == 0 { self.seed } else { self.seed ^ (0xD15 + rank as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) };
+        let (per_epoch_here, total_here) = (share(per_epoch, rank, ranks).len(), share(total, rank, ranks).len());
+        let stream = TextWindows::new(corpus.train.clone(), block, per_epoch_here, seed, &name)?.limit_total(total_here);
         let valid = self.validation_windows(&corpus)?;
         if let Some((vx, vy)) = &valid {
             check_targets(&self.compile.loss, &model.output_shape_of(0).to_vec(), vx, vy, &format!("validation windows of {name}"))?;
         }
         let mut source = Prefetch::new(Box::new(stream), 4);
-        let (callbacks, backup) = self.stream_callbacks(run_dir)?;
+        let callbacks = self.run_callbacks(run_dir)?;
         let started = Instant::now();
         let history = model.fit_stream(
             &mut source,
@@ -423,9 +448,10 @@ impl Experiment {
                 validation_data: valid.as_ref().map(|(x, y)| (x, y)),
                 verbose: self.fit.verbose,
                 callbacks,
-                backup,
+                backup: self.backup_under(root),
                 telemetry,
                 stop_on_divergence: self.fit.on_divergence == OnDivergence::Stop,
+                data_parallel: comm.map(|c| -> &mut dyn Communicator { c }),
                 ..Default::default()
             },
         )?;
@@ -444,49 +470,63 @@ impl Experiment {
     /// A run that fails after training began (a diverged loss) keeps its folder with
     /// the config, the telemetry and `status.json` saying why, and no model.
     pub fn run(&self, out_root: Option<&Path>) -> Result<RunSummary> {
-        self.run_in(out_root).map_err(|e| self.locate(e))
+        self.run_in(out_root, None).map_err(|e| self.locate(e))
     }
 
-    fn run_in(&self, out_root: Option<&Path>) -> Result<RunSummary> {
+    /// [`Experiment::run`] as one rank of a data-parallel group (`mpirun -np N descent
+    /// fit`): every rank trains on its share of each batch; rank 0 alone writes the
+    /// run folder and the backups, and the summary of the others has no folder.
+    pub fn run_data_parallel(&self, out_root: Option<&Path>, comm: &mut dyn Communicator) -> Result<RunSummary> {
+        self.run_in(out_root, Some(comm)).map_err(|e| self.locate(e))
+    }
+
+    fn run_in(&self, out_root: Option<&Path>, comm: Option<&mut dyn Communicator>) -> Result<RunSummary> {
         let root = out_root.map(Path::to_path_buf).unwrap_or_else(|| self.output.dir.clone());
-        let summary = self.train_and_write(&root)?;
-        self.finish_backup(&root)?;
+        let lead = comm.as_deref().is_none_or(|c| c.rank() == 0);
+        let summary = self.train_and_write(&root, comm)?;
+        if lead {
+            self.finish_backup(&root)?;
+        }
         Ok(summary)
     }
 
-    fn train_and_write(&self, root: &Path) -> Result<RunSummary> {
-        let mut telemetry = self.fit.telemetry();
+    fn train_and_write(&self, root: &Path, comm: Option<&mut dyn Communicator>) -> Result<RunSummary> {
+        // Data-parallel, ranks other than 0 record and write nothing.
+        let lead = comm.as_deref().is_none_or(|c| c.rank() == 0);
+        let mut telemetry = if lead { self.fit.telemetry() } else { None };
         if let DataSource::Text { .. } = &self.data.source {
-            let dir = self.open_run_dir(root)?;
-            let t = self.train_text(&dir, telemetry.as_mut());
-            let t = self.keep_failed_run(&dir, t, telemetry.as_ref())?;
+            let dir = if lead { Some(self.open_run_dir(root)?) } else { None };
+            let t = self.train_text((dir.as_deref(), root), telemetry.as_mut(), comm);
+            let t = self.keep_failed_run(dir.as_deref(), t, telemetry.as_ref())?;
             return self.write_run(dir, t.model, t.preprocessing, t.history, t.valid, t.warnings, t.train_seconds, t.train_samples, t.valid_samples, telemetry.as_ref());
         }
         if let DataSource::Npy { stream: true, .. } = &self.data.source {
-            let dir = self.open_run_dir(root)?;
-            let trained = self.train_streamed(&dir, telemetry.as_mut());
-            let (model, prep, history, train_seconds, train_samples) = self.keep_failed_run(&dir, trained, telemetry.as_ref())?;
+            let dir = if lead { Some(self.open_run_dir(root)?) } else { None };
+            let trained = self.train_streamed((dir.as_deref(), root), telemetry.as_mut(), comm);
+            let (model, prep, history, train_seconds, train_samples) = self.keep_failed_run(dir.as_deref(), trained, telemetry.as_ref())?;
             return self.write_run(dir, model, prep, history, Logs::new(), Vec::new(), train_seconds, train_samples, 0, telemetry.as_ref());
         }
         let (train, test) = self.load_splits()?;
         let class_warnings = self.check_classes(&train, test.as_ref())?;
         let test_samples = test.as_ref().map_or(0, Dataset::len);
-        let dir = self.open_run_dir(root)?;
-        let trained = self.train_on(train, test, false, Some(&dir), Vec::new(), telemetry.as_mut());
+        let dir = if lead { Some(self.open_run_dir(root)?) } else { None };
+        let trained = self.train_in(train, test, false, (dir.as_deref(), Some(root)), Vec::new(), telemetry.as_mut(), comm);
         let Trained { model, preprocessing: prep, history, valid: test_logs, mut warnings, train_seconds, train_samples } =
-            self.keep_failed_run(&dir, trained, telemetry.as_ref())?;
+            self.keep_failed_run(dir.as_deref(), trained, telemetry.as_ref())?;
         warnings.splice(0..0, class_warnings);
         self.write_run(dir, model, prep, history, test_logs, warnings, train_seconds, train_samples, test_samples, telemetry.as_ref())
     }
 
     /// `result`, or — for a run that failed — its folder kept with what it recorded
     /// (config, telemetry, `status.json`; no model), or removed when training never
-    /// began (it is empty then).
-    fn keep_failed_run<T>(&self, dir: &Path, result: Result<T>, telemetry: Option<&Telemetry>) -> Result<T> {
+    /// began (it is empty then). Without a folder (a data-parallel rank other than 0),
+    /// just `result`.
+    fn keep_failed_run<T>(&self, dir: Option<&Path>, result: Result<T>, telemetry: Option<&Telemetry>) -> Result<T> {
         let error = match result {
             Ok(v) => return Ok(v),
             Err(e) => e,
         };
+        let Some(dir) = dir else { return Err(error) };
         let Some(t) = telemetry.filter(|t| !t.steps.loss.is_empty()) else {
             let _ = std::fs::remove_dir(dir);
             return Err(error);
@@ -515,11 +555,12 @@ impl Experiment {
         Ok(())
     }
 
-    /// Writes the run folder: the resolved config, history, metrics and the model.
+    /// Writes the run folder: the resolved config, history, metrics and the model
+    /// (nothing without a folder: a data-parallel rank other than 0).
     #[allow(clippy::too_many_arguments)]
     fn write_run(
         &self,
-        dir: PathBuf,
+        dir: Option<PathBuf>,
         model: Model,
         prep: Preprocessing,
         history: History,
@@ -531,6 +572,9 @@ impl Experiment {
         telemetry: Option<&Telemetry>,
     ) -> Result<RunSummary> {
         let steps = model.optimizer().map_or(0, |o| o.iterations());
+        let Some(dir) = dir else {
+            return Ok(RunSummary { dir: PathBuf::new(), history, test: test_logs, train_seconds, steps, warnings });
+        };
         write_atomic(dir.join("config.toml"), self.to_toml().as_bytes())?;
         write_atomic(dir.join("history.csv"), history.to_csv().as_bytes())?;
         write_atomic(dir.join("loss.svg"), self.loss_chart(&history).as_bytes())?;

@@ -216,6 +216,61 @@ impl MetricState {
         }
     }
 
+    /// Combines every data-parallel rank's state into the state of everything they saw
+    /// together, the same on every rank: counts and sums add (in rank order), regression
+    /// means and spreads merge as Chan et al.'s parallel variance, and ranking metrics
+    /// gather every rank's rows.
+    pub fn merge_over(&mut self, comm: &mut dyn crate::distributed::Communicator) {
+        match &mut self.acc {
+            Accumulator::Count { hits, count } => {
+                let mut v = [*hits, *count];
+                comm.sum(&mut v);
+                (*hits, *count) = (v[0], v[1]);
+            }
+            Accumulator::Confusion(c) => {
+                let mut v: Vec<f64> = c.counts.iter().map(|&k| k as f64).collect();
+                comm.sum(&mut v);
+                c.counts.iter_mut().zip(v).for_each(|(k, v)| *k = v as u64);
+            }
+            Accumulator::Kept { pred, target } => {
+                for kept in [pred, target] {
+                    let bytes: Vec<u8> = kept.iter().flat_map(|v| v.to_le_bytes()).collect();
+                    kept.clear();
+                    for part in comm.gather_all(&bytes) {
+                        kept.extend(part.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])));
+                    }
+                }
+            }
+            Accumulator::Regression { n, sse, sae, mean, m2 } => {
+                let mut local: Vec<f64> = vec![*n];
+                local.extend(mean.iter().chain(m2.iter()));
+                let bytes: Vec<u8> = local.iter().flat_map(|v| v.to_le_bytes()).collect();
+                let parts = comm.gather_all(&bytes);
+                let cols = mean.len();
+                let (mut tn, mut tmean, mut tm2) = (0.0, vec![0.0; cols], vec![0.0; cols]);
+                for part in parts {
+                    let v: Vec<f64> = part.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap_or([0; 8]))).collect();
+                    let rn = v[0];
+                    if rn == 0.0 {
+                        continue;
+                    }
+                    let all = tn + rn;
+                    for j in 0..cols {
+                        let delta = v[1 + j] - tmean[j];
+                        tmean[j] += delta * rn / all;
+                        tm2[j] += v[1 + cols + j] + delta * delta * tn * rn / all;
+                    }
+                    tn = all;
+                }
+                let mut sums: Vec<f64> = sse.iter().chain(sae.iter()).copied().collect();
+                comm.sum(&mut sums);
+                sse.copy_from_slice(&sums[..cols]);
+                sae.copy_from_slice(&sums[cols..]);
+                (*n, *mean, *m2) = (tn, tmean, tm2);
+            }
+        }
+    }
+
     /// Adds a batch: `pred` is `[rows, cols]`, `target` as the loss takes it.
     pub fn update(&mut self, pred: &[f32], target: Targets, cols: usize) {
         let (threshold, metric, ctx) = (self.ctx.threshold, self.metric, self.ctx);

@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::nn::MetricState;
 use crate::rng;
 use crate::tensor::Tensor;
+use crate::distributed::{share, Communicator, DataParallel};
 
 /// Stream of the seed used for shuffling.
 const SHUFFLE_STREAM: u64 = 2;
@@ -47,6 +48,11 @@ pub struct FitOptions<'a> {
     /// the optimizer skipped that step: `skip_nonfinite`). On by default; off, training
     /// goes on after one warning (Keras's behaviour without `TerminateOnNaN`).
     pub stop_on_divergence: bool,
+    /// Trains data-parallel over this group of ranks (when it has more than one):
+    /// `batch_size` is the global batch, of which each rank takes its consecutive share;
+    /// gradients, losses and metrics are summed over ranks. Only rank 0 writes backups,
+    /// shows progress and should be given telemetry and file-writing callbacks.
+    pub data_parallel: Option<&'a mut dyn Communicator>,
 }
 
 
@@ -90,6 +96,7 @@ impl Default for FitOptions<'_> {
             class_weight: None,
             telemetry: None,
             stop_on_divergence: true,
+            data_parallel: None,
         }
     }
 }
@@ -185,6 +192,17 @@ enum Validation<'v> {
     Data(Inputs<'v>, Inputs<'v>),
     /// The rows `idx` of the training arrays (Keras's `validation_split`).
     Split(Inputs<'v>, Inputs<'v>, &'v [usize]),
+}
+
+impl Validation<'_> {
+    /// In words, for ranks to compare.
+    fn describe(&self) -> String {
+        match self {
+            Validation::None => "no".into(),
+            Validation::Data(x, _) => format!("{} rows of", x.rows()),
+            Validation::Split(_, _, idx) => format!("{} split rows of", idx.len()),
+        }
+    }
 }
 
 
@@ -338,7 +356,12 @@ impl Model {
         }
         let resumed = self.resume_from(options.backup.as_ref())?;
         let validation = options.validation_data.map_or(Validation::None, |(vx, vy)| Validation::Data(Inputs::One(vx), Inputs::One(vy)));
-        let batch = options.batch_size.min(source.len());
+        // Data-parallel, the stream holds this rank's shard and gives its share of each
+        // global batch.
+        let batch = match options.data_parallel.as_deref().filter(|c| c.size() > 1) {
+            Some(c) => share(options.batch_size, c.rank(), c.size()).len(),
+            None => options.batch_size.min(source.len()),
+        };
         let mut data = TrainData::Stream { source, batch, cur: None };
         self.with_trainer(|m, trainer| m.fit_loop(trainer, &mut data, validation, options, resumed))
     }
@@ -361,8 +384,30 @@ impl Model {
     ) -> Result<History> {
         let total = data.samples();
         let batch = data.batch();
-        let steps = total.div_ceil(batch);
         let several = self.num_outputs() > 1;
+        let mut dp = options.data_parallel.take().filter(|c| c.size() > 1).map(|c| DataParallel::new(c, &self.network.store));
+        let streamed = matches!(data, TrainData::Stream { .. });
+        if let Some(dp) = &mut dp {
+            if options.batch_size < dp.size() {
+                return Err(Error::Config(format!("fit: batch_size {} is smaller than the {} data-parallel ranks sharing each batch", options.batch_size, dp.size())));
+            }
+            // A stream holds one rank's shard (its length differs by rank); in memory
+            // every rank holds the whole set and must agree on it.
+            let rows = if streamed { String::from("a stream") } else { format!("{} training rows", data.rows_total()) };
+            let agreed = format!("batch {} over {} ranks, {} epochs, {rows}, {} validation", options.batch_size, dp.size(), options.epochs, validation.describe());
+            super::parallel::check_ranks_agree(dp, &self.network.store, &agreed)?;
+        }
+        let rank = dp.as_ref().map_or(0, |dp| dp.rank());
+        // Steps of an epoch: a stream's shards may differ in length, and an epoch then
+        // lasts as long as the longest (ranks that ran out step with no rows).
+        let steps = match &mut dp {
+            Some(dp) if streamed => {
+                let mut longest = [total.div_ceil(batch) as f64];
+                dp.comm.gather_all(&longest[0].to_le_bytes()).iter().for_each(|b| longest[0] = longest[0].max(f64::from_le_bytes(b[..8].try_into().unwrap_or([0; 8]))));
+                longest[0] as usize
+            }
+            _ => total.div_ceil(batch),
+        };
         let weights = match (options.sample_weight, &options.class_weight) {
             (None, None) => None,
             (per_sample, per_class) => {
@@ -393,14 +438,23 @@ impl Model {
         // Several outputs: each one's mean loss is logged as `<output>_loss` too.
         let output_names: Vec<String> = if several { self.output_names().map(str::to_string).collect() } else { Vec::new() };
         let mut output_sums = vec![0.0f64; output_names.len()];
+        // A data-parallel step's sums over ranks: rows, loss, each output's loss.
+        let mut step_sums = vec![0.0f64; 1 + output_names.len()];
 
         let (start_epoch, mut history) = match resumed {
             Some(r) => (r.epoch, r.history),
             None => (0, History::default()),
         };
         data.replay(start_epoch.min(options.epochs));
-        let mut progress = ProgressCallback::new(options.verbose);
+        let mut progress = ProgressCallback::new(if rank == 0 { options.verbose } else { 0 });
         let mut user = std::mem::take(&mut options.callbacks);
+        // Callbacks may stop training after any batch; data-parallel, the ranks then agree
+        // on it after every batch: one more sum a step, only when some rank has
+        // callbacks (rank 0 alone has those that write files).
+        let stops_per_batch = match &mut dp {
+            Some(dp) => dp.sum1(!user.is_empty() as u8 as f64) > 0.0,
+            None => false,
+        };
         let mut callbacks: Vec<&mut dyn Callback> = vec![&mut progress];
         callbacks.extend(user.iter_mut().map(|c| c.as_mut() as &mut dyn Callback));
 
@@ -428,19 +482,28 @@ impl Model {
                 ctx.stop_training
             }};
         }
+        // Every rank stops when any does.
+        macro_rules! agree {
+            ($stop:expr) => {
+                match &mut dp {
+                    Some(dp) => dp.sum1($stop as u8 as f64) > 0.0,
+                    None => $stop,
+                }
+            };
+        }
 
         if let Some(t) = options.telemetry.as_deref_mut() {
             t.begin(&self.network, trainer.optimizer.as_ref(), batch, total, steps, options.epochs, start_epoch);
         }
         let mut warned_divergence = false;
-        let mut stop = notify!(on_train_begin);
+        let mut stop = agree!(notify!(on_train_begin));
         for epoch in start_epoch..options.epochs {
             if stop {
                 break;
             }
             data.begin_epoch(epoch)?;
             metrics.iter_mut().for_each(MetricState::reset);
-            stop |= notify!(on_epoch_begin, epoch);
+            stop |= agree!(notify!(on_epoch_begin, epoch));
             let mut loss_sum = 0.0;
             let mut seen = 0usize;
             let mut b = 0;
@@ -448,19 +511,61 @@ impl Model {
             let epoch_started = std::time::Instant::now();
             let mut data_seconds = 0.0;
             let skipped_before = trainer.optimizer.skipped_steps();
+            let mut exhausted = false;
             loop {
                 let waited = std::time::Instant::now();
-                let next = data.next()?;
+                // A rank whose stream shard ran out keeps stepping, with no rows, until
+                // every rank's has.
+                let next = if exhausted { None } else { data.next()? };
+                exhausted = next.is_none();
                 data_seconds += waited.elapsed().as_secs_f64();
-                let Some((xs, ys, rows)) = next else { break };
                 let (lr, skipped) = (trainer.optimizer.learning_rate(), trainer.optimizer.skipped_steps());
+                // Rows this rank trains on, and in the whole step (over every rank).
+                let (mine, n, rows_in_step) = match (next, &mut dp) {
+                    (None, None) => break,
+                    (Some((xs, ys, rows)), None) => {
+                        let n = rows.len(xs.rows());
+                        (Some((xs, ys, rows)), n, n)
+                    }
+                    (next, Some(dp)) if streamed => {
+                        let n = next.as_ref().map_or(0, |(xs, _, rows)| rows.len(xs.rows()));
+                        let all = dp.sum1(n as f64) as usize;
+                        if all == 0 {
+                            break;
+                        }
+                        (next, n, all)
+                    }
+                    (None, Some(_)) => break,
+                    (Some((xs, ys, rows)), Some(dp)) => {
+                        let all = rows.len(xs.rows());
+                        let part = rows.share_of(xs.rows(), dp.rank(), dp.size());
+                        (Some((xs, ys, part)), part.len(xs.rows()), all)
+                    }
+                };
                 if let Some(t) = options.telemetry.as_deref_mut() {
                     t.step_begins(b + 1 == steps);
                 }
-                let step_loss = trainer.train_step(&mut self.network, (xs, ys, rows), &mut metrics, weights.as_ref(), options.telemetry.as_deref_mut())?;
-                let n = rows.len(xs.rows());
+                // This rank's gradient weighs its share of the step's rows in the sum.
+                let weight = (n as f64 / rows_in_step as f64) as f32;
+                let mut step_loss = match (mine, &mut dp) {
+                    (Some(batch), dp) if n > 0 => trainer.train_step(&mut self.network, batch, &mut metrics, weights.as_ref(), options.telemetry.as_deref_mut(), dp.as_mut().map(|dp| (dp, weight)))?,
+                    (_, Some(dp)) => {
+                        trainer.idle_step(&mut self.network, dp);
+                        0.0
+                    }
+                    (_, None) => unreachable!("one process always has rows"),
+                };
+                if let Some(dp) = &mut dp {
+                    step_sums[0] = step_loss;
+                    for (s, l) in step_sums[1..].iter_mut().zip(trainer.output_losses()) {
+                        *s = if n > 0 { l as f64 * n as f64 } else { 0.0 };
+                    }
+                    dp.comm.sum(&mut step_sums);
+                    step_loss = step_sums[0];
+                }
+                let n_all = rows_in_step;
                 if let Some(t) = options.telemetry.as_deref_mut() {
-                    t.step_ends((step_loss / n as f64) as f32, lr, &trainer.last_grad_stats());
+                    t.step_ends((step_loss / n_all as f64) as f32, lr, &trainer.last_grad_stats());
                 }
                 if !step_loss.is_finite() && trainer.optimizer.skipped_steps() == skipped && !warned_divergence {
                     let global_step = trainer.optimizer.iterations().saturating_sub(1);
@@ -478,31 +583,44 @@ impl Model {
                         let kept = kept.map_or(String::new(), |p| format!("; the last finite checkpoint (end of epoch {}) is kept at {}", epoch, p.display()));
                         return Err(Error::Diverged(format!("{d}{kept}. Lower the learning rate, add warmup or clipping; `on_divergence = \"continue\"` in [fit] trains on regardless")));
                     }
-                    eprintln!("warning: {d}; training continues (on_divergence = \"continue\")");
+                    if rank == 0 {
+                        eprintln!("warning: {d}; training continues (on_divergence = \"continue\")");
+                    }
                 }
                 loss_sum += step_loss;
-                seen += n;
+                seen += n_all;
                 b += 1;
                 logs.set("loss", loss_sum / seen as f64);
-                for ((sum, l), name) in output_sums.iter_mut().zip(trainer.output_losses()).zip(&output_names) {
-                    *sum += l as f64 * n as f64;
-                    logs.set(&format!("{name}_loss"), *sum / seen as f64);
+                for (k, name) in output_names.iter().enumerate() {
+                    let step_sum = match &dp {
+                        Some(_) => step_sums[1 + k],
+                        None => trainer.output_losses().nth(k).unwrap_or(0.0) as f64 * n as f64,
+                    };
+                    output_sums[k] += step_sum;
+                    logs.set(&format!("{name}_loss"), output_sums[k] / seen as f64);
                 }
                 // Ranking metrics (AUC) sort everything seen: computed once per epoch.
+                // (Data-parallel, these batch-level values are this rank's own rows';
+                // the epoch's are over every rank.)
                 for m in metrics.iter().filter(|m| !m.metric.is_expensive()) {
                     logs.set(&m.name, m.result());
                 }
-                stop |= notify!(on_batch_end, b - 1, &logs);
+                let stop_now = notify!(on_batch_end, b - 1, &logs);
+                stop |= if stops_per_batch { agree!(stop_now) } else { stop_now };
                 if stop {
                     break;
                 }
             }
-            for m in metrics.iter().filter(|m| m.metric.is_expensive()) {
+            if let Some(dp) = &mut dp {
+                metrics.iter_mut().for_each(|m| m.merge_over(&mut *dp.comm));
+                super::parallel::average_frozen_state(dp, &mut self.network.store);
+            }
+            for m in &metrics {
                 logs.set(&m.name, m.result());
             }
             let val_loss = match validation {
-                Validation::Data(vx, vy) => Some(evaluate_rows(&self.network, trainer, vx, vy, Rows::All, batch, &mut val_metrics)?),
-                Validation::Split(xs, ys, idx) => Some(evaluate_rows(&self.network, trainer, xs, ys, Rows::Pick(idx), batch, &mut val_metrics)?),
+                Validation::Data(vx, vy) => Some(evaluate_rows(&self.network, trainer, vx, vy, Rows::All, batch, &mut val_metrics, dp.as_mut())?),
+                Validation::Split(xs, ys, idx) => Some(evaluate_rows(&self.network, trainer, xs, ys, Rows::Pick(idx), batch, &mut val_metrics, dp.as_mut())?),
                 Validation::None => None,
             };
             if let Some((val_loss, val_outputs)) = val_loss {
@@ -518,14 +636,17 @@ impl Model {
             if let Some(t) = options.telemetry.as_deref_mut() {
                 t.epoch_ends(epoch_record(epoch, b, epoch_started, data_seconds, t, trainer.optimizer.skipped_steps() - skipped_before, &logs), &self.network);
             }
-            if let Some(b) = &options.backup {
+            if let Some(b) = options.backup.as_ref().filter(|_| rank == 0) {
                 super::checkpoint::write(&b.path(), &self.network, trainer.optimizer.as_ref(), epoch + 1, &history)?;
             }
-            stop |= notify!(on_epoch_end, epoch, &logs);
+            stop |= agree!(notify!(on_epoch_end, epoch, &logs));
         }
         notify!(on_train_end, &logs);
         drop(callbacks);
-        if let Some(b) = options.backup.as_ref().filter(|b| b.delete_checkpoint) {
+        if let Some(dp) = &mut dp {
+            super::parallel::check_weights_agree(dp, &self.network.store)?;
+        }
+        if let Some(b) = options.backup.as_ref().filter(|b| b.delete_checkpoint && rank == 0) {
             let path = b.path();
             if path.exists() {
                 std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
@@ -554,7 +675,7 @@ impl Model {
         self.prepare(xs, Some(ys), "evaluation data")?;
         let ((loss, per_output), metrics) = self.with_trainer(|m, trainer| {
             let mut metrics = trainer.metric_states(&m.network);
-            let loss = evaluate_rows(&m.network, trainer, xs, ys, Rows::All, batch_size.max(1), &mut metrics)?;
+            let loss = evaluate_rows(&m.network, trainer, xs, ys, Rows::All, batch_size.max(1), &mut metrics, None)?;
             Ok((loss, metrics))
         })?;
         let mut logs = Logs::new();
@@ -625,7 +746,7 @@ impl Model {
     /// loss. After the first call with a given batch shape, this allocates nothing.
     pub fn train_on_batch(&mut self, x: &Tensor, y: &Tensor) -> Result<f32> {
         self.prepare(Inputs::One(x), Some(Inputs::One(y)), "batch")?;
-        let loss = self.with_trainer(|m, trainer| trainer.train_step(&mut m.network, (Inputs::One(x), Inputs::One(y), Rows::All), &mut [], None, None))?;
+        let loss = self.with_trainer(|m, trainer| trainer.train_step(&mut m.network, (Inputs::One(x), Inputs::One(y), Rows::All), &mut [], None, None, None))?;
         Ok((loss / x.rows().max(1) as f64) as f32)
     }
 
@@ -634,7 +755,7 @@ impl Model {
     pub fn train_on_batch_outputs(&mut self, xs: &[&Tensor], ys: &[&Tensor]) -> Result<f32> {
         let (xs, ys) = (Inputs::Many(xs), Inputs::Many(ys));
         self.prepare(xs, Some(ys), "batch")?;
-        let loss = self.with_trainer(|m, trainer| trainer.train_step(&mut m.network, (xs, ys, Rows::All), &mut [], None, None))?;
+        let loss = self.with_trainer(|m, trainer| trainer.train_step(&mut m.network, (xs, ys, Rows::All), &mut [], None, None, None))?;
         Ok((loss / xs.rows().max(1) as f64) as f32)
     }
 }
@@ -644,24 +765,34 @@ fn not_compiled() -> Error {
 }
 
 /// Mean loss over the chosen rows, and each output's mean loss, without recording for
-/// backward; fills `metrics`.
-fn evaluate_rows(net: &crate::nn::Network, trainer: &mut Trainer, xs: Inputs, ys: Inputs, rows: Rows, batch: usize, metrics: &mut [MetricState]) -> Result<(f64, Vec<f64>)> {
+/// backward; fills `metrics`. Data-parallel, each rank evaluates its share of the rows
+/// and the sums and metrics are combined over ranks.
+#[allow(clippy::too_many_arguments)]
+fn evaluate_rows(net: &crate::nn::Network, trainer: &mut Trainer, xs: Inputs, ys: Inputs, rows: Rows, batch: usize, metrics: &mut [MetricState], dp: Option<&mut DataParallel>) -> Result<(f64, Vec<f64>)> {
     metrics.iter_mut().for_each(MetricState::reset);
     let total = rows.len(xs.rows());
-    let mut loss_sum = 0.0;
-    let mut per_output = vec![0.0f64; net.num_outputs()];
+    let rows = match &dp {
+        Some(dp) => rows.share_of(xs.rows(), dp.rank(), dp.size()),
+        None => rows,
+    };
+    // Summed loss, then each output's.
+    let mut sums = vec![0.0f64; 1 + net.num_outputs()];
     let was = trainer.tape.grad_enabled();
     trainer.tape.set_grad_enabled(false);
     let result = (|| -> Result<()> {
         for b in batches(rows, xs.rows(), batch) {
-            loss_sum += trainer.eval_step(net, (xs, ys, b), metrics)?;
+            sums[0] += trainer.eval_step(net, (xs, ys, b), metrics)?;
             let n = b.len(xs.rows()) as f64;
-            per_output.iter_mut().zip(trainer.output_losses()).for_each(|(s, l)| *s += l as f64 * n);
+            sums[1..].iter_mut().zip(trainer.output_losses()).for_each(|(s, l)| *s += l as f64 * n);
         }
         Ok(())
     })();
     trainer.tape.set_grad_enabled(was);
     result?;
+    if let Some(dp) = dp {
+        dp.comm.sum(&mut sums);
+        metrics.iter_mut().for_each(|m| m.merge_over(&mut *dp.comm));
+    }
     let n = total.max(1) as f64;
-    Ok((loss_sum / n, per_output.into_iter().map(|s| s / n).collect()))
+    Ok((sums[0] / n, sums[1..].iter().map(|s| s / n).collect()))
 }

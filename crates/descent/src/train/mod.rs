@@ -28,6 +28,7 @@ mod resume_tests;
 mod stream_tests;
 #[cfg(test)]
 mod update_fidelity_tests;
+mod parallel;
 mod telemetry;
 mod trainer;
 mod validate;

@@ -6,7 +6,8 @@
 //!   output and their weighted sum) → zero the flat gradient buffer →
 //!   backward → the gradient pipeline ([`Trainer::apply_gradients`]), in this order:
 //!     1. unscale (the loss-scale seat of mixed precision; the scale is 1 today)
-//!     2. all-reduce (the data-parallel seat; a single process has nothing to reduce)
+//!     2. all-reduce over data-parallel ranks (started bucket by bucket during backward;
+//!        a single process has nothing to reduce)
 //!     3. regularizer gradients (L1/L2 kernel and bias penalties)
 //!     4. accumulation (`gradient_accumulation_steps`)
 //!     5. one pass of norms and finiteness
@@ -19,6 +20,7 @@
 use super::batch::{gather, gather_classes, gather_into, Inputs, Rows, SampleWeights};
 use super::telemetry::Telemetry;
 use crate::autograd::{Tape, Var};
+use crate::distributed::DataParallel;
 use crate::error::Result;
 use crate::nn::{Loss, Metric, MetricContext, MetricState, Network};
 use crate::optim::{GradSource, GradStats, Optimizer};
@@ -111,12 +113,38 @@ impl Trainer {
         (xs, ys, rows): (Inputs, Inputs, Rows),
         metrics: &mut [MetricState],
         weights: Option<&SampleWeights>,
-        mut telemetry: Option<&mut Telemetry>,
+        telemetry: Option<&mut Telemetry>,
+        parallel: Option<(&mut DataParallel, f32)>,
     ) -> Result<f64> {
         let n = rows.len(xs.rows());
-        let loss = self.forward_loss(net, (xs, ys, rows), weights, true)?;
+        let Some((dp, share)) = parallel else {
+            let loss = self.forward_loss(net, (xs, ys, rows), weights, true)?;
+            net.store.zero_grads();
+            self.tape.backward(loss, &mut net.store)?;
+            return Ok(self.after_backward(net, loss, n, metrics, telemetry, None));
+        };
         net.store.zero_grads();
-        self.tape.backward(loss, &mut net.store)?;
+        let loss = self.forward_loss(net, (xs, ys, rows), weights, true)?;
+        dp.buckets.begin_pass(self.tape.param_leaves(), share);
+        let DataParallel { comm, buckets } = dp;
+        self.tape.backward_observed(loss, &mut net.store, |i, grads| buckets.after_node(i, B::host(grads), &mut **comm))?;
+        Ok(self.after_backward(net, loss, n, metrics, telemetry, Some(dp)))
+    }
+
+    /// A data-parallel step for a rank with no rows (its stream shard ran out before the
+    /// others'): it adds nothing to the gradient sum but takes part in it, and steps
+    /// with every other rank.
+    pub(crate) fn idle_step(&mut self, net: &mut Network, dp: &mut DataParallel) {
+        net.store.zero_grads();
+        dp.buckets.begin_pass(std::iter::empty(), 0.0);
+        reduce_gradients(net, Some(dp));
+        self.apply_gradients(net);
+    }
+
+    /// The rest of a training step once backward has run: the gradient pipeline, the
+    /// layers' moving statistics and the metrics; returns the batch's summed loss.
+    fn after_backward(&mut self, net: &mut Network, loss: Var, n: usize, metrics: &mut [MetricState], mut telemetry: Option<&mut Telemetry>, parallel: Option<&mut DataParallel>) -> f64 {
+        reduce_gradients(net, parallel);
         if let Some(t) = telemetry.as_deref_mut() {
             t.before_update(net, &self.tape);
         }
@@ -128,7 +156,7 @@ impl Trainer {
             layer.update_state(&self.tape, &mut net.store);
         }
         self.update_metrics(net, metrics);
-        Ok((self.tape.scalar(loss) as f64 + penalty + self.tape.penalty()) * n as f64)
+        (self.tape.scalar(loss) as f64 + penalty + self.tape.penalty()) * n as f64
     }
 
     /// The loss of the chosen rows without recording for backward (call inside
@@ -187,11 +215,9 @@ impl Trainer {
         total.ok_or_else(|| crate::Error::State(format!("model '{}' has no outputs", net.name())))
     }
 
-    /// The gradient pipeline, in order (see the module docs); returns the regularization
-    /// penalty, part of the reported loss.
+    /// The gradient pipeline from stage 3 on (see the module docs; [`reduce_gradients`]
+    /// ran stages 1 and 2); returns the regularization penalty, part of the reported loss.
     fn apply_gradients(&mut self, net: &mut Network) -> f64 {
-        unscale_gradients(net, 1.0);
-        all_reduce_gradients(net);
         let penalty = regularize_with_gradients(net);
         let source = self.optimizer.accumulate(&net.store);
         self.last_stats = GradStats::default();
@@ -214,6 +240,14 @@ impl Trainer {
     }
 }
 
+/// Pipeline stages 1 and 2: the gradients of the whole batch, unscaled.
+fn reduce_gradients(net: &mut Network, parallel: Option<&mut DataParallel>) {
+    unscale_gradients(net, 1.0);
+    if let Some(dp) = parallel {
+        all_reduce_gradients(net, dp);
+    }
+}
+
 /// Pipeline stage 1: divides the gradients by the loss scale of mixed-precision
 /// training. Training is f32 throughout today, so the scale is 1 and this does nothing;
 /// a scaled backward pass sets it here, before anything reads a gradient.
@@ -224,9 +258,14 @@ fn unscale_gradients(net: &mut Network, scale: f32) {
     }
 }
 
-/// Pipeline stage 2: sums the flat gradient buffer over data-parallel processes. With
-/// one process there is nothing to reduce; an MPI backend fills this seat.
-fn all_reduce_gradients(_net: &mut Network) {}
+/// Pipeline stage 2: sums the flat gradient buffer over data-parallel ranks, each
+/// rank's gradient weighted by its share of the batch's rows (so the sum is the mean
+/// over the whole batch). The buckets backward finished were started during backward;
+/// this starts the rest and waits for all. One process has nothing to reduce.
+fn all_reduce_gradients(net: &mut Network, dp: &mut DataParallel) {
+    let DataParallel { comm, buckets } = dp;
+    buckets.finish(&mut net.store.grads_mut(), &mut **comm);
+}
 
 /// Pipeline stage 3: adds every layer's weight-penalty gradients into the parameter
 /// gradients; returns the penalties' sum.
