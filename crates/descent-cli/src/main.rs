@@ -4,6 +4,8 @@ mod bench;
 mod bench_cnn;
 mod bench_gpt;
 mod bench_mlp;
+#[cfg(feature = "mpi")]
+mod bench_mpi;
 mod commands;
 mod doctor_commands;
 mod explain_command;
@@ -187,7 +189,7 @@ enum Command {
     /// beside the bandwidth ceiling; `w4`: Keras's mnist_convnet on Fashion-MNIST, samples/s,
     /// quiet and beside a busy core; `w5`: nanoGPT's shakespeare_char GPT, training and generation tokens/s.
     Bench {
-        #[arg(value_parser = ["w0", "w1", "w2", "w3", "w4", "w5", "all"])]
+        #[arg(value_parser = ["w0", "w1", "w2", "w3", "w4", "w5", "mpi", "all"])]
         workload: String,
         #[arg(long, default_value_t = 3)]
         rounds: usize,
@@ -336,6 +338,9 @@ impl descent::distributed::Communicator for NoGroup {
     fn end_bucket(&mut self, _: usize, _: &mut [f32]) {
         match *self {}
     }
+    fn sum_in_place(&mut self, _: usize, _: &mut [f32], _: f32) {
+        match *self {}
+    }
 }
 
 fn main() -> ExitCode {
@@ -362,6 +367,10 @@ fn main() -> ExitCode {
             "w3" => bench::w3(rounds, Some(&python), &out, &only),
             "w4" => bench_cnn::w4(rounds, Some(&python), &out, samples),
             "w5" => bench_gpt::w5(rounds, Some(&python), &out, steps),
+            #[cfg(feature = "mpi")]
+            "mpi" => bench_mpi::run(rounds, &out),
+            #[cfg(not(feature = "mpi"))]
+            "mpi" => Err(descent::Error::Config("`descent bench mpi` needs the MPI build: cargo build --release -p descent-cli --features mpi".into())),
             "w0" => {
                 bench_mlp::ceilings(true);
                 Ok(())
@@ -381,6 +390,11 @@ fn main() -> ExitCode {
         Command::Compare { files, optimizers, metric, folds, svg, report } => {
             tune_commands::compare_cmd(&files, &optimizers, &metric, &folds.args(), svg.as_deref(), report.as_deref())
         }
+        #[cfg(feature = "mpi")]
+        Command::BenchChild { workload, .. } if workload == "mpi" => match group.as_mut() {
+            Some(g) => bench_mpi::child(g),
+            None => Err(descent::Error::Config("bench-child mpi runs under mpirun".into())),
+        },
         Command::BenchChild { workload, samples, .. } if workload == "w4" => bench_cnn::child(samples, 10),
         Command::BenchChild { workload, samples, .. } if workload == "w5" => bench_gpt::child(samples, 20),
         Command::BenchChild { workload, telemetry, .. } => bench_mlp::child(&workload, telemetry),

@@ -1,19 +1,23 @@
 //! `mpirun -np N descent …`: the data-parallel group over MPI (feature `mpi`, on the
 //! `mpi` crate over the system's MPI, e.g. Debian's OpenMPI).
 //!
-//! A gradient bucket is summed in two collectives, both started without waiting and
-//! advanced between backward ops (MPI moves non-blocking collectives along only inside
-//! MPI calls; `progress` is that call):
+//! A gradient bucket is summed in two exchanges, both started without waiting and
+//! advanced between backward ops (MPI moves messages along only inside MPI calls;
+//! `progress` is that call):
 //!
-//!   1. all-to-all: the bucket cut into N chunks, rank r receives every rank's chunk r
+//!   1. scatter: the bucket cut into N chunks, rank r receives every rank's chunk r
 //!      and adds them up in rank order;
-//!   2. all-gather: every rank receives every summed chunk.
+//!   2. gather: every rank receives every summed chunk.
 //!
 //! That moves 2(N−1)/N of the bucket per rank, what a ring all-reduce moves, but the
 //! order of the additions is fixed by rank, not by the network or the MPI library's
 //! choice of algorithm: the same N gives the same bits run after run, on every rank.
+//! The exchanges are point-to-point messages on a communicator of their own, tagged by
+//! bucket and phase: buckets finish in whatever order they finish on each rank without
+//! the same-order rule that collectives (even non-blocking ones) impose.
 
 use std::os::raw::c_void;
+use std::time::Instant;
 
 use descent::distributed::Communicator;
 use mpi::ffi;
@@ -28,23 +32,23 @@ pub fn launched_by_mpi() -> bool {
 }
 
 /// One bucket's buffers (kept between steps, so steady-state steps allocate nothing)
-/// and where its two collectives stand.
+/// and where its two exchanges stand.
 struct Bucket {
     len: usize,
     /// Elements per rank's chunk (the bucket padded to `chunk · N`).
     chunk: usize,
     send: Vec<f32>,
     received: Vec<f32>,
-    summed: Vec<f32>,
     gathered: Vec<f32>,
     phase: Phase,
-    request: ffi::MPI_Request,
+    /// The messages in flight: 2(N − 1), sends then receives.
+    requests: Vec<ffi::MPI_Request>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Phase {
     Idle,
-    Exchanging,
+    Scattering,
     Gathering,
     Done,
 }
@@ -52,11 +56,20 @@ enum Phase {
 /// `MPI_COMM_WORLD` as a [`Communicator`].
 pub struct MpiGroup {
     world: SimpleCommunicator,
+    /// A copy of the world for the gradient buckets alone, so their non-blocking
+    /// traffic never meets the blocking collectives' (sums, gathers, barriers).
+    gradients: SimpleCommunicator,
     rank: usize,
     size: usize,
     buckets: Vec<Bucket>,
+    /// Scratch of the in-place sums, per bucket: every other rank's part of this rank's
+    /// chunk, the chunk's sum, and the requests.
+    in_place: Vec<(Vec<f32>, Vec<f32>, Vec<ffi::MPI_Request>)>,
     /// Scratch of `sum` (every rank's values), kept between calls.
     gathered: Vec<f64>,
+    /// Seconds spent inside this group's calls (what training waited on communication,
+    /// beyond what overlapped backward): the benchmark's compute/communication split.
+    pub seconds: f64,
     // Last: MPI is finalized when the universe drops, after everything above.
     _universe: mpi::environment::Universe,
 }
@@ -67,7 +80,8 @@ impl MpiGroup {
         let (universe, _) = mpi::initialize_with_threading(mpi::Threading::Funneled)?;
         let world = universe.world();
         let (rank, size) = (world.rank() as usize, world.size() as usize);
-        Some(MpiGroup { world, rank, size, buckets: Vec::new(), gathered: Vec::new(), _universe: universe })
+        let gradients = world.duplicate();
+        Some(MpiGroup { world, gradients, rank, size, buckets: Vec::new(), in_place: Vec::new(), gathered: Vec::new(), seconds: 0.0, _universe: universe })
     }
 
     /// Ends every rank's process with `code` (what a rank that failed must do, so the
@@ -76,60 +90,92 @@ impl MpiGroup {
         self.world.abort(code)
     }
 
-    /// Sums rank `r`'s chunk of `b` from every rank's part, in rank order.
-    fn add_up(b: &mut Bucket, size: usize) {
+    /// `MPI_Allreduce` (sum) of `data` into `out`: the yardstick of the benchmark.
+    pub fn raw_all_reduce(&self, data: &[f32], out: &mut [f32]) {
+        self.world.all_reduce_into(data, out, mpi::collective::SystemOperation::sum());
+    }
+
+    /// Blocks until every rank has called it.
+    pub fn barrier(&self) {
+        self.world.barrier();
+    }
+
+    /// Posts the messages of one phase of `bucket`: to every other rank j, chunk j of
+    /// `send` (scatter) or this rank's summed chunk (gather); from every other rank j,
+    /// into its place j of the receiving buffer.
+    fn post(&mut self, bucket: usize, phase: Phase) {
+        let (rank, size) = (self.rank, self.size);
+        let comm = self.gradients.as_raw();
+        let b = &mut self.buckets[bucket];
         let c = b.chunk;
-        b.summed.copy_from_slice(&b.received[..c]);
+        let tag = (bucket * 2 + (phase == Phase::Gathering) as usize) as i32;
+        let (out, into): (*const f32, *mut f32) = match phase {
+            Phase::Scattering => (b.send.as_ptr(), b.received.as_mut_ptr()),
+            _ => (b.gathered.as_ptr().wrapping_add(rank * c), b.gathered.as_mut_ptr()),
+        };
+        b.requests.clear();
+        for j in (0..size).filter(|&j| j != rank) {
+            let mut req = unsafe { ffi::RSMPI_REQUEST_NULL };
+            // What goes to rank j: its chunk (scatter), or this rank's sum (gather).
+            let from = if phase == Phase::Scattering { out.wrapping_add(j * c) } else { out };
+            // SAFETY: the buffers belong to the bucket and are neither moved nor resized
+            // until these requests complete (end_bucket waits for them); the pointers
+            // stay inside them (chunk j of a buffer of chunk · N floats).
+            unsafe {
+                ffi::MPI_Isend(from as *const c_void, c as i32, ffi::RSMPI_FLOAT, j as i32, tag, comm, &mut req);
+            }
+            b.requests.push(req);
+        }
+        for j in (0..size).filter(|&j| j != rank) {
+            let mut req = unsafe { ffi::RSMPI_REQUEST_NULL };
+            // SAFETY: as above.
+            unsafe {
+                ffi::MPI_Irecv(into.wrapping_add(j * c) as *mut c_void, c as i32, ffi::RSMPI_FLOAT, j as i32, tag, comm, &mut req);
+            }
+            b.requests.push(req);
+        }
+        b.phase = phase;
+    }
+
+    /// Rank `r`'s chunk of bucket `b` summed from every rank's part, in rank order, into
+    /// its place in `gathered`.
+    fn add_up(b: &mut Bucket, rank: usize, size: usize) {
+        let c = b.chunk;
+        // The own part never travelled: it is in `send`.
+        b.received[rank * c..(rank + 1) * c].copy_from_slice(&b.send[rank * c..(rank + 1) * c]);
+        let (received, gathered) = (&b.received, &mut b.gathered[rank * c..(rank + 1) * c]);
+        gathered.copy_from_slice(&received[..c]);
         for r in 1..size {
-            for (s, v) in b.summed.iter_mut().zip(&b.received[r * c..(r + 1) * c]) {
+            for (s, v) in gathered.iter_mut().zip(&received[r * c..(r + 1) * c]) {
                 *s += *v;
             }
         }
     }
 
-    fn start_gather(&mut self, bucket: usize) {
-        let comm = self.world.as_raw();
-        let b = &mut self.buckets[bucket];
-        // SAFETY: the buffers belong to the bucket and are neither moved nor resized
-        // until the request completes (end_bucket waits for it).
-        unsafe {
-            ffi::MPI_Iallgather(
-                b.summed.as_ptr() as *const c_void,
-                b.chunk as i32,
-                ffi::RSMPI_FLOAT,
-                b.gathered.as_mut_ptr() as *mut c_void,
-                b.chunk as i32,
-                ffi::RSMPI_FLOAT,
-                comm,
-                &mut b.request,
-            );
-        }
-        b.phase = Phase::Gathering;
-    }
-
-    /// Moves bucket `bucket` on: `wait` blocks until its current collective is done.
+    /// Moves bucket `bucket` on: `wait` blocks until its current phase is done.
     fn advance(&mut self, bucket: usize, wait: bool) {
-        let size = self.size;
+        let (rank, size) = (self.rank, self.size);
         let b = &mut self.buckets[bucket];
-        if !matches!(b.phase, Phase::Exchanging | Phase::Gathering) {
+        if !matches!(b.phase, Phase::Scattering | Phase::Gathering) {
             return;
         }
         let mut done = 0;
-        // SAFETY: `request` is an active request of this bucket.
+        let n = b.requests.len() as i32;
+        // SAFETY: `requests` are this bucket's active (or completed, then null) requests.
         unsafe {
             if wait {
-                ffi::MPI_Wait(&mut b.request, ffi::RSMPI_STATUS_IGNORE);
+                ffi::MPI_Waitall(n, b.requests.as_mut_ptr(), ffi::RSMPI_STATUSES_IGNORE);
                 done = 1;
             } else {
-                ffi::MPI_Test(&mut b.request, &mut done, ffi::RSMPI_STATUS_IGNORE);
+                ffi::MPI_Testall(n, b.requests.as_mut_ptr(), &mut done, ffi::RSMPI_STATUSES_IGNORE);
             }
         }
         if done == 0 {
             return;
         }
-        if b.phase == Phase::Exchanging {
-            Self::add_up(b, size);
-            self.start_gather(bucket);
+        if b.phase == Phase::Scattering {
+            Self::add_up(b, rank, size);
+            self.post(bucket, Phase::Gathering);
         } else {
             b.phase = Phase::Done;
         }
@@ -145,6 +191,7 @@ impl Communicator for MpiGroup {
     }
 
     fn sum(&mut self, values: &mut [f64]) {
+        let t = Instant::now();
         let n = values.len();
         self.gathered.resize(n * self.size, 0.0);
         self.world.all_gather_into(&*values, &mut self.gathered[..]);
@@ -154,6 +201,7 @@ impl Communicator for MpiGroup {
                 *v += *g;
             }
         }
+        self.seconds += t.elapsed().as_secs_f64();
     }
 
     fn gather_all(&mut self, local: &[u8]) -> Vec<Vec<u8>> {
@@ -173,9 +221,10 @@ impl Communicator for MpiGroup {
     }
 
     fn begin_bucket(&mut self, bucket: usize, data: &[f32], scale: f32) {
+        let t = Instant::now();
         let size = self.size;
         while self.buckets.len() <= bucket {
-            self.buckets.push(Bucket { len: 0, chunk: 0, send: Vec::new(), received: Vec::new(), summed: Vec::new(), gathered: Vec::new(), phase: Phase::Idle, request: unsafe { ffi::RSMPI_REQUEST_NULL } });
+            self.buckets.push(Bucket { len: 0, chunk: 0, send: Vec::new(), received: Vec::new(), gathered: Vec::new(), phase: Phase::Idle, requests: Vec::with_capacity(2 * size) });
         }
         let b = &mut self.buckets[bucket];
         debug_assert_eq!(b.phase, Phase::Idle, "bucket {bucket} started twice");
@@ -184,37 +233,97 @@ impl Communicator for MpiGroup {
             b.chunk = data.len().div_ceil(size).max(1);
             let padded = b.chunk * size;
             (b.send, b.received, b.gathered) = (vec![0.0; padded], vec![0.0; padded], vec![0.0; padded]);
-            b.summed = vec![0.0; b.chunk];
         }
         if scale == 1.0 {
             b.send[..data.len()].copy_from_slice(data);
         } else {
             b.send.iter_mut().zip(data).for_each(|(s, v)| *s = v * scale);
         }
-        let comm = self.world.as_raw();
-        // SAFETY: as in start_gather.
-        unsafe {
-            ffi::MPI_Ialltoall(
-                b.send.as_ptr() as *const c_void,
-                b.chunk as i32,
-                ffi::RSMPI_FLOAT,
-                b.received.as_mut_ptr() as *mut c_void,
-                b.chunk as i32,
-                ffi::RSMPI_FLOAT,
-                comm,
-                &mut b.request,
-            );
-        }
-        b.phase = Phase::Exchanging;
+        self.post(bucket, Phase::Scattering);
+        self.seconds += t.elapsed().as_secs_f64();
     }
 
     fn progress(&mut self) {
+        let t = Instant::now();
         for bucket in 0..self.buckets.len() {
             self.advance(bucket, false);
         }
+        self.seconds += t.elapsed().as_secs_f64();
+    }
+
+    fn sum_in_place(&mut self, bucket: usize, data: &mut [f32], scale: f32) {
+        let t = Instant::now();
+        let (rank, size) = (self.rank, self.size);
+        let comm = self.gradients.as_raw();
+        while self.in_place.len() <= bucket {
+            self.in_place.push((Vec::new(), Vec::new(), Vec::with_capacity(2 * size)));
+        }
+        let (received, acc, requests) = &mut self.in_place[bucket];
+        // Rank j's chunk of the bucket: the same cut as `share`.
+        let len = data.len();
+        let part = |j: usize| descent::distributed::share(len, j, size);
+        let mine = part(rank);
+        received.resize(size * mine.len(), 0.0);
+        acc.resize(mine.len(), 0.0);
+        if scale != 1.0 {
+            data.iter_mut().for_each(|v| *v *= scale);
+        }
+        let tag = (bucket * 2) as i32;
+        let base = data.as_mut_ptr();
+        // Scatter: chunk j to rank j; every rank's part of this rank's chunk into slot j.
+        requests.clear();
+        for j in (0..size).filter(|&j| j != rank) {
+            let (p, mut req) = (part(j), unsafe { ffi::RSMPI_REQUEST_NULL });
+            // SAFETY: `data` is borrowed for this whole call, which waits for every
+            // request; sends read disjoint chunks of it, receives write `received`.
+            unsafe {
+                ffi::MPI_Isend(base.add(p.start) as *const c_void, p.len() as i32, ffi::RSMPI_FLOAT, j as i32, tag, comm, &mut req);
+            }
+            requests.push(req);
+        }
+        for j in (0..size).filter(|&j| j != rank) {
+            let mut req = unsafe { ffi::RSMPI_REQUEST_NULL };
+            unsafe {
+                ffi::MPI_Irecv(received.as_mut_ptr().add(j * mine.len()) as *mut c_void, mine.len() as i32, ffi::RSMPI_FLOAT, j as i32, tag, comm, &mut req);
+                requests.push(req);
+            }
+        }
+        unsafe { ffi::MPI_Waitall(requests.len() as i32, requests.as_mut_ptr(), ffi::RSMPI_STATUSES_IGNORE) };
+        // This rank's chunk, summed in rank order.
+        let n = mine.len();
+        for r in 0..size {
+            let src: &[f32] = if r == rank { &data[mine.clone()] } else { &received[r * n..(r + 1) * n] };
+            if r == 0 {
+                acc.copy_from_slice(src);
+            } else {
+                acc.iter_mut().zip(src).for_each(|(a, v)| *a += *v);
+            }
+        }
+        data[mine.clone()].copy_from_slice(acc);
+        // Gather: this rank's sum to every rank; every other chunk from its rank.
+        let base = data.as_mut_ptr();
+        requests.clear();
+        for j in (0..size).filter(|&j| j != rank) {
+            let mut req = unsafe { ffi::RSMPI_REQUEST_NULL };
+            // SAFETY: as above; the send reads this rank's chunk, receives write the others.
+            unsafe {
+                ffi::MPI_Isend(base.add(mine.start) as *const c_void, n as i32, ffi::RSMPI_FLOAT, j as i32, tag + 1, comm, &mut req);
+            }
+            requests.push(req);
+        }
+        for j in (0..size).filter(|&j| j != rank) {
+            let (p, mut req) = (part(j), unsafe { ffi::RSMPI_REQUEST_NULL });
+            unsafe {
+                ffi::MPI_Irecv(base.add(p.start) as *mut c_void, p.len() as i32, ffi::RSMPI_FLOAT, j as i32, tag + 1, comm, &mut req);
+            }
+            requests.push(req);
+        }
+        unsafe { ffi::MPI_Waitall(requests.len() as i32, requests.as_mut_ptr(), ffi::RSMPI_STATUSES_IGNORE) };
+        self.seconds += t.elapsed().as_secs_f64();
     }
 
     fn end_bucket(&mut self, bucket: usize, out: &mut [f32]) {
+        let t = Instant::now();
         while self.buckets[bucket].phase != Phase::Done {
             assert_ne!(self.buckets[bucket].phase, Phase::Idle, "bucket {bucket} ended without being started");
             self.advance(bucket, true);
@@ -222,5 +331,6 @@ impl Communicator for MpiGroup {
         let b = &mut self.buckets[bucket];
         out.copy_from_slice(&b.gathered[..b.len]);
         b.phase = Phase::Idle;
+        self.seconds += t.elapsed().as_secs_f64();
     }
 }

@@ -233,6 +233,12 @@ impl Tape {
         self.nodes[..self.len].iter().enumerate().filter(|(_, n)| n.requires_grad).filter_map(|(i, n)| param_range(&n.op).map(|r| (i, r)))
     }
 
+    /// The first recorded op that backward runs (a node needing a gradient that is not
+    /// a leaf): once backward has processed it, nothing is left to do.
+    pub fn first_grad_op(&self) -> usize {
+        self.nodes[..self.len].iter().position(|n| n.requires_grad && !matches!(n.op, Op::Param { .. } | Op::Input)).unwrap_or(0)
+    }
+
     /// [`Tape::backward`], calling `after(i, grads)` once node `i` (and every node above
     /// it) has been processed, with the flat parameter gradients so far: what starts
     /// summing finished gradient buckets over data-parallel ranks during backward.

@@ -29,6 +29,9 @@ pub struct GradientBuckets {
     started: usize,
     /// Weight of this rank's gradient in the sum (its share of the batch's rows).
     scale: f32,
+    /// The last node backward processes: buckets not started by then are summed in
+    /// place by `finish` (with nothing left to overlap, copying would only cost).
+    last_node: usize,
 }
 
 impl GradientBuckets {
@@ -56,7 +59,7 @@ impl GradientBuckets {
             ranges.push(0..end);
         }
         let n = ranges.len();
-        GradientBuckets { ranges, ready_at: vec![usize::MAX; n], started: 0, scale: 1.0 }
+        GradientBuckets { ranges, ready_at: vec![usize::MAX; n], started: 0, scale: 1.0, last_node: 0 }
     }
 
     pub fn len(&self) -> usize {
@@ -70,8 +73,9 @@ impl GradientBuckets {
     }
 
     /// Prepares a backward pass whose parameter leaves are `params` (tape node index,
-    /// range of the flat buffer), this rank's gradient weighing `scale` in the sum.
-    pub fn begin_pass(&mut self, params: impl Iterator<Item = (usize, Range<usize>)>, scale: f32) {
+    /// range of the flat buffer) and whose last op is node `last_node`, this rank's
+    /// gradient weighing `scale` in the sum.
+    pub fn begin_pass(&mut self, params: impl Iterator<Item = (usize, Range<usize>)>, last_node: usize, scale: f32) {
         self.ready_at.iter_mut().for_each(|r| *r = usize::MAX);
         for (node, range) in params {
             // Buckets are in descending order of offset.
@@ -85,11 +89,15 @@ impl GradientBuckets {
         }
         self.started = 0;
         self.scale = scale;
+        self.last_node = last_node;
     }
 
     /// Backward has just processed tape node `node` (and everything above it): starts
     /// every bucket, in order, that is now final, and lets those in flight advance.
     pub fn after_node(&mut self, node: usize, grads: &[f32], comm: &mut dyn Communicator) {
+        if node <= self.last_node {
+            return;
+        }
         let before = self.started;
         while self.started < self.ranges.len() && self.ready_at[self.started] >= node {
             let r = self.ranges[self.started].clone();
@@ -101,16 +109,16 @@ impl GradientBuckets {
         }
     }
 
-    /// Starts whatever backward left (all of it, for a rank with no rows this step),
-    /// then waits for every bucket and writes the sums into `grads`.
+    /// Waits for the buckets started during backward and writes their sums into
+    /// `grads`, then sums whatever backward left (all of it, for a rank with no rows
+    /// this step) in place: nothing is left to overlap with, so nothing is copied.
     pub fn finish(&mut self, grads: &mut [f32], comm: &mut dyn Communicator) {
-        while self.started < self.ranges.len() {
-            let r = self.ranges[self.started].clone();
-            comm.begin_bucket(self.started, &grads[r], self.scale);
-            self.started += 1;
-        }
         for (b, r) in self.ranges.iter().enumerate() {
-            comm.end_bucket(b, &mut grads[r.clone()]);
+            if b < self.started {
+                comm.end_bucket(b, &mut grads[r.clone()]);
+            } else {
+                comm.sum_in_place(b, &mut grads[r.clone()], self.scale);
+            }
         }
         self.started = 0;
     }
@@ -172,6 +180,10 @@ mod tests {
         fn end_bucket(&mut self, _: usize, out: &mut [f32]) {
             out.iter_mut().for_each(|v| *v *= 2.0);
         }
+        fn sum_in_place(&mut self, bucket: usize, data: &mut [f32], scale: f32) {
+            self.0.push((bucket, data.len(), scale));
+            data.iter_mut().for_each(|v| *v *= 2.0);
+        }
     }
 
     #[test]
@@ -179,23 +191,26 @@ mod tests {
         let s = store(&[1000, 2000, 10, 5000]);
         let mut b = GradientBuckets::plan(&s, 4 * 100, 4 * 2500);
         let e = s.entries();
-        // Tape: p0 read at node 1, p1 at 3, p2 at 5, p3 at 7 and again (tied) at 2.
-        let leaves = [(1, e[0].range()), (3, e[1].range()), (5, e[2].range()), (7, e[3].range()), (2, e[3].range())];
-        b.begin_pass(leaves.into_iter(), 0.5);
+        // Tape: 0 input, 1 p0, 2 op, 3 p3 (tied: read a second time), 4 op, 5 p1, 6 p2,
+        // 7 op, 8 p3, 9 op (the loss). Backward's last op is node 2.
+        let leaves = [(1, e[0].range()), (3, e[3].range()), (5, e[1].range()), (6, e[2].range()), (8, e[3].range())];
+        b.begin_pass(leaves.into_iter(), 2, 0.5);
         let mut comm = Recorder(Vec::new());
         let mut grads = vec![1.0f32; s.len()];
         for node in (4..=9).rev() {
             b.after_node(node, &grads, &mut comm);
         }
-        // Bucket 1 (p1, p2) is final below node 3, but bucket 0 (p3, read at node 2)
-        // is not yet: nothing may start out of order.
+        // Bucket 1 (p1, p2) is final below node 5, but bucket 0 (p3, read again at
+        // node 3) is not yet: nothing may start out of order.
         assert!(comm.0.is_empty());
-        b.after_node(2, &grads, &mut comm);
+        b.after_node(3, &grads, &mut comm);
         assert_eq!(comm.0, [(0, 5000, 0.5), (1, 2016, 0.5)]);
+        // Bucket 2 (p0) is final only once backward is over: summed in place at the end.
+        b.after_node(2, &grads, &mut comm);
         b.after_node(1, &grads, &mut comm);
-        assert_eq!(comm.0.len(), 3);
+        assert_eq!(comm.0.len(), 2);
         b.finish(&mut grads, &mut comm);
-        assert_eq!(comm.0.len(), 3);
+        assert_eq!(comm.0, [(0, 5000, 0.5), (1, 2016, 0.5), (2, 1008, 0.5)]);
         assert!(grads.iter().all(|g| *g == 2.0));
     }
 }

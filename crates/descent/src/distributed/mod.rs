@@ -35,6 +35,9 @@ pub trait Communicator {
     fn progress(&mut self);
     /// Waits for bucket `bucket` and writes its sum into `out`.
     fn end_bucket(&mut self, bucket: usize, out: &mut [f32]);
+    /// Sums `data · scale` over ranks into `data`, waiting for it: a bucket backward
+    /// left for the end, reduced where it lies (no copies in or out).
+    fn sum_in_place(&mut self, bucket: usize, data: &mut [f32], scale: f32);
 }
 
 /// The data-parallel side of one fit: the group and the plan of its gradient buckets.

@@ -125,7 +125,7 @@ impl Trainer {
         };
         net.store.zero_grads();
         let loss = self.forward_loss(net, (xs, ys, rows), weights, true)?;
-        dp.buckets.begin_pass(self.tape.param_leaves(), share);
+        dp.buckets.begin_pass(self.tape.param_leaves(), self.tape.first_grad_op(), share);
         let DataParallel { comm, buckets } = dp;
         self.tape.backward_observed(loss, &mut net.store, |i, grads| buckets.after_node(i, B::host(grads), &mut **comm))?;
         Ok(self.after_backward(net, loss, n, metrics, telemetry, Some(dp)))
@@ -136,7 +136,7 @@ impl Trainer {
     /// with every other rank.
     pub(crate) fn idle_step(&mut self, net: &mut Network, dp: &mut DataParallel) {
         net.store.zero_grads();
-        dp.buckets.begin_pass(std::iter::empty(), 0.0);
+        dp.buckets.begin_pass(std::iter::empty(), 0, 0.0);
         reduce_gradients(net, Some(dp));
         self.apply_gradients(net);
     }
