@@ -127,7 +127,9 @@ pub fn run(rounds: usize, out_dir: &Path) -> Result<()> {
         eprintln!("round {}/{rounds}", round + 1);
         for (k, n) in [1usize, 2, 4].into_iter().enumerate() {
             let mut cmd = Command::new("mpirun");
-            cmd.args(["--oversubscribe", "-np", &n.to_string()]).arg(&me).args(["bench-child", "mpi"]);
+            // No binding: mpirun would pin each rank to one core (its default for 2 ranks
+            // or fewer), and a rank with two threads would run them on one core.
+            cmd.args(["--oversubscribe", "--bind-to", "none", "-np", &n.to_string()]).arg(&me).args(["bench-child", "mpi"]);
             cmd.env("RAYON_NUM_THREADS", (cores / n).max(1).to_string());
             results[k].push(run_json(&mut cmd, &format!("mpirun -np {n} descent bench-child mpi"))?);
         }

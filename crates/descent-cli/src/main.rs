@@ -385,7 +385,7 @@ fn main() -> ExitCode {
             w => bench_mlp::mlp(w, rounds, Some(&python), &out),
         },
         Command::Cv { file, folds, json } => tune_commands::cv(&file, &folds.args(), json.as_deref()),
-        Command::Tune { file, trials, jobs, quiet } => tune_commands::tune(&file, trials, jobs, !quiet),
+        Command::Tune { file, trials, jobs, quiet } => tune_commands::tune(&file, trials, jobs, !quiet, parallel.map(|g| g as &mut dyn Communicator)),
         Command::Study { action, db, study, out } => tune_commands::study(&action, &db, study.as_deref(), out.as_deref()),
         Command::Compare { files, optimizers, metric, folds, svg, report } => {
             tune_commands::compare_cmd(&files, &optimizers, &metric, &folds.args(), svg.as_deref(), report.as_deref())

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use descent::distributed::Communicator;
 use descent::experiment::Experiment;
 use descent::io::write_atomic;
 use descent::{Error, Result};
@@ -75,30 +76,58 @@ pub fn cv(file: &Path, args: &FoldArgs, json: Option<&Path>) -> Result<()> {
 }
 
 /// `descent tune STUDY.toml`: runs (or resumes) a study.
-pub fn tune(file: &Path, trials: Option<usize>, jobs: Option<usize>, verbose: bool) -> Result<()> {
+/// `descent tune`; under `mpirun -np N`, each rank is one worker of the same study (one
+/// trial at a time unless `--jobs` or the study says otherwise), and rank 0 reports and
+/// refits once every rank's trials are done.
+pub fn tune(file: &Path, trials: Option<usize>, jobs: Option<usize>, verbose: bool, mut group: Option<&mut dyn Communicator>) -> Result<()> {
     let mut def = StudyDef::from_file(file)?;
     if let Some(t) = trials {
         def.section.trials = t;
     }
-    let mut opts = def.options(verbose);
+    let rank = group.as_deref().map_or(0, |g| g.rank());
+    let mut opts = def.options(verbose && rank == 0);
+    if group.is_some() && def.section.jobs.is_none() {
+        opts.jobs = 1;
+    }
     if let Some(j) = jobs {
         opts.jobs = j;
     }
+    if let Some(g) = group.as_deref_mut() {
+        let mine = format!("{} trials of study `{}` in {}", opts.n_trials, def.name, def.storage.display());
+        let all = g.gather_all(mine.as_bytes());
+        if let Some(r) = all.iter().position(|a| a != &all[0]) {
+            return Err(Error::Config(format!(
+                "{}: rank {r} would run {} but rank 0 {} (every rank must run the same study)",
+                file.display(),
+                String::from_utf8_lossy(&all[r]),
+                String::from_utf8_lossy(&all[0])
+            )));
+        }
+    }
     let study = def.open()?;
-    eprintln!(
-        "study `{}` in {}: {} sampler, {} pruner, {} trials, {} × {} thread(s), {} {} by {}",
-        def.name,
-        def.storage.display(),
-        def.section.sampler,
-        study.pruner_name(),
-        opts.n_trials,
-        opts.jobs,
-        opts.threads,
-        def.objective.direction().as_str(),
-        def.objective.metric,
-        if def.objective.folds == 1 { "one validation split".to_string() } else { format!("{}-fold CV", def.objective.folds) }
-    );
+    if rank == 0 {
+        eprintln!(
+            "study `{}` in {}: {} sampler, {} pruner, {} trials, {} × {} thread(s), {} {} by {}",
+            def.name,
+            def.storage.display(),
+            def.section.sampler,
+            study.pruner_name(),
+            opts.n_trials,
+            opts.jobs,
+            opts.threads,
+            def.objective.direction().as_str(),
+            def.objective.metric,
+            if def.objective.folds == 1 { "one validation split".to_string() } else { format!("{}-fold CV", def.objective.folds) }
+        );
+    }
     study.optimize(&opts, |trial| def.evaluate(trial))?;
+    if let Some(g) = group {
+        // Every rank's trials are done when all have come here.
+        g.sum(&mut [0.0]);
+        if g.rank() != 0 {
+            return Ok(());
+        }
+    }
     let all = study.trials()?;
     let count = |s: TrialState| all.iter().filter(|t| t.state == s).count();
     println!(

@@ -218,3 +218,24 @@ fn descendants(pid: u32) -> Vec<u32> {
     // Only the descent ranks, not helper daemons.
     all.into_iter().filter(|p| std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "descent")).collect()
 }
+
+#[test]
+fn a_study_under_mpirun_spreads_its_trials_over_the_ranks() {
+    let dir = workdir("mpi-tune");
+    std::fs::write(dir.join("exp.toml"), experiment_toml(&digits(), "\"adam\"", 4, 0, "")).unwrap();
+    let extra = "name = \"ranks\"\nstorage = \"ranks.sqlite\"\nrefit = true";
+    std::fs::write(dir.join("study.toml"), common::study_toml("exp.toml", 6, extra)).unwrap();
+    let o = mpirun(2, &["tune", "study.toml", "--quiet"], &dir);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    // Rank 0 alone reports and refits, once every rank's trials are done.
+    assert_eq!(t.matches("6 trials: 6 complete").count(), 1, "{t}");
+    assert_eq!(t.matches("retrained on the whole training split").count(), 1, "{t}");
+    let store = descent_tune::Store::open_read(&dir.join("ranks.sqlite"), None).unwrap();
+    let trials = store.trials().unwrap();
+    assert_eq!(trials.iter().map(|t| t.number).collect::<Vec<_>>(), (0..6).collect::<Vec<u64>>());
+    assert!(trials.iter().all(|t| t.state == descent_tune::TrialState::Complete && t.attempts == 1));
+    let workers: std::collections::BTreeSet<String> = store.workers().unwrap().into_iter().filter_map(|(_, w)| w).collect();
+    assert_eq!(workers.len(), 2, "both ranks ran trials: {workers:?}");
+    std::fs::remove_dir_all(&dir).ok();
+}

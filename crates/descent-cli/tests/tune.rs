@@ -279,3 +279,65 @@ fn tune_killed_at_20_seeded_moments_ends_as_the_uninterrupted_study() {
     eprintln!("20 moments over {:.3} s: {interrupted} kills inside a trial, {finished_first} moments moved earlier", full.as_secs_f64());
     assert!(interrupted >= 5, "only {interrupted} of 20 kills landed inside a trial");
 }
+
+#[test]
+fn workers_sharing_a_study_split_its_trials_and_retry_a_killed_workers_trial() {
+    // Three `descent tune` processes at once on one study (what three machines do with a
+    // shared database), one of them SIGKILLed in the middle of a trial: the others take
+    // its trial over once its heartbeat is older than the grace period, and the study
+    // ends with exactly its budget, every trial complete and counted once.
+    let dir = workdir("workers");
+    let exp = common::experiment_toml(&common::digits(), "\"adam\"", 8, 0, "");
+    std::fs::write(dir.join("exp.toml"), exp).unwrap();
+    let extra = "name = \"shared\"\nstorage = \"shared.sqlite\"\nrefit = false\nheartbeat_seconds = 0.1\ngrace_seconds = 1.0";
+    std::fs::write(dir.join("study.toml"), common::study_toml("exp.toml", 9, extra)).unwrap();
+    let db = dir.join("shared.sqlite");
+    let spawn = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_descent"))
+            .args(["tune", "study.toml", "--quiet"])
+            .current_dir(&dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut workers: Vec<std::process::Child> = (0..3).map(|_| spawn()).collect();
+    let victim = workers[2].id();
+    // Kill the victim once it is running a trial.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let killed_trial = loop {
+        assert!(Instant::now() < deadline, "the victim never ran a trial");
+        let running = Store::open_read(&db, None).and_then(|s| {
+            let workers = s.workers()?;
+            let trials = s.trials()?;
+            Ok(trials.into_iter().find(|t| t.state == TrialState::Running && workers.iter().any(|(n, w)| *n == t.number && w.as_deref().is_some_and(|w| w.ends_with(&format!(":{victim}"))))).map(|t| t.number))
+        });
+        if let Ok(Some(n)) = running {
+            unsafe { libc::kill(victim as i32, libc::SIGKILL) };
+            break n;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let _ = workers[2].wait();
+    for w in &mut workers[..2] {
+        let out = w.wait().unwrap();
+        let mut err = String::new();
+        std::io::Read::read_to_string(w.stderr.as_mut().unwrap(), &mut err).ok();
+        assert!(out.success(), "{err}");
+    }
+    let store = Store::open_read(&db, None).unwrap();
+    let trials = store.trials().unwrap();
+    let numbers: Vec<u64> = trials.iter().map(|t| t.number).collect();
+    assert_eq!(numbers, (0..9).collect::<Vec<u64>>(), "the budget, each number once");
+    assert!(trials.iter().all(|t| t.state == TrialState::Complete), "{trials:?}");
+    let retried = trials.iter().find(|t| t.number == killed_trial).unwrap();
+    assert_eq!(retried.attempts, 2, "the killed worker's trial ran again, once");
+    // Its intermediate values are the retry's alone: one per fold-epoch.
+    assert_eq!(retried.intermediate.len(), 16, "{:?}", retried.intermediate);
+    let by: std::collections::BTreeSet<String> = store.workers().unwrap().into_iter().filter_map(|(_, w)| w).collect();
+    eprintln!("trial {killed_trial} retried; trials finished by {} workers: {by:?}", by.len());
+    assert!(by.len() >= 2, "the survivors shared the trials: {by:?}");
+    let last_runner = store.workers().unwrap().into_iter().find(|(n, _)| *n == killed_trial).and_then(|(_, w)| w).unwrap();
+    assert!(!last_runner.ends_with(&format!(":{victim}")), "trial {killed_trial} was finished by a survivor, not {last_runner}");
+    std::fs::remove_dir_all(&dir).ok();
+}

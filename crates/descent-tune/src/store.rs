@@ -1,12 +1,22 @@
 //! The study database: one SQLite file holding studies, their trials (parameters,
 //! state, value, scores, timing) and every reported intermediate value.
 //!
-//! Each change is one autocommitted statement with `synchronous = FULL`, so a process
-//! killed at any instant leaves the file consistent: a trial is either recorded as
-//! finished or still marked running. Reopening turns running trials into queued ones,
-//! which are retried with their stored parameters under the same number — nothing is
-//! lost and nothing is counted twice. A lock file keeps a second process off the same
-//! study while one is working on it.
+//! Each change is one autocommitted statement (or one transaction) with `synchronous =
+//! FULL`, so a process killed at any instant leaves the file consistent: a trial is
+//! either recorded as finished or still marked running.
+//!
+//! Several worker processes may share a study (`mpirun -np N descent tune`, or several
+//! `descent tune` at once), with the semantics of Optuna's RDB storage:
+//! - a trial is claimed or created inside one write transaction (`BEGIN IMMEDIATE`), so
+//!   no two workers take the same trial and the budget is used exactly;
+//! - every worker stamps a heartbeat on its running trials; a running trial whose
+//!   heartbeat is older than the grace period belongs to a dead worker: it is queued
+//!   again (its partial intermediate values dropped) and retried with its stored
+//!   parameters under the same number — nothing lost, nothing counted twice.
+//!
+//! A lock file beside the study tells whether other workers are alive: each holds it
+//! shared; one that finds it free when it opens the study is alone, so every running
+//! trial is a dead run's and is queued at once (no grace period to wait out).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -39,6 +49,8 @@ CREATE TABLE IF NOT EXISTS trials (
     started REAL,
     seconds REAL,
     message TEXT,
+    heartbeat REAL,
+    worker TEXT,
     UNIQUE (study_id, number)
 );
 CREATE TABLE IF NOT EXISTS intermediate (
@@ -90,13 +102,31 @@ fn connect(path: &Path) -> Result<Connection> {
     conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;")
         .map_err(sql_err(path))?;
     conn.execute_batch(SCHEMA).map_err(sql_err(path))?;
+    // Studies written before heartbeats: add the columns (NULL: no heartbeat yet).
+    let columns: Vec<String> = {
+        let mut stmt = conn.prepare("SELECT name FROM pragma_table_info('trials')").map_err(sql_err(path))?;
+        let rows = stmt.query_map([], |r| r.get(0)).map_err(sql_err(path))?;
+        rows.collect::<std::result::Result<_, _>>().map_err(sql_err(path))?
+    };
+    for (column, ty) in [("heartbeat", "REAL"), ("worker", "TEXT")] {
+        if !columns.iter().any(|c| c == column) {
+            conn.execute_batch(&format!("ALTER TABLE trials ADD COLUMN {column} {ty}")).map_err(sql_err(path))?;
+        }
+    }
     Ok(conn)
 }
 
+/// This worker's name in the store: host and process.
+fn worker_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "host".into());
+    format!("{host}:{}", std::process::id())
+}
+
 impl Store {
-    /// Opens (creating if needed) the study `info.name` in the file at `path` for work:
-    /// takes the study's lock and queues trials a killed run left running. An existing
-    /// study must have the same direction and metric.
+    /// Opens (creating if needed) the study `info.name` in the file at `path` for work,
+    /// as one of its workers; when no other worker has it open, queues the trials a
+    /// killed run left running. An existing study must have the same direction and
+    /// metric.
     pub fn open_for_work(path: &Path, info: StudyInfo) -> Result<Store> {
         let lock_path = lock_path_of(path);
         // Opened, never truncated: a file of that name that descent did not create keeps
@@ -107,45 +137,42 @@ impl Store {
             .write(true)
             .open(&lock_path)
             .map_err(|e| Error::Io { path: lock_path.clone(), source: e })?;
-        if lock.try_lock().is_err() {
-            return Err(Error::State(format!(
-                "{}: another process is working on this study (lock {} is held)",
-                path.display(),
-                lock_path.display()
-            )));
-        }
+        let lock_err = |e: std::io::Error| Error::Io { path: lock_path.clone(), source: e };
+        // Free: no other worker is alive. Held (shared) by others: they are.
+        let alone = lock.try_lock().is_ok();
         let conn = connect(path)?;
         let e = sql_err(path);
-        let existing: Option<(i64, String, String)> = conn
+        // Created by whichever worker comes first (the others' insert is ignored), then
+        // read back by every one.
+        conn.execute(
+            "INSERT OR IGNORE INTO studies (name, direction, metric, config, created) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![info.name, info.direction.as_str(), info.metric, info.config.to_string(), now()],
+        )
+        .map_err(&e)?;
+        let (study_id, direction, metric): (i64, String, String) = conn
             .query_row("SELECT id, direction, metric FROM studies WHERE name = ?1", [&info.name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .optional()
             .map_err(&e)?;
-        let study_id = match existing {
-            Some((id, direction, metric)) => {
-                if direction != info.direction.as_str() || metric != info.metric {
-                    return Err(Error::Config(format!(
-                        "{}: study `{}` exists with {direction} {metric}, not {} {}; use another study name or file",
-                        path.display(),
-                        info.name,
-                        info.direction.as_str(),
-                        info.metric
-                    )));
-                }
-                conn.execute("UPDATE studies SET config = ?1 WHERE id = ?2", params![info.config.to_string(), id]).map_err(&e)?;
-                id
-            }
-            None => {
-                conn.execute(
-                    "INSERT INTO studies (name, direction, metric, config, created) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![info.name, info.direction.as_str(), info.metric, info.config.to_string(), now()],
-                )
-                .map_err(&e)?;
-                conn.last_insert_rowid()
-            }
-        };
-        let store = Store { conn, study_id, info, path: path.to_path_buf(), _lock: Some(lock) };
-        store.requeue_interrupted()?;
-        Ok(store)
+        if direction != info.direction.as_str() || metric != info.metric {
+            return Err(Error::Config(format!(
+                "{}: study `{}` exists with {direction} {metric}, not {} {}; use another study name or file",
+                path.display(),
+                info.name,
+                info.direction.as_str(),
+                info.metric
+            )));
+        }
+        conn.execute("UPDATE studies SET config = ?1 WHERE id = ?2", params![info.config.to_string(), study_id]).map_err(&e)?;
+        if alone {
+            let store = Store { conn, study_id, info: info.clone(), path: path.to_path_buf(), _lock: None };
+            store.requeue_running("its worker was interrupted")?;
+            lock.unlock().map_err(lock_err)?;
+            // A worker opening in between found the lock free too: it queued the same
+            // dead trials (the same change) and claimed nothing before taking it shared.
+            lock.lock_shared().map_err(lock_err)?;
+            return Ok(Store { _lock: Some(lock), ..store });
+        }
+        lock.lock_shared().map_err(lock_err)?;
+        Ok(Store { conn, study_id, info, path: path.to_path_buf(), _lock: Some(lock) })
     }
 
     /// Opens a study read-only (for `descent study show|best|export`); `name` may be
@@ -181,18 +208,64 @@ impl Store {
         sql_err(&self.path)
     }
 
-    /// Running trials belong to a process that died (we hold the lock): queue them for a
-    /// retry and drop their partial intermediate values. Returns how many.
-    fn requeue_interrupted(&self) -> Result<usize> {
+    /// Every running trial belongs to a worker that died (no other is alive): queue
+    /// them for a retry and drop their partial intermediate values. Returns how many.
+    fn requeue_running(&self, why: &str) -> Result<usize> {
+        self.requeue_older_than(f64::INFINITY, why)
+    }
+
+    /// Queues again the running trials whose heartbeat (or start, before the first
+    /// beat) is older than `grace` seconds: their worker died. Returns how many.
+    pub fn requeue_stale(&self, grace: f64) -> Result<usize> {
+        self.requeue_older_than(now() - grace, "its worker stopped sending heartbeats")
+    }
+
+    /// Queues the running trials last heard of before `before` (Unix seconds).
+    fn requeue_older_than(&self, before: f64, why: &str) -> Result<usize> {
+        const STALE: &str = "study_id = ?1 AND state = 'running' AND COALESCE(heartbeat, started, 0) < ?2";
         self.conn
-            .execute(
-                "DELETE FROM intermediate WHERE trial_id IN (SELECT id FROM trials WHERE study_id = ?1 AND state = 'running')",
-                [self.study_id],
-            )
+            .execute(&format!("DELETE FROM intermediate WHERE trial_id IN (SELECT id FROM trials WHERE {STALE})"), params![self.study_id, before])
             .map_err(self.e())?;
         self.conn
-            .execute("UPDATE trials SET state = 'queued', started = NULL WHERE study_id = ?1 AND state = 'running'", [self.study_id])
+            .execute(
+                &format!("UPDATE trials SET state = 'queued', started = NULL, heartbeat = NULL, message = ?3 WHERE {STALE}"),
+                params![self.study_id, before, format!("retried: {why}")],
+            )
             .map_err(self.e())
+    }
+
+    /// Runs `f` as one write transaction (`BEGIN IMMEDIATE`: other workers' writes wait
+    /// for it), committed when `f` succeeds, rolled back when it fails.
+    pub fn in_transaction<T>(&self, f: impl FnOnce(&Store) -> Result<T>) -> Result<T> {
+        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(self.e())?;
+        match f(self) {
+            Ok(v) => {
+                self.conn.execute_batch("COMMIT").map_err(self.e())?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+
+    /// Stamps the heartbeat of these running trials (this worker's).
+    pub fn heartbeat(&self, numbers: &[u64]) -> Result<()> {
+        let t = now();
+        for n in numbers {
+            self.conn
+                .execute("UPDATE trials SET heartbeat = ?1 WHERE study_id = ?2 AND number = ?3 AND state = 'running'", params![t, self.study_id, *n as i64])
+                .map_err(self.e())?;
+        }
+        Ok(())
+    }
+
+    /// Which worker (host:process) last ran each trial, by number.
+    pub fn workers(&self) -> Result<Vec<(u64, Option<String>)>> {
+        let mut stmt = self.conn.prepare("SELECT number, worker FROM trials WHERE study_id = ?1 ORDER BY number").map_err(self.e())?;
+        let rows = stmt.query_map([self.study_id], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))).map_err(self.e())?;
+        rows.collect::<std::result::Result<_, _>>().map_err(self.e())
     }
 
     /// Every trial of the study, by number, with its intermediate values.
@@ -240,9 +313,9 @@ impl Store {
         // One statement, so the number is taken atomically.
         self.conn
             .execute(
-                "INSERT INTO trials (study_id, number, state, params, attempts, started)
-                 VALUES (?1, (SELECT COALESCE(MAX(number), -1) + 1 FROM trials WHERE study_id = ?1), 'running', ?2, 1, ?3)",
-                params![self.study_id, json, now()],
+                "INSERT INTO trials (study_id, number, state, params, attempts, started, heartbeat, worker)
+                 VALUES (?1, (SELECT COALESCE(MAX(number), -1) + 1 FROM trials WHERE study_id = ?1), 'running', ?2, 1, ?3, ?3, ?4)",
+                params![self.study_id, json, now(), worker_name()],
             )
             .map_err(self.e())?;
         let number: i64 = self
@@ -265,7 +338,10 @@ impl Store {
             .map_err(self.e())?;
         let Some((id, number, params)) = row else { return Ok(None) };
         self.conn
-            .execute("UPDATE trials SET state = 'running', attempts = attempts + 1, started = ?2 WHERE id = ?1", params![id, now()])
+            .execute(
+                "UPDATE trials SET state = 'running', attempts = attempts + 1, started = ?2, heartbeat = ?2, worker = ?3 WHERE id = ?1",
+                params![id, now(), worker_name()],
+            )
             .map_err(self.e())?;
         let params = serde_json::from_str(&params).map_err(|e| Error::format(&self.path, format!("trial {number} params: {e}")))?;
         Ok(Some((number as u64, params)))
@@ -301,15 +377,19 @@ impl Store {
         Ok(())
     }
 
-    /// Marks a trial finished.
-    pub fn finish(&self, number: u64, state: TrialState, value: Option<f64>, scores: &serde_json::Value, seconds: f64, message: Option<&str>) -> Result<()> {
-        self.conn
+    /// Marks a trial this worker runs finished. Returns false when the trial is no
+    /// longer this worker's (it went silent past the grace period and was queued for
+    /// another): the result is then dropped, so the trial counts once.
+    pub fn finish(&self, number: u64, state: TrialState, value: Option<f64>, scores: &serde_json::Value, seconds: f64, message: Option<&str>) -> Result<bool> {
+        let changed = self
+            .conn
             .execute(
-                "UPDATE trials SET state = ?1, value = ?2, scores = ?3, seconds = ?4, message = ?5 WHERE study_id = ?6 AND number = ?7",
-                params![state.as_str(), value.filter(|v| !v.is_nan()), scores.to_string(), seconds, message, self.study_id, number as i64],
+                "UPDATE trials SET state = ?1, value = ?2, scores = ?3, seconds = ?4, message = ?5
+                 WHERE study_id = ?6 AND number = ?7 AND state = 'running' AND COALESCE(worker, ?8) = ?8",
+                params![state.as_str(), value.filter(|v| !v.is_nan()), scores.to_string(), seconds, message, self.study_id, number as i64, worker_name()],
             )
             .map_err(self.e())?;
-        Ok(())
+        Ok(changed == 1)
     }
 
     /// The best complete trial.
@@ -344,9 +424,9 @@ mod tests {
         let own = dir.join("poetry.toml.lock");
         std::fs::write(&own, "someone's notes").unwrap();
         {
+            // Two workers at once, both through the lock.
             let _s = Store::open_for_work(&storage, info("a")).unwrap();
-            let err = Store::open_for_work(&storage, info("a")).err().unwrap().to_string();
-            assert!(err.contains("poetry.toml.lock"), "{err}");
+            let _t = Store::open_for_work(&storage, info("a")).unwrap();
         }
         assert_eq!(std::fs::read_to_string(&neighbour).unwrap(), "[[package]]\nname = \"kept\"\n");
         assert_eq!(std::fs::read_to_string(&own).unwrap(), "someone's notes");
@@ -368,9 +448,11 @@ mod tests {
             s.report(0, 2, 0.7).unwrap();
             s.finish(0, TrialState::Complete, Some(0.7), &serde_json::json!({"x": 1}), 1.5, None).unwrap();
             s.report(1, 1, 0.2).unwrap();
-            // A second worker process is refused while this one holds the study.
-            let err = Store::open_for_work(&path, info("a")).err().unwrap().to_string();
-            assert!(err.contains("another process"), "{err}");
+            // A second worker opening meanwhile leaves the first one's running trial
+            // alone: its worker is alive (it holds the lock), and its heartbeat is fresh.
+            let other = Store::open_for_work(&path, info("a")).unwrap();
+            assert_eq!(other.requeue_stale(60.0).unwrap(), 0);
+            assert_eq!(other.trials().unwrap()[1].state, TrialState::Running);
             // Dropped here with trial 1 still running, as if killed.
         }
         let s = Store::open_for_work(&path, info("a")).unwrap();
@@ -383,6 +465,12 @@ mod tests {
         assert_eq!(s.claim_queued().unwrap(), Some((1, p.clone())));
         assert_eq!(s.claim_queued().unwrap(), None);
         assert_eq!(s.trials().unwrap()[1].attempts, 2);
+        // A running trial silent past the grace period is queued again.
+        assert_eq!(s.requeue_stale(60.0).unwrap(), 0);
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        assert_eq!(s.requeue_stale(0.01).unwrap(), 1);
+        assert_eq!(s.trials().unwrap()[1].state, TrialState::Queued);
+        assert_eq!(s.claim_queued().unwrap(), Some((1, p.clone())));
         assert_eq!(s.best().unwrap().unwrap().number, 0);
         // A diverged (NaN) value is kept as the worst one for a maximized metric.
         let n = s.create_trial(&p).unwrap();

@@ -52,11 +52,16 @@ pub struct StudyOptions {
     pub threads: usize,
     /// Print the live table.
     pub verbose: bool,
+    /// How often this worker stamps the heartbeat of its running trials.
+    pub heartbeat: Duration,
+    /// A running trial silent for longer belongs to a dead worker and is retried
+    /// (Optuna's `grace_period`; keep it several heartbeats long).
+    pub grace: Duration,
 }
 
 impl Default for StudyOptions {
     fn default() -> Self {
-        StudyOptions { n_trials: 20, timeout: None, jobs: 1, threads: 1, verbose: false }
+        StudyOptions { n_trials: 20, timeout: None, jobs: 1, threads: 1, verbose: false, heartbeat: Duration::from_secs(5), grace: Duration::from_secs(30) }
     }
 }
 
@@ -209,22 +214,37 @@ impl Study {
 
     /// The next trial to run: a queued retry first, then a new one while the budget
     /// allows. `None` when the budget or the sampler's grid is used up.
-    fn next_trial(&self, n_trials: usize) -> Result<Option<Trial<'_>>> {
+    /// One transaction, so other workers (processes sharing the study) see the budget
+    /// and the grid as they stand and never take the same trial. `Ok(None)` with
+    /// `waiting` set: the budget is taken but other workers still run trials; one of
+    /// them may die and leave its trial to retry, so this worker waits instead of
+    /// leaving.
+    fn next_trial(&self, n_trials: usize, grace: Duration, waiting: &mut bool) -> Result<Option<Trial<'_>>> {
+        *waiting = false;
         let store = self.lock();
-        let (number, fixed) = match store.claim_queued()? {
-            Some((n, p)) => (n, Some(p)),
-            None => {
-                let history = store.trials()?;
-                if history.len() >= n_trials {
-                    return Ok(None);
+        let next = store.in_transaction(|store| {
+            store.requeue_stale(grace.as_secs_f64())?;
+            Ok(match store.claim_queued()? {
+                Some((n, p)) => Some((n, Some(p))),
+                None => {
+                    let history = store.trials()?;
+                    let others_running = history.iter().any(|t| t.state == TrialState::Running);
+                    if history.len() >= n_trials {
+                        *waiting = others_running;
+                        return Ok(None);
+                    }
+                    match self.sampler.plan(&history) {
+                        Plan::Exhausted => {
+                            *waiting = others_running;
+                            None
+                        }
+                        Plan::Fixed(p) => Some((store.create_trial(&p)?, Some(p))),
+                        Plan::Sample => Some((store.create_trial(&Params::new())?, None)),
+                    }
                 }
-                match self.sampler.plan(&history) {
-                    Plan::Exhausted => return Ok(None),
-                    Plan::Fixed(p) => (store.create_trial(&p)?, Some(p)),
-                    Plan::Sample => (store.create_trial(&Params::new())?, None),
-                }
-            }
-        };
+            })
+        })?;
+        let Some((number, fixed)) = next else { return Ok(None) };
         Ok(Some(Trial {
             study: self,
             number,
@@ -259,9 +279,35 @@ impl Study {
         let stop = AtomicBool::new(false);
         let fatal: Mutex<Option<Error>> = Mutex::new(None);
         let ran: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+        // This worker's running trials, whose heartbeat a thread stamps.
+        let running: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+        let workers_left = std::sync::atomic::AtomicUsize::new(opts.jobs);
         std::thread::scope(|s| {
+            s.spawn(|| {
+                let mut last = Instant::now();
+                while workers_left.load(Ordering::SeqCst) > 0 {
+                    std::thread::sleep(Duration::from_millis(20).min(opts.heartbeat));
+                    if last.elapsed() >= opts.heartbeat {
+                        let numbers = running.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                        if !numbers.is_empty() {
+                            if let Err(e) = self.lock().heartbeat(&numbers) {
+                                eprintln!("warning: heartbeat of trials {numbers:?}: {e}");
+                            }
+                        }
+                        last = Instant::now();
+                    }
+                }
+            });
             for _ in 0..opts.jobs {
                 s.spawn(|| {
+                    // The heartbeat thread ends when every worker has.
+                    struct Leaving<'a>(&'a std::sync::atomic::AtomicUsize);
+                    impl Drop for Leaving<'_> {
+                        fn drop(&mut self) {
+                            self.0.fetch_sub(1, Ordering::SeqCst);
+                        }
+                    }
+                    let _leaving = Leaving(&workers_left);
                     let pool = match rayon::ThreadPoolBuilder::new().num_threads(opts.threads).build() {
                         Ok(p) => p,
                         Err(e) => {
@@ -270,8 +316,13 @@ impl Study {
                         }
                     };
                     while !stop.load(Ordering::SeqCst) && opts.timeout.is_none_or(|t| started.elapsed() < t) {
-                        let mut trial = match self.next_trial(opts.n_trials) {
+                        let mut waiting = false;
+                        let mut trial = match self.next_trial(opts.n_trials, opts.grace, &mut waiting) {
                             Ok(Some(t)) => t,
+                            Ok(None) if waiting => {
+                                std::thread::sleep(opts.heartbeat.min(Duration::from_millis(250)));
+                                continue;
+                            }
                             Ok(None) => break,
                             Err(e) => {
                                 *fatal.lock().unwrap() = Some(e);
@@ -279,8 +330,10 @@ impl Study {
                             }
                         };
                         table.started(trial.number);
+                        running.lock().unwrap_or_else(|p| p.into_inner()).push(trial.number);
                         let t0 = Instant::now();
                         let outcome = pool.install(|| objective(&mut trial));
+                        running.lock().unwrap_or_else(|p| p.into_inner()).retain(|n| *n != trial.number);
                         let seconds = t0.elapsed().as_secs_f64();
                         let last = trial.intermediate.last().map(|(_, v)| *v);
                         let (state, value, message) = match outcome {
@@ -296,9 +349,16 @@ impl Study {
                             }
                         };
                         let finished = self.lock().finish(trial.number, state, value, &trial.scores, seconds, message.as_deref());
-                        if let Err(e) = finished {
-                            *fatal.lock().unwrap() = Some(e);
-                            return stop.store(true, Ordering::SeqCst);
+                        match finished {
+                            Err(e) => {
+                                *fatal.lock().unwrap() = Some(e);
+                                return stop.store(true, Ordering::SeqCst);
+                            }
+                            Ok(false) => {
+                                eprintln!("warning: trial {} went silent past the grace period and was given to another worker; this result is dropped", trial.number);
+                                continue;
+                            }
+                            Ok(true) => {}
                         }
                         ran.lock().unwrap().push(trial.number);
                         table.finished(trial.number, state, value, &trial.params, seconds, message.as_deref());

@@ -78,6 +78,20 @@ pub struct StudySection {
     /// score it on the held-out test split (a run folder, as `descent fit`).
     #[serde(default = "yes")]
     pub refit: bool,
+    /// Seconds between a worker's heartbeats on its running trials (workers sharing a
+    /// study: `mpirun -np N descent tune`, or several `descent tune` at once).
+    #[serde(default = "default_heartbeat")]
+    pub heartbeat_seconds: f64,
+    /// A running trial silent this long belongs to a dead worker: it is retried.
+    #[serde(default = "default_grace")]
+    pub grace_seconds: f64,
+}
+
+fn default_heartbeat() -> f64 {
+    5.0
+}
+fn default_grace() -> f64 {
+    30.0
 }
 
 fn default_sampler() -> String {
@@ -207,6 +221,13 @@ impl StudyDef {
     /// sense, the metric must be compiled, and a sampled point must give a valid
     /// experiment (a misspelt parameter path fails here, naming it).
     fn check(&self) -> Result<()> {
+        let (beat, grace) = (self.section.heartbeat_seconds, self.section.grace_seconds);
+        if !(beat.is_finite() && beat > 0.0) {
+            return Err(Error::invalid("study.heartbeat_seconds", format!("{beat} must be a positive number of seconds")));
+        }
+        if !(grace.is_finite() && grace >= 2.0 * beat) {
+            return Err(Error::invalid("study.grace_seconds", format!("{grace} must be at least twice heartbeat_seconds ({beat}), or live workers' trials would be taken from them")));
+        }
         self.sampler()?;
         self.pruner()?;
         self.objective.fold_spec(self.section.seed)?;
@@ -341,6 +362,8 @@ impl StudyDef {
             jobs: self.section.jobs.unwrap_or((cores / threads).max(1)),
             threads,
             verbose,
+            heartbeat: Duration::from_secs_f64(self.section.heartbeat_seconds),
+            grace: Duration::from_secs_f64(self.section.grace_seconds),
         }
     }
 
