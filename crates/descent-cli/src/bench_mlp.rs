@@ -48,17 +48,18 @@ pub(crate) fn median(mut v: Vec<f64>) -> f64 {
 
 /// The child side: one workload, one JSON line on stdout.
 /// `telemetry`: steps between telemetry samples, as `[fit] telemetry_every` (0: none).
-pub fn child(workload: &str, telemetry: usize) -> Result<()> {
-    let (spec, features, hidden, batch, epochs): (TeacherSpec, usize, &[usize], usize, usize) = match workload {
-        "w1" => (TeacherSpec::W1, 100, &[64], 32, 10),
-        "w2" => (TeacherSpec::W2, 784, &[1024, 1024], 256, 2),
-        other => return Err(Error::Config(format!("unknown workload `{other}` (w1, w2)"))),
-    };
-    let generating = Instant::now();
-    let (train, test) = teacher_classification(&spec, 60_000, 10_000, 0)?;
-    let generation = generating.elapsed();
-    // Start-up with the data in memory: build, compile and run the first training step.
-    let t = Instant::now();
+/// W1 or W2 of docs/workloads.md: (teacher, features, hidden widths, batch, epochs).
+pub(crate) fn mlp_workload(workload: &str) -> Result<(TeacherSpec, usize, &'static [usize], usize, usize)> {
+    match workload {
+        "w1" => Ok((TeacherSpec::W1, 100, &[64], 32, 10)),
+        "w2" => Ok((TeacherSpec::W2, 784, &[1024, 1024], 256, 2)),
+        other => Err(Error::Config(format!("unknown workload `{other}` (w1, w2)"))),
+    }
+}
+
+/// Their model: Dense(h, ReLU) for each hidden width → Dense(10); Adam(1e-3), sparse
+/// cross-entropy from logits, accuracy.
+pub(crate) fn mlp_model(features: usize, hidden: &[usize]) -> Result<descent::train::Model> {
     let mut layers: Vec<Box<dyn descent::nn::Layer>> = Vec::new();
     for (i, h) in hidden.iter().enumerate() {
         let d = Dense::new(*h, Activation::Relu);
@@ -67,6 +68,17 @@ pub fn child(workload: &str, telemetry: usize) -> Result<()> {
     layers.push(Box::new(Dense::new(10, Activation::Linear)));
     let mut model = Sequential::new(layers)?;
     model.compile(Adam::new(1e-3), Loss::sparse_categorical_crossentropy(true), &["accuracy"])?;
+    Ok(model)
+}
+
+pub fn child(workload: &str, telemetry: usize) -> Result<()> {
+    let (spec, features, hidden, batch, epochs) = mlp_workload(workload)?;
+    let generating = Instant::now();
+    let (train, test) = teacher_classification(&spec, 60_000, 10_000, 0)?;
+    let generation = generating.elapsed();
+    // Start-up with the data in memory: build, compile and run the first training step.
+    let t = Instant::now();
+    let mut model = mlp_model(features, hidden)?;
     let first: Vec<usize> = (0..batch).collect();
     model.train_on_batch(&train.x.select_rows(&first), &train.y.select_rows(&first))?;
     let first_step_ms = t.elapsed().as_secs_f64() * 1e3;

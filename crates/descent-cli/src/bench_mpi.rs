@@ -13,14 +13,12 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use descent::data::{teacher_classification, TeacherSpec};
+use descent::data::teacher_classification;
 use descent::distributed::Communicator;
-use descent::nn::{Activation, Dense, Loss};
-use descent::optim::Adam;
-use descent::train::{FitOptions, Sequential};
+use descent::train::FitOptions;
 use descent::{Error, Result};
 
-use crate::bench_mlp::{median, run_json};
+use crate::bench_mlp::{median, mlp_model, mlp_workload, run_json};
 use crate::mpi_group::MpiGroup;
 
 /// Gradient sizes timed, in bytes: W1's whole gradient is 28 KB, W2's 7.4 MB.
@@ -83,16 +81,10 @@ pub fn child(group: &mut MpiGroup) -> Result<()> {
         }
     }
     let mut workloads = Vec::new();
-    for (name, spec, features, hidden, batch) in [("w1", TeacherSpec::W1, 100, &[64][..], 32), ("w2", TeacherSpec::W2, 784, &[1024, 1024][..], 256)] {
+    for name in ["w1", "w2"] {
+        let (spec, features, hidden, batch, _) = mlp_workload(name)?;
         let (train, test) = teacher_classification(&spec, 60_000, 10_000, 0)?;
-        let mut layers: Vec<Box<dyn descent::nn::Layer>> = Vec::new();
-        for (i, h) in hidden.iter().enumerate() {
-            let d = Dense::new(*h, Activation::Relu);
-            layers.push(Box::new(if i == 0 { d.input_shape(&[features]) } else { d }));
-        }
-        layers.push(Box::new(Dense::new(10, Activation::Linear)));
-        let mut model = Sequential::new(layers)?;
-        model.compile(Adam::new(1e-3), Loss::sparse_categorical_crossentropy(true), &["accuracy"])?;
+        let mut model = mlp_model(features, hidden)?;
         fn options(group: &mut MpiGroup, batch: usize) -> FitOptions<'_> {
             FitOptions { epochs: 1, batch_size: batch, verbose: 0, data_parallel: Some(group as &mut dyn Communicator), ..Default::default() }
         }

@@ -93,7 +93,7 @@ pub fn tune(file: &Path, trials: Option<usize>, jobs: Option<usize>, verbose: bo
         opts.jobs = j;
     }
     if let Some(g) = group.as_deref_mut() {
-        let mine = format!("{} trials of study `{}` in {}", opts.n_trials, def.name, def.storage.display());
+        let mine = format!("{} trials of study `{}` in {}", opts.n_trials, def.name, descent_tune::db::shown(&def.storage));
         let all = g.gather_all(mine.as_bytes());
         if let Some(r) = all.iter().position(|a| a != &all[0]) {
             return Err(Error::Config(format!(
@@ -109,7 +109,7 @@ pub fn tune(file: &Path, trials: Option<usize>, jobs: Option<usize>, verbose: bo
         eprintln!(
             "study `{}` in {}: {} sampler, {} pruner, {} trials, {} × {} thread(s), {} {} by {}",
             def.name,
-            def.storage.display(),
+            descent_tune::db::shown(&def.storage),
             def.section.sampler,
             study.pruner_name(),
             opts.n_trials,
@@ -142,7 +142,7 @@ pub fn tune(file: &Path, trials: Option<usize>, jobs: Option<usize>, verbose: bo
     };
     println!("best trial #{}: {} = {:.4}  ({})", best.number, def.objective.metric, best.value.unwrap_or(f64::NAN), describe(&best.params));
     let store = Store::open_read(&def.storage, Some(&def.name))?;
-    let exported = export_path(&def.storage);
+    let exported = beside(&def.storage, &def.name, "best.toml");
     export(&store.info, &best, &exported)?;
     println!("its experiment: {} (run it with `descent fit {}`)", exported.display(), exported.display());
     println!("report: {}", study_report(&def.storage, Some(&def.name), None)?.display());
@@ -161,15 +161,19 @@ pub fn tune(file: &Path, trials: Option<usize>, jobs: Option<usize>, verbose: bo
 pub fn study_report(db: &Path, name: Option<&str>, out: Option<&Path>) -> Result<PathBuf> {
     let store = Store::open_read(db, name)?;
     let html = descent_tune::report::study_report(&store.info, &store.trials()?);
-    let stem = db.file_stem().map_or("study".into(), |s| s.to_string_lossy().into_owned());
-    let out = out.map(Path::to_path_buf).unwrap_or_else(|| db.with_file_name(format!("{stem}-report.html")));
+    let out = out.map(Path::to_path_buf).unwrap_or_else(|| beside(db, &store.info.name, "report.html"));
     write_atomic(&out, html.as_bytes())?;
     Ok(out)
 }
 
-fn export_path(storage: &Path) -> PathBuf {
+/// `<stem>-<what>` beside a study file, or — for a study on a server — `<study
+/// name>-<what>` in the current folder.
+fn beside(storage: &Path, study: &str, what: &str) -> PathBuf {
+    if descent_tune::db::is_server_url(storage) {
+        return PathBuf::from(format!("{study}-{what}"));
+    }
     let stem = storage.file_stem().map_or("study".into(), |s| s.to_string_lossy().into_owned());
-    storage.with_file_name(format!("{stem}-best.toml"))
+    storage.with_file_name(format!("{stem}-{what}"))
 }
 
 fn export(info: &descent_tune::StudyInfo, trial: &TrialRecord, path: &Path) -> Result<()> {
@@ -224,7 +228,7 @@ pub fn study(action: &str, db: &Path, name: Option<&str>, out: Option<&Path>) ->
         }
         "export" => {
             let best = store.best()?.ok_or_else(|| Error::State(format!("study `{}` has no complete trial", info.name)))?;
-            let path = out.map(Path::to_path_buf).unwrap_or_else(|| export_path(db));
+            let path = out.map(Path::to_path_buf).unwrap_or_else(|| beside(db, &info.name, "best.toml"));
             export(info, &best, &path)?;
             println!("wrote {} (trial #{})", path.display(), best.number);
             Ok(())

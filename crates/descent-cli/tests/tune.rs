@@ -282,20 +282,40 @@ fn tune_killed_at_20_seeded_moments_ends_as_the_uninterrupted_study() {
 
 #[test]
 fn workers_sharing_a_study_split_its_trials_and_retry_a_killed_workers_trial() {
-    // Three `descent tune` processes at once on one study (what three machines do with a
-    // shared database), one of them SIGKILLed in the middle of a trial: the others take
-    // its trial over once its heartbeat is older than the grace period, and the study
-    // ends with exactly its budget, every trial complete and counted once.
     let dir = workdir("workers");
+    workers_share_a_study(&dir, "shared.sqlite", &dir.join("shared.sqlite"), "shared");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The same on a PostgreSQL server (what machines sharing a study use): `.ci/run` starts
+/// one and sets `DESCENT_TEST_POSTGRES`.
+#[cfg(feature = "postgres")]
+#[test]
+fn workers_sharing_a_study_on_a_postgresql_server_retry_a_killed_workers_trial() {
+    let url = std::env::var("DESCENT_TEST_POSTGRES").expect("set DESCENT_TEST_POSTGRES to a PostgreSQL server URL to run the PostgreSQL tests");
+    let dir = workdir("workers-pg");
+    // A study of its own: the server keeps every earlier run's.
+    let name = format!("shared-{}-{}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis());
+    workers_share_a_study(&dir, &url, Path::new(&url), &name);
+    // `descent study show` reads it from the server too.
+    let out = descent(&["study", "show", &url, "--study", &name], &dir);
+    assert!(out.status.success() && text(&out).contains("(9 trials)"), "{}", text(&out));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Three `descent tune` processes at once on one study (what three machines do with a
+/// shared database), one of them SIGKILLed in the middle of a trial: the others take its
+/// trial over once its heartbeat is older than the grace period, and the study ends with
+/// exactly its budget, every trial complete and counted once.
+fn workers_share_a_study(dir: &Path, storage: &str, db: &Path, name: &str) {
     let exp = common::experiment_toml(&common::digits(), "\"adam\"", 8, 0, "");
     std::fs::write(dir.join("exp.toml"), exp).unwrap();
-    let extra = "name = \"shared\"\nstorage = \"shared.sqlite\"\nrefit = false\nheartbeat_seconds = 0.1\ngrace_seconds = 1.0";
-    std::fs::write(dir.join("study.toml"), common::study_toml("exp.toml", 9, extra)).unwrap();
-    let db = dir.join("shared.sqlite");
+    let extra = format!("name = \"{name}\"\nstorage = \"{storage}\"\nrefit = false\nheartbeat_seconds = 0.1\ngrace_seconds = 1.0");
+    std::fs::write(dir.join("study.toml"), common::study_toml("exp.toml", 9, &extra)).unwrap();
     let spawn = || {
         std::process::Command::new(env!("CARGO_BIN_EXE_descent"))
             .args(["tune", "study.toml", "--quiet"])
-            .current_dir(&dir)
+            .current_dir(dir)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -303,11 +323,12 @@ fn workers_sharing_a_study_split_its_trials_and_retry_a_killed_workers_trial() {
     };
     let mut workers: Vec<std::process::Child> = (0..3).map(|_| spawn()).collect();
     let victim = workers[2].id();
+    let open = || Store::open_read(db, Some(name));
     // Kill the victim once it is running a trial.
     let deadline = Instant::now() + Duration::from_secs(120);
     let killed_trial = loop {
         assert!(Instant::now() < deadline, "the victim never ran a trial");
-        let running = Store::open_read(&db, None).and_then(|s| {
+        let running = open().and_then(|s| {
             let workers = s.workers()?;
             let trials = s.trials()?;
             Ok(trials.into_iter().find(|t| t.state == TrialState::Running && workers.iter().any(|(n, w)| *n == t.number && w.as_deref().is_some_and(|w| w.ends_with(&format!(":{victim}"))))).map(|t| t.number))
@@ -325,7 +346,7 @@ fn workers_sharing_a_study_split_its_trials_and_retry_a_killed_workers_trial() {
         std::io::Read::read_to_string(w.stderr.as_mut().unwrap(), &mut err).ok();
         assert!(out.success(), "{err}");
     }
-    let store = Store::open_read(&db, None).unwrap();
+    let store = open().unwrap();
     let trials = store.trials().unwrap();
     let numbers: Vec<u64> = trials.iter().map(|t| t.number).collect();
     assert_eq!(numbers, (0..9).collect::<Vec<u64>>(), "the budget, each number once");
@@ -335,9 +356,8 @@ fn workers_sharing_a_study_split_its_trials_and_retry_a_killed_workers_trial() {
     // Its intermediate values are the retry's alone: one per fold-epoch.
     assert_eq!(retried.intermediate.len(), 16, "{:?}", retried.intermediate);
     let by: std::collections::BTreeSet<String> = store.workers().unwrap().into_iter().filter_map(|(_, w)| w).collect();
-    eprintln!("trial {killed_trial} retried; trials finished by {} workers: {by:?}", by.len());
+    eprintln!("{}: trial {killed_trial} retried; trials finished by {} workers: {by:?}", descent_tune::db::shown(Path::new(storage)), by.len());
     assert!(by.len() >= 2, "the survivors shared the trials: {by:?}");
     let last_runner = store.workers().unwrap().into_iter().find(|(n, _)| *n == killed_trial).and_then(|(_, w)| w).unwrap();
     assert!(!last_runner.ends_with(&format!(":{victim}")), "trial {killed_trial} was finished by a survivor, not {last_runner}");
-    std::fs::remove_dir_all(&dir).ok();
 }

@@ -6,6 +6,7 @@
 //! A separate crate so the core library stays lean: SQLite is compiled in here only.
 
 pub mod compare;
+pub mod db;
 pub mod cv;
 pub mod folds;
 mod live;

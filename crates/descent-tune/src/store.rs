@@ -1,65 +1,36 @@
-//! The study database: one SQLite file holding studies, their trials (parameters,
-//! state, value, scores, timing) and every reported intermediate value.
+//! The study database: studies, their trials (parameters, state, value, scores,
+//! timing) and every reported intermediate value — in one SQLite file (the embedded
+//! default) or on a PostgreSQL server (`storage = "postgresql://…"`, feature
+//! `postgres`), with the same semantics (`db.rs` holds what differs).
 //!
-//! Each change is one autocommitted statement (or one transaction) with `synchronous =
-//! FULL`, so a process killed at any instant leaves the file consistent: a trial is
-//! either recorded as finished or still marked running.
+//! Each change is one autocommitted statement (or one transaction), durable when it
+//! returns (SQLite: `synchronous = FULL`), so a process killed at any instant leaves the
+//! study consistent: a trial is either recorded as finished or still marked running.
 //!
-//! Several worker processes may share a study (`mpirun -np N descent tune`, or several
-//! `descent tune` at once), with the semantics of Optuna's RDB storage:
-//! - a trial is claimed or created inside one write transaction (`BEGIN IMMEDIATE`), so
-//!   no two workers take the same trial and the budget is used exactly;
+//! Several worker processes may share a study (`mpirun -np N descent tune`, several
+//! `descent tune` at once, machines sharing a server), with the semantics of Optuna's
+//! RDB storage:
+//! - a trial is claimed or created inside one write transaction that excludes the other
+//!   workers' (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: the study's advisory lock), so no
+//!   two workers take the same trial and the budget is used exactly;
 //! - every worker stamps a heartbeat on its running trials; a running trial whose
 //!   heartbeat is older than the grace period belongs to a dead worker: it is queued
 //!   again (its partial intermediate values dropped) and retried with its stored
 //!   parameters under the same number — nothing lost, nothing counted twice.
 //!
-//! A lock file beside the study tells whether other workers are alive: each holds it
-//! shared; one that finds it free when it opens the study is alone, so every running
-//! trial is a dead run's and is queued at once (no grace period to wait out).
+//! Every worker holds a shared lock on the study (a lock file beside a SQLite study, a
+//! session advisory lock on a server, released with a killed worker's connection). One
+//! that finds it free when it opens the study is alone, so every running trial is a
+//! dead run's and is queued at once (no grace period to wait out).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rusqlite::{params, Connection, OptionalExtension};
-
+use crate::db::{Db, Ty, V};
 use crate::space::Params;
 use crate::trial::{Direction, TrialRecord, TrialState};
 use descent::{Error, Result};
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS studies (
-    id INTEGER PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    direction TEXT NOT NULL,
-    metric TEXT NOT NULL,
-    config TEXT NOT NULL,
-    created REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS trials (
-    id INTEGER PRIMARY KEY,
-    study_id INTEGER NOT NULL REFERENCES studies(id),
-    number INTEGER NOT NULL,
-    state TEXT NOT NULL,
-    params TEXT NOT NULL,
-    value REAL,
-    scores TEXT,
-    attempts INTEGER NOT NULL,
-    started REAL,
-    seconds REAL,
-    message TEXT,
-    heartbeat REAL,
-    worker TEXT,
-    UNIQUE (study_id, number)
-);
-CREATE TABLE IF NOT EXISTS intermediate (
-    trial_id INTEGER NOT NULL REFERENCES trials(id),
-    step INTEGER NOT NULL,
-    value REAL NOT NULL,
-    PRIMARY KEY (trial_id, step)
-);
-";
 
 /// A study's identity as stored.
 #[derive(Clone, Debug, PartialEq)]
@@ -73,16 +44,13 @@ pub struct StudyInfo {
 }
 
 pub struct Store {
-    conn: Connection,
+    db: Db,
     study_id: i64,
     pub info: StudyInfo,
+    /// The SQLite file, or the server's URL.
     pub path: PathBuf,
-    /// Held while this process works on the study.
+    /// Held (shared) while this process works on a SQLite study.
     _lock: Option<File>,
-}
-
-fn sql_err(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {
-    move |e| Error::Format { path: path.to_path_buf(), message: format!("study database: {e}") }
 }
 
 fn now() -> f64 {
@@ -97,25 +65,6 @@ fn lock_path_of(path: &Path) -> std::path::PathBuf {
     name.into()
 }
 
-fn connect(path: &Path) -> Result<Connection> {
-    let conn = Connection::open(path).map_err(sql_err(path))?;
-    conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;")
-        .map_err(sql_err(path))?;
-    conn.execute_batch(SCHEMA).map_err(sql_err(path))?;
-    // Studies written before heartbeats: add the columns (NULL: no heartbeat yet).
-    let columns: Vec<String> = {
-        let mut stmt = conn.prepare("SELECT name FROM pragma_table_info('trials')").map_err(sql_err(path))?;
-        let rows = stmt.query_map([], |r| r.get(0)).map_err(sql_err(path))?;
-        rows.collect::<std::result::Result<_, _>>().map_err(sql_err(path))?
-    };
-    for (column, ty) in [("heartbeat", "REAL"), ("worker", "TEXT")] {
-        if !columns.iter().any(|c| c == column) {
-            conn.execute_batch(&format!("ALTER TABLE trials ADD COLUMN {column} {ty}")).map_err(sql_err(path))?;
-        }
-    }
-    Ok(conn)
-}
-
 /// This worker's name in the store: host and process.
 fn worker_name() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "host".into());
@@ -123,89 +72,97 @@ fn worker_name() -> String {
 }
 
 impl Store {
-    /// Opens (creating if needed) the study `info.name` in the file at `path` for work,
-    /// as one of its workers; when no other worker has it open, queues the trials a
-    /// killed run left running. An existing study must have the same direction and
-    /// metric.
+    /// Opens (creating if needed) the study `info.name` in `path` (a SQLite file or a
+    /// `postgresql://` URL) for work, as one of its workers; when no other worker has it
+    /// open, queues the trials a killed run left running. An existing study must have
+    /// the same direction and metric.
     pub fn open_for_work(path: &Path, info: StudyInfo) -> Result<Store> {
-        let lock_path = lock_path_of(path);
+        let server = crate::db::is_server_url(path);
         // Opened, never truncated: a file of that name that descent did not create keeps
         // its contents (it is only locked).
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| Error::Io { path: lock_path.clone(), source: e })?;
+        let lock_path = lock_path_of(path);
+        let lock = if server {
+            None
+        } else {
+            Some(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(&lock_path)
+                    .map_err(|e| Error::Io { path: lock_path.clone(), source: e })?,
+            )
+        };
         let lock_err = |e: std::io::Error| Error::Io { path: lock_path.clone(), source: e };
         // Free: no other worker is alive. Held (shared) by others: they are.
-        let alone = lock.try_lock().is_ok();
-        let conn = connect(path)?;
-        let e = sql_err(path);
+        let alone = lock.as_ref().is_some_and(|l| l.try_lock().is_ok());
+        let db = Db::open(path)?;
         // Created by whichever worker comes first (the others' insert is ignored), then
         // read back by every one.
-        conn.execute(
-            "INSERT OR IGNORE INTO studies (name, direction, metric, config, created) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![info.name, info.direction.as_str(), info.metric, info.config.to_string(), now()],
-        )
-        .map_err(&e)?;
-        let (study_id, direction, metric): (i64, String, String) = conn
-            .query_row("SELECT id, direction, metric FROM studies WHERE name = ?1", [&info.name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .map_err(&e)?;
+        db.exec(
+            path,
+            "INSERT INTO studies (name, direction, metric, config, created) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (name) DO NOTHING",
+            &[V::T(info.name.clone()), V::T(info.direction.as_str().into()), V::T(info.metric.clone()), V::T(info.config.to_string()), V::F(now())],
+        )?;
+        let row = db.rows(path, "SELECT id, direction, metric FROM studies WHERE name = ?1", &[V::T(info.name.clone())], &[Ty::I, Ty::T, Ty::T])?;
+        let row = row.first().ok_or_else(|| Error::State(format!("study `{}` vanished while opening", info.name)))?;
+        let (study_id, direction, metric) = (row[0].i(), row[1].t(), row[2].t());
         if direction != info.direction.as_str() || metric != info.metric {
             return Err(Error::Config(format!(
                 "{}: study `{}` exists with {direction} {metric}, not {} {}; use another study name or file",
-                path.display(),
+                crate::db::shown(path),
                 info.name,
                 info.direction.as_str(),
                 info.metric
             )));
         }
-        conn.execute("UPDATE studies SET config = ?1 WHERE id = ?2", params![info.config.to_string(), study_id]).map_err(&e)?;
+        db.exec(path, "UPDATE studies SET config = ?1 WHERE id = ?2", &[V::T(info.config.to_string()), V::I(study_id)])?;
+        let store = Store { db, study_id, info, path: path.to_path_buf(), _lock: None };
+        if server {
+            #[cfg(feature = "postgres")]
+            store.db.join_server_study(path, study_id, || store.requeue_running("its worker was interrupted").map(|_| ()))?;
+            return Ok(store);
+        }
+        let lock = lock.expect("a file study has its lock");
         if alone {
-            let store = Store { conn, study_id, info: info.clone(), path: path.to_path_buf(), _lock: None };
             store.requeue_running("its worker was interrupted")?;
             lock.unlock().map_err(lock_err)?;
             // A worker opening in between found the lock free too: it queued the same
             // dead trials (the same change) and claimed nothing before taking it shared.
-            lock.lock_shared().map_err(lock_err)?;
-            return Ok(Store { _lock: Some(lock), ..store });
         }
         lock.lock_shared().map_err(lock_err)?;
-        Ok(Store { conn, study_id, info, path: path.to_path_buf(), _lock: Some(lock) })
+        Ok(Store { _lock: Some(lock), ..store })
     }
 
     /// Opens a study read-only (for `descent study show|best|export`); `name` may be
-    /// omitted when the file holds one study.
+    /// omitted when the storage holds one study.
     pub fn open_read(path: &Path, name: Option<&str>) -> Result<Store> {
-        if !path.exists() {
+        if !crate::db::is_server_url(path) && !path.exists() {
             return Err(Error::Io { path: path.into(), source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such study database") });
         }
-        let conn = connect(path)?;
-        let e = sql_err(path);
-        let rows: Vec<(i64, String, String, String, String)> = {
-            let mut stmt = conn.prepare("SELECT id, name, direction, metric, config FROM studies ORDER BY id").map_err(&e)?;
-            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))).map_err(&e)?;
-            rows.collect::<std::result::Result<_, _>>().map_err(&e)?
-        };
-        let names: Vec<&str> = rows.iter().map(|r| r.1.as_str()).collect();
+        let db = Db::open(path)?;
+        let rows = db.rows(path, "SELECT id, name, direction, metric, config FROM studies ORDER BY id", &[], &[Ty::I, Ty::T, Ty::T, Ty::T, Ty::T])?;
+        let names: Vec<String> = rows.iter().map(|r| r[1].t()).collect();
         let row = match name {
-            Some(n) => rows.iter().find(|r| r.1 == n),
+            Some(n) => rows.iter().find(|r| r[1].t() == n),
             None if rows.len() == 1 => rows.first(),
             None => None,
         }
-        .ok_or_else(|| Error::Config(format!("{}: choose a study with --study (it holds: {})", path.display(), names.join(", "))))?;
+        .ok_or_else(|| Error::Config(format!("{}: choose a study with --study (it holds: {})", crate::db::shown(path), names.join(", "))))?;
         let info = StudyInfo {
-            name: row.1.clone(),
-            direction: Direction::parse(&row.2)?,
-            metric: row.3.clone(),
-            config: serde_json::from_str(&row.4).unwrap_or(serde_json::Value::Null),
+            name: row[1].t(),
+            direction: Direction::parse(&row[2].t())?,
+            metric: row[3].t(),
+            config: serde_json::from_str(&row[4].t()).unwrap_or(serde_json::Value::Null),
         };
-        Ok(Store { study_id: row.0, conn, info, path: path.to_path_buf(), _lock: None })
+        Ok(Store { study_id: row[0].i(), db, info, path: path.to_path_buf(), _lock: None })
     }
 
-    fn e(&self) -> impl Fn(rusqlite::Error) -> Error + '_ {
-        sql_err(&self.path)
+    fn exec(&self, sql: &str, params: &[V]) -> Result<usize> {
+        self.db.exec(&self.path, sql, params)
+    }
+    fn rows(&self, sql: &str, params: &[V], types: &[Ty]) -> Result<Vec<Vec<V>>> {
+        self.db.rows(&self.path, sql, params, types)
     }
 
     /// Every running trial belongs to a worker that died (no other is alive): queue
@@ -223,28 +180,25 @@ impl Store {
     /// Queues the running trials last heard of before `before` (Unix seconds).
     fn requeue_older_than(&self, before: f64, why: &str) -> Result<usize> {
         const STALE: &str = "study_id = ?1 AND state = 'running' AND COALESCE(heartbeat, started, 0) < ?2";
-        self.conn
-            .execute(&format!("DELETE FROM intermediate WHERE trial_id IN (SELECT id FROM trials WHERE {STALE})"), params![self.study_id, before])
-            .map_err(self.e())?;
-        self.conn
-            .execute(
-                &format!("UPDATE trials SET state = 'queued', started = NULL, heartbeat = NULL, message = ?3 WHERE {STALE}"),
-                params![self.study_id, before, format!("retried: {why}")],
-            )
-            .map_err(self.e())
+        let at = [V::I(self.study_id), V::F(before)];
+        self.exec(&format!("DELETE FROM intermediate WHERE trial_id IN (SELECT id FROM trials WHERE {STALE})"), &at)?;
+        self.exec(
+            &format!("UPDATE trials SET state = 'queued', started = NULL, heartbeat = NULL, message = ?3 WHERE {STALE}"),
+            &[V::I(self.study_id), V::F(before), V::T(format!("retried: {why}"))],
+        )
     }
 
-    /// Runs `f` as one write transaction (`BEGIN IMMEDIATE`: other workers' writes wait
-    /// for it), committed when `f` succeeds, rolled back when it fails.
+    /// Runs `f` as one write transaction that excludes the other workers', committed
+    /// when `f` succeeds, rolled back when it fails.
     pub fn in_transaction<T>(&self, f: impl FnOnce(&Store) -> Result<T>) -> Result<T> {
-        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(self.e())?;
+        self.db.begin(&self.path, self.study_id)?;
         match f(self) {
             Ok(v) => {
-                self.conn.execute_batch("COMMIT").map_err(self.e())?;
+                self.db.end(&self.path, true)?;
                 Ok(v)
             }
             Err(e) => {
-                let _ = self.conn.execute_batch("ROLLBACK");
+                let _ = self.db.end(&self.path, false);
                 Err(e)
             }
         }
@@ -254,54 +208,50 @@ impl Store {
     pub fn heartbeat(&self, numbers: &[u64]) -> Result<()> {
         let t = now();
         for n in numbers {
-            self.conn
-                .execute("UPDATE trials SET heartbeat = ?1 WHERE study_id = ?2 AND number = ?3 AND state = 'running'", params![t, self.study_id, *n as i64])
-                .map_err(self.e())?;
+            self.exec("UPDATE trials SET heartbeat = ?1 WHERE study_id = ?2 AND number = ?3 AND state = 'running'", &[V::F(t), V::I(self.study_id), V::I(*n as i64)])?;
         }
         Ok(())
     }
 
     /// Which worker (host:process) last ran each trial, by number.
     pub fn workers(&self) -> Result<Vec<(u64, Option<String>)>> {
-        let mut stmt = self.conn.prepare("SELECT number, worker FROM trials WHERE study_id = ?1 ORDER BY number").map_err(self.e())?;
-        let rows = stmt.query_map([self.study_id], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))).map_err(self.e())?;
-        rows.collect::<std::result::Result<_, _>>().map_err(self.e())
+        let rows = self.rows("SELECT number, worker FROM trials WHERE study_id = ?1 ORDER BY number", &[V::I(self.study_id)], &[Ty::I, Ty::OT])?;
+        Ok(rows.into_iter().map(|r| (r[0].i() as u64, r[1].ot())).collect())
+    }
+
+    fn parse_params(&self, number: i64, json: &str) -> Result<Params> {
+        serde_json::from_str(json).map_err(|e| Error::format(crate::db::shown(&self.path), format!("trial {number} params: {e}")))
     }
 
     /// Every trial of the study, by number, with its intermediate values.
     pub fn trials(&self) -> Result<Vec<TrialRecord>> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT id, number, state, params, value, scores, attempts, seconds, message FROM trials WHERE study_id = ?1 ORDER BY number",
-            )
-            .map_err(self.e())?;
-        type Row = (i64, i64, String, String, Option<f64>, Option<String>, i64, Option<f64>, Option<String>);
-        let rows: Vec<Row> = stmt
-            .query_map([self.study_id], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?))
-            })
-            .map_err(self.e())?
-            .collect::<std::result::Result<_, _>>()
-            .map_err(self.e())?;
-        let mut inter = self.conn.prepare("SELECT step, value FROM intermediate WHERE trial_id = ?1 ORDER BY step").map_err(self.e())?;
+        let rows = self.rows(
+            "SELECT id, number, state, params, value, scores, attempts, seconds, message FROM trials WHERE study_id = ?1 ORDER BY number",
+            &[V::I(self.study_id)],
+            &[Ty::I, Ty::I, Ty::T, Ty::T, Ty::OF, Ty::OT, Ty::I, Ty::OF, Ty::OT],
+        )?;
+        let values = self.rows(
+            "SELECT i.trial_id, i.step, i.value FROM intermediate i JOIN trials t ON t.id = i.trial_id WHERE t.study_id = ?1 ORDER BY i.trial_id, i.step",
+            &[V::I(self.study_id)],
+            &[Ty::I, Ty::I, Ty::OF],
+        )?;
+        let mut by_trial: std::collections::HashMap<i64, Vec<(u64, f64)>> = std::collections::HashMap::new();
+        for v in values {
+            by_trial.entry(v[0].i()).or_default().push((v[1].i() as u64, v[2].of().unwrap_or(f64::NAN)));
+        }
         let mut out = Vec::with_capacity(rows.len());
-        for (id, number, state, params, value, scores, attempts, seconds, message) in rows {
-            let intermediate: Vec<(u64, f64)> = inter
-                .query_map([id], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))
-                .map_err(self.e())?
-                .collect::<std::result::Result<_, _>>()
-                .map_err(self.e())?;
+        for r in rows {
+            let number = r[1].i();
             out.push(TrialRecord {
                 number: number as u64,
-                state: TrialState::parse(&state)?,
-                params: serde_json::from_str(&params).map_err(|e| Error::format(&self.path, format!("trial {number} params: {e}")))?,
-                value,
-                scores: scores.and_then(|s| serde_json::from_str(&s).ok()).unwrap_or(serde_json::Value::Null),
-                intermediate,
-                attempts: attempts as u32,
-                seconds,
-                message,
+                state: TrialState::parse(&r[2].t())?,
+                params: self.parse_params(number, &r[3].t())?,
+                value: r[4].of(),
+                scores: r[5].ot().and_then(|s| serde_json::from_str(&s).ok()).unwrap_or(serde_json::Value::Null),
+                intermediate: by_trial.remove(&r[0].i()).unwrap_or_default(),
+                attempts: r[6].i() as u32,
+                seconds: r[7].of(),
+                message: r[8].ot(),
             });
         }
         Ok(out)
@@ -311,54 +261,41 @@ impl Store {
     pub fn create_trial(&self, params: &Params) -> Result<u64> {
         let json = serde_json::to_string(params).expect("params serialize");
         // One statement, so the number is taken atomically.
-        self.conn
-            .execute(
-                "INSERT INTO trials (study_id, number, state, params, attempts, started, heartbeat, worker)
-                 VALUES (?1, (SELECT COALESCE(MAX(number), -1) + 1 FROM trials WHERE study_id = ?1), 'running', ?2, 1, ?3, ?3, ?4)",
-                params![self.study_id, json, now(), worker_name()],
-            )
-            .map_err(self.e())?;
-        let number: i64 = self
-            .conn
-            .query_row("SELECT number FROM trials WHERE id = ?1", [self.conn.last_insert_rowid()], |r| r.get(0))
-            .map_err(self.e())?;
-        Ok(number as u64)
+        let t = now();
+        let rows = self.rows(
+            "INSERT INTO trials (study_id, number, state, params, attempts, started, heartbeat, worker)
+             VALUES (?1, (SELECT COALESCE(MAX(number), -1) + 1 FROM trials WHERE study_id = ?1), 'running', ?2, 1, ?3, ?3, ?4) RETURNING number",
+            &[V::I(self.study_id), V::T(json), V::F(t), V::T(worker_name())],
+            &[Ty::I],
+        )?;
+        Ok(rows.first().map_or(0, |r| r[0].i()) as u64)
     }
 
     /// Takes the lowest-numbered queued trial (to retry it), marking it running.
     pub fn claim_queued(&self) -> Result<Option<(u64, Params)>> {
-        let row: Option<(i64, i64, String)> = self
-            .conn
-            .query_row(
-                "SELECT id, number, params FROM trials WHERE study_id = ?1 AND state = 'queued' ORDER BY number LIMIT 1",
-                [self.study_id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .optional()
-            .map_err(self.e())?;
-        let Some((id, number, params)) = row else { return Ok(None) };
-        self.conn
-            .execute(
-                "UPDATE trials SET state = 'running', attempts = attempts + 1, started = ?2, heartbeat = ?2, worker = ?3 WHERE id = ?1",
-                params![id, now(), worker_name()],
-            )
-            .map_err(self.e())?;
-        let params = serde_json::from_str(&params).map_err(|e| Error::format(&self.path, format!("trial {number} params: {e}")))?;
-        Ok(Some((number as u64, params)))
+        let rows = self.rows(
+            "SELECT id, number, params FROM trials WHERE study_id = ?1 AND state = 'queued' ORDER BY number LIMIT 1",
+            &[V::I(self.study_id)],
+            &[Ty::I, Ty::I, Ty::T],
+        )?;
+        let Some(r) = rows.first() else { return Ok(None) };
+        let (id, number) = (r[0].i(), r[1].i());
+        self.exec(
+            "UPDATE trials SET state = 'running', attempts = attempts + 1, started = ?2, heartbeat = ?2, worker = ?3 WHERE id = ?1",
+            &[V::I(id), V::F(now()), V::T(worker_name())],
+        )?;
+        Ok(Some((number as u64, self.parse_params(number, &r[2].t())?)))
     }
 
     fn trial_id(&self, number: u64) -> Result<i64> {
-        self.conn
-            .query_row("SELECT id FROM trials WHERE study_id = ?1 AND number = ?2", params![self.study_id, number as i64], |r| r.get(0))
-            .map_err(self.e())
+        let rows = self.rows("SELECT id FROM trials WHERE study_id = ?1 AND number = ?2", &[V::I(self.study_id), V::I(number as i64)], &[Ty::I])?;
+        rows.first().map(|r| r[0].i()).ok_or_else(|| Error::State(format!("{}: no trial {number}", crate::db::shown(&self.path))))
     }
 
     /// Records the parameters chosen so far (so a retry uses the same ones).
     pub fn set_params(&self, number: u64, params: &Params) -> Result<()> {
         let json = serde_json::to_string(params).expect("params serialize");
-        self.conn
-            .execute("UPDATE trials SET params = ?1 WHERE study_id = ?2 AND number = ?3", params![json, self.study_id, number as i64])
-            .map_err(self.e())?;
+        self.exec("UPDATE trials SET params = ?1 WHERE study_id = ?2 AND number = ?3", &[V::T(json), V::I(self.study_id), V::I(number as i64)])?;
         Ok(())
     }
 
@@ -371,9 +308,10 @@ impl Store {
             (true, Direction::Minimize) => f64::INFINITY,
             (true, Direction::Maximize) => f64::NEG_INFINITY,
         };
-        self.conn
-            .execute("INSERT OR REPLACE INTO intermediate (trial_id, step, value) VALUES (?1, ?2, ?3)", params![id, step as i64, v])
-            .map_err(self.e())?;
+        self.exec(
+            "INSERT INTO intermediate (trial_id, step, value) VALUES (?1, ?2, ?3) ON CONFLICT (trial_id, step) DO UPDATE SET value = excluded.value",
+            &[V::I(id), V::I(step as i64), V::F(v)],
+        )?;
         Ok(())
     }
 
@@ -381,14 +319,20 @@ impl Store {
     /// longer this worker's (it went silent past the grace period and was queued for
     /// another): the result is then dropped, so the trial counts once.
     pub fn finish(&self, number: u64, state: TrialState, value: Option<f64>, scores: &serde_json::Value, seconds: f64, message: Option<&str>) -> Result<bool> {
-        let changed = self
-            .conn
-            .execute(
-                "UPDATE trials SET state = ?1, value = ?2, scores = ?3, seconds = ?4, message = ?5
-                 WHERE study_id = ?6 AND number = ?7 AND state = 'running' AND COALESCE(worker, ?8) = ?8",
-                params![state.as_str(), value.filter(|v| !v.is_nan()), scores.to_string(), seconds, message, self.study_id, number as i64, worker_name()],
-            )
-            .map_err(self.e())?;
+        let changed = self.exec(
+            "UPDATE trials SET state = ?1, value = ?2, scores = ?3, seconds = ?4, message = ?5
+             WHERE study_id = ?6 AND number = ?7 AND state = 'running' AND COALESCE(worker, ?8) = ?8",
+            &[
+                V::T(state.as_str().into()),
+                V::OF(value.filter(|v| !v.is_nan())),
+                V::T(scores.to_string()),
+                V::F(seconds),
+                V::OT(message.map(str::to_string)),
+                V::I(self.study_id),
+                V::I(number as i64),
+                V::T(worker_name()),
+            ],
+        )?;
         Ok(changed == 1)
     }
 
@@ -439,23 +383,37 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("s.sqlite");
         let _ = std::fs::remove_file(&path);
+        let s = round_trip(&path, "a");
+        drop(s);
+        // Same name, other direction: refused with an explanation.
+        let other = StudyInfo { direction: Direction::Minimize, ..info("a") };
+        assert!(Store::open_for_work(&path, other).err().unwrap().to_string().contains("exists with maximize"));
+        // Read-only opening finds the only study without a name.
+        assert_eq!(Store::open_read(&path, None).unwrap().info.name, "a");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Trials through a store at `storage` (a file or a server): recorded, a killed
+    /// worker's running trial left alone while another worker lives, queued again once
+    /// no worker is, retried, and queued again after silence past the grace period.
+    fn round_trip(storage: &Path, name: &str) -> Store {
         let p = Params::from([("lr".to_string(), ParamValue::Float(0.01))]);
         {
-            let s = Store::open_for_work(&path, info("a")).unwrap();
+            let s = Store::open_for_work(storage, info(name)).unwrap();
             assert_eq!(s.create_trial(&p).unwrap(), 0);
             assert_eq!(s.create_trial(&p).unwrap(), 1);
             s.report(0, 1, 0.5).unwrap();
             s.report(0, 2, 0.7).unwrap();
-            s.finish(0, TrialState::Complete, Some(0.7), &serde_json::json!({"x": 1}), 1.5, None).unwrap();
+            assert!(s.finish(0, TrialState::Complete, Some(0.7), &serde_json::json!({"x": 1}), 1.5, None).unwrap());
             s.report(1, 1, 0.2).unwrap();
             // A second worker opening meanwhile leaves the first one's running trial
             // alone: its worker is alive (it holds the lock), and its heartbeat is fresh.
-            let other = Store::open_for_work(&path, info("a")).unwrap();
+            let other = Store::open_for_work(storage, info(name)).unwrap();
             assert_eq!(other.requeue_stale(60.0).unwrap(), 0);
             assert_eq!(other.trials().unwrap()[1].state, TrialState::Running);
             // Dropped here with trial 1 still running, as if killed.
         }
-        let s = Store::open_for_work(&path, info("a")).unwrap();
+        let s = Store::open_for_work(storage, info(name)).unwrap();
         let t = s.trials().unwrap();
         assert_eq!(t[0].state, TrialState::Complete);
         assert_eq!(t[0].intermediate, vec![(1, 0.5), (2, 0.7)]);
@@ -476,12 +434,32 @@ mod tests {
         let n = s.create_trial(&p).unwrap();
         s.report(n, 1, f64::NAN).unwrap();
         assert_eq!(s.trials().unwrap()[n as usize].intermediate, vec![(1, f64::NEG_INFINITY)]);
+        s
+    }
+
+    /// The server the PostgreSQL tests use (`.ci/run` starts one and sets this).
+    #[cfg(feature = "postgres")]
+    pub(crate) fn test_server() -> PathBuf {
+        let url = std::env::var("DESCENT_TEST_POSTGRES")
+            .expect("set DESCENT_TEST_POSTGRES to a PostgreSQL server URL (e.g. postgresql://descent:descent@localhost/descent_test) to run the PostgreSQL tests");
+        PathBuf::from(url)
+    }
+
+    #[cfg(feature = "postgres")]
+    #[test]
+    fn trials_round_trip_on_a_postgresql_server() {
+        let server = test_server();
+        // A name of its own: the server keeps every earlier run's studies.
+        let name = format!("roundtrip-{}-{}", std::process::id(), now() as u64);
+        let s = round_trip(&server, &name);
         drop(s);
-        // Same name, other direction: refused with an explanation.
-        let other = StudyInfo { direction: Direction::Minimize, ..info("a") };
-        assert!(Store::open_for_work(&path, other).err().unwrap().to_string().contains("exists with maximize"));
-        // Read-only opening finds the only study without a name.
-        assert_eq!(Store::open_read(&path, None).unwrap().info.name, "a");
-        std::fs::remove_dir_all(&dir).unwrap();
+        let other = StudyInfo { direction: Direction::Minimize, ..info(&name) };
+        assert!(Store::open_for_work(&server, other).err().unwrap().to_string().contains("exists with maximize"));
+        let read = Store::open_read(&server, Some(&name)).unwrap();
+        assert_eq!(read.trials().unwrap().len(), 3);
+        // The message shows the server without its password.
+        let bad = PathBuf::from("postgresql://descent:wrong@localhost:1/none");
+        let e = Store::open_read(&bad, None).err().unwrap().to_string();
+        assert!(e.contains("descent:***@localhost") && !e.contains("wrong"), "{e}");
     }
 }

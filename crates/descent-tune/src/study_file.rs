@@ -52,7 +52,8 @@ pub struct StudySection {
     pub name: Option<String>,
     /// The experiment file being tuned, relative to the study file.
     pub experiment: PathBuf,
-    /// The SQLite file; defaults to `<study file stem>.sqlite` beside the study file.
+    /// The SQLite file (default `<study file stem>.sqlite` beside the study file), or a
+    /// PostgreSQL server: `postgresql://user:password@host/database`.
     #[serde(default)]
     pub storage: Option<PathBuf>,
     #[serde(default = "default_sampler")]
@@ -197,6 +198,8 @@ impl StudyDef {
         let space = parse_space(&file.space).map_err(|e| at_file(path, doc.locate(e)))?;
         let stem = path.file_stem().map_or("study".into(), |s| s.to_string_lossy().into_owned());
         let storage = match &file.study.storage {
+            // A server shared by every worker, wherever they run.
+            Some(s) if crate::db::is_server_url(s) => s.clone(),
             Some(s) => {
                 descent::experiment::check_inside("study.storage", s, true).map_err(|e| at_file(path, doc.locate(e)))?;
                 base.join(s)
