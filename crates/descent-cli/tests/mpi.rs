@@ -239,3 +239,54 @@ fn a_study_under_mpirun_spreads_its_trials_over_the_ranks() {
     assert_eq!(workers.len(), 2, "both ranks ran trials: {workers:?}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn a_study_whose_rank_is_killed_resumes_to_its_budget_with_nothing_lost_or_repeated() {
+    let dir = workdir("mpi-tune-kill");
+    // Trials of 2 folds × 30 epochs (a few tenths of a second each), long enough to be
+    // caught running.
+    std::fs::write(dir.join("exp.toml"), experiment_toml(&digits(), "\"adam\"", 30, 0, "")).unwrap();
+    let extra = "name = \"killed\"\nstorage = \"killed.sqlite\"\nrefit = false";
+    std::fs::write(dir.join("study.toml"), common::study_toml("exp.toml", 8, extra)).unwrap();
+    let db = dir.join("killed.sqlite");
+    // Kill a rank while it runs a trial; should the study end before one is caught
+    // running (a much faster machine), start it over.
+    let (mut child, victim, trial) = 'attempt: loop {
+        let _ = std::fs::remove_file(&db);
+        let mut child = mpirun_command(2, &["tune", "study.toml", "--quiet"], &dir).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while Instant::now() < deadline {
+            if child.try_wait().unwrap().is_some() {
+                continue 'attempt;
+            }
+            let ranks = descendants(child.id());
+            let running = descent_tune::Store::open_read(&db, None).and_then(|s| {
+                let trials = s.trials()?;
+                Ok(s.workers()?.into_iter().find_map(|(n, w)| {
+                    let pid: u32 = w?.rsplit(':').next()?.parse().ok()?;
+                    let running = trials.iter().any(|t| t.number == n && t.state == descent_tune::TrialState::Running);
+                    (running && ranks.contains(&pid)).then_some((pid, n))
+                }))
+            });
+            if let Ok(Some((victim, trial))) = running {
+                break 'attempt (child, victim, trial);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        panic!("no rank was ever seen running a trial");
+    };
+    unsafe { libc::kill(victim as i32, libc::SIGKILL) };
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "the group must fail when a rank is killed");
+    // The rerun retries what was running (the killed rank's trial, and whatever the
+    // others were running when mpirun ended them) and uses exactly the budget.
+    let o = mpirun(2, &["tune", "study.toml", "--quiet"], &dir);
+    assert!(o.status.success(), "{}", text(&o));
+    let trials = descent_tune::Store::open_read(&db, None).unwrap().trials().unwrap();
+    assert_eq!(trials.iter().map(|t| t.number).collect::<Vec<_>>(), (0..8).collect::<Vec<u64>>(), "the budget, each number once");
+    assert!(trials.iter().all(|t| t.state == descent_tune::TrialState::Complete), "{trials:?}");
+    let retried = trials.iter().find(|t| t.number == trial).unwrap();
+    assert_eq!(retried.attempts, 2, "trial {trial}, killed with its rank, ran again once");
+    assert_eq!(retried.intermediate.len(), 60, "only the retry's values are kept");
+    std::fs::remove_dir_all(&dir).ok();
+}
