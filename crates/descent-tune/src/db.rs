@@ -146,8 +146,22 @@ impl Db {
         }
         let err = |e: rusqlite::Error| Error::Format { path: storage.to_path_buf(), message: format!("study database: {e}") };
         let conn = Connection::open(storage).map_err(err)?;
-        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;").map_err(err)?;
-        conn.execute_batch(SQLITE_SCHEMA).map_err(err)?;
+        // Statements wait for another worker's lock (up to 10 s) instead of failing.
+        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(err)?;
+        let err_in = |what: &'static str| move |e: rusqlite::Error| Error::Format { path: storage.to_path_buf(), message: format!("study database: {e} ({what})") };
+        // Switching a new file to WAL needs its exclusive lock, and SQLite answers "busy"
+        // at once, without waiting, when another worker is switching it too: retry.
+        let mut tries = 0;
+        loop {
+            match conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;") {
+                Err(rusqlite::Error::SqliteFailure(f, _)) if f.code == rusqlite::ErrorCode::DatabaseBusy && tries < 200 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(25));
+                }
+                other => break other.map_err(err_in("setting it up"))?,
+            }
+        }
+        conn.execute_batch(SQLITE_SCHEMA).map_err(err_in("creating its tables"))?;
         // Studies written before heartbeats: add the columns (NULL: no heartbeat yet).
         let columns: Vec<String> = {
             let mut stmt = conn.prepare("SELECT name FROM pragma_table_info('trials')").map_err(err)?;
@@ -204,7 +218,7 @@ impl Db {
             Db::Sqlite(c) => {
                 let bound: Vec<Box<dyn rusqlite::ToSql>> = params.iter().map(sqlite_value).collect();
                 let refs: Vec<&dyn rusqlite::ToSql> = bound.iter().map(|b| b.as_ref()).collect();
-                c.execute(sql, refs.as_slice()).map_err(|e| self.failed(storage, e))
+                c.execute(sql, refs.as_slice()).map_err(|e| self.failed(storage, format!("{e} (in `{}`)", first_words(sql))))
             }
             #[cfg(feature = "postgres")]
             Db::Postgres(c) => {
@@ -221,7 +235,8 @@ impl Db {
             Db::Sqlite(c) => {
                 let bound: Vec<Box<dyn rusqlite::ToSql>> = params.iter().map(sqlite_value).collect();
                 let refs: Vec<&dyn rusqlite::ToSql> = bound.iter().map(|b| b.as_ref()).collect();
-                let mut stmt = c.prepare(sql).map_err(|e| self.failed(storage, e))?;
+                let in_sql = |e: rusqlite::Error| self.failed(storage, format!("{e} (in `{}`)", first_words(sql)));
+                let mut stmt = c.prepare(sql).map_err(in_sql)?;
                 let rows = stmt
                     .query_map(refs.as_slice(), |r| {
                         read_row(types, |i, t| {
@@ -233,8 +248,8 @@ impl Db {
                             })
                         })
                     })
-                    .map_err(|e| self.failed(storage, e))?;
-                rows.collect::<std::result::Result<_, _>>().map_err(|e| self.failed(storage, e))
+                    .map_err(in_sql)?;
+                rows.collect::<std::result::Result<_, _>>().map_err(in_sql)
             }
             #[cfg(feature = "postgres")]
             Db::Postgres(c) => {
@@ -264,7 +279,7 @@ impl Db {
     pub(crate) fn begin(&self, storage: &Path, study_id: i64) -> Result<()> {
         let _ = study_id;
         match self {
-            Db::Sqlite(c) => c.execute_batch("BEGIN IMMEDIATE").map_err(|e| self.failed(storage, e)),
+            Db::Sqlite(c) => c.execute_batch("BEGIN IMMEDIATE").map_err(|e| self.failed(storage, format!("{e} (starting a claim)"))),
             #[cfg(feature = "postgres")]
             Db::Postgres(c) => {
                 let mut c = c.borrow_mut();
@@ -297,6 +312,11 @@ impl Db {
         }
         c.borrow_mut().execute("SELECT pg_advisory_lock_shared(2, $1::int)", &[&key]).map(|_| ()).map_err(|e| self.failed(storage, e))
     }
+}
+
+/// The start of a statement, for messages.
+fn first_words(sql: &str) -> String {
+    sql.split_whitespace().take(6).collect::<Vec<_>>().join(" ")
 }
 
 /// One row's columns, each read by `get` as its type says.
