@@ -117,18 +117,23 @@ impl Trainer {
         parallel: Option<(&mut DataParallel, f32)>,
     ) -> Result<f64> {
         let n = rows.len(xs.rows());
-        let Some((dp, share)) = parallel else {
-            let loss = self.forward_loss(net, (xs, ys, rows), weights, true)?;
-            net.store.zero_grads();
-            self.tape.backward(loss, &mut net.store)?;
-            return Ok(self.after_backward(net, loss, n, metrics, telemetry, None));
-        };
-        net.store.zero_grads();
         let loss = self.forward_loss(net, (xs, ys, rows), weights, true)?;
-        dp.buckets.begin_pass(self.tape.param_leaves(), self.tape.first_grad_op(), share);
-        let DataParallel { comm, buckets } = dp;
-        self.tape.backward_observed(loss, &mut net.store, |i, grads| buckets.after_node(i, B::host(grads), &mut **comm))?;
-        Ok(self.after_backward(net, loss, n, metrics, telemetry, Some(dp)))
+        net.store.zero_grads();
+        let parallel = match parallel {
+            None => {
+                self.tape.backward(loss, &mut net.store)?;
+                None
+            }
+            // Data-parallel: each gradient bucket starts its all-reduce as soon as
+            // backward has passed the last node that writes it.
+            Some((dp, share)) => {
+                dp.buckets.begin_pass(self.tape.param_leaves(), self.tape.first_grad_op(), share);
+                let DataParallel { comm, buckets } = &mut *dp;
+                self.tape.backward_observed(loss, &mut net.store, |i, grads| buckets.after_node(i, B::host(grads), &mut **comm))?;
+                Some(dp)
+            }
+        };
+        Ok(self.after_backward(net, loss, n, metrics, telemetry, parallel))
     }
 
     /// A data-parallel step for a rank with no rows (its stream shard ran out before the
