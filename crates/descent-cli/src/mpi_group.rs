@@ -31,15 +31,21 @@ pub fn launched_by_mpi() -> bool {
     ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "MPI_LOCALNRANKS"].iter().any(|v| std::env::var_os(v).is_some())
 }
 
-/// One bucket's buffers (kept between steps, so steady-state steps allocate nothing)
-/// and where its two exchanges stand.
-struct Bucket {
+/// One bucket's all-reduce over a buffer of floats, and where it stands. The buffer is
+/// either the bucket's own copy (a reduction started during backward, which keeps
+/// running while backward goes on writing gradients) or the caller's slice (a bucket
+/// summed in place once backward is over). The scratch is kept between steps, so
+/// steady-state steps allocate nothing.
+struct Reduction {
+    /// The buffer being reduced: `copy`, or the caller's slice during `sum_in_place`.
+    base: *mut f32,
     len: usize,
-    /// Elements per rank's chunk (the bucket padded to `chunk · N`).
-    chunk: usize,
-    send: Vec<f32>,
+    /// The bucket's copy, for reductions that overlap backward.
+    copy: Vec<f32>,
+    /// Every rank's part of this rank's chunk, rank r's in slot r.
     received: Vec<f32>,
-    gathered: Vec<f32>,
+    /// This rank's chunk summed in rank order.
+    sum: Vec<f32>,
     phase: Phase,
     /// The messages in flight: 2(N − 1), sends then receives.
     requests: Vec<ffi::MPI_Request>,
@@ -61,10 +67,8 @@ pub struct MpiGroup {
     gradients: SimpleCommunicator,
     rank: usize,
     size: usize,
-    buckets: Vec<Bucket>,
-    /// Scratch of the in-place sums, per bucket: every other rank's part of this rank's
-    /// chunk, the chunk's sum, and the requests.
-    in_place: Vec<(Vec<f32>, Vec<f32>, Vec<ffi::MPI_Request>)>,
+    /// Per bucket.
+    reductions: Vec<Reduction>,
     /// Scratch of `sum` (every rank's values), kept between calls.
     gathered: Vec<f64>,
     /// Seconds spent inside this group's calls (what training waited on communication,
@@ -81,7 +85,7 @@ impl MpiGroup {
         let world = universe.world();
         let (rank, size) = (world.rank() as usize, world.size() as usize);
         let gradients = world.duplicate();
-        Some(MpiGroup { world, gradients, rank, size, buckets: Vec::new(), in_place: Vec::new(), gathered: Vec::new(), seconds: 0.0, _universe: universe })
+        Some(MpiGroup { world, gradients, rank, size, reductions: Vec::new(), gathered: Vec::new(), seconds: 0.0, _universe: universe })
     }
 
     /// Ends every rank's process with `code` (what a rank that failed must do, so the
@@ -100,85 +104,100 @@ impl MpiGroup {
         self.world.barrier();
     }
 
-    /// Posts the messages of one phase of `bucket`: to every other rank j, chunk j of
-    /// `send` (scatter) or this rank's summed chunk (gather); from every other rank j,
-    /// into its place j of the receiving buffer.
+    /// Bucket `bucket`'s reduction, its scratch sized for a buffer of `len` floats at
+    /// `base`.
+    fn prepare(&mut self, bucket: usize, base: *mut f32, len: usize) -> &mut Reduction {
+        let (rank, size) = (self.rank, self.size);
+        while self.reductions.len() <= bucket {
+            self.reductions.push(Reduction {
+                base: std::ptr::null_mut(), len: 0, copy: Vec::new(), received: Vec::new(), sum: Vec::new(), phase: Phase::Idle, requests: Vec::with_capacity(2 * size),
+            });
+        }
+        let r = &mut self.reductions[bucket];
+        assert_eq!(r.phase, Phase::Idle, "bucket {bucket} started twice");
+        let mine = descent::distributed::share(len, rank, size).len();
+        r.received.resize(size * mine, 0.0);
+        r.sum.resize(mine, 0.0);
+        (r.base, r.len) = (base, len);
+        r
+    }
+
+    /// Posts the messages of one phase of `bucket`'s reduction. Rank j's chunk is
+    /// `share(len, j, N)`. Scatter: chunk j to rank j, and every other rank's part of
+    /// this rank's chunk into its slot of `received`. Gather: this rank's summed chunk
+    /// to every rank, and every other chunk from its rank into its place in the buffer.
     fn post(&mut self, bucket: usize, phase: Phase) {
         let (rank, size) = (self.rank, self.size);
         let comm = self.gradients.as_raw();
-        let b = &mut self.buckets[bucket];
-        let c = b.chunk;
+        let r = &mut self.reductions[bucket];
+        let part = |j: usize| descent::distributed::share(r.len, j, size);
+        let n = part(rank).len();
         let tag = (bucket * 2 + (phase == Phase::Gathering) as usize) as i32;
-        let (out, into): (*const f32, *mut f32) = match phase {
-            Phase::Scattering => (b.send.as_ptr(), b.received.as_mut_ptr()),
-            _ => (b.gathered.as_ptr().wrapping_add(rank * c), b.gathered.as_mut_ptr()),
-        };
-        b.requests.clear();
+        r.requests.clear();
+        // SAFETY (every call below): the buffer at `base` (the bucket's copy, or the
+        // slice `sum_in_place` holds borrowed until its reduction is done) and
+        // `received` are neither moved nor resized while these requests are active
+        // (`end_bucket` and `sum_in_place` wait for them); every pointer stays inside
+        // its buffer, and no two active requests write the same floats.
         for j in (0..size).filter(|&j| j != rank) {
+            let from = if phase == Phase::Scattering { part(j) } else { part(rank) };
             let mut req = unsafe { ffi::RSMPI_REQUEST_NULL };
-            // What goes to rank j: its chunk (scatter), or this rank's sum (gather).
-            let from = if phase == Phase::Scattering { out.wrapping_add(j * c) } else { out };
-            // SAFETY: the buffers belong to the bucket and are neither moved nor resized
-            // until these requests complete (end_bucket waits for them); the pointers
-            // stay inside them (chunk j of a buffer of chunk · N floats).
-            unsafe {
-                ffi::MPI_Isend(from as *const c_void, c as i32, ffi::RSMPI_FLOAT, j as i32, tag, comm, &mut req);
-            }
-            b.requests.push(req);
+            unsafe { ffi::MPI_Isend(r.base.add(from.start) as *const c_void, from.len() as i32, ffi::RSMPI_FLOAT, j as i32, tag, comm, &mut req) };
+            r.requests.push(req);
         }
         for j in (0..size).filter(|&j| j != rank) {
+            let (into, count) = match phase {
+                Phase::Scattering => (unsafe { r.received.as_mut_ptr().add(j * n) }, n),
+                _ => (unsafe { r.base.add(part(j).start) }, part(j).len()),
+            };
             let mut req = unsafe { ffi::RSMPI_REQUEST_NULL };
-            // SAFETY: as above.
-            unsafe {
-                ffi::MPI_Irecv(into.wrapping_add(j * c) as *mut c_void, c as i32, ffi::RSMPI_FLOAT, j as i32, tag, comm, &mut req);
-            }
-            b.requests.push(req);
+            unsafe { ffi::MPI_Irecv(into as *mut c_void, count as i32, ffi::RSMPI_FLOAT, j as i32, tag, comm, &mut req) };
+            r.requests.push(req);
         }
-        b.phase = phase;
+        r.phase = phase;
     }
 
-    /// Rank `r`'s chunk of bucket `b` summed from every rank's part, in rank order, into
-    /// its place in `gathered`.
-    fn add_up(b: &mut Bucket, rank: usize, size: usize) {
-        let c = b.chunk;
-        // The own part never travelled: it is in `send`.
-        b.received[rank * c..(rank + 1) * c].copy_from_slice(&b.send[rank * c..(rank + 1) * c]);
-        let (received, gathered) = (&b.received, &mut b.gathered[rank * c..(rank + 1) * c]);
-        gathered.copy_from_slice(&received[..c]);
-        for r in 1..size {
-            for (s, v) in gathered.iter_mut().zip(&received[r * c..(r + 1) * c]) {
-                *s += *v;
-            }
-        }
-    }
-
-    /// Moves bucket `bucket` on: `wait` blocks until its current phase is done.
+    /// Moves bucket `bucket`'s reduction on: `wait` blocks until its current phase is
+    /// done. Between the phases, this rank's chunk is summed over ranks in rank order.
     fn advance(&mut self, bucket: usize, wait: bool) {
         let (rank, size) = (self.rank, self.size);
-        let b = &mut self.buckets[bucket];
-        if !matches!(b.phase, Phase::Scattering | Phase::Gathering) {
+        let r = &mut self.reductions[bucket];
+        if !matches!(r.phase, Phase::Scattering | Phase::Gathering) {
             return;
         }
         let mut done = 0;
-        let n = b.requests.len() as i32;
-        // SAFETY: `requests` are this bucket's active (or completed, then null) requests.
+        let count = r.requests.len() as i32;
+        // SAFETY: `requests` are this reduction's active (or completed, then null) requests.
         unsafe {
             if wait {
-                ffi::MPI_Waitall(n, b.requests.as_mut_ptr(), ffi::RSMPI_STATUSES_IGNORE);
+                ffi::MPI_Waitall(count, r.requests.as_mut_ptr(), ffi::RSMPI_STATUSES_IGNORE);
                 done = 1;
             } else {
-                ffi::MPI_Testall(n, b.requests.as_mut_ptr(), &mut done, ffi::RSMPI_STATUSES_IGNORE);
+                ffi::MPI_Testall(count, r.requests.as_mut_ptr(), &mut done, ffi::RSMPI_STATUSES_IGNORE);
             }
         }
         if done == 0 {
             return;
         }
-        if b.phase == Phase::Scattering {
-            Self::add_up(b, rank, size);
-            self.post(bucket, Phase::Gathering);
-        } else {
-            b.phase = Phase::Done;
+        if r.phase == Phase::Gathering {
+            r.phase = Phase::Done;
+            return;
         }
+        let mine = descent::distributed::share(r.len, rank, size);
+        let n = mine.len();
+        // SAFETY: the scatter is over, so nothing writes the buffer; this rank's chunk
+        // lies inside it.
+        let own = unsafe { std::slice::from_raw_parts_mut(r.base.add(mine.start), n) };
+        for j in 0..size {
+            let part: &[f32] = if j == rank { own } else { &r.received[j * n..(j + 1) * n] };
+            if j == 0 {
+                r.sum.copy_from_slice(part);
+            } else {
+                r.sum.iter_mut().zip(part).for_each(|(s, v)| *s += *v);
+            }
+        }
+        own.copy_from_slice(&r.sum);
+        self.post(bucket, Phase::Gathering);
     }
 }
 
@@ -222,30 +241,23 @@ impl Communicator for MpiGroup {
 
     fn begin_bucket(&mut self, bucket: usize, data: &[f32], scale: f32) {
         let t = Instant::now();
-        let size = self.size;
-        while self.buckets.len() <= bucket {
-            self.buckets.push(Bucket { len: 0, chunk: 0, send: Vec::new(), received: Vec::new(), gathered: Vec::new(), phase: Phase::Idle, requests: Vec::with_capacity(2 * size) });
-        }
-        let b = &mut self.buckets[bucket];
-        debug_assert_eq!(b.phase, Phase::Idle, "bucket {bucket} started twice");
-        if b.len != data.len() {
-            b.len = data.len();
-            b.chunk = data.len().div_ceil(size).max(1);
-            let padded = b.chunk * size;
-            (b.send, b.received, b.gathered) = (vec![0.0; padded], vec![0.0; padded], vec![0.0; padded]);
+        let r = self.prepare(bucket, std::ptr::null_mut(), data.len());
+        if r.copy.len() != data.len() {
+            r.copy = vec![0.0; data.len()];
         }
         if scale == 1.0 {
-            b.send[..data.len()].copy_from_slice(data);
+            r.copy.copy_from_slice(data);
         } else {
-            b.send.iter_mut().zip(data).for_each(|(s, v)| *s = v * scale);
+            r.copy.iter_mut().zip(data).for_each(|(c, v)| *c = v * scale);
         }
+        r.base = r.copy.as_mut_ptr();
         self.post(bucket, Phase::Scattering);
         self.seconds += t.elapsed().as_secs_f64();
     }
 
     fn progress(&mut self) {
         let t = Instant::now();
-        for bucket in 0..self.buckets.len() {
+        for bucket in 0..self.reductions.len() {
             self.advance(bucket, false);
         }
         self.seconds += t.elapsed().as_secs_f64();
@@ -253,84 +265,28 @@ impl Communicator for MpiGroup {
 
     fn sum_in_place(&mut self, bucket: usize, data: &mut [f32], scale: f32) {
         let t = Instant::now();
-        let (rank, size) = (self.rank, self.size);
-        let comm = self.gradients.as_raw();
-        while self.in_place.len() <= bucket {
-            self.in_place.push((Vec::new(), Vec::new(), Vec::with_capacity(2 * size)));
-        }
-        let (received, acc, requests) = &mut self.in_place[bucket];
-        // Rank j's chunk of the bucket: the same cut as `share`.
-        let len = data.len();
-        let part = |j: usize| descent::distributed::share(len, j, size);
-        let mine = part(rank);
-        received.resize(size * mine.len(), 0.0);
-        acc.resize(mine.len(), 0.0);
         if scale != 1.0 {
             data.iter_mut().for_each(|v| *v *= scale);
         }
-        let tag = (bucket * 2) as i32;
-        let base = data.as_mut_ptr();
-        // Scatter: chunk j to rank j; every rank's part of this rank's chunk into slot j.
-        requests.clear();
-        for j in (0..size).filter(|&j| j != rank) {
-            let (p, mut req) = (part(j), unsafe { ffi::RSMPI_REQUEST_NULL });
-            // SAFETY: `data` is borrowed for this whole call, which waits for every
-            // request; sends read disjoint chunks of it, receives write `received`.
-            unsafe {
-                ffi::MPI_Isend(base.add(p.start) as *const c_void, p.len() as i32, ffi::RSMPI_FLOAT, j as i32, tag, comm, &mut req);
-            }
-            requests.push(req);
+        self.prepare(bucket, data.as_mut_ptr(), data.len());
+        self.post(bucket, Phase::Scattering);
+        while self.reductions[bucket].phase != Phase::Done {
+            self.advance(bucket, true);
         }
-        for j in (0..size).filter(|&j| j != rank) {
-            let mut req = unsafe { ffi::RSMPI_REQUEST_NULL };
-            unsafe {
-                ffi::MPI_Irecv(received.as_mut_ptr().add(j * mine.len()) as *mut c_void, mine.len() as i32, ffi::RSMPI_FLOAT, j as i32, tag, comm, &mut req);
-                requests.push(req);
-            }
-        }
-        unsafe { ffi::MPI_Waitall(requests.len() as i32, requests.as_mut_ptr(), ffi::RSMPI_STATUSES_IGNORE) };
-        // This rank's chunk, summed in rank order.
-        let n = mine.len();
-        for r in 0..size {
-            let src: &[f32] = if r == rank { &data[mine.clone()] } else { &received[r * n..(r + 1) * n] };
-            if r == 0 {
-                acc.copy_from_slice(src);
-            } else {
-                acc.iter_mut().zip(src).for_each(|(a, v)| *a += *v);
-            }
-        }
-        data[mine.clone()].copy_from_slice(acc);
-        // Gather: this rank's sum to every rank; every other chunk from its rank.
-        let base = data.as_mut_ptr();
-        requests.clear();
-        for j in (0..size).filter(|&j| j != rank) {
-            let mut req = unsafe { ffi::RSMPI_REQUEST_NULL };
-            // SAFETY: as above; the send reads this rank's chunk, receives write the others.
-            unsafe {
-                ffi::MPI_Isend(base.add(mine.start) as *const c_void, n as i32, ffi::RSMPI_FLOAT, j as i32, tag + 1, comm, &mut req);
-            }
-            requests.push(req);
-        }
-        for j in (0..size).filter(|&j| j != rank) {
-            let (p, mut req) = (part(j), unsafe { ffi::RSMPI_REQUEST_NULL });
-            unsafe {
-                ffi::MPI_Irecv(base.add(p.start) as *mut c_void, p.len() as i32, ffi::RSMPI_FLOAT, j as i32, tag + 1, comm, &mut req);
-            }
-            requests.push(req);
-        }
-        unsafe { ffi::MPI_Waitall(requests.len() as i32, requests.as_mut_ptr(), ffi::RSMPI_STATUSES_IGNORE) };
+        let r = &mut self.reductions[bucket];
+        (r.phase, r.base) = (Phase::Idle, std::ptr::null_mut());
         self.seconds += t.elapsed().as_secs_f64();
     }
 
     fn end_bucket(&mut self, bucket: usize, out: &mut [f32]) {
         let t = Instant::now();
-        while self.buckets[bucket].phase != Phase::Done {
-            assert_ne!(self.buckets[bucket].phase, Phase::Idle, "bucket {bucket} ended without being started");
+        while self.reductions[bucket].phase != Phase::Done {
+            assert_ne!(self.reductions[bucket].phase, Phase::Idle, "bucket {bucket} ended without being started");
             self.advance(bucket, true);
         }
-        let b = &mut self.buckets[bucket];
-        out.copy_from_slice(&b.gathered[..b.len]);
-        b.phase = Phase::Idle;
+        let r = &mut self.reductions[bucket];
+        out.copy_from_slice(&r.copy[..r.len]);
+        r.phase = Phase::Idle;
         self.seconds += t.elapsed().as_secs_f64();
     }
 }

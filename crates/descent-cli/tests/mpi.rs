@@ -7,7 +7,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -68,7 +68,7 @@ fn relative_difference(a: &Path, b: &Path) -> f64 {
 /// The digits experiment the tests train: batch 64 of 1,293 training rows (so the
 /// last batch, 13 rows, splits unevenly over 2 and 4 ranks), Adam, a validation split,
 /// the weights saved after every step (`steps/<step>`).
-fn write_experiment(dir: &Path, epochs: usize, extra: &str) -> std::path::PathBuf {
+fn write_experiment(dir: &Path, epochs: usize, extra: &str) -> PathBuf {
     let fit = format!("batch_size = 64\nvalidation_split = 0.1\n{extra}");
     let mut toml = experiment_toml(&digits(), r#"{ name = "adam", learning_rate = 0.005 }"#, epochs, 0, &fit);
     toml.push_str("\n[[callbacks]]\ntype = \"model_checkpoint\"\ndir = \"steps/{step}\"\nsave_freq_steps = 1\nsave_weights_only = true\n");
@@ -86,15 +86,15 @@ fn fit(np: Option<usize>, exp: &Path, out: &Path) {
     assert!(o.status.success(), "{}", text(&o));
 }
 
-#[test]
-fn ranks_sharing_each_batch_train_what_one_process_trains_with_the_whole_batch() {
-    let dir = workdir("mpi-equivalence");
-    let exp = write_experiment(&dir, 2, "");
-    fit(None, &exp, &dir.join("one"));
+/// Trains `exp` in one process and with 2 and 4 ranks, and checks the weights after
+/// each of the first 5 steps and at the end (≤ 1e-6 relative, per tensor), the history,
+/// and that two runs with 4 ranks are bit-identical.
+fn ranks_match_one_process(dir: &Path, exp: &Path) {
+    fit(None, exp, &dir.join("one"));
     let one = dir.join("one/exp-001");
     for np in [2, 4] {
         let out = dir.join(format!("np{np}"));
-        fit(Some(np), &exp, &out);
+        fit(Some(np), exp, &out);
         let run = out.join("exp-001");
         // One run folder, written by rank 0 alone.
         assert_eq!(std::fs::read_dir(&out).unwrap().count(), 1, "np {np}");
@@ -118,9 +118,41 @@ fn ranks_sharing_each_batch_train_what_one_process_trains_with_the_whole_batch()
     }
     // The same N, the same bits: sums are taken in rank order.
     let again = dir.join("np4-again");
-    fit(Some(4), &exp, &again);
+    fit(Some(4), exp, &again);
     let same = std::fs::read(again.join("exp-001/model.safetensors")).unwrap() == std::fs::read(dir.join("np4/exp-001/model.safetensors")).unwrap();
     assert!(same, "two runs with 4 ranks differ");
+}
+
+#[test]
+fn ranks_sharing_each_batch_train_what_one_process_trains_with_the_whole_batch() {
+    let dir = workdir("mpi-equivalence");
+    let exp = write_experiment(&dir, 2, "");
+    ranks_match_one_process(&dir, &exp);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_bucket_reduced_while_backward_runs_gives_what_one_process_trains() {
+    let dir = workdir("mpi-equivalence-buckets");
+    let exp = write_experiment(&dir, 2, "");
+    // Two hidden layers of 512: 300k weights, so two gradient buckets. The first (under
+    // 1 MiB: the last layer and the second's bias) starts its reduction while backward
+    // goes on; the second is summed in place once backward is over.
+    //
+    // Smooth units and plain momentum. With ReLU, the last bits that differ between
+    // sums taken in another order can flip a unit that sits at 0 for one sample; with
+    // Adam, which divides each gradient by its own size, a weight whose gradient
+    // nearly cancels takes a visibly different step. Measured on this model, 4 ranks:
+    // ReLU and Adam 2.6e-7 after step 6, then 2.9e-4 after step 7 (unit 106 of the
+    // second layer flipped); tanh and Adam 4.2e-6 after step 1 (first-layer biases
+    // whose gradients cancel).
+    let toml = std::fs::read_to_string(&exp).unwrap();
+    let wide = toml
+        .replace(r#"units = 32, activation = "relu" }"#, r#"units = 512, activation = "tanh" }, { type = "dense", units = 512, activation = "tanh" }"#)
+        .replace(r#"{ name = "adam", learning_rate = 0.005 }"#, r#"{ name = "sgd", learning_rate = 0.05, momentum = 0.9 }"#);
+    assert_eq!(wide.matches("tanh").count() + wide.matches("momentum").count(), 3, "{wide}");
+    std::fs::write(&exp, wide).unwrap();
+    ranks_match_one_process(&dir, &exp);
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -219,12 +251,18 @@ fn descendants(pid: u32) -> Vec<u32> {
     all.into_iter().filter(|p| std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "descent")).collect()
 }
 
+/// A fresh folder holding `exp.toml` (the digits, `epochs` epochs) and `study.toml`
+/// (`trials` trials over it, with the study's `extra` lines).
+fn write_study(name: &str, epochs: usize, trials: usize, extra: &str) -> PathBuf {
+    let dir = workdir(name);
+    std::fs::write(dir.join("exp.toml"), experiment_toml(&digits(), "\"adam\"", epochs, 0, "")).unwrap();
+    std::fs::write(dir.join("study.toml"), common::study_toml("exp.toml", trials, extra)).unwrap();
+    dir
+}
+
 #[test]
 fn a_study_under_mpirun_spreads_its_trials_over_the_ranks() {
-    let dir = workdir("mpi-tune");
-    std::fs::write(dir.join("exp.toml"), experiment_toml(&digits(), "\"adam\"", 4, 0, "")).unwrap();
-    let extra = "name = \"ranks\"\nstorage = \"ranks.sqlite\"\nrefit = true";
-    std::fs::write(dir.join("study.toml"), common::study_toml("exp.toml", 6, extra)).unwrap();
+    let dir = write_study("mpi-tune", 4, 6, "name = \"ranks\"\nstorage = \"ranks.sqlite\"\nrefit = true");
     let o = mpirun(2, &["tune", "study.toml", "--quiet"], &dir);
     let t = text(&o);
     assert!(o.status.success(), "{t}");
@@ -242,12 +280,9 @@ fn a_study_under_mpirun_spreads_its_trials_over_the_ranks() {
 
 #[test]
 fn a_study_whose_rank_is_killed_resumes_to_its_budget_with_nothing_lost_or_repeated() {
-    let dir = workdir("mpi-tune-kill");
     // Trials of 2 folds × 30 epochs (a few tenths of a second each), long enough to be
     // caught running.
-    std::fs::write(dir.join("exp.toml"), experiment_toml(&digits(), "\"adam\"", 30, 0, "")).unwrap();
-    let extra = "name = \"killed\"\nstorage = \"killed.sqlite\"\nrefit = false";
-    std::fs::write(dir.join("study.toml"), common::study_toml("exp.toml", 8, extra)).unwrap();
+    let dir = write_study("mpi-tune-kill", 30, 8, "name = \"killed\"\nstorage = \"killed.sqlite\"\nrefit = false");
     let db = dir.join("killed.sqlite");
     // Kill a rank while it runs a trial; should the study end before one is caught
     // running (a much faster machine), start it over.
