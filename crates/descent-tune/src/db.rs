@@ -275,7 +275,11 @@ impl Db {
 
     /// Starts a write transaction that excludes every other worker's on this study
     /// (SQLite: `BEGIN IMMEDIATE`, the file's write lock; PostgreSQL: a transaction
-    /// holding the study's advisory lock).
+    /// holding the study's row under `FOR UPDATE` — a row lock, as Optuna's RDB storage
+    /// takes on the rows it changes — released at commit, or with the connection of a
+    /// worker that dies). Holding the study's row rather than the trial's is what makes
+    /// the budget and the grid exact: the count of trials and the next grid point are
+    /// read and written under one lock.
     pub(crate) fn begin(&self, storage: &Path, study_id: i64) -> Result<()> {
         let _ = study_id;
         match self {
@@ -284,7 +288,12 @@ impl Db {
             Db::Postgres(c) => {
                 let mut c = c.borrow_mut();
                 c.batch_execute("BEGIN").map_err(|e| self.failed(storage, e))?;
-                c.execute("SELECT pg_advisory_xact_lock(1, $1::int)", &[&(study_id as i32)]).map(|_| ()).map_err(|e| self.failed(storage, e))
+                let locked = c.execute("SELECT id FROM studies WHERE id = $1 FOR UPDATE", &[&study_id]).map_err(|e| self.failed(storage, e))?;
+                if locked != 1 {
+                    let _ = c.batch_execute("ROLLBACK");
+                    return Err(self.failed(storage, format!("study {study_id} is not in the database (was it deleted while this worker ran?)")));
+                }
+                Ok(())
             }
         }
     }
