@@ -86,10 +86,14 @@ fn fit(np: Option<usize>, exp: &Path, out: &Path) {
     assert!(o.status.success(), "{}", text(&o));
 }
 
-/// Trains `exp` in one process and with 2 and 4 ranks, and checks the weights after
-/// each of the first 5 steps and at the end (≤ 1e-6 relative, per tensor), the history,
-/// and that two runs with 4 ranks are bit-identical.
-fn ranks_match_one_process(dir: &Path, exp: &Path) {
+/// Trains the test experiment, as `edit` changes it, in one process and with 2 and 4
+/// ranks, and checks the weights after each of the first 5 steps and at the end
+/// (≤ 1e-6 relative, per tensor), the history, and that two runs with 4 ranks are
+/// bit-identical.
+fn ranks_match_one_process(name: &str, edit: impl Fn(String) -> String) {
+    let dir = workdir(name);
+    let exp = &write_experiment(&dir, 2, "");
+    std::fs::write(exp, edit(std::fs::read_to_string(exp).unwrap())).unwrap();
     fit(None, exp, &dir.join("one"));
     let one = dir.join("one/exp-001");
     for np in [2, 4] {
@@ -121,20 +125,16 @@ fn ranks_match_one_process(dir: &Path, exp: &Path) {
     fit(Some(4), exp, &again);
     let same = std::fs::read(again.join("exp-001/model.safetensors")).unwrap() == std::fs::read(dir.join("np4/exp-001/model.safetensors")).unwrap();
     assert!(same, "two runs with 4 ranks differ");
-}
-
-#[test]
-fn ranks_sharing_each_batch_train_what_one_process_trains_with_the_whole_batch() {
-    let dir = workdir("mpi-equivalence");
-    let exp = write_experiment(&dir, 2, "");
-    ranks_match_one_process(&dir, &exp);
     std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
+fn ranks_sharing_each_batch_train_what_one_process_trains_with_the_whole_batch() {
+    ranks_match_one_process("mpi-equivalence", |toml| toml);
+}
+
+#[test]
 fn a_bucket_reduced_while_backward_runs_gives_what_one_process_trains() {
-    let dir = workdir("mpi-equivalence-buckets");
-    let exp = write_experiment(&dir, 2, "");
     // Two hidden layers of 512: 300k weights, so two gradient buckets. The first (under
     // 1 MiB: the last layer and the second's bias) starts its reduction while backward
     // goes on; the second is summed in place once backward is over.
@@ -146,14 +146,13 @@ fn a_bucket_reduced_while_backward_runs_gives_what_one_process_trains() {
     // ReLU and Adam 2.6e-7 after step 6, then 2.9e-4 after step 7 (unit 106 of the
     // second layer flipped); tanh and Adam 4.2e-6 after step 1 (first-layer biases
     // whose gradients cancel).
-    let toml = std::fs::read_to_string(&exp).unwrap();
-    let wide = toml
-        .replace(r#"units = 32, activation = "relu" }"#, r#"units = 512, activation = "tanh" }, { type = "dense", units = 512, activation = "tanh" }"#)
-        .replace(r#"{ name = "adam", learning_rate = 0.005 }"#, r#"{ name = "sgd", learning_rate = 0.05, momentum = 0.9 }"#);
-    assert_eq!(wide.matches("tanh").count() + wide.matches("momentum").count(), 3, "{wide}");
-    std::fs::write(&exp, wide).unwrap();
-    ranks_match_one_process(&dir, &exp);
-    std::fs::remove_dir_all(&dir).ok();
+    ranks_match_one_process("mpi-equivalence-buckets", |toml| {
+        let wide = toml
+            .replace(r#"units = 32, activation = "relu" }"#, r#"units = 512, activation = "tanh" }, { type = "dense", units = 512, activation = "tanh" }"#)
+            .replace(r#"{ name = "adam", learning_rate = 0.005 }"#, r#"{ name = "sgd", learning_rate = 0.05, momentum = 0.9 }"#);
+        assert_eq!(wide.matches("tanh").count() + wide.matches("momentum").count(), 3, "{wide}");
+        wide
+    });
 }
 
 #[test]

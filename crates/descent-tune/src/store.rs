@@ -11,7 +11,7 @@
 //! `descent tune` at once, machines sharing a server), with the semantics of Optuna's
 //! RDB storage:
 //! - a trial is claimed or created inside one write transaction that excludes the other
-//!   workers' (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: the study's advisory lock), so no
+//!   workers' (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: the study's row `FOR UPDATE`), so no
 //!   two workers take the same trial and the budget is used exactly;
 //! - every worker stamps a heartbeat on its running trials; a running trial whose
 //!   heartbeat is older than the grace period belongs to a dead worker: it is queued
