@@ -1,15 +1,16 @@
 //! `descent explain RUN [--data FILE]`: permutation feature importance on labelled
-//! data, and integrated gradients and saliency of a few samples — printed, saved as
-//! `explain.json` in the run folder, and, for image inputs, drawn as SVG heatmaps
-//! over the image.
+//! data; integrated gradients and saliency of a few samples, and their average over the
+//! samples of each class — printed, saved as `explain.json` in the run folder and, for
+//! image inputs, drawn as PNG heatmaps over the image (`explain_sample_K.png`,
+//! `explain_class_K.png`), which `descent report` shows.
 
-use std::fmt::Write as _;
 use std::path::Path;
 
+use descent::io::heatmap::Heatmap;
 use descent::io::write_atomic;
 use descent::train::explain::{integrated_gradients, permutation_importance, saliency};
 use descent::train::Model;
-use descent::Result;
+use descent::{Error, Result};
 
 use crate::commands::labelled_data;
 
@@ -21,6 +22,19 @@ pub struct ExplainOptions {
     pub repeats: usize,
     pub steps: usize,
     pub seed: u64,
+    /// Explain only this class: its first samples, for its output, and its aggregate.
+    pub class: Option<usize>,
+    /// Samples of each class averaged into the class's attributions (0: none).
+    pub per_class: usize,
+}
+
+/// The integrated gradients and saliency of some samples, summed.
+struct Explained {
+    rows: Vec<usize>,
+    image: Vec<f64>,
+    ig: Vec<f64>,
+    saliency: Vec<f64>,
+    largest_gap: f32,
 }
 
 pub fn explain(run: &Path, data: Option<&Path>, label_column: Option<String>, o: &ExplainOptions) -> Result<()> {
@@ -34,6 +48,21 @@ pub fn explain(run: &Path, data: Option<&Path>, label_column: Option<String>, o:
             _ => format!("feature {j}"),
         }
     };
+    let image = match sample_dims.as_slice() {
+        [h, w] => Some((*h, *w, 1)),
+        [h, w, c] => Some((*h, *w, *c)),
+        _ => None,
+    };
+    let units = model.network().output_units_of(0);
+    let class_of = |r: usize| class_of_row(y.row(r), units);
+    if let Some(k) = o.class {
+        if units < 2 || k >= units {
+            return Err(Error::Config(format!("--class {k}: the model has {units} output{}, so classes 0..{}", if units == 1 { "" } else { "s" }, units.max(2) - 1)));
+        }
+    }
+    // The output explained for row r: --class, else the row's own class, else output 0
+    // (one output: a regression or a binary classifier's logit).
+    let target_of = |r: usize| o.class.or_else(|| class_of(r)).unwrap_or(0).min(units.saturating_sub(1));
 
     // Permutation importance.
     let (px, py) = if x.rows() > o.max_samples {
@@ -55,34 +84,67 @@ pub fn explain(run: &Path, data: Option<&Path>, label_column: Option<String>, o:
         println!("  {:<28} {:+.4} ± {:.4}", feature_name(imp.feature), imp.mean, imp.std);
     }
 
-    // Integrated gradients and saliency of the first samples, for their true class.
-    let classes: Vec<usize> = (0..x.rows().min(o.samples)).map(|r| y.data()[r] as usize).collect();
+    // Earlier heatmaps of this run would be shown beside these by `descent report`.
+    remove_earlier_heatmaps(run)?;
+
+    // Integrated gradients and saliency of the first samples (of --class, if given).
+    let chosen: Vec<usize> = (0..x.rows()).filter(|&r| o.class.is_none() || class_of(r) == o.class).take(o.samples).collect();
+    if chosen.is_empty() && o.samples > 0 {
+        return Err(Error::Config(format!("no sample of {source} is labelled {}", o.class.unwrap_or(0))));
+    }
     let mut samples_json = Vec::new();
-    for (r, &class) in classes.iter().enumerate() {
-        let a = integrated_gradients(&mut model, x.row(r), None, class, o.steps)?;
-        let s = saliency(&mut model, &x.select_rows(&[r]), &[class])?;
-        let mut top: Vec<usize> = (0..a.attributions.len()).collect();
-        top.sort_by(|&i, &j| a.attributions[j].abs().total_cmp(&a.attributions[i].abs()));
-        println!(
-            "sample {r} (class {class}): F(x) = {:.4}, F(baseline 0) = {:.4}, Σ attributions − ΔF = {:.2e} (completeness gap)",
-            a.output, a.baseline_output, a.completeness_gap
-        );
-        let shown: Vec<String> = top.iter().take(5).map(|&j| format!("{} {:+.3}", feature_name(j), a.attributions[j])).collect();
-        println!("  largest integrated gradients: {}", shown.join(", "));
-        if let [h, w, ..] = sample_dims.as_slice() {
-            let file = run.join(format!("explain_sample_{r}.svg"));
-            write_atomic(&file, heatmaps(x.row(r), &s, &a.attributions, *h, *w, sample_dims.get(2).copied().unwrap_or(1), r, class).as_bytes())?;
+    for &r in &chosen {
+        let target = target_of(r);
+        let one = explain_rows(&mut model, &x, &[r], target, o.steps)?;
+        let label = class_of(r).map_or_else(|| format!("{:?}", y.row(r)), |c| c.to_string());
+        let (out, base_out, gap) = one.1;
+        println!("sample {r} (label {label}, explained output {target}): F(x) = {out:.4}, F(baseline 0) = {base_out:.4}, Σ attributions − ΔF = {gap:.2e} (completeness gap)");
+        println!("  largest integrated gradients: {}", largest(&one.0.ig, 5, &feature_name));
+        let caption = format!("sample {r} (label {label}), output {target}: input · saliency |∂F/∂x| · integrated gradients (red +, blue −)");
+        if let Some(dims) = image {
+            let file = run.join(format!("explain_sample_{r}.png"));
+            write_heatmap(&file, &one.0, dims)?;
             println!("  heatmaps: {}", file.display());
         }
         samples_json.push(serde_json::json!({
-            "sample": r, "class": class, "output": a.output, "baseline_output": a.baseline_output,
-            "completeness_gap": a.completeness_gap, "integrated_gradients": a.attributions, "saliency": s,
+            "sample": r, "label": label, "class": target, "output": out, "baseline_output": base_out, "completeness_gap": gap,
+            "integrated_gradients": one.0.ig, "saliency": one.0.saliency, "caption": caption,
+            "heatmap": image.map(|_| format!("explain_sample_{r}.png")),
         }));
+    }
+
+    // Per class: the mean attributions of its first `per_class` samples, each for its
+    // own class's output.
+    let mut classes_json = Vec::new();
+    if o.per_class > 0 && units >= 2 && (0..x.rows()).all(|r| class_of(r).is_some()) {
+        let classes: Vec<usize> = match o.class {
+            Some(k) => vec![k],
+            None => (0..units).collect(),
+        };
+        println!("per class (the mean over up to {} samples of each, for its own output):", o.per_class);
+        for k in classes {
+            let rows: Vec<usize> = (0..x.rows()).filter(|&r| class_of(r) == Some(k)).take(o.per_class).collect();
+            if rows.is_empty() {
+                continue;
+            }
+            let (mean, _) = explain_rows(&mut model, &x, &rows, k, o.steps)?;
+            println!("  class {k} ({} samples, largest completeness gap {:.2e}): {}", rows.len(), mean.largest_gap, largest(&mean.ig, 5, &feature_name));
+            let caption = format!("class {k}, the mean of {} samples: input · saliency · integrated gradients (red +, blue −)", rows.len());
+            if let Some(dims) = image {
+                write_heatmap(&run.join(format!("explain_class_{k}.png")), &mean, dims)?;
+            }
+            classes_json.push(serde_json::json!({
+                "class": k, "samples": mean.rows, "largest_completeness_gap": mean.largest_gap,
+                "mean_integrated_gradients": mean.ig, "mean_saliency": mean.saliency, "caption": caption,
+                "heatmap": image.map(|_| format!("explain_class_{k}.png")),
+            }));
+        }
     }
     let json = serde_json::json!({
         "source": source, "metric": metric, "score": base, "n_repeats": o.repeats, "ig_steps": o.steps,
         "permutation_importance": importances.iter().map(|i| serde_json::json!({"feature": i.feature, "name": feature_name(i.feature), "mean": i.mean, "std": i.std})).collect::<Vec<_>>(),
         "samples": samples_json,
+        "classes": classes_json,
     });
     let out = run.join("explain.json");
     write_atomic(&out, serde_json::to_string_pretty(&json).expect("json").as_bytes())?;
@@ -90,39 +152,66 @@ pub fn explain(run: &Path, data: Option<&Path>, label_column: Option<String>, o:
     Ok(())
 }
 
-/// The image, its saliency and its integrated gradients side by side (channels summed).
-#[allow(clippy::too_many_arguments)]
-fn heatmaps(image: &[f32], saliency: &[f32], ig: &[f32], h: usize, w: usize, c: usize, sample: usize, class: usize) -> String {
-    let cell = (160.0 / w.max(h) as f64).max(2.0);
-    let (pw, ph) = (cell * w as f64, cell * h as f64);
-    let mut svg = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" font-family=\"sans-serif\" font-size=\"12\" shape-rendering=\"crispEdges\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"10\" y=\"16\">sample {sample} (class {class}): input · saliency |∂F/∂x| · integrated gradients (red +, blue −)</text>\n",
-        3.0 * pw + 40.0,
-        ph + 30.0
-    );
-    let per_pixel = |v: &[f32]| -> Vec<f32> { v.chunks_exact(c).map(|p| p.iter().sum()).collect() };
-    let panels = [per_pixel(image), per_pixel(saliency), per_pixel(ig)];
-    for (k, values) in panels.iter().enumerate() {
-        let (lo, hi) = values.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
-        let scale = values.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-12);
-        let x0 = 10.0 + k as f64 * (pw + 10.0);
-        for (i, &v) in values.iter().enumerate() {
-            let color = match k {
-                0 => {
-                    let g = (255.0 * (1.0 - (v - lo) / (hi - lo).max(1e-12))) as u8;
-                    format!("rgb({g},{g},{g})")
-                }
-                1 => {
-                    let g = (255.0 * (1.0 - v / scale)) as u8;
-                    format!("rgb(255,{g},{})", g / 2 + 127)
-                }
-                _ => {
-                    let t = (255.0 * (1.0 - v.abs() / scale)) as u8;
-                    if v >= 0.0 { format!("rgb(255,{t},{t})") } else { format!("rgb({t},{t},255)") }
-                }
-            };
-            let _ = writeln!(svg, "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{cell:.1}\" height=\"{cell:.1}\" fill=\"{color}\"/>", x0 + (i % w) as f64 * cell, 24.0 + (i / w) as f64 * cell);
+/// A row's class: its label when it is one integer below `units`, the hot index of a
+/// one-hot row, else None (a regression target).
+fn class_of_row(label: &[f32], units: usize) -> Option<usize> {
+    match label {
+        [v] if *v >= 0.0 && v.fract() == 0.0 && (*v as usize) < units.max(2) => Some(*v as usize),
+        many if many.len() == units && units > 1 && many.iter().all(|&v| v == 0.0 || v == 1.0) && many.iter().filter(|&&v| v == 1.0).count() == 1 => {
+            many.iter().position(|&v| v == 1.0)
+        }
+        _ => None,
+    }
+}
+
+/// The mean input, integrated gradients and saliency of `rows` for output `target`,
+/// and the first row's (F(x), F(baseline), completeness gap).
+fn explain_rows(model: &mut Model, x: &descent::tensor::Tensor, rows: &[usize], target: usize, steps: usize) -> Result<(Explained, (f32, f32, f32))> {
+    let n = x.row_len();
+    let mut sum = Explained { rows: rows.to_vec(), image: vec![0.0; n], ig: vec![0.0; n], saliency: vec![0.0; n], largest_gap: 0.0 };
+    let mut first = (0.0, 0.0, 0.0);
+    let s = saliency(model, &x.select_rows(rows), &vec![target; rows.len()])?;
+    for (i, &r) in rows.iter().enumerate() {
+        let a = integrated_gradients(model, x.row(r), None, target, steps)?;
+        if i == 0 {
+            first = (a.output, a.baseline_output, a.completeness_gap);
+        }
+        sum.largest_gap = sum.largest_gap.max(a.completeness_gap.abs());
+        let scale = 1.0 / rows.len() as f64;
+        for j in 0..n {
+            sum.image[j] += x.row(r)[j] as f64 * scale;
+            sum.ig[j] += a.attributions[j] as f64 * scale;
+            sum.saliency[j] += s[i * n + j] as f64 * scale;
         }
     }
-    svg + "</svg>\n"
+    Ok((sum, first))
+}
+
+/// The `k` features of largest |attribution|, named, with their values.
+fn largest(values: &[f64], k: usize, name: &dyn Fn(usize) -> String) -> String {
+    let mut order: Vec<usize> = (0..values.len()).collect();
+    order.sort_by(|&i, &j| values[j].abs().total_cmp(&values[i].abs()));
+    order.iter().take(k).map(|&j| format!("{} {:+.3}", name(j), values[j])).collect::<Vec<_>>().join(", ")
+}
+
+fn write_heatmap(file: &Path, e: &Explained, (h, w, c): (usize, usize, usize)) -> Result<()> {
+    let f32s = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
+    let (image, saliency, ig) = (f32s(&e.image), f32s(&e.saliency), f32s(&e.ig));
+    let png = Heatmap { image: &image, saliency: &saliency, integrated_gradients: &ig, h, w, c }.png()?;
+    write_atomic(file, &png)
+}
+
+/// Deletes the heatmaps an earlier `descent explain` drew in the run folder (they are
+/// redrawn from the model; nothing else is touched).
+fn remove_earlier_heatmaps(run: &Path) -> Result<()> {
+    let entries = std::fs::read_dir(run).map_err(|e| Error::io(run, e))?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let ours = (name.starts_with("explain_sample_") || name.starts_with("explain_class_")) && (name.ends_with(".png") || name.ends_with(".svg"));
+        if ours {
+            std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+        }
+    }
+    Ok(())
 }

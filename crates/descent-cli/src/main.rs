@@ -128,7 +128,8 @@ enum Command {
     },
     /// What a trained model relies on: permutation feature importance on labelled data
     /// (the held-out split, or --data FILE.csv), integrated gradients and saliency of
-    /// the first samples (heatmaps over images); saved as RUN/explain.json.
+    /// the first samples and averaged per class (PNG heatmaps over images); saved as
+    /// RUN/explain.json.
     Explain {
         run: PathBuf,
         #[arg(long)]
@@ -150,6 +151,14 @@ enum Command {
         steps: usize,
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Explain only this class: its first samples, for its output, and its mean
+        /// attributions.
+        #[arg(long)]
+        class: Option<usize>,
+        /// Samples of each class whose attributions are averaged into the class's (0:
+        /// no per-class aggregate).
+        #[arg(long, default_value_t = 10)]
+        per_class: usize,
     },
     /// The learning-rate range test: ~100 steps from 1e-7 to 10, a chart (SVG) and the
     /// suggested rate as a TOML line.
@@ -355,8 +364,8 @@ fn main() -> ExitCode {
         Command::Predict { run, input, output } => commands::predict(&run, &input, output.as_deref()),
         Command::Summary { path } => commands::summary(&path),
         Command::Doctor { run, fix, no_lr_find } => doctor_commands::doctor(&run, fix.as_deref(), !no_lr_find),
-        Command::Explain { run, data, label_column, samples, max_samples, repeats, steps, seed } => {
-            explain_command::explain(&run, data.as_deref(), label_column, &explain_command::ExplainOptions { samples, max_samples, repeats, steps, seed })
+        Command::Explain { run, data, label_column, samples, max_samples, repeats, steps, seed, class, per_class } => {
+            explain_command::explain(&run, data.as_deref(), label_column, &explain_command::ExplainOptions { samples, max_samples, repeats, steps, seed, class, per_class })
         }
         Command::Report { run, out } => doctor_commands::report(&run, out.as_deref()),
         Command::LrFind { file, out, steps } => doctor_commands::lr_find(&file, out.as_deref(), steps),

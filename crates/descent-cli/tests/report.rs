@@ -147,3 +147,112 @@ fn tune_writes_a_study_report_that_loads_in_chromium() {
     assert!(again.status.success(), "{}", text(&again));
     assert_eq!(std::fs::read_to_string(dir.join("again.html")).unwrap(), html);
 }
+
+/// The bundled digits as IDX files of 8×8 images (values 0–16 fit a byte), so a
+/// convnet sees them as images: `(images, labels)` in `dir`.
+fn digits_as_idx(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let csv = std::fs::read_to_string(digits()).unwrap();
+    let rows: Vec<Vec<u8>> = csv.lines().skip(1).map(|l| l.split(',').map(|v| v.trim().parse::<f32>().unwrap() as u8).collect()).collect();
+    let n = rows.len() as u32;
+    let mut images = [0x0000_0803u32, n, 8, 8].iter().flat_map(|v| v.to_be_bytes()).collect::<Vec<u8>>();
+    let mut labels = [0x0000_0801u32, n].iter().flat_map(|v| v.to_be_bytes()).collect::<Vec<u8>>();
+    for r in &rows {
+        assert_eq!(r.len(), 65, "64 pixels and the label");
+        images.extend_from_slice(&r[..64]);
+        labels.push(r[64]);
+    }
+    let (x, y) = (dir.join("digits-images.idx"), dir.join("digits-labels.idx"));
+    std::fs::write(&x, images).unwrap();
+    std::fs::write(&y, labels).unwrap();
+    (x, y)
+}
+
+/// PNG bytes' width and height, from the IHDR chunk.
+fn png_size(bytes: &[u8]) -> (u32, u32) {
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    let be = |o: usize| u32::from_be_bytes(bytes[o..o + 4].try_into().unwrap());
+    (be(16), be(20))
+}
+
+#[test]
+fn an_image_models_explanations_are_png_heatmaps_per_sample_and_class_in_the_report() {
+    let dir = workdir("explain-images");
+    let (images, labels) = digits_as_idx(&dir);
+    let toml = format!(
+        r#"
+seed = 5
+[data]
+format = "idx"
+images = "{}"
+labels = "{}"
+x_scale = 0.0625
+test_split = 0.2
+[model]
+layers = [{{ type = "conv2d", filters = 8, kernel_size = 3, activation = "relu" }}, {{ type = "flatten" }}, {{ type = "dense", units = 10 }}]
+[compile]
+optimizer = {{ name = "adam", learning_rate = 0.01 }}
+loss = {{ name = "sparse_categorical_crossentropy", from_logits = true }}
+metrics = ["accuracy"]
+[fit]
+epochs = 4
+verbose = 0
+"#,
+        images.display(),
+        labels.display()
+    );
+    std::fs::write(dir.join("conv.toml"), toml).unwrap();
+    let fit = descent(&["fit", "conv.toml"], &dir);
+    assert!(fit.status.success(), "{}", text(&fit));
+    let run = dir.join("runs/conv-001");
+    let r = run.to_str().unwrap();
+
+    // One class: its samples, explained for its output, and its mean.
+    let one = descent(&["explain", r, "--class", "3", "--samples", "2", "--per-class", "4", "--repeats", "1", "--max-samples", "60"], &dir);
+    assert!(one.status.success(), "{}", text(&one));
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("explain.json")).unwrap()).unwrap();
+    let samples = json["samples"].as_array().unwrap();
+    assert_eq!(samples.len(), 2);
+    assert!(samples.iter().all(|s| s["label"] == "3" && s["class"] == 3), "{samples:?}");
+    let classes = json["classes"].as_array().unwrap();
+    assert_eq!(classes.len(), 1);
+    assert_eq!(classes[0]["samples"].as_array().unwrap().len(), 4);
+    // The class's mean attributions are the mean of its samples' (its first two are
+    // the two samples explained above).
+    let first: Vec<usize> = classes[0]["samples"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
+    assert_eq!(first[..2], [samples[0]["sample"].as_u64().unwrap() as usize, samples[1]["sample"].as_u64().unwrap() as usize]);
+    for bad in [["--class", "10"], ["--class", "-1"]] {
+        let refused = descent(&["explain", r, bad[0], bad[1], "--repeats", "1"], &dir);
+        assert!(!refused.status.success(), "{}", text(&refused));
+    }
+    let out = text(&descent(&["explain", r, "--class", "10", "--repeats", "1"], &dir));
+    assert!(out.contains("--class 10: the model has 10 outputs, so classes 0..9"), "{out}");
+
+    // Every class, then the report: the heatmaps replace the earlier ones.
+    let all = descent(&["explain", r, "--samples", "2", "--per-class", "3", "--repeats", "1", "--max-samples", "60"], &dir);
+    let out = text(&all);
+    assert!(all.status.success() && out.contains("per class (the mean over up to 3 samples"), "{out}");
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("explain.json")).unwrap()).unwrap();
+    assert_eq!(json["classes"].as_array().unwrap().len(), 10);
+    for c in json["classes"].as_array().unwrap() {
+        // Integrated gradients stay complete on a convnet (midpoint rule, 50 steps).
+        assert!(c["largest_completeness_gap"].as_f64().unwrap() < 0.05, "{c}");
+    }
+    let mut pictures: Vec<String> =
+        std::fs::read_dir(&run).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with("explain_") && n.ends_with(".png")).collect();
+    pictures.sort();
+    let samples: Vec<String> = json["samples"].as_array().unwrap().iter().map(|s| s["heatmap"].as_str().unwrap().to_string()).collect();
+    assert_eq!(pictures.len(), 12, "2 samples and 10 classes, the --class run's removed: {pictures:?}");
+    assert!(samples.iter().all(|s| pictures.contains(s)), "{samples:?} {pictures:?}");
+    // Three 8×8 panels of 21-pixel cells with two 6-pixel gaps.
+    assert_eq!(png_size(&std::fs::read(run.join(&pictures[0])).unwrap()), (3 * 8 * 21 + 12, 8 * 21));
+
+    let report = descent(&["report", r], &dir);
+    assert!(report.status.success(), "{}", text(&report));
+    let page = run.join("report.html");
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert_eq!(html.matches("<img alt=").count(), 12);
+    assert!(html.contains("data-chart=\"permutation_importance\"") && html.contains("data-chart=\"explain_class_7\""));
+    // The run's charts (loss, metrics, learning rate, step loss, gradient norms, update
+    // ratios, two weight histograms, confusion), the importance bars and 12 pictures.
+    loads_cleanly(&dir, &page, 9 + 1 + 12);
+}

@@ -2,8 +2,8 @@
 //! opens from disk) with what a run recorded — its summary and machine, the doctor's
 //! findings, learning curves, the learning rate, per-layer gradient norms and update
 //! ratios, weight histograms over epochs, the confusion matrix on the held-out split,
-//! timings, the configuration and, when `descent explain` drew them, the heatmaps of
-//! its explained samples.
+//! timings, the configuration and, when `descent explain` ran, its permutation
+//! importance and the PNG heatmaps of its explained samples and classes.
 //!
 //! Each chart is a `<figure class="chart">`; a small inline script checks, in the
 //! browser, that every figure holds a drawn chart and records the count on `<body>`
@@ -133,18 +133,8 @@ pub fn run_report(dir: &Path) -> Result<String> {
     html += "</section>\n";
 
     // --- explanations (written by `descent explain`) ---------------------------------------
-    let mut pictures: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
-        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("explain_sample_") && n.ends_with(".svg"))).collect())
-        .unwrap_or_default();
-    pictures.sort();
-    if !pictures.is_empty() {
-        html += "<section id=\"explanations\"><h2>Explanations (descent explain)</h2>\n";
-        for p in &pictures {
-            let svg = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
-            let name = p.file_stem().and_then(|n| n.to_str()).unwrap_or("explain");
-            figure(&mut html, name, &svg);
-        }
-        html += "</section>\n";
+    if let Some(section) = explanations(dir)? {
+        html += &section;
     }
 
     // --- timings and configuration -------------------------------------------------------
@@ -183,6 +173,96 @@ pub fn page_start(title: &str) -> String {
 /// figure is drawn.
 pub fn page_end() -> String {
     format!("{CHECK_SCRIPT}</body></html>\n")
+}
+
+/// The explanations `descent explain` saved in `dir` (None when it has not run): the
+/// permutation importance of the top features, and each explained sample's and class's
+/// heatmaps, embedded as PNG.
+fn explanations(dir: &Path) -> Result<Option<String>> {
+    let path = dir.join("explain.json");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(&path, e)),
+    };
+    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::data(path.display().to_string(), format!("not the JSON `descent explain` writes: {e}")))?;
+    let mut html = String::from("<section id=\"explanations\"><h2>Explanations (descent explain)</h2>\n");
+    let metric = json["metric"].as_str().unwrap_or("score");
+    let mut importance: Vec<(String, f64, f64)> = json["permutation_importance"]
+        .as_array()
+        .map(|a| a.iter().map(|i| (i["name"].as_str().unwrap_or("?").to_string(), i["mean"].as_f64().unwrap_or(f64::NAN), i["std"].as_f64().unwrap_or(0.0))).collect())
+        .unwrap_or_default();
+    importance.sort_by(|a, b| b.1.total_cmp(&a.1));
+    importance.truncate(10);
+    if !importance.is_empty() {
+        let _ = writeln!(
+            html,
+            "<p>{} — {} {:.4}; permutation importance over {} repeats: the drop in {} when a feature is shuffled (mean ± std), top {}.</p>",
+            esc(json["source"].as_str().unwrap_or("")),
+            esc(metric),
+            json["score"].as_f64().unwrap_or(f64::NAN),
+            json["n_repeats"],
+            esc(metric),
+            importance.len()
+        );
+        figure(&mut html, "permutation_importance", &importance_chart(&importance));
+    }
+    for (key, what) in [("samples", "Samples"), ("classes", "Per class")] {
+        let Some(items) = json[key].as_array() else { continue };
+        let drawn: Vec<&serde_json::Value> = items.iter().filter(|i| i["heatmap"].is_string()).collect();
+        if drawn.is_empty() {
+            continue;
+        }
+        let _ = writeln!(html, "<h3>{what}</h3>");
+        for item in drawn {
+            let name = item["heatmap"].as_str().unwrap_or_default();
+            let file = dir.join(name);
+            let bytes = std::fs::read(&file).map_err(|e| Error::io(&file, e))?;
+            let caption = item["caption"].as_str().unwrap_or(name);
+            let _ = writeln!(
+                html,
+                "<figure class=\"chart\" data-chart=\"{}\"><img alt=\"{}\" src=\"{}\"><figcaption>{}</figcaption></figure>",
+                esc(name.trim_end_matches(".png")),
+                esc(caption),
+                crate::io::heatmap::png_data_url(&bytes),
+                esc(caption)
+            );
+        }
+    }
+    html += "</section>\n";
+    Ok(Some(html))
+}
+
+/// Horizontal bars of (name, mean, std), the std drawn as a whisker.
+fn importance_chart(rows: &[(String, f64, f64)]) -> String {
+    let (label_w, bar_w, row_h) = (190.0, 420.0, 22.0);
+    let hi = rows.iter().map(|r| (r.1 + r.2).abs().max(r.1.abs())).fold(0.0f64, f64::max).max(1e-12);
+    let lo = rows.iter().map(|r| (r.1 - r.2).min(0.0)).fold(0.0f64, f64::min);
+    let span = hi - lo;
+    let x_of = |v: f64| label_w + bar_w * (v - lo) / span;
+    let height = row_h * rows.len() as f64 + 30.0;
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n",
+        label_w + bar_w + 80.0
+    );
+    for (i, (name, mean, std)) in rows.iter().enumerate() {
+        let y = 8.0 + i as f64 * row_h;
+        let (a, b) = (x_of(0.0), x_of(*mean));
+        let _ = writeln!(svg, "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>", label_w - 6.0, y + 13.0, esc(name));
+        let _ = writeln!(svg, "<rect x=\"{:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"#4477aa\"/>", a.min(b), (b - a).abs().max(0.5), row_h - 6.0);
+        let _ = writeln!(
+            svg,
+            "<line x1=\"{:.1}\" x2=\"{:.1}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"black\"/><text x=\"{:.1}\" y=\"{:.1}\">{mean:+.4}</text>",
+            x_of(mean - std),
+            x_of(mean + std),
+            y + (row_h - 6.0) / 2.0,
+            y + (row_h - 6.0) / 2.0,
+            x_of(hi) + 6.0,
+            y + 13.0
+        );
+    }
+    let _ = writeln!(svg, "<line x1=\"{0:.1}\" x2=\"{0:.1}\" y1=\"4\" y2=\"{1:.1}\" stroke=\"#888\"/>", x_of(0.0), height - 22.0);
+    svg + "</svg>\n"
 }
 
 /// A chart (`svg`) in a figure the page's check counts, named `name`.
@@ -264,10 +344,20 @@ p.healthy{color:#2a7a2a;font-weight:bold}p.note{color:#666}figure.chart{display:
 /// points, or cells), and records the counts on `<body>`; an empty chart is a console
 /// error.
 const CHECK_SCRIPT: &str = r#"<script>
-(function () {
+// Run at the load event, once embedded pictures are decoded.
+window.addEventListener("load", function () {
   var figures = document.querySelectorAll("figure.chart");
   var empty = 0;
   figures.forEach(function (f) {
+    var img = f.querySelector("img");
+    if (img) {
+      // A picture (a PNG heatmap): decoded, with pixels, and laid out.
+      if (!(img.complete && img.naturalWidth > 0 && img.getBoundingClientRect().width > 0)) {
+        empty += 1;
+        console.error("empty picture: " + f.getAttribute("data-chart"));
+      }
+      return;
+    }
     var svg = f.querySelector("svg");
     var drawn = svg && Array.prototype.some.call(svg.querySelectorAll("polyline"), function (p) { return p.getAttribute("points").trim().length > 0; });
     drawn = drawn || (svg && (svg.querySelectorAll("rect").length > 1 || svg.querySelectorAll("circle").length > 0));
@@ -279,6 +369,6 @@ const CHECK_SCRIPT: &str = r#"<script>
   });
   document.body.setAttribute("data-charts", String(figures.length));
   document.body.setAttribute("data-empty-charts", String(empty));
-})();
+});
 </script>
 "#;

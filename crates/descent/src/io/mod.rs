@@ -3,6 +3,7 @@
 mod atomic;
 mod checkpoint;
 pub mod chart;
+pub mod heatmap;
 mod model_file;
 mod weights;
 
