@@ -256,3 +256,42 @@ verbose = 0
     // ratios, two weight histograms, confusion), the importance bars and 12 pictures.
     loads_cleanly(&dir, &page, 9 + 1 + 12);
 }
+
+#[test]
+fn fit_warns_once_live_when_the_loss_spikes_or_the_model_overfits() {
+    let dir = workdir("live-warnings");
+    let warnings = |out: &str| out.lines().filter(|l| l.starts_with("warning:")).map(str::to_string).collect::<Vec<_>>();
+    // Healthy: nothing.
+    std::fs::write(dir.join("healthy.toml"), experiment_toml(&digits(), "{ name = \"adam\", learning_rate = 0.003 }", 4, 2, "validation_split = 0.1")).unwrap();
+    let fit = descent(&["fit", "healthy.toml"], &dir);
+    assert!(fit.status.success() && warnings(&text(&fit)).is_empty(), "{}", text(&fit));
+    // Adam at 10: spikes, one warning, and no overfitting claimed for the rising
+    // validation loss that comes with it.
+    std::fs::write(dir.join("high.toml"), experiment_toml(&digits(), "{ name = \"adam\", learning_rate = 10.0 }", 6, 2, "validation_split = 0.1")).unwrap();
+    let fit = descent(&["fit", "high.toml"], &dir);
+    let w = warnings(&text(&fit));
+    assert!(fit.status.success() && w.len() == 1 && w[0].starts_with("warning: loss spike number 2 at epoch 1, step "), "{}", text(&fit));
+    // 162 samples for a 2×256 network: overfits; the warning comes at the epoch the
+    // doctor's rule first holds, and once.
+    let overfit = experiment_toml(&digits(), "{ name = \"adam\", learning_rate = 0.002 }", 60, 2, "validation_split = 0.3")
+        .replace("test_split = 0.2", "test_split = 0.9")
+        .replace("{ type = \"dense\", units = 32, activation = \"relu\" }", "{ type = \"dense\", units = 256, activation = \"relu\" }, { type = \"dense\", units = 256, activation = \"relu\" }");
+    std::fs::write(dir.join("overfit.toml"), overfit).unwrap();
+    let fit = descent(&["fit", "overfit.toml"], &dir);
+    let out = text(&fit);
+    let w = warnings(&out);
+    assert!(fit.status.success() && w.len() == 1 && w[0].starts_with("warning: the model overfits: val_loss was lowest at epoch "), "{out}");
+    // The rule (unit-tested beside it) holds first at the epoch warned of.
+    let history = std::fs::read_to_string(dir.join("runs/overfit-001/history.csv")).unwrap();
+    let mut lines = history.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let rows: Vec<Vec<f64>> = lines.map(|l| l.split(',').map(|v| v.parse().unwrap()).collect()).collect();
+    let column = |name: &str| -> Vec<f64> {
+        let c = header.iter().position(|h| *h == name).unwrap();
+        rows.iter().map(|r| r[c]).collect()
+    };
+    let (val, train) = (column("val_loss"), column("loss"));
+    let first = (1..=val.len()).find(|&e| descent::train::warning_signs::overfitting(&val[..e], &train[..e]).is_some()).unwrap();
+    let warned: usize = w[0].rsplit(" at epoch ").next().unwrap().split(',').next().unwrap().parse().unwrap();
+    assert_eq!(warned, first, "{w:?}");
+}

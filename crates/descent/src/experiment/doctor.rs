@@ -23,6 +23,9 @@
 //!   while the training loss fell (the gap widening) — early stopping with the best
 //!   weights restored, regularization, more data or augmentation.
 //! - **slow**: more than 30% of the time waiting for data; a batch under 8 samples.
+//!
+//! The spike and overfitting rules are `train::warning_signs`', which `fit` also
+//! applies live to warn as they happen.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -30,7 +33,7 @@ use std::path::{Path, PathBuf};
 use super::Experiment;
 use crate::error::{Error, Result};
 use crate::nn::Loss;
-use crate::train::Telemetry;
+use crate::train::{warning_signs, Telemetry};
 
 #[cfg(test)]
 #[path = "doctor_tests.rs"]
@@ -245,7 +248,7 @@ pub fn diagnose(run: &RunRecord, mut consult: Consult) -> Vec<Finding> {
         }
     };
     let losses = run.series("loss");
-    let first_loss = median(t.steps.loss.iter().take(20).map(|&l| l as f64));
+    let first_loss = warning_signs::starting_loss(&t.steps.loss);
     let final_loss = losses.iter().rev().copied().find(|l| l.is_finite());
     let baseline = consult.baseline;
     let grad_norms: Vec<f64> = t.steps.grad_norm.iter().chain(&t.sample_grad_norm).map(|&g| g as f64).filter(|g| g.is_finite()).collect();
@@ -271,7 +274,7 @@ pub fn diagnose(run: &RunRecord, mut consult: Consult) -> Vec<Finding> {
         });
         return findings;
     }
-    let spikes = spike_steps(&t.steps.loss, first_loss);
+    let spikes = warning_signs::spike_steps(&t.steps.loss);
     // An explosion is judged against the norms before it: early training's large
     // gradients (a loss far from its minimum) are not explosions.
     let explosion = {
@@ -286,7 +289,7 @@ pub fn diagnose(run: &RunRecord, mut consult: Consult) -> Vec<Finding> {
         (Some(f), Some(b)) if f > 1.5 * b => Some((f, b)),
         _ => None,
     };
-    if above_baseline.is_some() || spikes.len() >= 2 || explosion.is_some() || clipped_share > 0.5 {
+    if above_baseline.is_some() || spikes.len() >= warning_signs::SPIKES_TO_WARN || explosion.is_some() || clipped_share > 0.5 {
         let mut evidence = Vec::new();
         if let Some((f, b)) = above_baseline {
             evidence.push(format!("final training loss {f:.4} is above the trivial baseline {b:.4} (predicting the prior; training started at {first_loss:.4})"));
@@ -313,7 +316,7 @@ pub fn diagnose(run: &RunRecord, mut consult: Consult) -> Vec<Finding> {
         };
         findings.push(Finding {
             problem: Problem::Unstable,
-            code: if above_baseline.is_some() { "loss_above_baseline" } else if explosion.is_some() { "gradient_explosion" } else if spikes.len() >= 2 { "loss_spikes" } else { "clipped_too_often" },
+            code: if above_baseline.is_some() { "loss_above_baseline" } else if explosion.is_some() { "gradient_explosion" } else if spikes.len() >= warning_signs::SPIKES_TO_WARN { "loss_spikes" } else { "clipped_too_often" },
             title: "training is unstable".into(),
             evidence,
             cause: format!("steps too large for the curvature at learning rate {lr:e}, or rare large gradients"),
@@ -330,33 +333,29 @@ pub fn diagnose(run: &RunRecord, mut consult: Consult) -> Vec<Finding> {
     // An unstable run's rising validation loss is its instability, not overfitting.
     let mut overfit = false;
     let unstable = findings.iter().any(|f| f.problem == Problem::Unstable);
-    if !unstable && val.len() >= 4 && val.iter().all(|v| v.is_finite()) {
-        let (best, best_val) = val.iter().copied().enumerate().min_by(|a, b| a.1.total_cmp(&b.1)).unwrap_or((0, f64::NAN));
-        let last = val.len() - 1;
-        let (final_val, train_best, train_final) = (val[last], losses[best], losses[last]);
-        if last >= best + 2 && final_val > 1.1 * best_val && train_final < train_best {
-            overfit = true;
-            let edit = {
-                let mut es = toml::Table::new();
-                es.insert("type".into(), "early_stopping".into());
-                es.insert("monitor".into(), "val_loss".into());
-                es.insert("patience".into(), toml::Value::Integer(((last - best) as i64 / 2).clamp(2, 5)));
-                es.insert("restore_best_weights".into(), true.into());
-                Edit::append("callbacks", toml::Value::Table(es))
-            };
-            findings.push(Finding {
-                problem: Problem::Overfit,
-                code: "overfit",
-                title: "the model overfits: validation loss rises while training loss falls".into(),
-                evidence: vec![
-                    format!("val_loss was lowest at epoch {} ({best_val:.4}) and ended at {final_val:.4} (+{:.0}%) at epoch {}", best + 1, 100.0 * (final_val / best_val - 1.0), last + 1),
-                    format!("training loss fell from {train_best:.4} to {train_final:.4} meanwhile; the gap grew from {:.4} to {:.4}", best_val - train_best, final_val - train_final),
-                ],
-                cause: "the model memorizes the training samples: too much capacity or too many epochs for this much data".into(),
-                fix: "stop early and keep the best epoch's weights; also consider L2 / weight decay, dropout, more data or augmentation, and cross-validation (descent cv) to choose among them".into(),
-                edits: vec![edit],
-            });
-        }
+    if let Some((best, last)) = warning_signs::overfitting(&val, &losses).filter(|_| !unstable) {
+        let (best_val, final_val, train_best, train_final) = (val[best], val[last], losses[best], losses[last]);
+        overfit = true;
+        let edit = {
+            let mut es = toml::Table::new();
+            es.insert("type".into(), "early_stopping".into());
+            es.insert("monitor".into(), "val_loss".into());
+            es.insert("patience".into(), toml::Value::Integer(((last - best) as i64 / 2).clamp(2, 5)));
+            es.insert("restore_best_weights".into(), true.into());
+            Edit::append("callbacks", toml::Value::Table(es))
+        };
+        findings.push(Finding {
+            problem: Problem::Overfit,
+            code: "overfit",
+            title: "the model overfits: validation loss rises while training loss falls".into(),
+            evidence: vec![
+                format!("val_loss was lowest at epoch {} ({best_val:.4}) and ended at {final_val:.4} (+{:.0}%) at epoch {}", best + 1, 100.0 * (final_val / best_val - 1.0), last + 1),
+                format!("training loss fell from {train_best:.4} to {train_final:.4} meanwhile; the gap grew from {:.4} to {:.4}", best_val - train_best, final_val - train_final),
+            ],
+            cause: "the model memorizes the training samples: too much capacity or too many epochs for this much data".into(),
+            fix: "stop early and keep the best epoch's weights; also consider L2 / weight decay, dropout, more data or augmentation, and cross-validation (descent cv) to choose among them".into(),
+            edits: vec![edit],
+        });
     }
 
     // --- underfit -------------------------------------------------------------------
@@ -509,20 +508,6 @@ fn underfit(run: &RunRecord, suggest: &mut dyn FnMut(f64) -> (f64, String), fina
         });
     }
     None
-}
-
-/// Steps whose loss is above 3× the median of the 20 before it and above `start`.
-fn spike_steps(loss: &[f32], start: f64) -> Vec<usize> {
-    let mut window: Vec<f64> = Vec::with_capacity(20);
-    (20..loss.len())
-        .filter(|&i| {
-            window.clear();
-            window.extend(loss[i - 20..i].iter().map(|&l| l as f64).filter(|l| l.is_finite()));
-            let m = median(window.iter().copied());
-            let l = loss[i] as f64;
-            l.is_finite() && l > 3.0 * m && l > start
-        })
-        .collect()
 }
 
 /// The index in `[model] layers` of the layer named `name` (explicit or automatic:

@@ -31,7 +31,9 @@ pub struct FitOptions<'a> {
     pub validation_data: Option<(&'a Tensor, &'a Tensor)>,
     /// Reshuffle the training samples every epoch.
     pub shuffle: bool,
-    /// 0 silent, 1 progress bar, 2 one line per epoch.
+    /// 0 silent, 1 progress bar, 2 one line per epoch. Above 0, `fit` also warns once
+    /// on standard error when the loss spikes for the second time or the model begins
+    /// to overfit ([`super::warning_signs`]).
     pub verbose: u8,
     pub callbacks: Vec<Box<dyn Callback + 'a>>,
     /// Keras's `BackupAndRestore`: resume an interrupted fit exactly.
@@ -496,6 +498,7 @@ impl Model {
             t.begin(&self.network, trainer.optimizer.as_ref(), batch, total, steps, options.epochs, start_epoch);
         }
         let mut warned_divergence = false;
+        let mut live = (options.verbose > 0 && rank == 0).then(super::warning_signs::LiveWarnings::new);
         let mut stop = agree!(notify!(on_train_begin));
         for epoch in start_epoch..options.epochs {
             if stop {
@@ -567,6 +570,9 @@ impl Model {
                 if let Some(t) = options.telemetry.as_deref_mut() {
                     t.step_ends((step_loss / n_all as f64) as f32, lr, &trainer.last_grad_stats());
                 }
+                if let Some(w) = live.as_mut().and_then(|l| l.step((step_loss / n_all as f64) as f32, epoch, b)) {
+                    eprintln!("{w}");
+                }
                 if !step_loss.is_finite() && trainer.optimizer.skipped_steps() == skipped && !warned_divergence {
                     let global_step = trainer.optimizer.iterations().saturating_sub(1);
                     let d = Divergence { epoch, step: b, global_step, learning_rate: lr, origin: trainer.locate_nonfinite(&self.network) };
@@ -633,6 +639,9 @@ impl Model {
                 }
             }
             history.record(epoch, &logs);
+            if let Some(w) = live.as_mut().and_then(|l| l.epoch(&history)) {
+                eprintln!("{w}");
+            }
             if let Some(t) = options.telemetry.as_deref_mut() {
                 t.epoch_ends(epoch_record(epoch, b, epoch_started, data_seconds, t, trainer.optimizer.skipped_steps() - skipped_before, &logs), &self.network);
             }

@@ -32,6 +32,7 @@ mod parallel;
 mod telemetry;
 mod trainer;
 mod validate;
+pub mod warning_signs;
 
 pub use callbacks::{Callback, History, LambdaCallback, Logs, Mode, ReduceLROnPlateau, TrainContext};
 pub use checkpoint::Restored;
