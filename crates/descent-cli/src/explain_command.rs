@@ -30,7 +30,6 @@ pub struct ExplainOptions {
 
 /// The integrated gradients and saliency of some samples, summed.
 struct Explained {
-    rows: Vec<usize>,
     image: Vec<f64>,
     ig: Vec<f64>,
     saliency: Vec<f64>,
@@ -134,7 +133,7 @@ pub fn explain(run: &Path, data: Option<&Path>, label_column: Option<String>, o:
                 write_heatmap(&run.join(format!("explain_class_{k}.png")), &mean, dims)?;
             }
             classes_json.push(serde_json::json!({
-                "class": k, "samples": mean.rows, "largest_completeness_gap": mean.largest_gap,
+                "class": k, "samples": rows, "largest_completeness_gap": mean.largest_gap,
                 "mean_integrated_gradients": mean.ig, "mean_saliency": mean.saliency, "caption": caption,
                 "heatmap": image.map(|_| format!("explain_class_{k}.png")),
             }));
@@ -168,7 +167,7 @@ fn class_of_row(label: &[f32], units: usize) -> Option<usize> {
 /// and the first row's (F(x), F(baseline), completeness gap).
 fn explain_rows(model: &mut Model, x: &descent::tensor::Tensor, rows: &[usize], target: usize, steps: usize) -> Result<(Explained, (f32, f32, f32))> {
     let n = x.row_len();
-    let mut sum = Explained { rows: rows.to_vec(), image: vec![0.0; n], ig: vec![0.0; n], saliency: vec![0.0; n], largest_gap: 0.0 };
+    let mut sum = Explained { image: vec![0.0; n], ig: vec![0.0; n], saliency: vec![0.0; n], largest_gap: 0.0 };
     let mut first = (0.0, 0.0, 0.0);
     let s = saliency(model, &x.select_rows(rows), &vec![target; rows.len()])?;
     for (i, &r) in rows.iter().enumerate() {

@@ -71,8 +71,8 @@ pub fn overfitting(val: &[f64], train: &[f64]) -> Option<(usize, usize)> {
 }
 
 /// What `fit` watches as it trains, to warn once per sign. Holds the last
-/// [`SPIKE_WINDOW`] step losses in a ring, so a step costs a copy and a sort of 20
-/// numbers only when its loss is above the starting loss, and allocates nothing.
+/// [`SPIKE_WINDOW`] step losses in a ring, so a step costs a sort of 20 numbers only
+/// when its loss is above the starting loss, and allocates nothing.
 pub(crate) struct LiveWarnings {
     ring: [f32; SPIKE_WINDOW],
     seen: usize,
@@ -95,12 +95,8 @@ impl LiveWarnings {
         }
         let mut warning = None;
         if !self.warned_spikes && self.seen >= SPIKE_WINDOW {
-            // The ring in step order: oldest first.
-            let mut before = [0.0f32; SPIKE_WINDOW];
-            let at = self.seen % SPIKE_WINDOW;
-            before[..SPIKE_WINDOW - at].copy_from_slice(&self.ring[at..]);
-            before[SPIKE_WINDOW - at..].copy_from_slice(&self.ring[..at]);
-            if let Some(median) = spike(&before, loss, self.start) {
+            // The median of the last steps does not depend on their order: the ring as is.
+            if let Some(median) = spike(&self.ring, loss, self.start) {
                 self.spikes += 1;
                 if self.spikes >= SPIKES_TO_WARN {
                     self.warned_spikes = true;
