@@ -15,13 +15,15 @@
 //!   already clipped, a lower rate instead.
 //! - **poor / underfit**, when the final training loss is above a quarter of the trivial
 //!   baseline (predicting the class prior, or the targets' mean): dead ReLUs (≥ half a
-//!   layer's units dead), a learning rate too low (median update/weight ratio below
-//!   1e-4, against the ~1e-3 of healthy training), vanishing gradients (the first
-//!   layer's gradient norm below 1e-3 of the last's, or saturated sigmoid/tanh), still
-//!   improving at the end (train longer), else too little capacity.
+//!   layer's units dead), vanishing gradients (the first layer's gradient norm below
+//!   1e-3 of the last's, or saturated sigmoid/tanh: hidden sigmoid/tanh become relu
+//!   with He initialization), a learning rate too low (median update/weight ratio below
+//!   1e-4, against the ~1e-3 of healthy training; vanishing gradients also make it
+//!   small, so they are tried first), still improving at the end (train longer), else
+//!   too little capacity (four times the hidden units).
 //! - **overfit**: the validation loss rose ≥ 10% above its best, ≥ 2 epochs after it,
 //!   while the training loss fell (the gap widening) — early stopping with the best
-//!   weights restored, regularization, more data or augmentation.
+//!   weights restored and decoupled weight decay; dropout, more data or augmentation.
 //! - **slow**: more than 30% of the time waiting for data; a batch under 8 samples.
 //!
 //! The spike and overfitting rules are `train::warning_signs`', which `fit` also
@@ -38,6 +40,9 @@ use crate::train::{warning_signs, Telemetry};
 #[cfg(test)]
 #[path = "doctor_tests.rs"]
 mod tests;
+
+/// The decoupled weight decay the overfitting fix adds: Keras AdamW's default.
+const WEIGHT_DECAY: f64 = 0.004;
 
 /// The four problems of training.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -344,6 +349,11 @@ pub fn diagnose(run: &RunRecord, mut consult: Consult) -> Vec<Finding> {
             es.insert("restore_best_weights".into(), true.into());
             Edit::append("callbacks", toml::Value::Table(es))
         };
+        // Decoupled weight decay, when the optimizer has none (nor coupled L2) yet.
+        let optimizer = run.config.get("compile").and_then(|c| c.get("optimizer"));
+        let decay = optimizer
+            .filter(|o| o.is_table() && o.get("weight_decay").is_none() && o.get("l2").is_none())
+            .map(|_| Edit::set("compile.optimizer.weight_decay", WEIGHT_DECAY));
         findings.push(Finding {
             problem: Problem::Overfit,
             code: "overfit",
@@ -353,8 +363,11 @@ pub fn diagnose(run: &RunRecord, mut consult: Consult) -> Vec<Finding> {
                 format!("training loss fell from {train_best:.4} to {train_final:.4} meanwhile; the gap grew from {:.4} to {:.4}", best_val - train_best, final_val - train_final),
             ],
             cause: "the model memorizes the training samples: too much capacity or too many epochs for this much data".into(),
-            fix: "stop early and keep the best epoch's weights; also consider L2 / weight decay, dropout, more data or augmentation, and cross-validation (descent cv) to choose among them".into(),
-            edits: vec![edit],
+            fix: match decay {
+                Some(_) => format!("stop early and keep the best epoch's weights, and decay the weights (weight_decay = {WEIGHT_DECAY}, Keras AdamW's default); dropout, more data or augmentation also help, and cross-validation (descent cv) chooses among them"),
+                None => "stop early and keep the best epoch's weights; also consider stronger weight decay, dropout, more data or augmentation, and cross-validation (descent cv) to choose among them".into(),
+            },
+            edits: std::iter::once(edit).chain(decay).collect(),
         });
     }
 
@@ -432,6 +445,42 @@ fn underfit(run: &RunRecord, suggest: &mut dyn FnMut(f64) -> (f64, String), fina
             edits,
         });
     }
+    let with_params: Vec<&crate::train::LayerSeries> = t.layers.iter().filter(|l| l.parameters > 0).collect();
+    let (first, last) = (with_params.first().map(|l| tail(&l.grad_norm)), with_params.last().map(|l| tail(&l.grad_norm)));
+    let saturated = t.layers.iter().filter_map(|l| l.saturated_fraction.last().filter(|s| s.is_finite()).map(|s| (l, *s as f64))).max_by(|a, b| a.1.total_cmp(&b.1));
+    let vanishing = matches!((first, last), (Some(f), Some(l)) if with_params.len() >= 3 && l > 0.0 && f / l < 1e-3);
+    if stuck && (vanishing || saturated.is_some_and(|(_, s)| s > 0.5)) {
+        let mut evidence = vec![loss_evidence];
+        if let (Some(f), Some(l)) = (first, last) {
+            evidence.push(format!("gradient norm of the first layer {f:.2e}, of the last {l:.2e} ({:.1e} of it; median of the second half of training)", f / l));
+        }
+        if let Some((l, s)) = saturated.filter(|(_, s)| *s >= 0.1) {
+            evidence.push(format!("{:.0}% of '{}' outputs saturated ({})", 100.0 * s, l.name, l.activation.as_deref().unwrap_or("")));
+        }
+        // The hidden sigmoid/tanh layers become relu with He initialization; the output
+        // layer keeps its activation (a sigmoid there is the model's output, not a cause).
+        let mut edits = Vec::new();
+        if let Some(toml::Value::Array(layers)) = run.config.get("model").and_then(|m| m.get("layers")) {
+            for (i, l) in layers.iter().enumerate().take(layers.len().saturating_sub(1)) {
+                if matches!(l.get("activation").and_then(|a| a.as_str()), Some("sigmoid" | "tanh")) {
+                    edits.push(Edit::set(&format!("model.layers[{i}].activation"), "relu"));
+                    edits.push(Edit::set(&format!("model.layers[{i}].kernel_initializer"), "he_normal"));
+                }
+            }
+        }
+        return Some(Finding {
+            problem: Problem::Underfit,
+            code: "vanishing_gradients",
+            title: "gradients vanish before they reach the first layers".into(),
+            evidence,
+            cause: "saturating activations or a deep stack without normalization shrink the gradient layer by layer".into(),
+            fix: match edits.is_empty() {
+                false => "replace the saturating hidden activations with relu and he_normal initialization (or add batch or layer normalization, or residual connections)".into(),
+                true => "add batch or layer normalization between the layers, or residual connections (or use gelu with he_normal initialization)".into(),
+            },
+            edits,
+        });
+    }
     let ratios: Vec<f64> = t.layers.iter().filter(|l| l.parameters > 0).map(|l| tail(&l.update_ratio)).filter(|r| r.is_finite()).collect();
     let ratio = median(ratios.iter().copied());
     if ratio.is_finite() && ratio < 1e-4 && stuck {
@@ -445,28 +494,6 @@ fn underfit(run: &RunRecord, suggest: &mut dyn FnMut(f64) -> (f64, String), fina
             cause: format!("learning rate {lr:e} makes each step change the weights by about {ratio:.0e} of their size"),
             fix: format!("raise the learning rate to {new_lr:e} ({why})"),
             edits: vec![Edit::set("compile.optimizer.learning_rate", new_lr)],
-        });
-    }
-    let with_params: Vec<&crate::train::LayerSeries> = t.layers.iter().filter(|l| l.parameters > 0).collect();
-    let (first, last) = (with_params.first().map(|l| tail(&l.grad_norm)), with_params.last().map(|l| tail(&l.grad_norm)));
-    let saturated = t.layers.iter().filter_map(|l| l.saturated_fraction.last().filter(|s| s.is_finite()).map(|s| (l, *s as f64))).max_by(|a, b| a.1.total_cmp(&b.1));
-    let vanishing = matches!((first, last), (Some(f), Some(l)) if with_params.len() >= 3 && l > 0.0 && f / l < 1e-3);
-    if stuck && (vanishing || saturated.is_some_and(|(_, s)| s > 0.5)) {
-        let mut evidence = vec![loss_evidence];
-        if let (Some(f), Some(l)) = (first, last) {
-            evidence.push(format!("gradient norm of the first layer {f:.2e}, of the last {l:.2e}"));
-        }
-        if let Some((l, s)) = saturated {
-            evidence.push(format!("{:.0}% of '{}' outputs saturated ({})", 100.0 * s, l.name, l.activation.as_deref().unwrap_or("")));
-        }
-        return Some(Finding {
-            problem: Problem::Underfit,
-            code: "vanishing_gradients",
-            title: "gradients vanish before they reach the first layers".into(),
-            evidence,
-            cause: "saturating activations or a deep stack without normalization shrink the gradient layer by layer".into(),
-            fix: "use relu (or gelu) with he_normal initialization, add batch or layer normalization, or residual connections".into(),
-            edits: Vec::new(),
         });
     }
     let trend = if val.iter().all(|v| v.is_finite()) && !val.is_empty() { val } else { losses };
@@ -493,7 +520,7 @@ fn underfit(run: &RunRecord, suggest: &mut dyn FnMut(f64) -> (f64, String), fina
             let dense: Vec<usize> = layers.iter().enumerate().filter(|(_, l)| l.get("type").and_then(|t| t.as_str()) == Some("dense")).map(|(i, _)| i).collect();
             for &i in dense.iter().take(dense.len().saturating_sub(1)) {
                 if let Some(u) = layers[i].get("units").and_then(|u| u.as_integer()) {
-                    edits.push(Edit::set(&format!("model.layers[{i}].units"), u * 2));
+                    edits.push(Edit::set(&format!("model.layers[{i}].units"), u * 4));
                 }
             }
         }
@@ -503,7 +530,7 @@ fn underfit(run: &RunRecord, suggest: &mut dyn FnMut(f64) -> (f64, String), fina
             title: "the model cannot fit the training data".into(),
             evidence: vec![loss_evidence, format!("the loss levelled off with healthy updates (median update/weight ratio {ratio:.1e})")],
             cause: "too little capacity for the task".into(),
-            fix: "widen the hidden layers (twice the units) or add a layer".into(),
+            fix: "widen the hidden layers (four times the units) or add a layer".into(),
             edits,
         });
     }

@@ -142,6 +142,7 @@ fn a_large_model_on_a_tiny_training_set_overfits_and_early_stopping_helps() {
     text = edit(&text, "validation_split = 0.1", "validation_split = 0.3");
     let (findings, bad, fixed) = closed_loop("overfit", &text);
     assert_eq!(codes(&findings), ["overfit"], "{}", findings[0]);
+    assert_eq!(findings[0].edits[1], Edit::set("compile.optimizer.weight_decay", 0.004), "early stopping, then weight decay");
     // The number that showed it is the held-out loss: it falls with the best epoch kept.
     let (before, after) = (bad.test.get("loss").unwrap(), fixed.test.get("loss").unwrap());
     eprintln!("overfit: held-out loss {before:.4} → {after:.4} ({} epochs)", fixed.history.epochs.len());
@@ -224,4 +225,47 @@ fn fixed_lr(f: &Finding) -> f64 {
 
 fn fixed_accuracy(run: &RunSummary) -> f64 {
     run.test.get("accuracy").unwrap()
+}
+
+#[test]
+fn a_deep_sigmoid_stack_has_vanishing_gradients_and_relu_fixes_it() {
+    // Eight 32-unit sigmoid layers under plain SGD: the first layer's gradient is
+    // ~1e-5 of the last's, and the loss stays at the class prior's.
+    let hidden = "  { type = \"dense\", units = 32, activation = \"sigmoid\" },\n".repeat(8);
+    let mut text = edit(&classic(), "  { type = \"dense\", units = 64, activation = \"relu\" },\n", &hidden);
+    text = edit(&text, "{ name = \"adam\", learning_rate = 0.001 }", "{ name = \"sgd\", learning_rate = 0.01 }");
+    let (findings, bad, fixed) = closed_loop("vanishing", &text);
+    assert_eq!(codes(&findings), ["vanishing_gradients"], "{}", findings[0]);
+    // Every hidden layer becomes relu with He initialization; the output keeps none.
+    assert_eq!(findings[0].edits.len(), 16, "{}", findings[0]);
+    assert_eq!(findings[0].edits[0], Edit::set("model.layers[0].activation", "relu"));
+    let (before, after) = (bad.test.get("loss").unwrap(), fixed.test.get("loss").unwrap());
+    eprintln!("vanishing gradients: held-out loss {before:.4} → {after:.4}");
+    assert!(before > 2.2 && after < 0.6 * before, "held-out loss {before} → {after}");
+}
+
+#[test]
+fn a_one_unit_bottleneck_lacks_capacity_and_widening_it_helps() {
+    // One hidden ReLU unit for ten classes: healthy updates, a loss that levels off
+    // near the prior's.
+    let text = edit(&classic(), "units = 64, activation = \"relu\"", "units = 1, activation = \"relu\"");
+    let (findings, bad, fixed) = closed_loop("capacity", &text);
+    assert_eq!(codes(&findings), ["too_little_capacity"], "{}", findings[0]);
+    assert_eq!(findings[0].edits, [Edit::set("model.layers[0].units", 4)]);
+    let (before, after) = (final_loss(&bad), final_loss(&fixed));
+    eprintln!("too little capacity: final training loss {before:.4} → {after:.4}");
+    assert!(after < 0.85 * before, "final training loss {before} → {after}");
+}
+
+#[test]
+fn a_run_stopped_while_still_improving_is_told_to_train_longer() {
+    // Plain SGD for 3 epochs: the validation loss still falls by a fifth each epoch.
+    let mut text = edit(&classic(), "{ name = \"adam\", learning_rate = 0.001 }", "{ name = \"sgd\", learning_rate = 0.01 }");
+    text = edit(&text, "epochs = 10\n", "epochs = 3\n");
+    let (findings, bad, fixed) = closed_loop("improving", &text);
+    assert_eq!(codes(&findings), ["still_improving"], "{}", findings[0]);
+    assert_eq!(findings[0].edits, [Edit::set("fit.epochs", 6)]);
+    let (before, after) = (bad.test.get("loss").unwrap(), fixed.test.get("loss").unwrap());
+    eprintln!("still improving: held-out loss {before:.4} → {after:.4}");
+    assert!(after < 0.8 * before, "held-out loss {before} → {after}");
 }
