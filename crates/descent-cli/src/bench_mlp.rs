@@ -252,17 +252,9 @@ pub fn mlp(workload: &str, rounds: usize, python: Option<&Path>, out_dir: &Path)
 /// STREAM triad over 2^25 floats. Returns (GFLOP/s, GB/s).
 pub fn ceilings(print: bool) -> (f64, f64) {
     use descent::tensor::kernels::bandwidth::triad;
-    use descent::tensor::kernels::matmul::matmul;
+    use descent::tensor::kernels::matmul::sgemm_ceiling_gflops;
     let n = 2048;
-    let a: Vec<f32> = (0..n * n).map(|i| ((i % 17) as f32 - 8.0) * 0.01).collect();
-    let b: Vec<f32> = (0..n * n).map(|i| ((i % 13) as f32 - 6.0) * 0.01).collect();
-    let mut c = vec![0.0f32; n * n];
-    let mut gemm = Vec::new();
-    for _ in 0..5 {
-        let t = Instant::now();
-        matmul(&mut c, &a, &b, n, n, n, false, false, false);
-        gemm.push(2.0 * (n * n * n) as f64 / t.elapsed().as_secs_f64() / 1e9);
-    }
+    let ours = sgemm_ceiling_gflops(n, 5);
     let len = 1 << 25;
     let (mut x, y, z) = (descent::tensor::alloc::zeroed(len), descent::tensor::alloc::filled(len, 1.0), descent::tensor::alloc::filled(len, 2.0));
     let mut stream = Vec::new();
@@ -271,8 +263,7 @@ pub fn ceilings(print: bool) -> (f64, f64) {
         triad(&mut x, &y, &z, 3.0);
         stream.push(12.0 * len as f64 / t.elapsed().as_secs_f64() / 1e9);
     }
-    let ours = median(gemm);
-    let crate_gemm = crate_gemm_gflops(&a, &b, &mut c, n);
+    let crate_gemm = crate_gemm_gflops(n);
     let s = median(stream);
     if print {
         let other = crate_gemm.map_or(" (build with --features compare-gemm to also measure the gemm crate)".to_string(), |g| format!(", gemm crate {g:.1}"));
@@ -283,7 +274,11 @@ pub fn ceilings(print: bool) -> (f64, f64) {
 
 /// The `gemm` crate (x86-v4 kernels) on the same product, when built with `compare-gemm`.
 #[cfg(feature = "compare-gemm")]
-fn crate_gemm_gflops(a: &[f32], b: &[f32], c: &mut [f32], n: usize) -> Option<f64> {
+fn crate_gemm_gflops(n: usize) -> Option<f64> {
+    // The operands of descent's own measurement (`sgemm_ceiling_gflops`).
+    let a: Vec<f32> = (0..n * n).map(|i| ((i % 17) as f32 - 8.0) * 0.01).collect();
+    let b: Vec<f32> = (0..n * n).map(|i| ((i % 13) as f32 - 6.0) * 0.01).collect();
+    let mut c = vec![0.0f32; n * n];
     let threads = rayon::current_num_threads();
     let mut runs = Vec::new();
     for _ in 0..5 {
@@ -301,6 +296,6 @@ fn crate_gemm_gflops(a: &[f32], b: &[f32], c: &mut [f32], n: usize) -> Option<f6
 }
 
 #[cfg(not(feature = "compare-gemm"))]
-fn crate_gemm_gflops(_a: &[f32], _b: &[f32], _c: &mut [f32], _n: usize) -> Option<f64> {
+fn crate_gemm_gflops(_n: usize) -> Option<f64> {
     None
 }

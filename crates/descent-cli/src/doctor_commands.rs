@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use descent::experiment::doctor::{diagnose, experiment_baseline, fixed_experiment, Consult, RunRecord};
+use descent::experiment::doctor::{diagnose, experiment_baseline, fixed_experiment, machine_ceiling, Consult, RunRecord};
 use descent::experiment::{Experiment, LrFindOptions, LrFinding};
 use descent::io::write_atomic;
 use descent::Result;
@@ -23,7 +23,8 @@ pub fn doctor(run: &Path, fix: Option<&Path>, lr_find: bool) -> Result<()> {
             }
         })
     };
-    let consult = Consult { lr_find: if lr_find { Some(&mut range_test) } else { None }, baseline: experiment_baseline(exp) };
+    let mut ceiling = || machine_ceiling(&record);
+    let consult = Consult { lr_find: if lr_find { Some(&mut range_test) } else { None }, baseline: experiment_baseline(exp), ceiling: Some(&mut ceiling) };
     let findings = diagnose(&record, consult);
     match &record.status {
         Some(s) => println!("run {} ({s}, no model saved)", run.display()),

@@ -20,3 +20,5 @@ mod gradcheck_conv;
 mod gradcheck_attention;
 #[cfg(test)]
 mod conv_reference_tests;
+#[cfg(test)]
+mod flops_tests;

@@ -184,6 +184,32 @@ impl Tape {
         self.nodes[v.idx()].shape
     }
 
+    /// The arithmetic of the recorded forward pass in FLOPs (a multiply-add is 2): its
+    /// dense, convolution, matrix-product and attention ops, which hold nearly all of
+    /// a model's work (elementwise ops are memory-bound and not counted). Causal
+    /// attention is counted whole, as the bench's GPT count does. A training step is
+    /// about three times this: backward computes two products per forward one.
+    pub fn forward_flops(&self) -> f64 {
+        let last = |s: Shape| s.dims().last().copied().unwrap_or(1).max(1) as f64;
+        let macs = |n: &Node| -> f64 {
+            let out = n.shape.numel() as f64;
+            match n.op {
+                // Each output of a dense or channels-last convolution reads one
+                // kernel column: the kernel's size over its output width.
+                Op::Dense { w, .. } | Op::Conv2d { w, .. } => out * self.shape(w).numel() as f64 / last(n.shape),
+                Op::MatMul { a, .. } | Op::BatchedMatMul { a, .. } => out * last(self.shape(a)),
+                // q·kᵀ then the weights times v: Tk multiply-adds per query and per
+                // output element.
+                Op::Attention { q, k, .. } => {
+                    let tk = self.shape(k).dims().get(1).copied().unwrap_or(0) as f64;
+                    (self.shape(q).numel() as f64 + out) * tk
+                }
+                _ => 0.0,
+            }
+        };
+        self.nodes[..self.len].iter().map(|n| 2.0 * macs(n)).sum()
+    }
+
     /// The value of `v` (parameters are read from `store`).
     pub fn value<'a>(&'a self, store: &'a ParamStore, v: Var) -> HostRef<'a> {
         B::host(self.device_value(store, v))

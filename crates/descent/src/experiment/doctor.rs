@@ -24,7 +24,11 @@
 //! - **overfit**: the validation loss rose ≥ 10% above its best, ≥ 2 epochs after it,
 //!   while the training loss fell (the gap widening) — early stopping with the best
 //!   weights restored and decoupled weight decay; dropout, more data or augmentation.
-//! - **slow**: more than 30% of the time waiting for data; a batch under 8 samples.
+//! - **slow**: more than 30% of the time waiting for data; a batch under 8 samples;
+//!   training steps below 5% of the machine's matrix-multiply ceiling (3× the forward
+//!   pass's FLOPs a sample, over the time not spent waiting for data, against sgemm
+//!   measured on this machine when it is the run's) — the telemetry sampling too often,
+//!   or a batch too small for the model's work.
 //!
 //! The spike and overfitting rules are `train::warning_signs`', which `fit` also
 //! applies live to warn as they happen.
@@ -239,6 +243,9 @@ pub struct Consult<'a> {
     pub lr_find: Option<&'a mut dyn FnMut() -> Option<f64>>,
     /// The trivial baseline's loss on the training data (class prior, targets' mean).
     pub baseline: Option<f64>,
+    /// The machine's matrix-multiply ceiling in GFLOP/s (`machine_ceiling`), measured
+    /// only when the run trained long enough to judge its speed (`None`: not judged).
+    pub ceiling: Option<&'a mut dyn FnMut() -> Option<f64>>,
 }
 
 /// Names the problems of a run; a healthy run gets none.
@@ -399,18 +406,103 @@ pub fn diagnose(run: &RunRecord, mut consult: Consult) -> Vec<Finding> {
             edits,
         });
     }
+    let throughput = consult.ceiling.as_mut().and_then(|measure| Throughput::of(t, measure));
+    let rate_evidence = throughput.as_ref().map(|r| r.to_string());
     if t.batch_size < 8 && t.samples_per_epoch >= 64 {
         findings.push(Finding {
             problem: Problem::Slow,
             code: "batch_too_small",
             title: "the batch is too small to use the cores".into(),
-            evidence: vec![format!("batch_size {} on {} threads", t.batch_size, t.machine.threads)],
+            evidence: std::iter::once(format!("batch_size {} on {} threads", t.batch_size, t.machine.threads)).chain(rate_evidence).collect(),
             cause: "each step's work is too small to split across threads; per-step overhead dominates".into(),
             fix: "train with batches of 32 (and tune the learning rate for it)".into(),
             edits: vec![Edit::set("fit.batch_size", 32)],
         });
+    } else if let Some(r) = throughput.filter(|r| r.share() < FAR_BELOW_CEILING) {
+        // The recorder's own share first: it is the cause a setting removes outright.
+        let sampling = t.sampling_seconds / r.seconds;
+        let (cause, fix, edits) = if sampling > 0.2 {
+            let every = (t.every * 10).max(50);
+            (
+                format!("the telemetry samples every {} steps and its per-layer statistics took {:.0}% of the training time", t.every, 100.0 * sampling),
+                format!("sample less often: telemetry_every = {every}"),
+                vec![Edit::set("fit.telemetry_every", every as i64)],
+            )
+        } else {
+            let batch = (t.batch_size * 4).min(t.samples_per_epoch.max(1)).max(t.batch_size);
+            (
+                format!("the work of a step ({:.2e} FLOPs at batch_size {}) is too small for the cores: per-op overhead and memory traffic dominate the products", 3.0 * t.forward_flops_per_sample * t.batch_size as f64, t.batch_size),
+                format!("train with batches of {batch}, and retune the learning rate for them (descent lr-find)"),
+                vec![Edit::set("fit.batch_size", batch as i64)],
+            )
+        };
+        findings.push(Finding {
+            problem: Problem::Slow,
+            code: "below_ceiling",
+            title: "throughput is far below this machine's ceiling".into(),
+            evidence: vec![r.to_string()],
+            cause,
+            fix,
+            edits,
+        });
     }
     findings
+}
+
+/// Below this share of the machine's matrix-multiply ceiling a run is slow: a healthy
+/// small model reaches far more (the classic example, 9.5 kFLOP a sample, reaches
+/// 49 GFLOP/s = 24% of this machine's 203; at batch 1 it reaches 2.3%).
+const FAR_BELOW_CEILING: f64 = 0.05;
+
+/// Training shorter than this is not judged for speed: thread wake-ups and timer
+/// granularity dominate it, and a run that short is not slow in any way that matters.
+const SHORTEST_TIMED_SECONDS: f64 = 0.5;
+
+/// What a run's training steps reached against the machine's ceiling.
+struct Throughput {
+    gflops: f64,
+    ceiling: f64,
+    seconds: f64,
+}
+
+impl Throughput {
+    /// From the telemetry's FLOP count and timings (the time waiting for data left
+    /// out: that is the data-bound rule's) and the ceiling `measure` gives on this
+    /// machine; `None` when the run recorded no FLOPs or trained too briefly.
+    fn of(t: &Telemetry, measure: &mut dyn FnMut() -> Option<f64>) -> Option<Throughput> {
+        let (seconds, waiting) = t.epochs.iter().fold((0.0, 0.0), |(s, w), e| (s + e.seconds, w + e.data_seconds));
+        let computing = seconds - waiting;
+        let samples: usize = t.epochs.iter().map(|e| (e.steps * t.batch_size).min(t.samples_per_epoch)).sum();
+        if t.forward_flops_per_sample <= 0.0 || computing < SHORTEST_TIMED_SECONDS || samples == 0 {
+            return None;
+        }
+        let ceiling = measure().filter(|c| c.is_finite() && *c > 0.0)?;
+        Some(Throughput { gflops: 3.0 * t.forward_flops_per_sample * samples as f64 / computing / 1e9, ceiling, seconds: computing })
+    }
+
+    fn share(&self) -> f64 {
+        self.gflops / self.ceiling
+    }
+}
+
+impl std::fmt::Display for Throughput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "training reached {:.2} GFLOP/s (3× the forward pass's products), {:.1}% of this machine's {:.0} GFLOP/s matrix-multiply ceiling",
+            self.gflops,
+            100.0 * self.share(),
+            self.ceiling
+        )
+    }
+}
+
+/// This machine's matrix-multiply ceiling, when it is the machine `run` trained on
+/// (same processor, SIMD level and thread count): a ceiling measured elsewhere says
+/// nothing about the run's speed.
+pub fn machine_ceiling(run: &RunRecord) -> Option<f64> {
+    let here = crate::train::Machine::current();
+    (here == run.telemetry.machine).then(|| crate::tensor::kernels::matmul::sgemm_ceiling_gflops(1024, 5))
 }
 
 /// The underfit finding, with its most specific cause.

@@ -37,7 +37,8 @@ fn scratch(name: &str) -> PathBuf {
 fn consult(record: &RunRecord) -> Vec<Finding> {
     let exp = &record.experiment;
     let mut range_test = || exp.lr_find(&LrFindOptions::default()).ok().map(|f| f.valley);
-    diagnose(record, Consult { lr_find: Some(&mut range_test), baseline: experiment_baseline(exp) })
+    let mut ceiling = || machine_ceiling(record);
+    diagnose(record, Consult { lr_find: Some(&mut range_test), baseline: experiment_baseline(exp), ceiling: Some(&mut ceiling) })
 }
 
 fn codes(findings: &[Finding]) -> Vec<&'static str> {
@@ -208,7 +209,7 @@ fn a_slow_data_pipeline_is_named_and_loading_into_memory_removes_the_wait() {
     model.fit_stream(&mut source, FitOptions { epochs: 10, batch_size: 32, verbose: 0, telemetry: Some(&mut telemetry), ..Default::default() }).unwrap();
     let config: toml::Table = streamed_text.parse().unwrap();
     let record = RunRecord { dir: dir.clone(), experiment: streamed, config, telemetry, status: None };
-    let findings = diagnose(&record, Consult { lr_find: None, baseline: None });
+    let findings = diagnose(&record, Consult { lr_find: None, baseline: None, ceiling: None });
     assert_eq!(codes(&findings), ["data_bound"], "{}", findings.iter().map(|f| f.to_string()).collect::<String>());
     assert_eq!(findings[0].edits, [Edit::set("data.stream", false)]);
     let before = data_share(&record.telemetry);
@@ -268,4 +269,57 @@ fn a_run_stopped_while_still_improving_is_told_to_train_longer() {
     let (before, after) = (bad.test.get("loss").unwrap(), fixed.test.get("loss").unwrap());
     eprintln!("still improving: held-out loss {before:.4} → {after:.4}");
     assert!(after < 0.8 * before, "held-out loss {before} → {after}");
+}
+
+/// A real run of the classic example whose steps are made to look slow: its epoch
+/// times scaled by `slowdown` and `sampling` of the training time spent on telemetry,
+/// diagnosed against a ceiling of `ceiling` GFLOP/s: the findings, and how many times
+/// the ceiling was measured.
+fn slowed_classic(name: &str, slowdown: f64, sampling: f64, ceiling: f64) -> (Vec<Finding>, usize) {
+    let dir = scratch(name);
+    let summary = run(&dir, name, &classic()).unwrap();
+    let mut record = RunRecord::load(&summary.dir).unwrap();
+    let t = &mut record.telemetry;
+    assert!(t.forward_flops_per_sample > 0.0, "the run recorded its FLOPs");
+    for e in &mut t.epochs {
+        e.seconds *= slowdown;
+        e.data_seconds *= slowdown;
+    }
+    let computing: f64 = t.epochs.iter().map(|e| e.seconds - e.data_seconds).sum();
+    t.sampling_seconds = sampling * computing;
+    let mut measured = 0;
+    let mut measure = || {
+        measured += 1;
+        Some(ceiling)
+    };
+    let findings = diagnose(&record, Consult { lr_find: None, baseline: None, ceiling: Some(&mut measure) });
+    (findings, measured)
+}
+
+#[test]
+fn a_run_far_below_the_machine_ceiling_is_told_to_use_larger_batches() {
+    // The classic example's forward pass is 2·(64·64 + 64·10) = 9.5 kFLOP a sample;
+    // ×3 for the backward pass, 1,293 samples × 10 epochs in ~2 s when slowed 200×,
+    // against a 1000 GFLOP/s ceiling: ~0.02%, far below 5%.
+    let (findings, _) = slowed_classic("ceiling", 200.0, 0.01, 1000.0);
+    assert_eq!(codes(&findings), ["below_ceiling"], "{}", findings.iter().map(|f| f.to_string()).collect::<String>());
+    assert_eq!(findings[0].problem, Problem::Slow);
+    assert_eq!(findings[0].edits, [Edit::set("fit.batch_size", 128)], "four times the batch of 32");
+    assert!(findings[0].evidence[0].contains("of this machine's 1000 GFLOP/s"), "{}", findings[0]);
+}
+
+#[test]
+fn a_run_slowed_by_its_own_telemetry_is_told_to_sample_less_often() {
+    let (findings, _) = slowed_classic("sampling", 200.0, 0.6, 1000.0);
+    assert_eq!(codes(&findings), ["below_ceiling"], "{}", findings.iter().map(|f| f.to_string()).collect::<String>());
+    assert!(findings[0].cause.contains("60%"), "{}", findings[0]);
+    assert_eq!(findings[0].edits, [Edit::set("fit.telemetry_every", 500)], "ten times the 50 steps between samples");
+}
+
+#[test]
+fn a_run_near_the_ceiling_or_too_short_to_time_is_not_called_slow() {
+    // Unscaled, the classic trains in ~10 ms: too briefly to judge, so nothing is measured.
+    assert_eq!(slowed_classic("brief", 1.0, 0.0, 1000.0), (Vec::new(), 0));
+    // Slowed, but against a ceiling it reaches more than 5% of.
+    assert_eq!(slowed_classic("near", 200.0, 0.0, 0.01), (Vec::new(), 1));
 }

@@ -60,7 +60,8 @@ pub fn run_report(dir: &Path) -> Result<String> {
     html += "</table></section>\n";
 
     // --- the doctor -------------------------------------------------------------------
-    let findings = diagnose(&record, Consult { lr_find: None, baseline: experiment_baseline(exp) });
+    let mut ceiling = || super::doctor::machine_ceiling(&record);
+    let findings = diagnose(&record, Consult { lr_find: None, baseline: experiment_baseline(exp), ceiling: Some(&mut ceiling) });
     html += "<section id=\"findings\"><h2>The doctor's findings</h2>\n";
     if findings.is_empty() {
         html += "<p class=\"healthy\">No findings: training looks healthy (stable, fitting, not overfitting, not waiting for data).</p>\n";

@@ -59,6 +59,10 @@ pub struct Telemetry {
     /// recorder's own cost, beside the epochs' `seconds`.
     #[serde(default)]
     pub sampling_seconds: f64,
+    /// FLOPs of one sample's forward pass (`Tape::forward_flops` at the first sample over
+    /// its rows); a training step does about 3× this. 0 when not recorded.
+    #[serde(default)]
+    pub forward_flops_per_sample: f64,
     #[serde(skip)]
     probe: Probe,
 }
@@ -69,6 +73,13 @@ pub struct Machine {
     pub threads: usize,
     pub simd: String,
     pub cpu: String,
+}
+
+impl Machine {
+    /// This machine, as `fit` records it.
+    pub fn current() -> Machine {
+        Machine { threads: rayon::current_num_threads(), simd: format!("{:?}", crate::tensor::kernels::simd_level()), cpu: cpu_name() }
+    }
 }
 
 /// The optimizer's name and the options the doctor reasons about.
@@ -202,7 +213,7 @@ impl Telemetry {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn begin(&mut self, net: &Network, optimizer: &dyn crate::optim::Optimizer, batch: usize, samples: usize, steps_per_epoch: usize, epochs: usize, start_epoch: usize) {
         let options = optimizer.config().options;
-        self.machine = Machine { threads: rayon::current_num_threads(), simd: format!("{:?}", crate::tensor::kernels::simd_level()), cpu: cpu_name() };
+        self.machine = Machine::current();
         self.optimizer = OptimizerInfo {
             name: optimizer.name().to_string(),
             clipnorm: options.clipnorm,
@@ -261,11 +272,14 @@ impl Telemetry {
 
     /// Between backward and the update of a sampled step: gradient and weight norms per
     /// layer, activation statistics from the tape, and a copy of the weights.
-    pub(crate) fn before_update(&mut self, net: &Network, tape: &Tape) {
+    pub(crate) fn before_update(&mut self, net: &Network, tape: &Tape, rows: usize) {
         if !self.probe.sampling {
             return;
         }
         let started = std::time::Instant::now();
+        if self.forward_flops_per_sample == 0.0 && rows > 0 {
+            self.forward_flops_per_sample = tape.forward_flops() / rows as f64;
+        }
         let store = &net.store;
         let mut total = 0.0f64;
         for ((i, ids), series) in self.probe.layers.iter().zip(&mut self.layers) {

@@ -151,7 +151,7 @@ impl Trainer {
     fn after_backward(&mut self, net: &mut Network, loss: Var, n: usize, metrics: &mut [MetricState], mut telemetry: Option<&mut Telemetry>, parallel: Option<&mut DataParallel>) -> f64 {
         reduce_gradients(net, parallel);
         if let Some(t) = telemetry.as_deref_mut() {
-            t.before_update(net, &self.tape);
+            t.before_update(net, &self.tape, n);
         }
         let penalty = self.apply_gradients(net);
         if let Some(t) = telemetry {

@@ -32,6 +32,25 @@ pub fn matmul(
     gemm(c, MatRef { data: a, rs: a_rs, cs: a_cs }, MatRef { data: b, rs: b_rs, cs: b_cs }, m, k, n, accumulate, parallel);
 }
 
+/// This machine's matrix-multiply ceiling in GFLOP/s: the median of `repeats` products
+/// of two `n`×`n` matrices with this kernel, on the current thread pool. 2048 is the
+/// bench's size (`descent bench w0`); 1024 reads within a few percent of it in an
+/// eighth of the time, which is what the doctor measures.
+pub fn sgemm_ceiling_gflops(n: usize, repeats: usize) -> f64 {
+    let a: Vec<f32> = (0..n * n).map(|i| ((i % 17) as f32 - 8.0) * 0.01).collect();
+    let b: Vec<f32> = (0..n * n).map(|i| ((i % 13) as f32 - 6.0) * 0.01).collect();
+    let mut c = vec![0.0f32; n * n];
+    let mut rates: Vec<f64> = (0..repeats.max(1))
+        .map(|_| {
+            let t = std::time::Instant::now();
+            matmul(&mut c, &a, &b, n, n, n, false, false, false);
+            2.0 * (n * n * n) as f64 / t.elapsed().as_secs_f64() / 1e9
+        })
+        .collect();
+    rates.sort_by(f64::total_cmp);
+    rates[rates.len() / 2]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
