@@ -571,12 +571,13 @@ fn compare(py: Python<'_>, paths: Vec<String>, optimizers: Vec<String>, metric: 
 #[pyfunction]
 #[pyo3(signature = (run, lr_find=false))]
 fn doctor(py: Python<'_>, run: &str, lr_find: bool) -> PyResult<String> {
-    use descent::experiment::doctor::{diagnose, experiment_baseline, Consult, RunRecord};
+    use descent::experiment::doctor::{diagnose, experiment_baseline, machine_ceiling, Consult, RunRecord};
     let record = RunRecord::load(Path::new(run)).map_err(raise)?;
     let findings = py.detach(|| {
         let exp = &record.experiment;
         let mut range_test = || exp.lr_find(&descent::experiment::LrFindOptions::default()).ok().map(|f| f.valley);
-        diagnose(&record, Consult { lr_find: if lr_find { Some(&mut range_test) } else { None }, baseline: experiment_baseline(exp) })
+        let mut ceiling = || machine_ceiling(&record);
+        diagnose(&record, Consult { lr_find: if lr_find { Some(&mut range_test) } else { None }, baseline: experiment_baseline(exp), ceiling: Some(&mut ceiling) })
     });
     let list: Vec<serde_json::Value> = findings
         .iter()
