@@ -350,6 +350,9 @@ impl descent::distributed::Communicator for NoGroup {
     fn sum_in_place(&mut self, _: usize, _: &mut [f32], _: f32) {
         match *self {}
     }
+    fn replica_sum(&mut self) -> Box<dyn descent::autograd::ReplicaSum> {
+        match *self {}
+    }
 }
 
 fn main() -> ExitCode {

@@ -201,6 +201,42 @@ impl MpiGroup {
     }
 }
 
+/// Sums `values` over the ranks of `comm`: every rank's values gathered, then added up
+/// rank by rank, so every rank gets the same bits every time (`MPI_Allreduce`
+/// promises neither). `gathered` is scratch, kept between calls.
+fn sum_in_rank_order(comm: &SimpleCommunicator, size: usize, values: &mut [f64], gathered: &mut Vec<f64>) {
+    let n = values.len();
+    gathered.resize(n * size, 0.0);
+    comm.all_gather_into(&*values, &mut gathered[..]);
+    values.copy_from_slice(&gathered[..n]);
+    for r in 1..size {
+        for (v, g) in values.iter_mut().zip(&gathered[r * n..(r + 1) * n]) {
+            *v += *g;
+        }
+    }
+}
+
+/// Synchronized batch norm's sums over the ranks, on the world communicator: they run
+/// inside forward and backward, where no other blocking collective does, so every rank
+/// issues the world's collectives in the same order (a rank without rows in a step
+/// replays them with zeros).
+struct ReplicaStats {
+    world: SimpleCommunicator,
+    size: usize,
+    gathered: Vec<f64>,
+}
+
+// SAFETY: an MPI communicator handle is an identifier valid on any thread. MPI runs
+// with MPI_THREAD_FUNNELED: only the main thread calls it, and the tape holding this
+// runs every training step, where these sums are taken, on the main thread.
+unsafe impl Send for ReplicaStats {}
+
+impl descent::autograd::ReplicaSum for ReplicaStats {
+    fn sum(&mut self, values: &mut [f64]) {
+        sum_in_rank_order(&self.world, self.size, values, &mut self.gathered);
+    }
+}
+
 impl Communicator for MpiGroup {
     fn rank(&self) -> usize {
         self.rank
@@ -211,16 +247,12 @@ impl Communicator for MpiGroup {
 
     fn sum(&mut self, values: &mut [f64]) {
         let t = Instant::now();
-        let n = values.len();
-        self.gathered.resize(n * self.size, 0.0);
-        self.world.all_gather_into(&*values, &mut self.gathered[..]);
-        values.copy_from_slice(&self.gathered[..n]);
-        for r in 1..self.size {
-            for (v, g) in values.iter_mut().zip(&self.gathered[r * n..(r + 1) * n]) {
-                *v += *g;
-            }
-        }
+        sum_in_rank_order(&self.world, self.size, values, &mut self.gathered);
         self.seconds += t.elapsed().as_secs_f64();
+    }
+
+    fn replica_sum(&mut self) -> Box<dyn descent::autograd::ReplicaSum> {
+        Box::new(ReplicaStats { world: SimpleCommunicator::world(), size: self.size, gathered: Vec::new() })
     }
 
     fn gather_all(&mut self, local: &[u8]) -> Vec<Vec<u8>> {

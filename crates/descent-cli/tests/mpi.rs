@@ -155,6 +155,37 @@ fn a_bucket_reduced_while_backward_runs_gives_what_one_process_trains() {
     });
 }
 
+/// Dense (no bias: batch norm removes it) → BatchNormalization → tanh → Dense, with
+/// SGD and momentum (smooth units and no per-weight rescaling, as the bucket test
+/// explains), batch norm `synchronized` or not.
+fn with_batch_norm(toml: String, synchronized: bool) -> String {
+    let bn = format!(r#"units = 32, use_bias = false }}, {{ type = "batch_normalization", synchronized = {synchronized} }}, {{ type = "activation", activation = "tanh" }}"#);
+    let edited = toml
+        .replace(r#"units = 32, activation = "relu" }"#, &bn)
+        .replace(r#"{ name = "adam", learning_rate = 0.005 }"#, r#"{ name = "sgd", learning_rate = 0.05, momentum = 0.9 }"#);
+    assert!(edited.contains("batch_normalization") && edited.contains("momentum"), "{edited}");
+    edited
+}
+
+#[test]
+fn synchronized_batch_norm_over_ranks_trains_what_one_process_trains_with_the_whole_batch() {
+    // Every rank normalizes with the statistics of the whole global batch (two sums
+    // over the ranks in forward, one in backward), so N ranks give one process's
+    // weights and moving statistics, the uneven last batch (13 rows) included.
+    ranks_match_one_process("mpi-sync-bn", |toml| with_batch_norm(toml, true));
+    // Without it each of 2 ranks normalizes its own 32 rows: the check above fails.
+    let dir = workdir("mpi-local-bn");
+    let exp = &write_experiment(&dir, 1, "");
+    std::fs::write(exp, with_batch_norm(std::fs::read_to_string(exp).unwrap(), false)).unwrap();
+    fit(None, exp, &dir.join("one"));
+    fit(Some(2), exp, &dir.join("np2"));
+    let step = |run: &str| dir.join(format!("{run}/exp-001/steps/1/model.safetensors"));
+    let d = relative_difference(&step("np2"), &step("one"));
+    eprintln!("unsynchronized batch norm, 2 ranks, after step 1: relative difference {d:.2e}");
+    assert!(d > 1e-4, "per-rank statistics should move the model (weights, moving statistics) away from one process's: {d:.2e}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 #[test]
 fn ranks_that_read_different_experiments_are_refused_before_training() {
     let dir = workdir("mpi-mismatch");

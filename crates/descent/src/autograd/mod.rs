@@ -5,10 +5,12 @@
 
 mod ops;
 mod params;
+mod replica;
 mod tape;
 
 pub use params::{ParamEntry, ParamId, ParamStore};
 pub use ops::AttentionSpec;
+pub use replica::ReplicaSum;
 pub use tape::{Tape, Var};
 #[cfg(test)]
 mod gradcheck;
@@ -22,3 +24,5 @@ mod gradcheck_attention;
 mod conv_reference_tests;
 #[cfg(test)]
 mod flops_tests;
+#[cfg(test)]
+mod sync_batch_norm_tests;

@@ -42,11 +42,14 @@ pub struct Tape {
     /// Scratch for a model's forward pass: the value of each graph tensor, and one
     /// layer call's arguments. Kept here so a steady-state step allocates nothing.
     graph_vars: (Vec<Var>, Vec<Var>),
+    /// Data-parallel: the other replicas, for ops whose statistics span every replica's
+    /// rows (synchronized batch norm). None in one process.
+    pub(crate) replicas: Option<super::replica::Replicas>,
 }
 
 impl Default for Tape {
     fn default() -> Self {
-        Tape { nodes: Vec::new(), len: 0, grad_enabled: true, penalty: 0.0, graph_vars: (Vec::new(), Vec::new()) }
+        Tape { nodes: Vec::new(), len: 0, grad_enabled: true, penalty: 0.0, graph_vars: (Vec::new(), Vec::new()), replicas: None }
     }
 }
 
@@ -59,6 +62,29 @@ impl Tape {
     pub fn reset(&mut self) {
         self.len = 0;
         self.penalty = 0.0;
+        if let Some(r) = &mut self.replicas {
+            r.reset();
+        }
+    }
+
+    /// Joins the tape to the other replicas of a data-parallel fit (or, with None,
+    /// leaves them): synchronized batch norms then take their statistics over every
+    /// replica's rows.
+    pub fn set_replicas(&mut self, group: Option<Box<dyn super::ReplicaSum>>) {
+        self.replicas = group.map(super::replica::Replicas::new);
+    }
+
+    /// This replica's weight in the coming step's gradient (its share of the rows).
+    pub fn set_replica_weight(&mut self, weight: f64) {
+        if let Some(r) = &mut self.replicas {
+            r.weight = weight;
+        }
+    }
+
+    /// For a step in which this replica has no rows: takes part, adding zeros, in the
+    /// sums the last pass made over the replicas. Returns how many.
+    pub fn replay_replica_sums(&mut self) -> usize {
+        self.replicas.as_mut().map_or(0, |r| r.replay_as_zeros())
     }
 
     /// The sum of the activity penalties of this pass (part of the loss to report; their
@@ -287,7 +313,7 @@ impl Tape {
         }
         B::fill(B::range_mut(&mut self.nodes[root.idx()].grad, 0..1), 1.0);
         let mut pgrads = store.take_grads();
-        let mut ctx = Backward { nodes: &mut self.nodes[..self.len], pvals: store.device_values(), pgrads: &mut pgrads };
+        let mut ctx = Backward { nodes: &mut self.nodes[..self.len], pvals: store.device_values(), pgrads: &mut pgrads, replicas: self.replicas.as_mut() };
         for i in (0..=root.idx()).rev() {
             if ctx.nodes[i].requires_grad {
                 ops::backward(&mut ctx, i);

@@ -184,6 +184,13 @@ mod tests {
             self.0.push((bucket, data.len(), scale));
             data.iter_mut().for_each(|v| *v *= 2.0);
         }
+        fn replica_sum(&mut self) -> Box<dyn crate::autograd::ReplicaSum> {
+            struct Alone;
+            impl crate::autograd::ReplicaSum for Alone {
+                fn sum(&mut self, _: &mut [f64]) {}
+            }
+            Box::new(Alone)
+        }
     }
 
     #[test]

@@ -38,6 +38,10 @@ pub trait Communicator {
     /// Sums `data · scale` over ranks into `data`, waiting for it: a bucket backward
     /// left for the end, reduced where it lies (no copies in or out).
     fn sum_in_place(&mut self, bucket: usize, data: &mut [f32], scale: f32);
+    /// The sum [`Communicator::sum`] takes, as a handle the tape keeps for the fit:
+    /// synchronized batch norm sums its statistics over the ranks with it, inside
+    /// forward and backward. Called by every rank at the start of a fit.
+    fn replica_sum(&mut self) -> Box<dyn crate::autograd::ReplicaSum>;
 }
 
 /// The data-parallel side of one fit: the group and the plan of its gradient buckets.

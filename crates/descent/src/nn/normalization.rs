@@ -37,6 +37,13 @@ pub struct BatchNormalizationConfig {
     /// Learn γ (else γ = 1).
     #[serde(default = "yes")]
     pub scale: bool,
+    /// Data-parallel (`mpirun -np N descent fit`), take the batch statistics over every
+    /// rank's rows, as one process with the whole batch would (Keras's
+    /// `synchronized`, PyTorch's `SyncBatchNorm`); the moving averages then agree on
+    /// every rank. Costs three small sums over the ranks per layer and step. No effect
+    /// in one process.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub synchronized: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -109,6 +116,7 @@ impl BatchNormalization {
             epsilon: default_epsilon(),
             center: true,
             scale: true,
+            synchronized: false,
             name: None,
             input_shape: None,
             inputs: None,
@@ -123,6 +131,11 @@ impl BatchNormalization {
     }
     pub fn epsilon(mut self, e: f32) -> Self {
         self.config.epsilon = e;
+        self
+    }
+    /// Statistics over every data-parallel rank's rows (see the config's field).
+    pub fn synchronized(mut self, on: bool) -> Self {
+        self.config.synchronized = on;
         self
     }
     pub fn input_shape(mut self, shape: &[usize]) -> Self {
@@ -163,7 +176,10 @@ impl Layer for BatchNormalization {
         let [gamma, beta, mean, var] = self.params.ok_or_else(|| Error::State(format!("layer '{}' used before build", self.name)))?;
         let (g, b) = (tape.param(store, gamma), tape.param(store, beta));
         let fixed = if training { None } else { Some((tape.param(store, mean), tape.param(store, var))) };
-        let y = tape.batch_norm(store, x, g, b, self.config.epsilon, fixed)?;
+        let y = match fixed {
+            None if self.config.synchronized => tape.synchronized_batch_norm(store, x, g, b, self.config.epsilon)?,
+            fixed => tape.batch_norm(store, x, g, b, self.config.epsilon, fixed)?,
+        };
         *self.last.lock().unwrap_or_else(|p| p.into_inner()) = training.then_some(y);
         Ok(y)
     }

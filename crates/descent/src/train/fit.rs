@@ -388,6 +388,9 @@ impl Model {
         let batch = data.batch();
         let several = self.num_outputs() > 1;
         let mut dp = options.data_parallel.take().filter(|c| c.size() > 1).map(|c| DataParallel::new(c, &self.network.store));
+        // Synchronized batch norms sum their statistics over the ranks from the tape;
+        // one process (or a later fit alone) leaves the tape on its own.
+        trainer.tape.set_replicas(dp.as_mut().map(|dp| dp.comm.replica_sum()));
         let streamed = matches!(data, TrainData::Stream { .. });
         if let Some(dp) = &mut dp {
             if options.batch_size < dp.size() {

@@ -117,6 +117,9 @@ impl Trainer {
         parallel: Option<(&mut DataParallel, f32)>,
     ) -> Result<f64> {
         let n = rows.len(xs.rows());
+        if let Some((_, share)) = &parallel {
+            self.tape.set_replica_weight(*share as f64);
+        }
         let loss = self.forward_loss(net, (xs, ys, rows), weights, true)?;
         net.store.zero_grads();
         let parallel = match parallel {
@@ -141,6 +144,8 @@ impl Trainer {
     /// with every other rank.
     pub(crate) fn idle_step(&mut self, net: &mut Network, dp: &mut DataParallel) {
         net.store.zero_grads();
+        // The sums synchronized batch norms take in forward and backward, with zeros.
+        self.tape.replay_replica_sums();
         dp.buckets.begin_pass(std::iter::empty(), 0, 0.0);
         reduce_gradients(net, Some(dp));
         self.apply_gradients(net);

@@ -62,7 +62,7 @@ pub(crate) enum Op {
     AddConst { x: Var },
     ActivityPenalty { x: Var, l1: f32, l2: f32 },
     LayerNorm { x: Var, gamma: Var, beta: Var },
-    BatchNorm { x: Var, gamma: Var, beta: Var, fixed: bool },
+    BatchNorm { x: Var, gamma: Var, beta: Var, fixed: bool, synchronized: bool },
     Loss { pred: Var },
     Reshape { x: Var },
     Permute { x: Var, axes: [u8; 4] },
@@ -104,6 +104,8 @@ pub(crate) struct Backward<'a> {
     pub(crate) nodes: &'a mut [Node],
     pub(crate) pvals: &'a DeviceSlice,
     pub(crate) pgrads: &'a mut DeviceSlice,
+    /// Data-parallel: the other replicas (synchronized batch norm sums over them).
+    pub(crate) replicas: Option<&'a mut super::replica::Replicas>,
 }
 
 impl Backward<'_> {
@@ -190,7 +192,7 @@ pub(crate) fn backward(ctx: &mut Backward, i: usize) {
         Op::AddConst { x } => add_const::backward(ctx, i, x),
         Op::ActivityPenalty { x, l1, l2 } => activity_penalty::backward(ctx, i, x, l1, l2),
         Op::LayerNorm { x, gamma, beta } => layer_norm::backward(ctx, i, x, gamma, beta),
-        Op::BatchNorm { x, gamma, beta, fixed } => batch_norm::backward(ctx, i, (x, gamma, beta), fixed),
+        Op::BatchNorm { x, gamma, beta, fixed, synchronized } => batch_norm::backward(ctx, i, (x, gamma, beta), fixed, synchronized),
         Op::Loss { pred } => loss::backward(ctx, i, pred),
         Op::Reshape { x } => reshape::backward(ctx, i, x),
         Op::Permute { x, axes } => permute::backward(ctx, i, x, axes),

@@ -282,6 +282,24 @@ impl Backend for Cpu {
     fn batch_norm_backward(g: &CpuSlice, xhat: &CpuSlice, inv_std: &CpuSlice, gamma: &CpuSlice, fixed: bool, gx: Option<&mut CpuSlice>, ggamma: Option<&mut CpuSlice>, gbeta: Option<&mut CpuSlice>) {
         norm::batch_norm_backward(&g.0, &xhat.0, &inv_std.0, &gamma.0, fixed, opt_mut(gx), opt_mut(ggamma), opt_mut(gbeta))
     }
+    fn column_sums(x: &CpuSlice, n: usize, sums: &mut [f64]) {
+        norm::column_sums(&x.0, n, sums)
+    }
+    fn column_centered_squares(x: &CpuSlice, mean: &[f64], sums: &mut [f64]) {
+        norm::column_centered_squares(&x.0, mean, sums)
+    }
+    fn batch_norm_given(x: &CpuSlice, gamma: &CpuSlice, beta: &CpuSlice, eps: f32, mean64: &[f64], var64: &[f64], y: &mut CpuSlice, xhat: &mut CpuSlice, stats: &mut CpuSlice) {
+        let n = gamma.0.len();
+        let (mean, rest) = stats.0.split_at_mut(n);
+        let (var, inv) = rest.split_at_mut(n);
+        norm::batch_norm_given(&x.0, &gamma.0, &beta.0, eps, mean64, var64, &mut y.0, &mut xhat.0, mean, var, inv)
+    }
+    fn batch_norm_backward_sums(g: &CpuSlice, xhat: &CpuSlice, gamma: &CpuSlice, sums: &mut [f64]) {
+        norm::batch_norm_backward_sums(&g.0, &xhat.0, &gamma.0, sums)
+    }
+    fn batch_norm_backward_given(g: &CpuSlice, xhat: &CpuSlice, inv_std: &CpuSlice, gamma: &CpuSlice, means: &[f64], gx: Option<&mut CpuSlice>, ggamma: Option<&mut CpuSlice>, gbeta: Option<&mut CpuSlice>) {
+        norm::batch_norm_backward_given(&g.0, &xhat.0, &inv_std.0, &gamma.0, means, opt_mut(gx), opt_mut(ggamma), opt_mut(gbeta))
+    }
 
     fn loss(kind: LossKind, pred: &CpuSlice, targets: &CpuSlice, labels: &CpuInts, weights: &CpuSlice, cols: usize, grad: Option<&mut CpuSlice>, scale: f32) -> f64 {
         kind.compute_weighted(&pred.0, &targets.0, &labels.0, &weights.0, cols, opt_mut(grad), scale)

@@ -205,6 +205,19 @@ pub trait Backend: 'static {
     /// `n` long: computed from the batch, or (`fixed`) mean and var given, 1/σ computed.
     fn batch_norm(x: &Self::Slice, gamma: &Self::Slice, beta: &Self::Slice, eps: f32, fixed: bool, y: &mut Self::Slice, xhat: &mut Self::Slice, stats: &mut Self::Slice);
     fn batch_norm_backward(g: &Self::Slice, xhat: &Self::Slice, inv_std: &Self::Slice, gamma: &Self::Slice, fixed: bool, gx: Option<&mut Self::Slice>, ggamma: Option<&mut Self::Slice>, gbeta: Option<&mut Self::Slice>);
+    /// Batch statistics over several replicas' rows (synchronized batch norm) in steps
+    /// the replicas' sums go between: Σ x per column of `x: [rows, n]` into `sums`
+    /// (host f64, `n` long), then Σ (x − mean)², then normalization with the summed
+    /// statistics (`stats` as in [`Backend::batch_norm`]).
+    fn column_sums(x: &Self::Slice, n: usize, sums: &mut [f64]);
+    fn column_centered_squares(x: &Self::Slice, mean: &[f64], sums: &mut [f64]);
+    #[allow(clippy::too_many_arguments)]
+    fn batch_norm_given(x: &Self::Slice, gamma: &Self::Slice, beta: &Self::Slice, eps: f32, mean: &[f64], var: &[f64], y: &mut Self::Slice, xhat: &mut Self::Slice, stats: &mut Self::Slice);
+    /// Its backward: per column Σ g⊙γ and Σ g⊙γ⊙x̂ into `sums` `[2n]`, then, with the
+    /// replicas' means of those two in `means`, the gradients (added into).
+    fn batch_norm_backward_sums(g: &Self::Slice, xhat: &Self::Slice, gamma: &Self::Slice, sums: &mut [f64]);
+    #[allow(clippy::too_many_arguments)]
+    fn batch_norm_backward_given(g: &Self::Slice, xhat: &Self::Slice, inv_std: &Self::Slice, gamma: &Self::Slice, means: &[f64], gx: Option<&mut Self::Slice>, ggamma: Option<&mut Self::Slice>, gbeta: Option<&mut Self::Slice>);
 
     // ---- losses and reductions ----
     /// Σ over rows of `kind`'s loss of `pred: [rows, cols]` against `targets` (values

@@ -82,26 +82,71 @@ pub fn batch_norm_forward(
     for j0 in (0..n).step_by(COLUMN_BLOCK) {
         let w = COLUMN_BLOCK.min(n - j0);
         let mut sum = [0.0f64; COLUMN_BLOCK];
-        for xr in x.chunks_exact(n) {
-            for (s, v) in sum[..w].iter_mut().zip(&xr[j0..j0 + w]) {
-                *s += *v as f64;
-            }
-        }
+        block_sums(x, n, j0, &mut sum[..w]);
         let mu: [f64; COLUMN_BLOCK] = std::array::from_fn(|k| sum[k] / count);
         let mut sq = [0.0f64; COLUMN_BLOCK];
-        for xr in x.chunks_exact(n) {
-            for ((s, v), m) in sq[..w].iter_mut().zip(&xr[j0..j0 + w]).zip(&mu) {
-                *s += (*v as f64 - m).powi(2);
-            }
-        }
-        for k in 0..w {
-            let v = sq[k] / count;
-            mean[j0 + k] = mu[k] as f32;
-            var[j0 + k] = v as f32;
-            inv_std[j0 + k] = (1.0 / (v + eps as f64).sqrt()) as f32;
-        }
+        block_centered_squares(x, n, j0, &mu[..w], &mut sq[..w]);
+        let var_block: [f64; COLUMN_BLOCK] = std::array::from_fn(|k| sq[k] / count);
+        store_stats(&mu[..w], &var_block[..w], eps, &mut mean[j0..j0 + w], &mut var[j0..j0 + w], &mut inv_std[j0..j0 + w]);
     }
     normalize_columns(x, mean, inv_std, gamma, beta, y, xhat);
+}
+
+/// Σ over the rows of `x` `[rows, n]` of each column, in row order, into `sums` (n
+/// long): the first half of batch statistics taken over several replicas' rows.
+pub fn column_sums(x: &[f32], n: usize, sums: &mut [f64]) {
+    for j0 in (0..n).step_by(COLUMN_BLOCK) {
+        let w = COLUMN_BLOCK.min(n - j0);
+        block_sums(x, n, j0, &mut sums[j0..j0 + w]);
+    }
+}
+
+/// Σ over the rows of `(x − mean)²` per column into `sums` (the second half).
+pub fn column_centered_squares(x: &[f32], mean: &[f64], sums: &mut [f64]) {
+    let n = mean.len();
+    for j0 in (0..n).step_by(COLUMN_BLOCK) {
+        let w = COLUMN_BLOCK.min(n - j0);
+        block_centered_squares(x, n, j0, &mean[j0..j0 + w], &mut sums[j0..j0 + w]);
+    }
+}
+
+/// Batch norm of `x` with statistics taken elsewhere (over every replica's rows): the
+/// mean and biased variance given in f64, stored with r as [`batch_norm_forward`] does.
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm_given(x: &[f32], gamma: &[f32], beta: &[f32], eps: f32, mu: &[f64], var64: &[f64], y: &mut [f32], xhat: &mut [f32], mean: &mut [f32], var: &mut [f32], inv_std: &mut [f32]) {
+    store_stats(mu, var64, eps, mean, var, inv_std);
+    normalize_columns(x, mean, inv_std, gamma, beta, y, xhat);
+}
+
+/// Columns `j0..j0 + out.len()` of `x` `[rows, n]` summed over the rows, in order.
+fn block_sums(x: &[f32], n: usize, j0: usize, out: &mut [f64]) {
+    let w = out.len();
+    out.iter_mut().for_each(|s| *s = 0.0);
+    for xr in x.chunks_exact(n) {
+        for (s, v) in out.iter_mut().zip(&xr[j0..j0 + w]) {
+            *s += *v as f64;
+        }
+    }
+}
+
+/// Σ over the rows of (x − μ)² for columns `j0..j0 + out.len()`.
+fn block_centered_squares(x: &[f32], n: usize, j0: usize, mu: &[f64], out: &mut [f64]) {
+    let w = out.len();
+    out.iter_mut().for_each(|s| *s = 0.0);
+    for xr in x.chunks_exact(n) {
+        for ((s, v), m) in out.iter_mut().zip(&xr[j0..j0 + w]).zip(mu) {
+            *s += (*v as f64 - m).powi(2);
+        }
+    }
+}
+
+/// The f32 statistics backward and the moving averages read: μ, σ², r = 1/√(σ² + ε).
+fn store_stats(mu: &[f64], var64: &[f64], eps: f32, mean: &mut [f32], var: &mut [f32], inv_std: &mut [f32]) {
+    for k in 0..mu.len() {
+        mean[k] = mu[k] as f32;
+        var[k] = var64[k] as f32;
+        inv_std[k] = (1.0 / (var64[k] + eps as f64).sqrt()) as f32;
+    }
 }
 
 /// Columns per block of the batch-norm passes (their f64 accumulators on the stack).
@@ -155,23 +200,64 @@ pub fn batch_norm_backward(
             for j0 in (0..n).step_by(COLUMN_BLOCK) {
                 let w = COLUMN_BLOCK.min(n - j0);
                 let (mut s1, mut s2) = ([0.0f64; COLUMN_BLOCK], [0.0f64; COLUMN_BLOCK]);
-                for (gr, hr) in g.chunks_exact(n).zip(xhat.chunks_exact(n)) {
-                    for k in 0..w {
-                        let gh = (gr[j0 + k] * gamma[j0 + k]) as f64;
-                        s1[k] += gh;
-                        s2[k] += gh * hr[j0 + k] as f64;
-                    }
-                }
+                block_backward_sums(g, xhat, gamma, j0, &mut s1[..w], &mut s2[..w]);
                 let (m1, m2): ([f64; COLUMN_BLOCK], [f64; COLUMN_BLOCK]) = (std::array::from_fn(|k| s1[k] / count), std::array::from_fn(|k| s2[k] / count));
-                for ((gr, hr), dxr) in g.chunks_exact(n).zip(xhat.chunks_exact(n)).zip(gx.chunks_exact_mut(n)) {
-                    for k in 0..w {
-                        let j = j0 + k;
-                        let gh = (gr[j] * gamma[j]) as f64;
-                        dxr[j] += (inv_std[j] as f64 * (gh - m1[k] - hr[j] as f64 * m2[k])) as f32;
-                    }
-                }
+                block_backward_apply(g, xhat, inv_std, gamma, j0, &m1[..w], &m2[..w], gx);
             }
         }
     }
     affine_param_grads(g, xhat, n, ggamma, gbeta);
+}
+
+/// Per column, Σ ĝ and Σ ĝ ⊙ x̂ over the rows (ĝ = g ⊙ γ) into `sums` `[2n]`: what
+/// backward of a batch norm over several replicas' rows sums over the replicas.
+pub fn batch_norm_backward_sums(g: &[f32], xhat: &[f32], gamma: &[f32], sums: &mut [f64]) {
+    let n = gamma.len();
+    let (s1, s2) = sums.split_at_mut(n);
+    for j0 in (0..n).step_by(COLUMN_BLOCK) {
+        let w = COLUMN_BLOCK.min(n - j0);
+        block_backward_sums(g, xhat, gamma, j0, &mut s1[j0..j0 + w], &mut s2[j0..j0 + w]);
+    }
+}
+
+/// Backward of a batch norm whose statistics covered other rows too: `means` `[2n]`
+/// holds, per column, the mean(ĝ) and mean(ĝ ⊙ x̂) to subtract (taken over every
+/// replica's rows); adds into `gx`, `ggamma`, `gbeta` as [`batch_norm_backward`].
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm_backward_given(g: &[f32], xhat: &[f32], inv_std: &[f32], gamma: &[f32], means: &[f64], gx: Option<&mut [f32]>, ggamma: Option<&mut [f32]>, gbeta: Option<&mut [f32]>) {
+    let n = gamma.len();
+    if let Some(gx) = gx {
+        let (m1, m2) = means.split_at(n);
+        for j0 in (0..n).step_by(COLUMN_BLOCK) {
+            let w = COLUMN_BLOCK.min(n - j0);
+            block_backward_apply(g, xhat, inv_std, gamma, j0, &m1[j0..j0 + w], &m2[j0..j0 + w], gx);
+        }
+    }
+    affine_param_grads(g, xhat, n, ggamma, gbeta);
+}
+
+/// Σ ĝ into `s1` and Σ ĝ ⊙ x̂ into `s2` for columns `j0..j0 + s1.len()`.
+fn block_backward_sums(g: &[f32], xhat: &[f32], gamma: &[f32], j0: usize, s1: &mut [f64], s2: &mut [f64]) {
+    let n = gamma.len();
+    s1.iter_mut().chain(s2.iter_mut()).for_each(|s| *s = 0.0);
+    for (gr, hr) in g.chunks_exact(n).zip(xhat.chunks_exact(n)) {
+        for k in 0..s1.len() {
+            let gh = (gr[j0 + k] * gamma[j0 + k]) as f64;
+            s1[k] += gh;
+            s2[k] += gh * hr[j0 + k] as f64;
+        }
+    }
+}
+
+/// ∂L/∂x += r · (ĝ − m1 − x̂ · m2) for columns `j0..j0 + m1.len()`.
+#[allow(clippy::too_many_arguments)]
+fn block_backward_apply(g: &[f32], xhat: &[f32], inv_std: &[f32], gamma: &[f32], j0: usize, m1: &[f64], m2: &[f64], gx: &mut [f32]) {
+    let n = gamma.len();
+    for ((gr, hr), dxr) in g.chunks_exact(n).zip(xhat.chunks_exact(n)).zip(gx.chunks_exact_mut(n)) {
+        for k in 0..m1.len() {
+            let j = j0 + k;
+            let gh = (gr[j] * gamma[j]) as f64;
+            dxr[j] += (inv_std[j] as f64 * (gh - m1[k] - hr[j] as f64 * m2[k])) as f32;
+        }
+    }
 }
